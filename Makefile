@@ -1,0 +1,31 @@
+# The two commands the README opens with:
+#   make demo   local services up, a demo config, a monitor that goes down, notifications you can see
+#   make test   the whole test suite against real PostgreSQL, Redis and Kafka
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: test demo services-up services-down services-status bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	touch $@
+
+services-up:
+	scripts/services up
+
+services-down:
+	scripts/services down
+
+services-status:
+	scripts/services status
+
+test: $(VENV)/.installed services-up
+	$(PY) -m pytest
+
+demo: $(VENV)/.installed services-up
+	$(PY) scripts/demo.py
+
+clean: services-down
+	rm -rf .data $(VENV)

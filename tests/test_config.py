@@ -1,0 +1,141 @@
+"""Config loading and every error path of `uptimed check-config`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from uptimed.cli import main
+from uptimed.config import ConfigError, load_settings, parse_settings
+
+pytestmark = pytest.mark.usefixtures("clean_env")
+
+
+def check(tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    path = tmp_path / "uptimed.toml"
+    path.write_text(text)
+    code = main(["check-config", str(path)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_example_config_loads_and_documents_every_key() -> None:
+    settings = load_settings(ROOT / "config.example.toml")
+    assert [m.name for m in settings.monitors] == ["Homepage", "Database port"]
+    assert settings.monitors[0].interval == 60.0 and settings.kafka.retention == 7 * 86400
+    text = (ROOT / "config.example.toml").read_text()
+    # Every key of every section appears in the example, written out or commented.
+    for section in ("database", "redis", "kafka", "probe", "api", "smtp", "log"):
+        for key in type(getattr(settings, section)).model_fields:
+            assert f"{key} =" in text, f"[{section}] {key} is not documented in config.example.toml"
+
+
+def test_ok_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = check(tmp_path, '[probe]\nregions = ["eu", "us"]\n[[monitors]]\nowner = "a"\nname = "x"\ntarget = "http://x/"\n', capsys)
+    assert code == 0
+    assert out.strip().endswith("OK (1 monitor, regions: eu, us)")
+
+
+def test_syntax_error_names_line_and_column(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = check(tmp_path, '[kafka]\nclient_id = "uptimed"\nbootstrap_servers = ["a:1" "b:2"]\n', capsys)
+    assert code == 2
+    assert f"{tmp_path / 'uptimed.toml'}:3:28: TOML syntax error: Unclosed array" in err
+
+
+def test_syntax_error_at_the_end_names_the_last_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = check(tmp_path, '[kafka]\nclient_id = "uptimed"\nbootstrap_servers = [\n', capsys)
+    assert code == 2
+    assert "uptimed.toml:3: TOML syntax error: Invalid value" in err
+
+
+def test_unknown_key_names_key_and_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = check(tmp_path, '[kafka]\nclient_id = "x"\nbootstrap_server = "a:1"\n', capsys)
+    assert code == 2
+    assert "uptimed.toml:3: kafka.bootstrap_server: unknown key" in err
+
+
+def test_unknown_section_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = check(tmp_path, "[databse]\ndsn = 'x'\n", capsys)
+    assert code == 2
+    assert "uptimed.toml:1: databse: unknown key" in err
+
+
+def test_wrong_type_says_what_was_expected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = check(tmp_path, "[api]\nhost = '0.0.0.0'\nport = 'eighty'\n", capsys)
+    assert code == 2
+    assert "uptimed.toml:3: api.port: Input should be a valid integer" in err
+    assert "'eighty'" in err
+
+
+def test_missing_required_key_names_the_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = check(tmp_path, '[[monitors]]\nname = "a"\ntarget = "http://a/"\n', capsys)
+    assert code == 2
+    assert "uptimed.toml:1: monitors[0].owner: required key is missing" in err
+
+
+def test_monitor_errors_point_into_the_right_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = (
+        '[probe]\nregions = ["eu", "us"]\n'
+        '[[monitors]]\nowner = "a"\nname = "ok"\ntarget = "http://a/"\n'
+        '[[monitors]]\nowner = "a"\nname = "bad"\ntarget = "http://b/"\ninterval = "500ms"\n'
+    )
+    code, _, err = check(tmp_path, text, capsys)
+    assert code == 2
+    assert "uptimed.toml:11: monitors[1].interval: must be at least 1 s" in err
+
+
+@pytest.mark.parametrize(
+    ("monitor", "key", "reason"),
+    [
+        ('target = "ftp://a/"', "monitors[0]", "needs an http:// or https:// URL"),
+        ('target = "http://a/"\ninterval = 5\ntimeout = 10', "monitors[0]", "timeout (10 s) is longer than interval (5 s)"),
+        ('target = "http://a/"\nquorum = 3', "monitors[0].quorum", "quorum 3 is more than its 2 regions"),
+        ('target = "http://a/"\nregions = ["mars"]', "monitors[0].regions", "unknown region 'mars'"),
+        ('kind = "tcp"\ntarget = "db.internal"', "monitors[0]", "a tcp monitor needs host:port"),
+        ('target = "http://a/"\n[monitors.http]\naccepted_statuses = ["2xx"]', "monitors[0].http.accepted_statuses", "expected a status code or range"),
+    ],
+)
+def test_invalid_monitor_values_are_rejected_with_key_and_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monitor: str, key: str, reason: str
+) -> None:
+    text = f'[probe]\nregions = ["eu", "us"]\n[[monitors]]\nowner = "a"\nname = "m"\n{monitor}\n'
+    code, _, err = check(tmp_path, text, capsys)
+    assert code == 2
+    assert f": {key}: " in err and reason in err, err
+
+
+def test_secrets_are_not_echoed_in_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = check(tmp_path, "[smtp]\npassword = 12345678901\n", capsys)
+    assert code == 2 and "smtp.password" in err
+    assert "12345678901" not in err
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["check-config", str(tmp_path / "nope.toml")])
+    assert code == 2
+    assert "cannot read the file" in capsys.readouterr().err
+
+
+def test_environment_overrides_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UPTIMED_KAFKA__BOOTSTRAP_SERVERS", "k1:9092,k2:9092")
+    monkeypatch.setenv("UPTIMED_API__PORT", "9999")
+    settings = parse_settings('[kafka]\nbootstrap_servers = ["file:1"]\nclient_id = "from-file"\n[api]\nport = 1\n')
+    assert settings.kafka.bootstrap_servers == ["k1:9092", "k2:9092"]
+    assert settings.kafka.client_id == "from-file"
+    assert settings.api.port == 9999
+
+
+def test_durations_accept_units() -> None:
+    settings = parse_settings(
+        '[[monitors]]\nowner = "a"\nname = "m"\ntarget = "http://a/"\ninterval = "1m30s"\ntimeout = "1500ms"\nrepeat_interval = "1h"\n'
+    )
+    monitor = settings.monitors[0]
+    assert (monitor.interval, monitor.timeout, monitor.repeat_interval) == (90.0, 1.5, 3600.0)
+
+
+def test_two_monitors_with_one_key_are_refused() -> None:
+    text = '[[monitors]]\nowner = "a"\nname = "m"\ntarget = "http://a/"\n[[monitors]]\nowner = "a"\nname = "m"\ntarget = "http://b/"\n'
+    with pytest.raises(ConfigError, match=r"monitors\[1\]\.key: two monitors of 'a' share the key 'm'"):
+        parse_settings(text)

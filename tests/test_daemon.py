@@ -1,0 +1,63 @@
+"""`uptimed run` against the real services: connects, creates topics, stops on SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from conftest import Stack
+
+
+async def test_run_connects_and_stops_cleanly_on_sigterm(stack: Stack, start_daemon) -> None:
+    daemon = await start_daemon(stack.toml())
+    created = await daemon.wait_for("kafka.topics_created")
+    assert sorted(created["topics"]) == sorted(
+        [f"{stack.prefix}.checks", f"{stack.prefix}.website.events", f"{stack.prefix}.dead-letters"]
+    )
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([f"{stack.prefix}.checks"])
+        assert len(described[0]["partitions"]) == 3
+    finally:
+        await admin.close()
+
+    assert await daemon.stop(signal.SIGTERM, timeout=25) == 0
+    assert daemon.events("daemon.stopped")
+
+
+async def test_sigint_also_stops_with_exit_0(stack: Stack, start_daemon) -> None:
+    daemon = await start_daemon(stack.toml())
+    assert await daemon.stop(signal.SIGINT, timeout=25) == 0
+
+
+@pytest.mark.parametrize(
+    ("section", "service"),
+    [
+        ('[kafka]\nbootstrap_servers = ["127.0.0.1:1"]\nrequest_timeout = 3\n', "kafka"),
+        ('[redis]\nurl = "redis://127.0.0.1:1/0"\nconnect_timeout = 2\n', "redis"),
+    ],
+)
+async def test_unreachable_service_is_named_and_exits_1(stack: Stack, start_daemon, section: str, service: str) -> None:
+    sections = stack.sections()
+    name = section.split("]")[0][1:]
+    del sections[name]
+    from conftest import to_toml
+
+    daemon = await start_daemon(to_toml(sections) + "\n" + section, wait_ready=False)
+    code = await daemon.process.wait()
+    await daemon._reader
+    assert code == 1
+    assert any(f"uptimed: {service}:" in line for line in daemon.raw), daemon.raw[-5:]
+
+
+async def test_topics_managed_elsewhere_are_not_created(stack: Stack, start_daemon) -> None:
+    sections = stack.sections()
+    sections["kafka"]["manage_topics"] = False
+    from conftest import to_toml
+
+    daemon = await start_daemon(to_toml(sections))
+    assert not daemon.events("kafka.topics_created")
+    assert await daemon.stop() == 0

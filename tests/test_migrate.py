@@ -1,0 +1,74 @@
+"""`uptimed migrate` against the real PostgreSQL: applies once, then changes nothing."""
+
+from __future__ import annotations
+
+import anyio
+import asyncpg
+import pytest
+
+from conftest import Stack
+from uptimed.cli import main
+
+pytestmark = pytest.mark.usefixtures("clean_env")
+
+SNAPSHOT = """
+SELECT table_name, column_name, data_type, is_nullable, column_default
+FROM information_schema.columns WHERE table_schema = 'public'
+ORDER BY table_name, ordinal_position
+"""
+
+
+async def fresh_database(admin_dsn: str, name: str) -> str:
+    conn = await asyncpg.connect(admin_dsn)
+    await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    await conn.execute(f"CREATE DATABASE {name}")
+    await conn.close()
+    return admin_dsn.rsplit("/", 1)[0] + "/" + name
+
+
+async def test_migrate_applies_once_then_changes_nothing(services, tmp_path, capsys) -> None:
+    dsn = await fresh_database(services["UPTIMED_DATABASE__DSN"], "t_migrate")
+    config = tmp_path / "uptimed.toml"
+    config.write_text(f'[database]\ndsn = "{dsn}"\n')
+
+    assert await anyio.to_thread.run_sync(main, ["migrate", "-c", str(config)]) == 0
+    assert "schema version 1: applied" in capsys.readouterr().out
+    conn = await asyncpg.connect(dsn)
+    tables = {r["tablename"] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    assert {"users", "api_tokens", "monitors", "checks", "integrations", "notification_log", "incidents"} <= tables
+    before = await conn.fetch(SNAPSHOT)
+    versions_before = await conn.fetch("SELECT version, applied_at FROM schema_version")
+
+    assert await anyio.to_thread.run_sync(main, ["migrate", "-c", str(config)]) == 0
+    assert "schema version 1: already up to date" in capsys.readouterr().out
+    assert await conn.fetch(SNAPSHOT) == before
+    assert await conn.fetch("SELECT version, applied_at FROM schema_version") == versions_before
+    await conn.close()
+
+
+async def test_notification_log_is_unique_per_event_and_integration(stack: Stack) -> None:
+    conn = await asyncpg.connect(stack.dsn)
+    user = await conn.fetchval("INSERT INTO users (username, email) VALUES ('a', 'a@x') RETURNING id")
+    integration = await conn.fetchval(
+        "INSERT INTO integrations (owner_id, type, config) VALUES ($1, 'webhook', '{}') RETURNING id", user
+    )
+    insert = """
+        INSERT INTO notification_log (event_id, event_type, integration_id, user_id, payload)
+        VALUES ('6f1c1f5e-3c1b-4a3e-9d7e-0a2b7a9f0c11', 'website.down', $1, $2, '{}')
+        ON CONFLICT (event_id, integration_id) DO NOTHING
+    """
+    assert await conn.execute(insert, integration, user) == "INSERT 0 1"
+    assert await conn.execute(insert, integration, user) == "INSERT 0 0"
+    # Deleting the user removes what hangs off it.
+    await conn.execute("DELETE FROM users WHERE id = $1", user)
+    assert await conn.fetchval("SELECT count(*) FROM notification_log") == 0
+    await conn.close()
+
+
+async def test_migrate_reports_an_unreachable_database(tmp_path, capsys) -> None:
+    config = tmp_path / "uptimed.toml"
+    config.write_text('[database]\ndsn = "postgresql://nobody:hunter2@127.0.0.1:1/x"\nconnect_timeout = 2\n')
+    assert await anyio.to_thread.run_sync(main, ["migrate", "-c", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert "postgresql: cannot connect" in err
+    assert "hunter2" not in err

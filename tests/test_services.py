@@ -1,0 +1,94 @@
+"""scripts/services: idempotent up, status, down, and a clear failure."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, SERVICES
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def services(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(SERVICES), *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.fixture
+def own_services():
+    """A second PostgreSQL and Redis in their own folder and ports, stopped afterwards."""
+    # Under the checkout's data folder: PostgreSQL runs as its own user and
+    # must be able to enter every parent folder (pytest's tmp_path is private).
+    data = ROOT / ".data" / f"test-{uuid.uuid4().hex[:8]}"
+    env = {
+        "UPTIMED_DATA_DIR": str(data),
+        "UPTIMED_PG_PORT": str(free_port()),
+        "UPTIMED_REDIS_PORT": str(free_port()),
+    }
+    yield env
+    services("down", "postgres", "redis", env=env)
+    shutil.rmtree(data, ignore_errors=True)
+
+
+def test_up_is_idempotent_and_down_stops_only_its_own(own_services: dict[str, str]) -> None:
+    first = services("up", "postgres", "redis", env=own_services)
+    assert first.returncode == 0, first.stderr
+    assert "postgres: started" in first.stderr and "redis: started" in first.stderr
+
+    started = time.monotonic()
+    again = services("up", "postgres", "redis", env=own_services)
+    assert again.returncode == 0, again.stderr
+    assert "postgres: already running" in again.stderr and "redis: already running" in again.stderr
+    assert time.monotonic() - started < 5
+
+    status = services("status", "postgres", "redis", env=own_services)
+    assert status.returncode == 0
+    assert f"127.0.0.1:{own_services['UPTIMED_PG_PORT']}" in status.stdout
+    assert f"127.0.0.1:{own_services['UPTIMED_REDIS_PORT']}" in status.stdout
+
+    down = services("down", "postgres", "redis", env=own_services)
+    assert down.returncode == 0, down.stderr
+    status = services("status", "postgres", "redis", env=own_services)
+    assert status.returncode == 1
+    assert "postgres: stopped" in status.stdout and "redis: stopped" in status.stdout
+    # The session's own stack was not touched.
+    assert services("status", env={}).returncode == 0
+
+
+def test_the_session_stack_answers(services: dict[str, str]) -> None:
+    result = subprocess.run([sys.executable, str(SERVICES), "status"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+    assert "kafka: 3.9.1 running" in result.stdout
+    assert services["UPTIMED_KAFKA__BOOTSTRAP_SERVERS"].startswith("127.0.0.1:")
+
+
+def test_a_service_that_cannot_start_is_named_with_its_log(own_services: dict[str, str], services) -> None:
+    # The session's PostgreSQL already listens on this port.
+    taken = services["UPTIMED_DATABASE__DSN"].rsplit(":", 1)[1].split("/")[0]
+    env = {**own_services, "UPTIMED_PG_PORT": taken}
+    result = subprocess.run(
+        [sys.executable, str(SERVICES), "up", "postgres"], env={**os.environ, **env}, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1
+    assert "postgres" in result.stderr
+    assert str(Path(own_services["UPTIMED_DATA_DIR"]) / "postgres" / "postgres.log") in result.stderr
+
+
+def test_unknown_service_is_refused() -> None:
+    result = subprocess.run([sys.executable, str(SERVICES), "up", "mysql"], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "unknown service 'mysql'" in result.stderr

@@ -1,0 +1,3 @@
+from uptimed.cli import main
+
+raise SystemExit(main())

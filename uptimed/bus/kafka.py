@@ -1,0 +1,96 @@
+"""Kafka clients configured once from ``[kafka]``: producer, consumers, admin, topics."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
+
+from uptimed.config import KafkaSettings
+from uptimed.errors import ServiceUnavailable
+
+log = structlog.get_logger()
+
+
+def connection_options(settings: KafkaSettings) -> dict[str, Any]:
+    """The options every client shares: servers, identity, security."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "client_id": settings.client_id,
+        "security_protocol": settings.security_protocol,
+        "request_timeout_ms": int(settings.request_timeout * 1000),
+    }
+    if settings.security_protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = create_ssl_context(
+            cafile=settings.ssl_cafile, certfile=settings.ssl_certfile, keyfile=settings.ssl_keyfile
+        )
+    if settings.security_protocol.startswith("SASL"):
+        options["sasl_mechanism"] = settings.sasl_mechanism
+        options["sasl_plain_username"] = settings.sasl_username
+        options["sasl_plain_password"] = settings.sasl_password.get_secret_value() if settings.sasl_password else None
+    return options
+
+
+def make_producer(settings: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
+    """An idempotent producer (``acks=all``) that batches briefly."""
+    return AIOKafkaProducer(
+        **connection_options(settings),
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=5,
+        max_batch_size=256 * 1024,
+        compression_type=None,
+        **overrides,
+    )
+
+
+def make_consumer(settings: KafkaSettings, *topics: str, group_id: str, **overrides: Any) -> AIOKafkaConsumer:
+    """A group consumer with manual commits: offsets move only after the work is durable."""
+    options: dict[str, Any] = {
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": 10_000,
+        "heartbeat_interval_ms": 2_000,
+        "max_poll_interval_ms": 300_000,
+        **overrides,
+    }
+    return AIOKafkaConsumer(*topics, **connection_options(settings), **options)
+
+
+async def ensure_topics(settings: KafkaSettings, *, timeout: float = 30.0) -> list[str]:
+    """Create uptimed's topics that are missing; returns the names created.
+
+    Skipped when ``manage_topics`` is false (topics managed elsewhere).
+    """
+    if not settings.manage_topics:
+        return []
+    names = [settings.topics.checks, settings.topics.events, settings.topics.dead_letters]
+    admin = AIOKafkaAdminClient(**connection_options(settings))
+    try:
+        async with asyncio.timeout(timeout):
+            await admin.start()
+            existing = set(await admin.list_topics())
+            config = {"retention.ms": str(int(settings.retention * 1000)), "cleanup.policy": "delete"}
+            if settings.min_insync_replicas:
+                config["min.insync.replicas"] = str(settings.min_insync_replicas)
+            missing = [
+                NewTopic(name, settings.partitions, settings.replication_factor, topic_configs=config)
+                for name in names
+                if name not in existing
+            ]
+            if missing:
+                await admin.create_topics(missing)
+                log.info("kafka.topics_created", topics=[t.name for t in missing])
+            return [t.name for t in missing]
+    except TopicAlreadyExistsError:
+        return []  # another process created them meanwhile
+    except (KafkaError, OSError, TimeoutError) as exc:
+        raise ServiceUnavailable("kafka", f"cannot reach {','.join(settings.bootstrap_servers)}: {exc or type(exc).__name__}") from exc
+    finally:
+        await admin.close()

@@ -1,0 +1,151 @@
+"""The one interface every channel implements, built-in or plugin.
+
+A channel is a small object with a ``name``, a pydantic ``config_model`` that
+validates an integration's config when it is created, and ``async send``. It
+formats its own messages (see :func:`headline` for the shared wording) and
+tells retryable failures from permanent ones by the exception it raises.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Protocol, runtime_checkable
+
+import httpx
+from pydantic import BaseModel, SecretStr, WithJsonSchema
+
+from uptimed.bus.messages import EventType, MonitorEvent
+
+if TYPE_CHECKING:
+    from uptimed.config import SmtpSettings
+
+Secret = Annotated[
+    SecretStr,
+    WithJsonSchema({"type": "string", "format": "password", "writeOnly": True}),
+]
+"""A config field that is a secret: stored, used, never logged or returned in clear."""
+
+
+class NotificationKind(StrEnum):
+    DOWN = "down"
+    UP = "up"
+    SLOW = "slow"
+    REMINDER = "reminder"
+    TEST = "test"
+
+    @classmethod
+    def of(cls, event: MonitorEvent) -> NotificationKind:
+        if event.type is EventType.UP:
+            return cls.UP
+        if event.type is EventType.SLOW:
+            return cls.SLOW
+        return cls.REMINDER if event.reminder else cls.DOWN
+
+
+@dataclass(frozen=True, kw_only=True)
+class Notification:
+    """One event to deliver through one integration."""
+
+    kind: NotificationKind
+    event: MonitorEvent
+    config: Any
+    """The integration's config, an instance of the channel's ``config_model``."""
+    http: httpx.AsyncClient
+    """Shared client for HTTP deliveries (timeouts and pooling set by the notifier)."""
+    smtp: SmtpSettings | None = None
+    """The ``[smtp]`` section, for channels that send mail."""
+    integration_id: int | None = None
+
+    @property
+    def monitor_name(self) -> str:
+        return self.event.name or self.event.url
+
+
+class DeliveryError(Exception):
+    """A delivery did not succeed. ``retry_after`` is what the service asked for, in seconds."""
+
+    retryable: ClassVar[bool] = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
+class RetryableDeliveryError(DeliveryError):
+    """Worth trying again later: 5xx, 408, 429, timeouts, connection errors."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Trying again cannot help: a bad config, a gone webhook, a 4xx other than 408/429."""
+
+    retryable = False
+
+
+@runtime_checkable
+class Channel(Protocol):
+    """What ``uptimed.channels`` entry points name (a class or an instance)."""
+
+    name: str
+    config_model: type[BaseModel]
+
+    async def send(self, notification: Notification) -> None: ...
+
+
+def headline(notification: Notification) -> str:
+    """The one-line summary every channel can lead with."""
+    event, name = notification.event, notification.monitor_name
+    match notification.kind:
+        case NotificationKind.DOWN:
+            return f"🔴 {name} is DOWN"
+        case NotificationKind.REMINDER:
+            return f"🔴 {name} is still DOWN"
+        case NotificationKind.UP:
+            if event.downtimeSeconds is not None:
+                return f"🟢 {name} is UP again after {format_duration(event.downtimeSeconds)}"
+            return f"🟢 {name} is UP again"
+        case NotificationKind.SLOW:
+            return f"🟡 {name} is SLOW"
+        case NotificationKind.TEST:
+            return f"✅ Test notification from uptimed for {name}"
+
+
+def format_duration(seconds: float) -> str:
+    """``3725`` -> ``"1h 2m 5s"``."""
+    total = int(round(seconds))
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{v}{u}" for v, u in ((days, "d"), (hours, "h"), (minutes, "m")) if v]
+    if secs or not parts:
+        parts.append(f"{secs}s")
+    return " ".join(parts)
+
+
+def error_for_status(response: httpx.Response, *, retry_after: float | None = None) -> DeliveryError | None:
+    """Map an HTTP answer to the error it means, or ``None`` for success.
+
+    ``retry_after`` lets a channel pass a value it parsed from the body
+    (Discord, Telegram); otherwise the ``Retry-After`` header is used.
+    """
+    status = response.status_code
+    if status < 300:
+        return None
+    if retry_after is None:
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+    text = f"HTTP {status}: {response.text[:300]}".strip()
+    if status in (408, 429) or status >= 500:
+        return RetryableDeliveryError(text, retry_after=retry_after)
+    return PermanentDeliveryError(text)
+
+
+def parse_retry_after(value: object) -> float | None:
+    """Seconds from a ``Retry-After``-like value; ``None`` when absent or unreadable."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return seconds if seconds >= 0 else None

@@ -1,0 +1,334 @@
+"""The TOML file and ``UPTIMED_*`` environment variables, typed once, here.
+
+Environment variables override the file (``UPTIMED_KAFKA__BOOTSTRAP_SERVERS``
+for ``[kafka] bootstrap_servers``). Unknown keys are errors. Every error names
+the dotted key path and, where the key is in the file, its line.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+from uptimed.durations import Duration
+from uptimed.monitor import MonitorSpec
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatabaseSettings(Section):
+    dsn: SecretStr = Field(
+        SecretStr("postgresql://uptimed@127.0.0.1:5432/uptimed"), description="PostgreSQL connection URL"
+    )
+    pool_min: int = Field(1, ge=0, le=100)
+    pool_max: int = Field(10, ge=1, le=200)
+    connect_timeout: Duration = Field(10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _pool(self) -> Self:
+        if self.pool_min > self.pool_max:
+            raise ValueError("pool_min is larger than pool_max")
+        return self
+
+
+class RedisSettings(Section):
+    url: SecretStr = Field(SecretStr("redis://127.0.0.1:6379/0"), description="redis:// or rediss:// URL")
+    key_prefix: str = Field("uptimed:", max_length=64)
+    connect_timeout: Duration = Field(5.0, gt=0)
+
+
+class TopicNames(Section):
+    checks: str = "checks"
+    events: str = "website.events"
+    dead_letters: str = "uptimed.dead-letters"
+
+
+class KafkaSettings(Section):
+    bootstrap_servers: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["127.0.0.1:9092"], min_length=1)
+    client_id: str = "uptimed"
+    topics: TopicNames = Field(default_factory=TopicNames)
+    manage_topics: bool = Field(True, description="create missing topics at start; false when managed elsewhere")
+    partitions: int = Field(6, ge=1, le=10_000)
+    replication_factor: int = Field(1, ge=1, le=16)
+    min_insync_replicas: int | None = Field(None, ge=1, le=16)
+    retention: Duration = Field(7 * 86400.0, description="topic retention when uptimed creates topics")
+    evaluator_group: str = "uptimed-evaluator"
+    notification_group: str = "notification-group"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    request_timeout: Duration = Field(30.0, gt=0)
+
+    @field_validator("bootstrap_servers", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _host_port(cls, value: list[str]) -> list[str]:
+        for server in value:
+            host, sep, port = server.rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"{server!r} is not host:port")
+        return value
+
+    @model_validator(mode="after")
+    def _sasl(self) -> Self:
+        if self.security_protocol.startswith("SASL") and not (self.sasl_mechanism and self.sasl_username):
+            raise ValueError(f"security_protocol {self.security_protocol} needs sasl_mechanism and sasl_username")
+        return self
+
+
+class ProbeSettings(Section):
+    regions: list[str] = Field(default_factory=lambda: ["default"], min_length=1, max_length=32)
+    concurrency: int = Field(100, ge=1, le=10_000)
+    default_interval: Duration = Field(60.0, ge=1)
+    default_timeout: Duration = Field(10.0, gt=0)
+
+    @field_validator("regions")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        for region in value:
+            if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", region):
+                raise ValueError(f"region {region!r}: use letters, digits, '-', '_' or '.'")
+        if len(set(value)) != len(value):
+            raise ValueError("lists a region twice")
+        return value
+
+
+class ApiSettings(Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+
+
+class SmtpSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(25, ge=1, le=65535)
+    tls: Literal["none", "starttls", "tls"] = Field(
+        "starttls", description="none (port 25), starttls (587) or tls, implicit TLS (465)"
+    )
+    username: str | None = None
+    password: SecretStr | None = None
+    from_address: str = "uptimed@localhost"
+    timeout: Duration = Field(30.0, gt=0)
+    cafile: Path | None = Field(None, description="extra CA bundle to verify the server with")
+
+
+class LogSettings(Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = Field(
+        "auto", description="auto: console on a terminal, JSON lines otherwise"
+    )
+
+
+class Settings(BaseSettings):
+    """The whole configuration of one uptimed process."""
+
+    model_config = SettingsConfigDict(env_prefix="UPTIMED_", env_nested_delimiter="__", extra="forbid")
+
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    probe: ProbeSettings = Field(default_factory=ProbeSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    monitors: list[MonitorSpec] = Field(default_factory=list)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the file; the file arrives as init kwargs.
+        return env_settings, init_settings
+
+    @model_validator(mode="after")
+    def _monitors(self) -> Self:
+        seen: set[tuple[str, str]] = set()
+        for index, spec in enumerate(self.monitors):
+            unknown = [r for r in spec.regions if r not in self.probe.regions]
+            if unknown:
+                raise _at(("monitors", index, "regions"), f"unknown region {unknown[0]!r}; configured: {self.probe.regions}")
+            regions = spec.effective_regions(self.probe.regions)
+            if spec.quorum is not None and spec.quorum > len(regions):
+                raise _at(("monitors", index, "quorum"), f"quorum {spec.quorum} is more than its {len(regions)} regions")
+            identity = (spec.owner, spec.stable_key)
+            if identity in seen:
+                raise _at(("monitors", index, "key"), f"two monitors of {spec.owner!r} share the key {spec.stable_key!r}")
+            seen.add(identity)
+        return self
+
+
+class _LocatedError(ValueError):
+    """A cross-field error raised with the key path it belongs to."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
+def _at(loc: tuple[str | int, ...], message: str) -> _LocatedError:
+    return _LocatedError(loc, message)
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One thing wrong with a config file."""
+
+    key: str
+    message: str
+    line: int | None = None
+    column: int | None = None
+
+    def render(self, path: Path) -> str:
+        where = f"{path}:{self.line}" if self.line else str(path)
+        if self.column:
+            where += f":{self.column}"
+        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The config file cannot be used; ``problems`` says why, each with its key and line."""
+
+    def __init__(self, path: Path, problems: list[ConfigProblem]) -> None:
+        self.path = path
+        self.problems = problems
+        super().__init__("\n".join(p.render(path) for p in problems))
+
+
+def load_settings(path: str | Path) -> Settings:
+    """Read, parse and validate a config file. Raises :class:`ConfigError`."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(path, [ConfigProblem("", f"cannot read the file: {exc.strerror or exc}")]) from exc
+    return parse_settings(text, path)
+
+
+def parse_settings(text: str, path: Path = Path("<config>")) -> Settings:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line, column = _decode_position(str(exc))
+        if line is None and "end of document" in str(exc):
+            line = max(text.count("\n"), 1)
+        message = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)$", "", str(exc))
+        raise ConfigError(path, [ConfigProblem("", f"TOML syntax error: {message}", line, column)]) from exc
+    lines = key_lines(text)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        problems = [_problem(error, lines) for error in exc.errors(include_url=False)]
+        raise ConfigError(path, problems) from None
+
+
+def _problem(error: Any, lines: dict[tuple[str | int, ...], int]) -> ConfigProblem:
+    loc: tuple[str | int, ...] = tuple(error["loc"])
+    message = error["msg"]
+    ctx_error = (error.get("ctx") or {}).get("error")
+    if isinstance(ctx_error, _LocatedError):
+        loc, message = ctx_error.loc, str(ctx_error)
+    elif error["type"] == "extra_forbidden":
+        message = "unknown key (check its spelling)"
+    elif error["type"] == "missing":
+        message = "required key is missing"
+    else:
+        message = message.removeprefix("Value error, ")
+        if "input" in error and not _secret_loc(loc) and not isinstance(error["input"], dict):
+            message += f" (got {error['input']!r})"
+    return ConfigProblem(dotted(loc), message, _line_of(loc, lines))
+
+
+def _secret_loc(loc: tuple[str | int, ...]) -> bool:
+    return any(isinstance(p, str) and p in ("dsn", "url", "password", "sasl_password") for p in loc)
+
+
+def dotted(loc: tuple[str | int, ...]) -> str:
+    """``("monitors", 0, "interval")`` -> ``"monitors[0].interval"``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _line_of(loc: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int]) -> int | None:
+    # The key itself, else the closest enclosing table the file declares.
+    for end in range(len(loc), 0, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
+def _decode_position(message: str) -> tuple[int | None, int | None]:
+    match = re.search(r"at line (\d+), column (\d+)", message)
+    return (int(match[1]), int(match[2])) if match else (None, None)
+
+
+_TABLE = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
+_KEY = re.compile(r"^\s*((?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*'))*)\s*=")
+
+
+def _key_parts(text: str) -> list[str]:
+    return [part.strip().strip("\"'") for part in re.findall(r"\"[^\"]*\"|'[^']*'|[^.]+", text)]
+
+
+def key_lines(text: str) -> dict[tuple[str | int, ...], int]:
+    """Map each key path the file declares to its line (1-based).
+
+    A line-oriented reading that covers tables, arrays of tables and dotted
+    keys; keys inside inline tables and multi-line strings resolve to the
+    enclosing key, which is precise enough to point a user at the right line.
+    """
+    found: dict[tuple[str | int, ...], int] = {}
+    array_counts: dict[tuple[str | int, ...], int] = {}
+    table: tuple[str | int, ...] = ()
+    in_multiline: str | None = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if in_multiline:
+            if in_multiline in line:
+                in_multiline = None
+            continue
+        if match := _TABLE.match(line):
+            names = _key_parts(match[2])
+            path: tuple[str | int, ...] = ()
+            # Resolve earlier array-of-tables segments to their latest element.
+            for name in names[:-1]:
+                path = (*path, name)
+                if path in array_counts:
+                    path = (*path, array_counts[path] - 1)
+            path = (*path, names[-1])
+            if match[1] == "[[":
+                index = array_counts.get(path, 0)
+                array_counts[path] = index + 1
+                found.setdefault(path, number)
+                path = (*path, index)
+            found[path] = number
+            table = path
+            continue
+        if match := _KEY.match(line):
+            found[(*table, *_key_parts(match[1]))] = number
+            rest = line[match.end():]
+            for quote in ('"""', "'''"):
+                if rest.count(quote) == 1:
+                    in_multiline = quote
+    return found

@@ -1,0 +1,108 @@
+"""``uptimed run``: connect to the services, then hand the parts to the supervisor."""
+
+from __future__ import annotations
+
+import signal
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import anyio
+from anyio.abc import TaskStatus
+import asyncpg
+import redis.asyncio as aioredis
+import structlog
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from uptimed import __version__
+from uptimed.bus.kafka import ensure_topics, make_producer
+from uptimed.config import RedisSettings, Settings
+from uptimed.errors import ServiceUnavailable
+from uptimed.store.database import connect, migrate
+from uptimed.supervisor import Part, Supervisor
+
+log = structlog.get_logger()
+
+STOP_GRACE_S = 20.0
+"""How long a graceful stop may take before the remaining work is abandoned."""
+
+
+async def connect_redis(settings: RedisSettings) -> aioredis.Redis:
+    client = aioredis.from_url(
+        settings.url.get_secret_value(),
+        socket_connect_timeout=settings.connect_timeout,
+        health_check_interval=15,
+        retry_on_timeout=True,
+    )
+    try:
+        with anyio.fail_after(settings.connect_timeout):
+            await client.ping()
+    except (OSError, TimeoutError, aioredis.RedisError) as exc:
+        await client.aclose()
+        raise ServiceUnavailable("redis", f"cannot connect: {exc or type(exc).__name__}") from exc
+    return client
+
+
+async def start_producer(settings: Settings) -> AIOKafkaProducer:
+    producer = make_producer(settings.kafka)
+    try:
+        with anyio.fail_after(settings.kafka.request_timeout):
+            await producer.start()
+    except (KafkaError, OSError, TimeoutError) as exc:
+        await producer.stop()
+        raise ServiceUnavailable("kafka", f"producer cannot connect: {exc or type(exc).__name__}") from exc
+    return producer
+
+
+class Daemon:
+    """One uptimed process: its connections and its supervised parts."""
+
+    def __init__(self, settings: Settings, *, config_path: Path | None = None) -> None:
+        self.settings = settings
+        self.config_path = config_path
+        self.pool: asyncpg.Pool
+        self.redis: aioredis.Redis
+        self.producer: AIOKafkaProducer
+        self.supervisor = Supervisor([])
+        self.ready = anyio.Event()
+
+    def parts(self) -> list[Part]:
+        """The supervised parts this process runs, built from its settings."""
+        return []
+
+    async def run(self) -> None:
+        """Connect, run until SIGTERM / SIGINT, then stop within :data:`STOP_GRACE_S`."""
+        settings = self.settings
+        async with AsyncExitStack() as stack:
+            self.pool = await connect(settings.database)
+            stack.push_async_callback(self.pool.close)
+            migration = await migrate(self.pool)
+            log.info("database.ready", schema_version=migration.version, migrated=migration.applied)
+            self.redis = await connect_redis(settings.redis)
+            stack.push_async_callback(self.redis.aclose)
+            await ensure_topics(settings.kafka)
+            self.producer = await start_producer(settings)
+            stack.push_async_callback(self.producer.stop)
+
+            self.supervisor = Supervisor(self.parts())
+            async with anyio.create_task_group() as tg:
+                await tg.start(self._handle_signals, tg.cancel_scope)
+                log.info(
+                    "daemon.ready",
+                    version=__version__,
+                    regions=settings.probe.regions,
+                    parts=[p.name for p in self.supervisor.parts],
+                )
+                self.ready.set()
+                await self.supervisor.run()
+                tg.cancel_scope.cancel()
+        log.info("daemon.stopped")
+
+    async def _handle_signals(self, scope: anyio.CancelScope, *, task_status: TaskStatus[None]) -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            task_status.started()
+            async for signum in signals:
+                log.info("daemon.stopping", signal=signal.Signals(signum).name)
+                scope.deadline = anyio.current_time() + STOP_GRACE_S
+                self.supervisor.stop()
+                return
