@@ -13,15 +13,13 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-SERVICES = ROOT / "scripts" / "services"
+from tests.support import SERVICES, DaemonProcess, Stack
+
 
 
 @pytest.fixture(scope="session")
@@ -71,72 +69,6 @@ async def database(services: dict[str, str], template_database: str) -> AsyncIte
         await conn.close()
 
 
-@dataclass
-class Stack:
-    """Where this test's uptimed finds its services, and the names that are its own."""
-
-    dsn: str
-    redis_url: str
-    bootstrap: str
-    prefix: str
-    regions: list[str] = field(default_factory=lambda: ["default"])
-
-    def sections(self) -> dict[str, dict[str, Any]]:
-        p = self.prefix
-        return {
-            "database": {"dsn": self.dsn},
-            "redis": {"url": self.redis_url, "key_prefix": f"{p}:"},
-            "kafka": {
-                "bootstrap_servers": [self.bootstrap],
-                "partitions": 3,
-                "evaluator_group": f"{p}.evaluator",
-                "notification_group": f"{p}.notification-group",
-                "request_timeout": 15,
-                "topics": {
-                    "checks": f"{p}.checks",
-                    "events": f"{p}.website.events",
-                    "dead_letters": f"{p}.dead-letters",
-                },
-            },
-            "probe": {"regions": self.regions},
-            "api": {"enabled": False},
-            "log": {"format": "json", "level": "debug"},
-        }
-
-    def settings(self, **overrides: Any):
-        from uptimed.config import Settings
-
-        data = self.sections()
-        for key, value in overrides.items():
-            if isinstance(value, dict) and isinstance(data.get(key), dict):
-                data[key] = {**data[key], **value}
-            else:
-                data[key] = value
-        return Settings(**data)
-
-    def toml(self, extra: str = "") -> str:
-        return to_toml(self.sections()) + "\n" + extra
-
-
-def to_toml(sections: dict[str, dict[str, Any]]) -> str:
-    """Enough TOML for test configs: tables of scalars, lists and one level of sub-tables."""
-    lines: list[str] = []
-
-    def emit(table: str, values: dict[str, Any]) -> None:
-        lines.append(f"[{table}]")
-        subtables = {k: v for k, v in values.items() if isinstance(v, dict)}
-        for key, value in values.items():
-            if not isinstance(value, dict):
-                lines.append(f"{key} = {json.dumps(value)}")
-        lines.append("")
-        for key, value in subtables.items():
-            emit(f"{table}.{key}", value)
-
-    for table, values in sections.items():
-        emit(table, values)
-    return "\n".join(lines)
-
-
 @pytest.fixture
 def stack(services: dict[str, str], database: str) -> Stack:
     return Stack(
@@ -154,87 +86,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         if key.startswith("UPTIMED_"):
             monkeypatch.delenv(key)
     yield
-
-
-class DaemonProcess:
-    """``uptimed run`` as a real subprocess, its JSON log lines collected as they arrive."""
-
-    def __init__(self, config: Path, *, env: dict[str, str] | None = None) -> None:
-        self.config = config
-        self.env = env or {}
-        self.process: Any = None
-        self.lines: list[dict[str, Any]] = []
-        self.raw: list[str] = []
-        self._changed: Any = None
-        self._reader: Any = None
-
-    async def start(self) -> DaemonProcess:
-        import asyncio
-
-        env = {k: v for k, v in os.environ.items() if not k.startswith("UPTIMED_")}
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "uptimed", "run", "-c", str(self.config),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env={**env, **self.env},
-        )
-        self._changed = asyncio.Condition()
-        self._reader = asyncio.create_task(self._read())
-        return self
-
-    async def _read(self) -> None:
-        assert self.process.stdout is not None
-        async for raw in self.process.stdout:
-            text = raw.decode(errors="replace").rstrip("\n")
-            self.raw.append(text)
-            try:
-                line = json.loads(text)
-            except ValueError:
-                line = {"event": "<raw>", "text": text}
-            async with self._changed:
-                self.lines.append(line if isinstance(line, dict) else {"event": "<raw>", "text": text})
-                self._changed.notify_all()
-        async with self._changed:
-            self._changed.notify_all()
-
-    def events(self, name: str) -> list[dict[str, Any]]:
-        return [line for line in self.lines if line.get("event") == name]
-
-    async def wait_for(self, name: str, *, count: int = 1, timeout: float = 30.0, **fields: Any) -> dict[str, Any]:
-        """The ``count``-th log line with event ``name`` (and these fields), awaited with a deadline."""
-        import asyncio
-
-        def match() -> list[dict[str, Any]]:
-            return [
-                line for line in self.events(name) if all(line.get(k) == v for k, v in fields.items())
-            ]
-
-        async def condition() -> dict[str, Any]:
-            async with self._changed:
-                while len(match()) < count:
-                    if self._reader.done():
-                        raise AssertionError(f"uptimed exited before logging {name!r}:\n" + "\n".join(self.raw[-30:]))
-                    await self._changed.wait()
-                return match()[count - 1]
-
-        try:
-            return await asyncio.wait_for(condition(), timeout)
-        except TimeoutError:
-            raise AssertionError(f"no {name!r} within {timeout} s; last lines:\n" + "\n".join(self.raw[-30:])) from None
-
-    async def stop(self, sig: int = 15, *, timeout: float = 30.0) -> int:
-        import asyncio
-
-        if self.process.returncode is None:
-            self.process.send_signal(sig)
-        code = await asyncio.wait_for(self.process.wait(), timeout)
-        await self._reader
-        return code
-
-    async def kill(self) -> None:
-        if self.process and self.process.returncode is None:
-            self.process.kill()
-            await self.process.wait()
-        if self._reader:
-            await self._reader
 
 
 @pytest.fixture
@@ -261,3 +112,12 @@ def start_daemon(daemons: list[DaemonProcess], tmp_path: Path):
         return daemon
 
     return start
+
+
+@pytest.fixture
+async def topics(stack: Stack) -> Stack:
+    """This test's topics, created up front (so readers can subscribe before uptimed starts)."""
+    from uptimed.bus.kafka import ensure_topics
+
+    await ensure_topics(stack.settings().kafka)
+    return stack

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from tests.support import ROOT
 from uptimed.cli import main
 from uptimed.config import ConfigError, load_settings, parse_settings
 

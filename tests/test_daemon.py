@@ -7,7 +7,7 @@ import signal
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from conftest import Stack
+from tests.support import Stack, to_toml
 
 
 async def test_run_connects_and_stops_cleanly_on_sigterm(stack: Stack, start_daemon) -> None:
@@ -44,7 +44,6 @@ async def test_unreachable_service_is_named_and_exits_1(stack: Stack, start_daem
     sections = stack.sections()
     name = section.split("]")[0][1:]
     del sections[name]
-    from conftest import to_toml
 
     daemon = await start_daemon(to_toml(sections) + "\n" + section, wait_ready=False)
     code = await daemon.process.wait()
@@ -56,7 +55,6 @@ async def test_unreachable_service_is_named_and_exits_1(stack: Stack, start_daem
 async def test_topics_managed_elsewhere_are_not_created(stack: Stack, start_daemon) -> None:
     sections = stack.sections()
     sections["kafka"]["manage_topics"] = False
-    from conftest import to_toml
 
     daemon = await start_daemon(to_toml(sections))
     assert not daemon.events("kafka.topics_created")

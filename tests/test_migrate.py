@@ -6,7 +6,7 @@ import anyio
 import asyncpg
 import pytest
 
-from conftest import Stack
+from tests.support import Stack
 from uptimed.cli import main
 
 pytestmark = pytest.mark.usefixtures("clean_env")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, SERVICES
+from tests.support import ROOT, SERVICES
 
 
 def free_port() -> int:

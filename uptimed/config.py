@@ -94,11 +94,27 @@ class KafkaSettings(Section):
 
 class ProbeSettings(Section):
     regions: list[str] = Field(default_factory=lambda: ["default"], min_length=1, max_length=32)
+    cluster_regions: list[str] = Field(
+        default_factory=list,
+        max_length=32,
+        description="every region of the cluster (monitors without regions are checked from all); default: regions",
+    )
     concurrency: int = Field(100, ge=1, le=10_000)
     default_interval: Duration = Field(60.0, ge=1)
     default_timeout: Duration = Field(10.0, gt=0)
 
-    @field_validator("regions")
+    @property
+    def all_regions(self) -> list[str]:
+        return self.cluster_regions or self.regions
+
+    @model_validator(mode="after")
+    def _subset(self) -> Self:
+        missing = [r for r in self.regions if self.cluster_regions and r not in self.cluster_regions]
+        if missing:
+            raise ValueError(f"region {missing[0]!r} is not in cluster_regions")
+        return self
+
+    @field_validator("regions", "cluster_regions")
     @classmethod
     def _names(cls, value: list[str]) -> list[str]:
         for region in value:
@@ -165,10 +181,10 @@ class Settings(BaseSettings):
     def _monitors(self) -> Self:
         seen: set[tuple[str, str]] = set()
         for index, spec in enumerate(self.monitors):
-            unknown = [r for r in spec.regions if r not in self.probe.regions]
+            unknown = [r for r in spec.regions if r not in self.probe.all_regions]
             if unknown:
-                raise _at(("monitors", index, "regions"), f"unknown region {unknown[0]!r}; configured: {self.probe.regions}")
-            regions = spec.effective_regions(self.probe.regions)
+                raise _at(("monitors", index, "regions"), f"unknown region {unknown[0]!r}; configured: {self.probe.all_regions}")
+            regions = spec.effective_regions(self.probe.all_regions)
             if spec.quorum is not None and spec.quorum > len(regions):
                 raise _at(("monitors", index, "quorum"), f"quorum {spec.quorum} is more than its {len(regions)} regions")
             identity = (spec.owner, spec.stable_key)

@@ -6,6 +6,7 @@ import signal
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+import aiohttp
 import anyio
 from anyio.abc import TaskStatus
 import asyncpg
@@ -18,6 +19,12 @@ from uptimed import __version__
 from uptimed.bus.kafka import ensure_topics, make_producer
 from uptimed.config import RedisSettings, Settings
 from uptimed.errors import ServiceUnavailable
+from uptimed.evaluate.evaluator import Evaluator
+from uptimed.probe.http import make_session
+from uptimed.probe.queue import ProbeQueue
+from uptimed.probe.scheduler import Scheduler, process_identity
+from uptimed.probe.worker import ProbeWorker
+from uptimed.store import monitors
 from uptimed.store.database import connect, migrate
 from uptimed.supervisor import Part, Supervisor
 
@@ -63,12 +70,45 @@ class Daemon:
         self.pool: asyncpg.Pool
         self.redis: aioredis.Redis
         self.producer: AIOKafkaProducer
+        self.session: aiohttp.ClientSession
+        self.evaluator: Evaluator
         self.supervisor = Supervisor([])
         self.ready = anyio.Event()
 
     def parts(self) -> list[Part]:
         """The supervised parts this process runs, built from its settings."""
-        return []
+        settings = self.settings
+        parts: list[Part] = []
+        identity = process_identity()
+        for region in settings.probe.regions:
+            queue = ProbeQueue(self.redis, prefix=settings.redis.key_prefix, region=region)
+            scheduler = Scheduler(
+                redis=self.redis,
+                queue=queue,
+                load_monitors=lambda: monitors.list_enabled(self.pool),
+                configured_regions=settings.probe.all_regions,
+                prefix=settings.redis.key_prefix,
+            )
+            worker = ProbeWorker(
+                queue=queue,
+                producer=self.producer,
+                topic=settings.kafka.topics.checks,
+                session=self.session,
+                consumer=identity,
+                concurrency=settings.probe.concurrency,
+            )
+            parts += [Part(f"scheduler:{region}", scheduler.run), Part(f"probe:{region}", worker.run)]
+        self.evaluator = Evaluator(settings=settings, pool=self.pool, producer=self.producer)
+        parts.append(Part("evaluator", self.evaluator.run))
+        return parts
+
+    async def sync_config(self) -> None:
+        """Bring the monitors declared in the config file into the database."""
+        result = await monitors.sync_from_config(self.pool, self.settings.monitors)
+        log.info(
+            "config.synced", created=result.created, updated=result.updated, disabled=result.disabled,
+            users_created=result.users_created,
+        )
 
     async def run(self) -> None:
         """Connect, run until SIGTERM / SIGINT, then stop within :data:`STOP_GRACE_S`."""
@@ -83,6 +123,9 @@ class Daemon:
             await ensure_topics(settings.kafka)
             self.producer = await start_producer(settings)
             stack.push_async_callback(self.producer.stop)
+            self.session = make_session(limit=settings.probe.concurrency)
+            stack.push_async_callback(self.session.close)
+            await self.sync_config()
 
             self.supervisor = Supervisor(self.parts())
             async with anyio.create_task_group() as tg:

@@ -1,0 +1,294 @@
+"""Test doubles that are real: an HTTP target to probe, a Kafka reader of events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiokafka import AIOKafkaConsumer
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICES = ROOT / "scripts" / "services"
+
+
+@dataclass
+class Hit:
+    path: str
+    region: str | None
+    status: int
+
+
+@dataclass
+class Target:
+    """A local HTTP server whose answer is set per path and per probing region."""
+
+    status: int = 200
+    by_region: dict[str, int] = field(default_factory=dict)
+    by_path: dict[str, int] = field(default_factory=dict)
+    hits: list[Hit] = field(default_factory=list)
+    port: int = 0
+    _runner: web.AppRunner | None = None
+    _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    def url(self, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    async def start(self) -> Target:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def stop(self) -> None:
+        if self._runner:
+            await self._runner.cleanup()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        region = request.headers.get("X-Uptimed-Region")
+        status = self.by_region.get(region or "", self.by_path.get(request.path, self.status))
+        async with self._changed:
+            self.hits.append(Hit(request.path, region, status))
+            self._changed.notify_all()
+        return web.Response(status=status, text="ok" if status < 400 else "broken")
+
+    def count(self, *, path: str | None = None, region: str | None = None, status: int | None = None) -> int:
+        return sum(
+            1
+            for h in self.hits
+            if (path is None or h.path == path)
+            and (region is None or h.region == region)
+            and (status is None or h.status == status)
+        )
+
+    def per_path(self) -> Counter[str]:
+        return Counter(h.path for h in self.hits)
+
+    async def wait_hits(self, more: int, *, timeout: float = 30.0, **where: Any) -> None:
+        """Wait until ``more`` further requests matching ``where`` have arrived."""
+        goal = self.count(**where) + more
+        await self.wait_until(lambda: self.count(**where) >= goal, timeout=timeout)
+
+    async def wait_until(self, condition: Callable[[], bool], *, timeout: float = 30.0) -> None:
+        async def wait() -> None:
+            async with self._changed:
+                await self._changed.wait_for(condition)
+
+        try:
+            await asyncio.wait_for(wait(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"target: condition not met within {timeout} s ({len(self.hits)} hits)") from None
+
+
+class EventReader:
+    """An independent consumer of a topic, from its beginning."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            group_id=f"test-reader-{uuid.uuid4().hex[:8]}",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        self.events: list[dict[str, Any]] = []
+        self.records: list[Any] = []
+        self._changed = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> EventReader:
+        await self.consumer.start()
+        self._task = asyncio.create_task(self._read())
+        return self
+
+    async def _read(self) -> None:
+        async for record in self.consumer:
+            async with self._changed:
+                self.records.append(record)
+                try:
+                    self.events.append(json.loads(record.value))
+                except ValueError:
+                    self.events.append({"_raw": record.value})
+                self._changed.notify_all()
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+        await self.consumer.stop()
+
+    def of(self, type_: str, *, reminder: bool | None = None) -> list[dict[str, Any]]:
+        return [
+            e for e in self.events if e.get("type") == type_ and (reminder is None or e.get("reminder") == reminder)
+        ]
+
+    async def wait_for(self, type_: str, *, count: int = 1, reminder: bool | None = None, timeout: float = 30.0) -> list[dict[str, Any]]:
+        async def wait() -> None:
+            async with self._changed:
+                await self._changed.wait_for(lambda: len(self.of(type_, reminder=reminder)) >= count)
+
+        try:
+            await asyncio.wait_for(wait(), timeout)
+        except TimeoutError:
+            raise AssertionError(
+                f"expected {count} {type_} (reminder={reminder}) within {timeout} s, got {self.events}"
+            ) from None
+        return self.of(type_, reminder=reminder)
+
+
+@dataclass
+class Stack:
+    """Where this test's uptimed finds its services, and the names that are its own."""
+
+    dsn: str
+    redis_url: str
+    bootstrap: str
+    prefix: str
+    regions: list[str] = field(default_factory=lambda: ["default"])
+
+    def sections(self) -> dict[str, dict[str, Any]]:
+        p = self.prefix
+        return {
+            "database": {"dsn": self.dsn},
+            "redis": {"url": self.redis_url, "key_prefix": f"{p}:"},
+            "kafka": {
+                "bootstrap_servers": [self.bootstrap],
+                "partitions": 3,
+                "evaluator_group": f"{p}.evaluator",
+                "notification_group": f"{p}.notification-group",
+                "request_timeout": 15,
+                "topics": {
+                    "checks": f"{p}.checks",
+                    "events": f"{p}.website.events",
+                    "dead_letters": f"{p}.dead-letters",
+                },
+            },
+            "probe": {"regions": self.regions},
+            "api": {"enabled": False},
+            "log": {"format": "json", "level": "debug"},
+        }
+
+    def settings(self, **overrides: Any):
+        from uptimed.config import Settings
+
+        data = self.sections()
+        for key, value in overrides.items():
+            if isinstance(value, dict) and isinstance(data.get(key), dict):
+                data[key] = {**data[key], **value}
+            else:
+                data[key] = value
+        return Settings(**data)
+
+    def toml(self, extra: str = "") -> str:
+        return to_toml(self.sections()) + "\n" + extra
+
+
+def to_toml(sections: dict[str, dict[str, Any]]) -> str:
+    """Enough TOML for test configs: tables of scalars, lists and one level of sub-tables."""
+    lines: list[str] = []
+
+    def emit(table: str, values: dict[str, Any]) -> None:
+        lines.append(f"[{table}]")
+        subtables = {k: v for k, v in values.items() if isinstance(v, dict)}
+        for key, value in values.items():
+            if not isinstance(value, dict):
+                lines.append(f"{key} = {json.dumps(value)}")
+        lines.append("")
+        for key, value in subtables.items():
+            emit(f"{table}.{key}", value)
+
+    for table, values in sections.items():
+        emit(table, values)
+    return "\n".join(lines)
+
+
+class DaemonProcess:
+    """``uptimed run`` as a real subprocess, its JSON log lines collected as they arrive."""
+
+    def __init__(self, config: Path, *, env: dict[str, str] | None = None) -> None:
+        self.config = config
+        self.env = env or {}
+        self.process: Any = None
+        self.lines: list[dict[str, Any]] = []
+        self.raw: list[str] = []
+        self._changed: Any = None
+        self._reader: Any = None
+
+    async def start(self) -> DaemonProcess:
+        import asyncio
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith("UPTIMED_")}
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "uptimed", "run", "-c", str(self.config),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env={**env, **self.env},
+        )
+        self._changed = asyncio.Condition()
+        self._reader = asyncio.create_task(self._read())
+        return self
+
+    async def _read(self) -> None:
+        assert self.process.stdout is not None
+        async for raw in self.process.stdout:
+            text = raw.decode(errors="replace").rstrip("\n")
+            self.raw.append(text)
+            try:
+                line = json.loads(text)
+            except ValueError:
+                line = {"event": "<raw>", "text": text}
+            async with self._changed:
+                self.lines.append(line if isinstance(line, dict) else {"event": "<raw>", "text": text})
+                self._changed.notify_all()
+        async with self._changed:
+            self._changed.notify_all()
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        return [line for line in self.lines if line.get("event") == name]
+
+    async def wait_for(self, name: str, *, count: int = 1, timeout: float = 30.0, **fields: Any) -> dict[str, Any]:
+        """The ``count``-th log line with event ``name`` (and these fields), awaited with a deadline."""
+        import asyncio
+
+        def match() -> list[dict[str, Any]]:
+            return [
+                line for line in self.events(name) if all(line.get(k) == v for k, v in fields.items())
+            ]
+
+        async def condition() -> dict[str, Any]:
+            async with self._changed:
+                while len(match()) < count:
+                    if self._reader.done():
+                        raise AssertionError(f"uptimed exited before logging {name!r}:\n" + "\n".join(self.raw[-30:]))
+                    await self._changed.wait()
+                return match()[count - 1]
+
+        try:
+            return await asyncio.wait_for(condition(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"no {name!r} within {timeout} s; last lines:\n" + "\n".join(self.raw[-30:])) from None
+
+    async def stop(self, sig: int = 15, *, timeout: float = 30.0) -> int:
+        import asyncio
+
+        if self.process.returncode is None:
+            self.process.send_signal(sig)
+        code = await asyncio.wait_for(self.process.wait(), timeout)
+        await self._reader
+        return code
+
+    async def kill(self) -> None:
+        if self.process and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+        if self._reader:
+            await self._reader

@@ -1,0 +1,65 @@
+"""From a ``StateChange`` to the ``MonitorEvent`` published on ``website.events``.
+
+Pure, like the state machine. The event id is derived from the change, not
+drawn at random: replaying the same check results after a crash produces the
+same changes and so the same ids, which the notifier's idempotency key on
+(event id, integration id) then drops.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from uptimed.bus.messages import EventType, MonitorEvent
+from uptimed.evaluate.state import ChangeKind, StateChange
+from uptimed.monitor import Monitor
+
+EVENT_ID_NAMESPACE = uuid.UUID("1e822d88-0a7c-4c42-8746-47501cd093d0")
+
+_EVENT_TYPES = {
+    ChangeKind.DOWN: EventType.DOWN,
+    ChangeKind.UP: EventType.UP,
+    ChangeKind.SLOW: EventType.SLOW,
+    ChangeKind.REMINDER: EventType.DOWN,
+}
+
+
+def event_id_for(change: StateChange, monitor_id: int) -> uuid.UUID:
+    """A stable id for ``change``: the same monitor, kind and triggering result give the same id."""
+    if change.region is not None and change.checked_at_ms is not None:
+        trigger = f"{change.region}@{change.checked_at_ms}"
+    else:  # a timer-driven reminder has no triggering result
+        trigger = f"timer@{change.at_ms}"
+    return uuid.uuid5(EVENT_ID_NAMESPACE, f"{monitor_id}/{change.kind.value}/{trigger}")
+
+
+def event_for(
+    change: StateChange,
+    monitor: Monitor,
+    now_ms: int,
+    incident_id: int | None = None,
+    *,
+    event_id: uuid.UUID | None = None,
+) -> MonitorEvent:
+    """The event announcing ``change`` of ``monitor``.
+
+    ``incident_id`` is needed for DOWN (the id the store just assigned); for
+    UP and REMINDER it defaults to the id carried by the change. A REMINDER
+    is published as ``website.down`` with ``reminder=True``.
+    """
+    return MonitorEvent(
+        type=_EVENT_TYPES[change.kind],
+        websiteId=monitor.id,
+        userId=monitor.owner_id,
+        url=monitor.target,
+        responseTime=change.response_time_ms,
+        regionId=change.region,
+        timestamp=now_ms,
+        eventId=event_id or event_id_for(change, monitor.id),
+        incidentId=incident_id if incident_id is not None else change.incident_id,
+        reason=change.reason,
+        regions=dict(change.regions),
+        reminder=change.kind is ChangeKind.REMINDER,
+        name=monitor.name,
+        downtimeSeconds=change.downtime_s if change.kind is ChangeKind.UP else None,
+    )

@@ -1,0 +1,125 @@
+"""The per-region work queue: a Redis stream, one consumer group of probe workers.
+
+The scheduler enqueues a job (monitor + due time) with :meth:`ProbeQueue.enqueue`,
+which skips a monitor whose previous check in this region is still in flight;
+workers :meth:`read` jobs, publish the results and :meth:`ack` them in bulk,
+which also clears the in-flight mark. Jobs of a dead worker are taken over
+with :meth:`reclaim` (XAUTOCLAIM).
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from uptimed.monitor import Monitor
+
+GROUP = "probers"
+
+# KEYS: stream, in-flight hash. ARGV: now_ms, maxlen, then (monitor id, deadline ms, due ms, version, json)...
+# A monitor whose in-flight deadline has not passed is skipped; the rest are
+# marked in flight and appended, atomically, in one round trip.
+_ENQUEUE = """
+local now = tonumber(ARGV[1])
+local added = 0
+for i = 3, #ARGV, 5 do
+  local id = ARGV[i]
+  local busy = redis.call('HGET', KEYS[2], id)
+  if not busy or tonumber(busy) <= now then
+    redis.call('HSET', KEYS[2], id, ARGV[i + 1])
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'm', id, 'd', ARGV[i + 2], 'v', ARGV[i + 3], 'j', ARGV[i + 4])
+    added = added + 1
+  end
+end
+return added
+"""
+
+
+@dataclass(frozen=True)
+class ProbeJob:
+    """One check to run: which monitor, due when."""
+
+    entry_id: bytes
+    monitor: Monitor
+    due_ms: int
+
+
+@dataclass(frozen=True)
+class EncodedMonitor:
+    """A monitor serialised once per change, for every enqueue until the next."""
+
+    monitor: Monitor
+    json: str
+    version: int
+
+    @classmethod
+    def of(cls, monitor: Monitor) -> EncodedMonitor:
+        text = monitor.model_dump_json()
+        return cls(monitor, text, zlib.crc32(text.encode()))
+
+
+class ProbeQueue:
+    """The work queue of one region."""
+
+    def __init__(self, redis: aioredis.Redis, *, prefix: str, region: str, maxlen: int = 100_000) -> None:
+        self.redis = redis
+        self.region = region
+        self.stream = f"{prefix}probe:{region}"
+        self.inflight = f"{prefix}probe:{region}:inflight"
+        self.maxlen = maxlen
+        self._enqueue = redis.register_script(_ENQUEUE)
+        self._decoded: dict[tuple[int, int], Monitor] = {}
+
+    async def ensure_group(self) -> None:
+        try:
+            await self.redis.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def enqueue(self, jobs: list[tuple[EncodedMonitor, int, int]], *, now_ms: int) -> int:
+        """Append ``(monitor, due_ms, deadline_ms)`` jobs not already in flight; returns how many."""
+        if not jobs:
+            return 0
+        args: list[object] = [now_ms, self.maxlen]
+        for encoded, due_ms, deadline_ms in jobs:
+            args += [encoded.monitor.id, deadline_ms, due_ms, encoded.version, encoded.json]
+        return int(await self._enqueue(keys=[self.stream, self.inflight], args=args))
+
+    async def read(self, consumer: str, *, count: int, block_ms: int) -> list[ProbeJob]:
+        reply = await self.redis.xreadgroup(GROUP, consumer, {self.stream: ">"}, count=count, block=block_ms)
+        if not reply:
+            return []
+        return self._jobs(reply[0][1])
+
+    async def reclaim(self, consumer: str, *, min_idle_ms: int, count: int = 500) -> list[ProbeJob]:
+        """Take over jobs another worker read but did not ack within ``min_idle_ms``."""
+        reply = await self.redis.xautoclaim(self.stream, GROUP, consumer, min_idle_ms, "0-0", count=count)
+        return self._jobs(reply[1])
+
+    async def ack(self, jobs: list[ProbeJob]) -> None:
+        """Acknowledge done jobs and clear their in-flight marks, in one round trip."""
+        if not jobs:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xack(self.stream, GROUP, *(job.entry_id for job in jobs))
+            pipe.xdel(self.stream, *(job.entry_id for job in jobs))
+            pipe.hdel(self.inflight, *(job.monitor.id for job in jobs))
+            await pipe.execute()
+
+    def _jobs(self, entries: list) -> list[ProbeJob]:
+        jobs = []
+        for entry_id, fields in entries:
+            if not fields:  # trimmed away while pending
+                continue
+            key = (int(fields[b"m"]), int(fields[b"v"]))
+            monitor = self._decoded.get(key)
+            if monitor is None:
+                if len(self._decoded) > 100_000:
+                    self._decoded.clear()
+                monitor = self._decoded[key] = Monitor.model_validate_json(fields[b"j"])
+            jobs.append(ProbeJob(entry_id, monitor, int(fields[b"d"])))
+        return jobs

@@ -1,0 +1,176 @@
+"""Enqueues each due monitor of one region, from one process at a time.
+
+Leadership is a Redis key with a TTL the leader renews; when the leader dies
+another process takes over within about the TTL. Each monitor's checks fall
+on a fixed grid, ``phase + k * interval``, with the phase spread by the
+monitor's id: 10,000 monitors at 60 s arrive evenly, a slow check never
+shifts the next one (no drift), and a new leader keeps the same grid.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import anyio
+import redis.asyncio as aioredis
+import structlog
+
+from uptimed.monitor import Monitor
+from uptimed.probe.queue import EncodedMonitor, ProbeQueue
+
+log = structlog.get_logger()
+
+# KEYS: lock. ARGV: token, ttl ms. Renew only a lock we still hold.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+INFLIGHT_GRACE_S = 5.0
+"""How long past its timeout a check still counts as in flight (publishing, a slow worker)."""
+
+
+def phase_of(monitor_id: int, interval: float) -> float:
+    """Where in its interval a monitor's checks fall: spread evenly by Fibonacci hashing."""
+    return ((monitor_id * 0x9E3779B1) % 2**32) / 2**32 * interval
+
+
+def next_due(monitor: Monitor, now: float) -> float:
+    """The first grid point of ``monitor`` at or after ``now`` (seconds since epoch)."""
+    phase = phase_of(monitor.id, monitor.interval)
+    return phase + math.ceil((now - phase) / monitor.interval) * monitor.interval
+
+
+def process_identity() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Scheduler:
+    """The scheduler of one region."""
+
+    def __init__(
+        self,
+        *,
+        redis: aioredis.Redis,
+        queue: ProbeQueue,
+        load_monitors: Callable[[], Awaitable[list[Monitor]]],
+        configured_regions: list[str],
+        prefix: str,
+        refresh_s: float = 5.0,
+        lock_ttl_s: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.redis = redis
+        self.queue = queue
+        self.region = queue.region
+        self.load_monitors = load_monitors
+        self.configured_regions = configured_regions
+        self.refresh_s = refresh_s
+        self.lock_ttl_ms = int(lock_ttl_s * 1000)
+        self.lock_key = f"{prefix}scheduler:{self.region}:leader"
+        self.token = process_identity()
+        self.clock = clock
+        self.is_leader = False
+        self.enqueued = 0
+        self.skipped_in_flight = 0
+        self._renew = redis.register_script(_RENEW)
+        self._release = redis.register_script(_RELEASE)
+
+    async def run(self) -> None:
+        """Compete for leadership forever; schedule while leader."""
+        await self.queue.ensure_group()
+        try:
+            while True:
+                if await self.redis.set(self.lock_key, self.token, nx=True, px=self.lock_ttl_ms):
+                    self.is_leader = True
+                    log.info("scheduler.leader", region=self.region, holder=self.token)
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(self._keep_lock, tg.cancel_scope)
+                        tg.start_soon(self._schedule)
+                    self.is_leader = False
+                    log.warning("scheduler.leadership_lost", region=self.region)
+                await anyio.sleep(self.lock_ttl_ms / 3000)
+        finally:
+            self.is_leader = False
+            with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+                # Hand over at once instead of making the next leader wait for the TTL.
+                await self._release(keys=[self.lock_key], args=[self.token])
+
+    async def _keep_lock(self, scope: anyio.CancelScope) -> None:
+        while True:
+            await anyio.sleep(self.lock_ttl_ms / 3000)
+            if not await self._renew(keys=[self.lock_key], args=[self.token, self.lock_ttl_ms]):
+                scope.cancel()
+                return
+
+    async def _monitors(self) -> dict[int, EncodedMonitor]:
+        return {
+            m.id: EncodedMonitor.of(m)
+            for m in await self.load_monitors()
+            if m.enabled and self.region in m.effective_regions(self.configured_regions)
+        }
+
+    async def _schedule(self) -> None:
+        monitors = await self._monitors()
+        now = self.clock()
+        due: dict[int, float] = {mid: next_due(e.monitor, now) for mid, e in monitors.items()}
+        heap = [(t, mid) for mid, t in due.items()]
+        heapq.heapify(heap)
+        next_refresh = now + self.refresh_s
+        log.info("scheduler.started", region=self.region, monitors=len(monitors))
+        while True:
+            now = self.clock()
+            if now >= next_refresh:
+                monitors, heap, due = await self._refresh(monitors, due, now)
+                next_refresh = now + self.refresh_s
+            batch: list[tuple[EncodedMonitor, int, int]] = []
+            while heap and heap[0][0] <= now:
+                at, mid = heapq.heappop(heap)
+                encoded = monitors.get(mid)
+                if encoded is None or due.get(mid) != at:
+                    continue  # removed or rescheduled by a refresh
+                monitor = encoded.monitor
+                deadline = at + monitor.timeout + INFLIGHT_GRACE_S
+                batch.append((encoded, int(at * 1000), int(deadline * 1000)))
+                following = at + monitor.interval
+                if following <= now:  # fell behind (a pause): resume on the grid, no burst of catch-up checks
+                    following = next_due(monitor, now + 1e-6)
+                due[mid] = following
+                heapq.heappush(heap, (following, mid))
+            if batch:
+                added = await self.queue.enqueue(batch, now_ms=int(now * 1000))
+                self.enqueued += added
+                self.skipped_in_flight += len(batch) - added
+            wake = min(heap[0][0] if heap else next_refresh, next_refresh)
+            await anyio.sleep(max(0.0, wake - self.clock()))
+
+    async def _refresh(
+        self, old: dict[int, EncodedMonitor], due: dict[int, float], now: float
+    ) -> tuple[dict[int, EncodedMonitor], list[tuple[float, int]], dict[int, float]]:
+        monitors = await self._monitors()
+        new_due: dict[int, float] = {}
+        for mid, encoded in monitors.items():
+            before = old.get(mid)
+            if before is not None and before.monitor.interval == encoded.monitor.interval and mid in due:
+                new_due[mid] = due[mid]
+            else:
+                new_due[mid] = next_due(encoded.monitor, now)
+        heap = [(t, mid) for mid, t in new_due.items()]
+        heapq.heapify(heap)
+        if len(monitors) != len(old):
+            log.info("scheduler.monitors", region=self.region, monitors=len(monitors))
+        return monitors, heap, new_due

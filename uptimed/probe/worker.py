@@ -1,0 +1,111 @@
+"""Probe workers of one region: read jobs, check, publish to ``checks``, ack in bulk.
+
+Up to ``concurrency`` checks run at once on the one shared aiohttp session.
+Results are handed to the Kafka producer without waiting for each send; a
+job is acknowledged (and its in-flight mark cleared) only once its result is
+acknowledged by Kafka, so a crash or a Kafka outage leaves it pending for
+another worker to reclaim.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import aiohttp
+import anyio
+import structlog
+from aiokafka import AIOKafkaProducer
+
+from uptimed.probe.kinds import run_probe
+from uptimed.probe.queue import ProbeJob, ProbeQueue
+
+log = structlog.get_logger()
+
+
+class ProbeWorker:
+    """Runs the checks of one region in this process."""
+
+    def __init__(
+        self,
+        *,
+        queue: ProbeQueue,
+        producer: AIOKafkaProducer,
+        topic: str,
+        session: aiohttp.ClientSession,
+        consumer: str,
+        concurrency: int,
+        reclaim_idle_s: float = 30.0,
+    ) -> None:
+        self.queue = queue
+        self.region = queue.region
+        self.producer = producer
+        self.topic = topic
+        self.session = session
+        self.consumer = consumer
+        self.concurrency = concurrency
+        self.reclaim_idle_ms = int(reclaim_idle_s * 1000)
+        self.running = 0
+        self.checks_done = 0
+        self._slot_freed = asyncio.Event()
+        self._published: list[tuple[ProbeJob, asyncio.Future]] = []
+        self._result_ready = asyncio.Event()
+
+    async def run(self) -> None:
+        await self.queue.ensure_group()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._acknowledge)
+            tg.start_soon(self._reclaim, tg)
+            while True:
+                while self.running >= self.concurrency:
+                    self._slot_freed.clear()
+                    await self._slot_freed.wait()
+                jobs = await self.queue.read(
+                    self.consumer, count=min(self.concurrency - self.running, 1000), block_ms=1000
+                )
+                self._start(tg, jobs)
+
+    def _start(self, tg: anyio.abc.TaskGroup, jobs: list[ProbeJob]) -> None:
+        for job in jobs:
+            self.running += 1
+            tg.start_soon(self._check, job)
+
+    async def _check(self, job: ProbeJob) -> None:
+        try:
+            result = await run_probe(job.monitor, region=self.region, session=self.session, scheduled_at_ms=job.due_ms)
+            future = await self.producer.send(self.topic, result.model_dump_json().encode(), key=result.key())
+            self._published.append((job, future))
+            self._result_ready.set()
+            self.checks_done += 1
+            log.debug(
+                "probe.checked", monitor_id=result.monitor_id, region=self.region, status=result.status.value,
+                ms=result.response_time_ms, lag_ms=result.checked_at_ms - job.due_ms,
+            )
+        finally:
+            self.running -= 1
+            self._slot_freed.set()
+
+    async def _acknowledge(self) -> None:
+        """Ack in bulk every job whose result Kafka has acknowledged."""
+        while True:
+            await self._result_ready.wait()
+            self._result_ready.clear()
+            batch, self._published = self._published, []
+            outcomes = await asyncio.gather(*(future for _, future in batch), return_exceptions=True)
+            done = [job for (job, _), outcome in zip(batch, outcomes, strict=True) if not isinstance(outcome, BaseException)]
+            if len(done) < len(batch):
+                log.warning("probe.publish_failed", region=self.region, failed=len(batch) - len(done))
+            await self.queue.ack(done)
+
+    async def _reclaim(self, tg: anyio.abc.TaskGroup) -> None:
+        """Take over the jobs of a worker that died holding them."""
+        while True:
+            await anyio.sleep(self.reclaim_idle_ms / 4000)
+            jobs = await self.queue.reclaim(self.consumer, min_idle_ms=self.reclaim_idle_ms)
+            now_ms = time.time() * 1000
+            stale = [j for j in jobs if now_ms - j.due_ms > j.monitor.interval * 1000]
+            fresh = [j for j in jobs if j not in stale]
+            # A job older than its interval is superseded by the next scheduled one.
+            await self.queue.ack(stale)
+            if jobs:
+                log.info("probe.reclaimed", region=self.region, jobs=len(fresh), dropped=len(stale))
+            self._start(tg, fresh)

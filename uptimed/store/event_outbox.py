@@ -1,0 +1,46 @@
+"""SQL for ``event_outbox``: events stored with the state that made them, published after."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from uptimed.bus.messages import MonitorEvent
+
+
+async def add_many(conn: asyncpg.Connection, events: Sequence[MonitorEvent]) -> None:
+    if not events:
+        return
+    await conn.execute(
+        """
+        INSERT INTO event_outbox (event_id, monitor_id, payload)
+        SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::jsonb[])
+        ON CONFLICT (event_id) DO NOTHING
+        """,
+        [e.eventId for e in events],
+        [e.websiteId for e in events],
+        [e.model_dump(mode="json") for e in events],
+    )
+
+
+async def mark_published(conn: asyncpg.Pool | asyncpg.Connection, event_ids: Sequence[uuid.UUID]) -> None:
+    if event_ids:
+        await conn.execute(
+            "UPDATE event_outbox SET published_at = now() WHERE event_id = ANY($1::uuid[])", list(event_ids)
+        )
+
+
+async def unpublished(conn: asyncpg.Pool | asyncpg.Connection, *, older_than_s: float, limit: int = 1000) -> list[Any]:
+    """Payloads of events not yet published, oldest first (a crash between commit and publish)."""
+    rows = await conn.fetch(
+        """
+        SELECT payload FROM event_outbox
+        WHERE published_at IS NULL AND created_at < now() - make_interval(secs => $1)
+        ORDER BY created_at LIMIT $2
+        """,
+        older_than_s, limit,
+    )
+    return [row["payload"] for row in rows]
