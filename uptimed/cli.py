@@ -66,7 +66,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     path = _config_path(args)
     settings = load_settings(path)
     log.configure(settings.log)
-    anyio.run(Daemon(settings, config_path=path).run)
+    # uvloop: ~30% more new-connection probes per CPU second (bench/probe_throughput.py --close --uvloop).
+    anyio.run(Daemon(settings, config_path=path).run, backend_options={"use_uvloop": True})
     return EXIT_OK
 
 

@@ -8,7 +8,9 @@ tells retryable failures from permanent ones by the exception it raises.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Protocol, runtime_checkable
 
@@ -148,4 +150,35 @@ def parse_retry_after(value: object) -> float | None:
         seconds = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
-    return seconds if seconds >= 0 else None
+    # "inf" and "nan" parse as floats; neither is a delay anyone can wait for.
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def details(notification: Notification) -> list[tuple[str, str]]:
+    """The facts worth showing under the headline, as ``(label, value)`` pairs, in order."""
+    event = notification.event
+    facts = [("URL", event.url)]
+    if event.reason:
+        facts.append(("Reason", event.reason))
+    if event.responseTime is not None:
+        facts.append(("Response time", f"{event.responseTime:.0f} ms"))
+    if notification.kind is NotificationKind.UP and event.downtimeSeconds is not None:
+        facts.append(("Downtime", format_duration(event.downtimeSeconds)))
+    if event.regions:
+        facts.append(("Regions", ", ".join(f"{region}: {status}" for region, status in sorted(event.regions.items()))))
+    elif event.regionId:
+        facts.append(("Region", event.regionId))
+    facts.append(("Time", event_time(event).strftime("%Y-%m-%d %H:%M:%S UTC")))
+    return facts
+
+
+def event_time(event: MonitorEvent) -> datetime:
+    """When the event happened, as an aware UTC datetime."""
+    return datetime.fromtimestamp(event.timestamp / 1000, tz=UTC)
+
+
+def clip(text: str, limit: int, *, marker: str = "…") -> str:
+    """``text`` cut to at most ``limit`` characters, ending in ``marker`` when cut."""
+    if len(text) <= limit:
+        return text
+    return text[: max(limit - len(marker), 0)] + marker[:limit]

@@ -1,0 +1,351 @@
+"""Finding channels: entry points in group ``uptimed.channels``, loaded once.
+
+An entry point names a channel class (instantiated without arguments) or a
+channel instance. One that fails to import, to instantiate or to look like a
+:class:`~uptimed.channels.base.Channel` is recorded in ``broken`` with its
+distribution and the reason, and the rest work on: a broken plugin never
+takes the daemon down.
+
+Configs: :meth:`ChannelRegistry.validate_config` turns raw JSON into the
+channel's model; :func:`storable_config` gives the JSON to keep in the
+database (secrets in clear) and :func:`redacted_config` the JSON to show
+(secrets as ``…`` plus their last four characters).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+import pydantic_core
+import structlog
+from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
+
+from uptimed.channels.base import Channel
+
+__all__ = [
+    "GROUP",
+    "BrokenChannel",
+    "ChannelRegistry",
+    "ConfigField",
+    "InvalidConfigError",
+    "LoadedChannel",
+    "UnknownChannelError",
+    "check_channel",
+    "default_registry",
+    "redact_secret",
+    "redacted_config",
+    "storable_config",
+]
+
+GROUP = "uptimed.channels"
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True)
+class LoadedChannel:
+    """A working channel and where it came from."""
+
+    name: str
+    channel: Channel
+    distribution: str | None = None
+    version: str | None = None
+    value: str | None = None
+    """The entry point's target, e.g. ``uptimed.channels.slack:SlackChannel``."""
+
+
+@dataclass(frozen=True)
+class BrokenChannel:
+    """An entry point that could not be used, and why."""
+
+    name: str
+    reason: str
+    distribution: str | None = None
+    version: str | None = None
+    value: str | None = None
+
+
+@dataclass(frozen=True)
+class ConfigField:
+    """One key of a channel's config, for listings and forms."""
+
+    name: str
+    type: str
+    required: bool
+    secret: bool
+    default: Any = None
+    description: str | None = None
+
+
+class UnknownChannelError(LookupError):
+    """No channel of that type is installed (or it is broken)."""
+
+    def __init__(self, name: str, available: Iterable[str], broken: BrokenChannel | None = None) -> None:
+        self.name = name
+        self.available = sorted(available)
+        listing = ", ".join(self.available) or "none"
+        if broken is not None:
+            message = f"channel type {name!r} is installed but broken ({broken.reason}); available: {listing}"
+        else:
+            message = f"unknown channel type {name!r}; available: {listing}"
+        super().__init__(message)
+
+
+class InvalidConfigError(ValueError):
+    """A config that does not fit its channel's model. Never repeats the values given."""
+
+    def __init__(self, channel: str, errors: list[dict[str, Any]]) -> None:
+        self.channel = channel
+        self.errors = errors
+        """``[{"loc": "webhookUrl", "msg": "...", "type": "..."}]``."""
+        problems = "; ".join(f"{e['loc']}: {e['msg']}" if e["loc"] else e["msg"] for e in errors)
+        super().__init__(f"invalid {channel} config: {problems}")
+
+    @classmethod
+    def from_validation(cls, channel: str, exc: ValidationError) -> InvalidConfigError:
+        errors = [
+            {
+                "loc": ".".join(str(part) for part in error["loc"]),
+                "msg": error["msg"].removeprefix("Value error, "),
+                "type": error["type"],
+            }
+            for error in exc.errors(include_url=False, include_input=False, include_context=False)
+        ]
+        return cls(channel, errors)
+
+
+def check_channel(obj: object) -> str | None:
+    """Why ``obj`` is not a usable channel, or ``None`` when it is."""
+    name = getattr(obj, "name", None)
+    if not isinstance(name, str) or not name:
+        return "has no str 'name'"
+    model = getattr(obj, "config_model", None)
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return "its 'config_model' is not a pydantic BaseModel subclass"
+    send = getattr(obj, "send", None)
+    if send is None or not inspect.iscoroutinefunction(send):
+        return "has no 'async def send(self, notification)'"
+    return None
+
+
+class ChannelRegistry:
+    """The channels this process can deliver through, by type name."""
+
+    def __init__(self, channels: Iterable[LoadedChannel] = (), broken: Iterable[BrokenChannel] = ()) -> None:
+        self.channels: dict[str, LoadedChannel] = {}
+        self.broken: list[BrokenChannel] = list(broken)
+        for loaded in channels:
+            if loaded.name in self.channels:
+                first = self.channels[loaded.name]
+                self.broken.append(
+                    BrokenChannel(
+                        loaded.name,
+                        f"the name is already taken by {first.distribution or first.value}",
+                        loaded.distribution,
+                        loaded.version,
+                        loaded.value,
+                    )
+                )
+            else:
+                self.channels[loaded.name] = loaded
+
+    @classmethod
+    def discover(cls, group: str = GROUP) -> ChannelRegistry:
+        """Load every entry point of ``group``; never raises."""
+        loaded: list[LoadedChannel] = []
+        broken: list[BrokenChannel] = []
+        for entry_point in sorted(entry_points(group=group), key=lambda ep: ep.name):
+            result = _load(entry_point)
+            (loaded if isinstance(result, LoadedChannel) else broken).append(result)
+        registry = cls(loaded, broken)
+        for item in registry.broken:
+            log.warning(
+                "channel.broken",
+                channel=item.name,
+                distribution=item.distribution,
+                version=item.version,
+                reason=item.reason,
+            )
+        return registry
+
+    @classmethod
+    def from_channels(cls, channels: Iterable[object]) -> ChannelRegistry:
+        """A registry of these channel objects (classes or instances), without entry points."""
+        loaded: list[LoadedChannel] = []
+        broken: list[BrokenChannel] = []
+        for item in channels:
+            value = f"{getattr(item, '__module__', '?')}:{getattr(item, '__qualname__', type(item).__qualname__)}"
+            result = _instantiate(getattr(item, "name", value), value, item, None, None)
+            (loaded if isinstance(result, LoadedChannel) else broken).append(result)
+        return cls(loaded, broken)
+
+    def names(self) -> list[str]:
+        return sorted(self.channels)
+
+    def get(self, name: str) -> Channel:
+        """The channel of type ``name``; :class:`UnknownChannelError` if there is none."""
+        try:
+            return self.channels[name].channel
+        except KeyError:
+            broken = next((b for b in self.broken if b.name == name), None)
+            raise UnknownChannelError(name, self.channels, broken) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.channels
+
+    def validate_config(self, name: str, raw: Mapping[str, Any]) -> BaseModel:
+        """``raw`` (an integration's config JSON) as the model of channel ``name``.
+
+        Raises :class:`UnknownChannelError` or :class:`InvalidConfigError`;
+        neither message repeats a value it was given.
+        """
+        model = self.get(name).config_model
+        try:
+            return model.model_validate(dict(raw))
+        except ValidationError as exc:
+            raise InvalidConfigError.from_validation(name, exc) from None
+
+    def config_fields(self, name: str) -> list[ConfigField]:
+        """The keys of channel ``name``'s config, in declaration order."""
+        model = self.get(name).config_model
+        schema = model.model_json_schema(by_alias=True)
+        properties = schema.get("properties", {})
+        required = set(schema.get("required", []))
+        fields: list[ConfigField] = []
+        for key, info in model.model_fields.items():
+            alias = info.alias or key
+            prop = properties.get(alias, {})
+            fields.append(
+                ConfigField(
+                    name=alias,
+                    type=_type_name(prop, schema),
+                    required=alias in required,
+                    secret=_is_secret(prop, schema),
+                    default=None if info.is_required() else _jsonable_default(info),
+                    description=info.description,
+                )
+            )
+        return fields
+
+
+@functools.cache
+def default_registry() -> ChannelRegistry:
+    """The installed channels, discovered on first use and kept for the process."""
+    return ChannelRegistry.discover()
+
+
+def storable_config(config: BaseModel) -> dict[str, Any]:
+    """JSON for the database: every value, secrets in clear. Never log it."""
+    return _jsonable(config, _reveal)
+
+
+def redacted_config(config: BaseModel) -> dict[str, Any]:
+    """JSON to show users and logs: each secret as ``…`` plus its last 4 characters."""
+    return _jsonable(config, redact_secret)
+
+
+def redact_secret(value: str) -> str:
+    """``"…cdef"``; secrets shorter than 12 characters are masked whole (``"********"``)."""
+    return f"…{value[-4:]}" if len(value) >= 12 else "********"
+
+
+def _reveal(value: str) -> str:
+    return value
+
+
+def _jsonable(config: BaseModel, secret: Any) -> dict[str, Any]:
+    def walk(value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            return secret(value.get_secret_value())
+        if isinstance(value, SecretBytes):
+            return secret(value.get_secret_value().decode(errors="replace"))
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, list | tuple | set | frozenset):
+            return [walk(v) for v in value]
+        return value
+
+    # Python mode keeps SecretStr objects, so the secrets can be told apart.
+    dumped = config.model_dump(mode="python", by_alias=True)
+    return pydantic_core.to_jsonable_python(walk(dumped))
+
+
+def _load(entry_point: EntryPoint) -> LoadedChannel | BrokenChannel:
+    dist = getattr(entry_point, "dist", None)
+    distribution = dist.name if dist is not None else None
+    version = dist.version if dist is not None else None
+    try:
+        obj = entry_point.load()
+    except Exception as exc:  # noqa: BLE001 (a plugin may raise anything on import)
+        return BrokenChannel(entry_point.name, f"import failed: {_reason(exc)}", distribution, version, entry_point.value)
+    return _instantiate(entry_point.name, entry_point.value, obj, distribution, version)
+
+
+def _instantiate(
+    name: str, value: str, obj: object, distribution: str | None, version: str | None
+) -> LoadedChannel | BrokenChannel:
+    if isinstance(obj, type):
+        try:
+            obj = obj()
+        except Exception as exc:  # noqa: BLE001 (nor may its constructor)
+            return BrokenChannel(name, f"could not be created: {_reason(exc)}", distribution, version, value)
+    if problem := check_channel(obj):
+        return BrokenChannel(name, f"not a channel: {problem}", distribution, version, value)
+    if obj.name != name:  # type: ignore[attr-defined]
+        reason = f"the entry point is called {name!r} but the channel calls itself {obj.name!r}"  # type: ignore[attr-defined]
+        return BrokenChannel(name, reason, distribution, version, value)
+    return LoadedChannel(name, obj, distribution, version, value)  # type: ignore[arg-type]
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}"[:500] if text else type(exc).__name__
+
+
+def _resolve(prop: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    ref = prop.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        return schema.get("$defs", {}).get(ref.removeprefix("#/$defs/"), {})
+    return prop
+
+
+def _is_secret(prop: dict[str, Any], schema: dict[str, Any]) -> bool:
+    prop = _resolve(prop, schema)
+    if prop.get("format") == "password" or prop.get("writeOnly") is True:
+        return True
+    nested = [*prop.get("anyOf", []), *prop.get("allOf", [])]
+    if isinstance(prop.get("additionalProperties"), dict):
+        nested.append(prop["additionalProperties"])
+    if isinstance(prop.get("items"), dict):
+        nested.append(prop["items"])
+    return any(_is_secret(p, schema) for p in nested)
+
+
+def _type_name(prop: dict[str, Any], schema: dict[str, Any]) -> str:
+    prop = _resolve(prop, schema)
+    if "type" in prop:
+        kind = prop["type"]
+        if kind == "array" and isinstance(prop.get("items"), dict):
+            return f"array of {_type_name(prop['items'], schema)}"
+        if kind == "object" and isinstance(prop.get("additionalProperties"), dict):
+            return f"object of {_type_name(prop['additionalProperties'], schema)}"
+        return str(kind)
+    if "enum" in prop:
+        return " | ".join(map(repr, prop["enum"]))
+    if "anyOf" in prop:
+        return " | ".join(_type_name(p, schema) for p in prop["anyOf"])
+    return "any"
+
+
+def _jsonable_default(info: Any) -> Any:
+    value = info.get_default(call_default_factory=True)
+    if isinstance(value, SecretStr | SecretBytes):
+        return None
+    try:
+        return pydantic_core.to_jsonable_python(value)
+    except pydantic_core.PydanticSerializationError:
+        return repr(value)
