@@ -128,6 +128,17 @@ class EventReader:
             self._task.cancel()
         await self.consumer.stop()
 
+    async def wait_records(self, count: int, *, timeout: float = 30.0) -> list[Any]:
+        async def wait() -> None:
+            async with self._changed:
+                await self._changed.wait_for(lambda: len(self.records) >= count)
+
+        try:
+            await asyncio.wait_for(wait(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"expected {count} records within {timeout} s, got {len(self.records)}") from None
+        return self.records
+
     def of(self, type_: str, *, reminder: bool | None = None) -> list[dict[str, Any]]:
         return [
             e for e in self.events if e.get("type") == type_ and (reminder is None or e.get("reminder") == reminder)
@@ -292,3 +303,86 @@ class DaemonProcess:
             await self.process.wait()
         if self._reader:
             await self._reader
+
+
+@dataclass
+class Request:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+    """Loop time of arrival."""
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class WebhookReceiver:
+    """A local HTTP endpoint per path, each answering from its own script of statuses."""
+
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+        self.scripts: dict[str, list[tuple[int, dict[str, str]]]] = {}
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+        self._changed = asyncio.Condition()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def script(self, path: str, *replies: int | tuple[int, dict[str, str]]) -> None:
+        """Answer the next requests to ``path`` with these statuses (then 200)."""
+        self.scripts[path] = [r if isinstance(r, tuple) else (r, {}) for r in replies]
+
+    def to(self, path: str) -> list[Request]:
+        return [r for r in self.requests if r.path == path]
+
+    async def start(self) -> WebhookReceiver:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        return self
+
+    async def stop(self) -> None:
+        if self._runner:
+            await self._runner.cleanup()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        script = self.scripts.get(request.path) or []
+        status, headers = script.pop(0) if script else (200, {})
+        async with self._changed:
+            self.requests.append(Request(request.path, dict(request.headers), body, asyncio.get_running_loop().time()))
+            self._changed.notify_all()
+        return web.Response(status=status, text="ok" if status < 300 else "nope", headers=headers)
+
+    async def wait_for(self, path: str, count: int = 1, *, timeout: float = 30.0) -> list[Request]:
+        async def wait() -> None:
+            async with self._changed:
+                await self._changed.wait_for(lambda: len(self.to(path)) >= count)
+
+        try:
+            await asyncio.wait_for(wait(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"{path}: {len(self.to(path))} of {count} requests within {timeout} s") from None
+        return self.to(path)
+
+
+async def eventually(probe: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.1) -> Any:
+    """Poll ``probe`` (a coroutine function) until it returns something truthy, or fail at the deadline.
+
+    For state that lives in PostgreSQL, which offers no event to await here.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = await probe()
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s (last value: {value!r})")
+        await asyncio.sleep(interval)

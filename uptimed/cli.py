@@ -12,7 +12,7 @@ from pathlib import Path
 import anyio
 
 from uptimed import __version__
-from uptimed.config import ConfigError, Settings, load_settings
+from uptimed.config import ConfigError, Settings, configured_integrations, load_settings
 from uptimed.errors import ServiceUnavailable
 
 DEFAULT_CONFIG = "/etc/uptimed/uptimed.toml"
@@ -30,14 +30,38 @@ def _load(args: argparse.Namespace) -> Settings:
     return load_settings(_config_path(args))
 
 
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' * (count != 1)}"
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from uptimed.channels.registry import default_registry
+
     path = _config_path(args)
     settings = load_settings(path)
-    monitors = len(settings.monitors)
+    configured_integrations(settings, default_registry(), path)
     print(
-        f"{path}: OK ({monitors} monitor{'s' * (monitors != 1)}, "
+        f"{path}: OK ({_plural(len(settings.monitors), 'monitor')}, "
+        f"{_plural(len(settings.integrations), 'integration')}, "
         f"regions: {', '.join(settings.probe.regions)})"
     )
+    return EXIT_OK
+
+
+def cmd_channels(args: argparse.Namespace) -> int:
+    from uptimed.channels.registry import default_registry
+
+    registry = default_registry()
+    for name in registry.names():
+        loaded = registry.channels[name]
+        print(f"{name}  ({loaded.distribution or '?'} {loaded.version or ''})".rstrip())
+        for field in registry.config_fields(name):
+            flags = ", ".join(f for f in ("required" if field.required else "", "secret" if field.secret else "") if f)
+            default = "" if field.required else f" = {field.default!r}"
+            print(f"    {field.name}: {field.type}{default}{f'  [{flags}]' if flags else ''}")
+    for broken in registry.broken:
+        where = f"{broken.distribution or '?'} {broken.version or ''}".strip()
+        print(f"{broken.name}  ({where})  BROKEN: {broken.reason}")
     return EXIT_OK
 
 
@@ -89,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("path", nargs="?", metavar="PATH", help="config file to check")
     add("migrate", cmd_migrate, "apply schema.sql to the configured database")
     add("run", cmd_run, "run the daemon")
+    add("channels", cmd_channels, "list notification channels, their config fields, and broken plugins")
     return parser
 
 

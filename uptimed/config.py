@@ -151,6 +151,28 @@ class LogSettings(Section):
     )
 
 
+class IntegrationSpec(Section):
+    """An ``[[integrations]]`` table: a notification channel of a user, declared in the file."""
+
+    owner: str = Field(min_length=1, max_length=64, description="username of the owner")
+    key: str = Field(min_length=1, max_length=200, description="stable identity of this integration")
+    type: str = Field(min_length=1, max_length=64, description="channel name, e.g. webhook, slack, or a plugin's")
+    config: dict[str, Any] = Field(default_factory=dict, description="validated by the channel's own model")
+    enabled: bool = True
+    monitors: list[str] | None = Field(
+        None, description="keys of the owner's config monitors to notify about; default: all of the owner's"
+    )
+
+
+class NotifySettings(Section):
+    max_attempts: int = Field(6, ge=1, le=50, description="delivery attempts before FAILED")
+    backoff_initial: Duration = Field(2.0, gt=0, description="first retry delay; doubles each attempt, with jitter")
+    backoff_max: Duration = Field(600.0, gt=0)
+    delivery_timeout: Duration = Field(15.0, gt=0, description="one delivery attempt may take this long")
+    concurrency: int = Field(200, ge=1, le=10_000, description="deliveries in flight at once")
+    per_channel_concurrency: int = Field(50, ge=1, le=10_000, description="in flight at once per channel type")
+
+
 class Settings(BaseSettings):
     """The whole configuration of one uptimed process."""
 
@@ -163,7 +185,9 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
     monitors: list[MonitorSpec] = Field(default_factory=list)
+    integrations: list[IntegrationSpec] = Field(default_factory=list)
 
     @classmethod
     def settings_customise_sources(
@@ -191,6 +215,15 @@ class Settings(BaseSettings):
             if identity in seen:
                 raise _at(("monitors", index, "key"), f"two monitors of {spec.owner!r} share the key {spec.stable_key!r}")
             seen.add(identity)
+        keys = {(spec.owner, spec.stable_key) for spec in self.monitors}
+        integrations: set[tuple[str, str]] = set()
+        for index, integration in enumerate(self.integrations):
+            if (integration.owner, integration.key) in integrations:
+                raise _at(("integrations", index, "key"), f"two integrations of {integration.owner!r} share the key {integration.key!r}")
+            integrations.add((integration.owner, integration.key))
+            for key in integration.monitors or []:
+                if (integration.owner, key) not in keys:
+                    raise _at(("integrations", index, "monitors"), f"{integration.owner!r} has no monitor with key {key!r} in this file")
         return self
 
 
@@ -348,3 +381,37 @@ def key_lines(text: str) -> dict[tuple[str | int, ...], int]:
                 if rest.count(quote) == 1:
                     in_multiline = quote
     return found
+
+
+def configured_integrations(settings: Settings, registry: Any, path: Path | None = None) -> list[Any]:
+    """Validate each ``[[integrations]]`` config with its channel's own model.
+
+    Returns :class:`uptimed.store.integrations.ConfiguredIntegration` entries
+    ready to store; raises :class:`ConfigError` naming the key path and line
+    (``integrations[0].config.webhookUrl``) of every bad value.
+    """
+    from uptimed.channels.registry import InvalidConfigError, UnknownChannelError, storable_config
+    from uptimed.store.integrations import ConfiguredIntegration
+
+    lines = key_lines(path.read_text(encoding="utf-8")) if path and path.exists() else {}
+    problems: list[ConfigProblem] = []
+    out: list[ConfiguredIntegration] = []
+    for index, spec in enumerate(settings.integrations):
+        try:
+            model = registry.validate_config(spec.type, spec.config)
+        except UnknownChannelError as exc:
+            loc: tuple[str | int, ...] = ("integrations", index, "type")
+            problems.append(ConfigProblem(dotted(loc), str(exc), _line_of(loc, lines)))
+            continue
+        except InvalidConfigError as exc:
+            for error in exc.errors:
+                parts = [int(p) if p.isdigit() else p for p in error["loc"].split(".") if p]
+                loc = ("integrations", index, "config", *parts)
+                problems.append(ConfigProblem(dotted(loc), error["msg"], _line_of(loc, lines)))
+            continue
+        out.append(
+            ConfiguredIntegration(spec.owner, spec.key, spec.type, storable_config(model), spec.enabled, spec.monitors)
+        )
+    if problems:
+        raise ConfigError(path or Path("<config>"), problems)
+    return out

@@ -7,6 +7,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 import aiohttp
+import httpx
 import anyio
 from anyio.abc import TaskStatus
 import asyncpg
@@ -17,14 +18,17 @@ from aiokafka.errors import KafkaError
 
 from uptimed import __version__
 from uptimed.bus.kafka import ensure_topics, make_producer
-from uptimed.config import RedisSettings, Settings
+from uptimed.channels.registry import ChannelRegistry, default_registry
+from uptimed.config import RedisSettings, Settings, configured_integrations
 from uptimed.errors import ServiceUnavailable
 from uptimed.evaluate.evaluator import Evaluator
+from uptimed.notify.dispatcher import Dispatcher
+from uptimed.notify.notifier import Notifier
 from uptimed.probe.http import make_session
 from uptimed.probe.queue import ProbeQueue
 from uptimed.probe.scheduler import Scheduler, process_identity
 from uptimed.probe.worker import ProbeWorker
-from uptimed.store import monitors
+from uptimed.store import integrations, monitors
 from uptimed.store.database import connect, migrate
 from uptimed.supervisor import Part, Supervisor
 
@@ -64,14 +68,19 @@ async def start_producer(settings: Settings) -> AIOKafkaProducer:
 class Daemon:
     """One uptimed process: its connections and its supervised parts."""
 
-    def __init__(self, settings: Settings, *, config_path: Path | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, config_path: Path | None = None, registry: ChannelRegistry | None = None
+    ) -> None:
         self.settings = settings
+        self.registry = registry or default_registry()
         self.config_path = config_path
         self.pool: asyncpg.Pool
         self.redis: aioredis.Redis
         self.producer: AIOKafkaProducer
         self.session: aiohttp.ClientSession
         self.evaluator: Evaluator
+        self.http: httpx.AsyncClient
+        self.dispatcher: Dispatcher
         self.supervisor = Supervisor([])
         self.ready = anyio.Event()
 
@@ -99,15 +108,26 @@ class Daemon:
             )
             parts += [Part(f"scheduler:{region}", scheduler.run), Part(f"probe:{region}", worker.run)]
         self.evaluator = Evaluator(settings=settings, pool=self.pool, producer=self.producer)
-        parts.append(Part("evaluator", self.evaluator.run))
+        self.dispatcher = Dispatcher(
+            pool=self.pool, registry=self.registry, settings=settings.notify, smtp=settings.smtp, http=self.http
+        )
+        notifier = Notifier(settings=settings, pool=self.pool, producer=self.producer, dispatcher=self.dispatcher)
+        parts += [
+            Part("evaluator", self.evaluator.run),
+            Part("notifier", notifier.run),
+            Part("dispatcher", self.dispatcher.run),
+        ]
         return parts
 
     async def sync_config(self) -> None:
-        """Bring the monitors declared in the config file into the database."""
+        """Bring the monitors and integrations declared in the config file into the database."""
+        declared = configured_integrations(self.settings, self.registry, self.config_path)
         result = await monitors.sync_from_config(self.pool, self.settings.monitors)
+        async with self.pool.acquire() as conn, conn.transaction():
+            count = await integrations.sync_from_config(conn, declared)
         log.info(
             "config.synced", created=result.created, updated=result.updated, disabled=result.disabled,
-            users_created=result.users_created,
+            users_created=result.users_created, integrations=count,
         )
 
     async def run(self) -> None:
@@ -125,6 +145,11 @@ class Daemon:
             stack.push_async_callback(self.producer.stop)
             self.session = make_session(limit=settings.probe.concurrency)
             stack.push_async_callback(self.session.close)
+            self.http = httpx.AsyncClient(
+                timeout=httpx.Timeout(settings.notify.delivery_timeout), follow_redirects=False,
+                headers={"User-Agent": f"uptimed/{__version__}"},
+            )
+            stack.push_async_callback(self.http.aclose)
             await self.sync_config()
 
             self.supervisor = Supervisor(self.parts())

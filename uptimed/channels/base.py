@@ -87,7 +87,11 @@ class PermanentDeliveryError(DeliveryError):
 
 @runtime_checkable
 class Channel(Protocol):
-    """What ``uptimed.channels`` entry points name (a class or an instance)."""
+    """What ``uptimed.channels`` entry points name (a class or an instance).
+
+    Optional: ``rate_limit_per_s`` (float), the most messages per second one
+    destination (one integration) accepts; the notifier spaces deliveries to it.
+    """
 
     name: str
     config_model: type[BaseModel]

@@ -137,6 +137,8 @@ class DiscordChannel:
 
     name: ClassVar[str] = "discord"
     config_model: ClassVar[type[BaseModel]] = DiscordConfig
+    rate_limit_per_s: ClassVar[float] = 2.0
+    """Discord allows 5 requests per 2 s per webhook; stay under it."""
 
     async def send(self, notification: Notification) -> None:
         config: DiscordConfig = notification.config

@@ -70,6 +70,8 @@ class SlackChannel:
 
     name: ClassVar[str] = "slack"
     config_model: ClassVar[type[BaseModel]] = SlackConfig
+    rate_limit_per_s: ClassVar[float] = 1.0
+    """Slack allows about one message per second per incoming webhook."""
 
     async def send(self, notification: Notification) -> None:
         config: SlackConfig = notification.config

@@ -139,6 +139,8 @@ class TelegramChannel:
 
     name: ClassVar[str] = "telegram"
     config_model: ClassVar[type[BaseModel]] = TelegramConfig
+    rate_limit_per_s: ClassVar[float] = 1.0
+    """Telegram allows about one message per second per chat."""
 
     async def send(self, notification: Notification) -> None:
         config: TelegramConfig = notification.config

@@ -1,0 +1,162 @@
+"""Delivers due rows of ``notification_log``, each on its own, with retries.
+
+Rows are claimed with a lease (several processes share the work; a crashed
+one's rows come due again). Every delivery runs in its own task under a cap
+per channel type and a rate limit per destination, so one slow or failing
+destination never holds back another. Outcomes: SENT; RETRYING with the next
+attempt after an exponential backoff with jitter, or after what the service
+asked for (``Retry-After`` and the like); FAILED for a permanent error or
+after the last attempt.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import defaultdict
+
+import anyio
+import asyncpg
+import httpx
+import structlog
+from pydantic import ValidationError
+
+from uptimed.bus.messages import MonitorEvent
+from uptimed.channels.base import DeliveryError, Notification, NotificationKind
+from uptimed.channels.registry import ChannelRegistry, InvalidConfigError, UnknownChannelError
+from uptimed.config import NotifySettings, SmtpSettings
+from uptimed.failpoints import failpoint
+from uptimed.store import notification_log
+from uptimed.store.notification_log import Delivery
+
+log = structlog.get_logger()
+
+LEASE_MARGIN_S = 15.0
+"""A claim outlives one attempt's timeout by this much before another process may take the row."""
+
+
+def backoff_delay(attempt: int, settings: NotifySettings, *, retry_after: float | None = None) -> float:
+    """Seconds before attempt ``attempt + 1``: what the service asked for, else exponential with jitter."""
+    if retry_after is not None:
+        # Never earlier than asked; a little later so many waiters do not return at once.
+        return min(retry_after, settings.backoff_max) * random.uniform(1.0, 1.1)
+    ceiling = min(settings.backoff_max, settings.backoff_initial * 2 ** (attempt - 1))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        registry: ChannelRegistry,
+        settings: NotifySettings,
+        smtp: SmtpSettings,
+        http: httpx.AsyncClient,
+    ) -> None:
+        self.pool = pool
+        self.registry = registry
+        self.settings = settings
+        self.smtp = smtp
+        self.http = http
+        self.lease_s = settings.delivery_timeout + LEASE_MARGIN_S
+        self.in_flight = 0
+        self._wake = anyio.Event()
+        self._slot_freed = anyio.Event()
+        self._per_channel: dict[str, anyio.Semaphore] = defaultdict(
+            lambda: anyio.Semaphore(settings.per_channel_concurrency)
+        )
+        self._next_allowed: dict[int, float] = {}
+
+    def wake(self) -> None:
+        """New intents were written: look for due rows now."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        async with anyio.create_task_group() as tg:
+            while True:
+                free = self.settings.concurrency - self.in_flight
+                if free <= 0:
+                    self._slot_freed = anyio.Event()
+                    await self._slot_freed.wait()
+                    continue
+                await failpoint("notify.before_delivery")
+                self._wake = anyio.Event()  # before claiming, so a wake() during the claim is not lost
+                claimed = await notification_log.claim_due(self.pool, limit=min(free, 500), lease_s=self.lease_s)
+                for delivery in claimed:
+                    self.in_flight += 1
+                    tg.start_soon(self._deliver, delivery)
+                if len(claimed) < free:
+                    await self._idle()
+
+    async def _idle(self) -> None:
+        """Wait for new intents, or until the next row is due (at most a second)."""
+        due_in = await notification_log.next_due_in(self.pool)
+        timeout = 1.0 if due_in is None else min(max(due_in, 0.02), 1.0)
+        with anyio.move_on_after(timeout):
+            await self._wake.wait()
+
+    async def _deliver(self, delivery: Delivery) -> None:
+        try:
+            await self._attempt(delivery)
+        except Exception:  # noqa: BLE001 - the row stays leased and comes due again
+            log.exception("delivery.crashed", delivery_id=delivery.id, integration_id=delivery.integration_id)
+        finally:
+            self.in_flight -= 1
+            self._slot_freed.set()
+
+    async def _attempt(self, delivery: Delivery) -> None:
+        context = {"delivery_id": delivery.id, "integration_id": delivery.integration_id, "channel": delivery.type,
+                   "event_id": str(delivery.event_id)}
+        if not delivery.enabled:
+            await notification_log.mark_failed(self.pool, delivery.id, error="integration is disabled", attempted=False)
+            log.info("delivery.skipped", reason="integration disabled", **context)
+            return
+        try:
+            channel = self.registry.get(delivery.type)
+            config = self.registry.validate_config(delivery.type, delivery.config)
+            event = MonitorEvent.model_validate(delivery.payload)
+        except (UnknownChannelError, InvalidConfigError, ValidationError) as exc:
+            message = str(exc) if not isinstance(exc, ValidationError) else "stored event is invalid"
+            await notification_log.mark_failed(self.pool, delivery.id, error=message, attempted=False)
+            log.error("delivery.failed", error=message, **context)
+            return
+
+        rate = getattr(channel, "rate_limit_per_s", None)
+        if rate:
+            now = time.monotonic()
+            allowed = self._next_allowed.get(delivery.integration_id, 0.0)
+            if now < allowed:
+                await notification_log.postpone(self.pool, delivery.id, delay_s=allowed - now)
+                return
+            self._next_allowed[delivery.integration_id] = now + 1 / rate
+
+        notification = Notification(
+            kind=NotificationKind.of(event), event=event, config=config, http=self.http, smtp=self.smtp,
+            integration_id=delivery.integration_id,
+        )
+        attempt = delivery.attempts + 1
+        error: DeliveryError | None = None
+        started = time.monotonic()
+        async with self._per_channel[delivery.type]:
+            try:
+                with anyio.fail_after(self.settings.delivery_timeout):
+                    await channel.send(notification)
+            except DeliveryError as exc:
+                error = exc
+            except TimeoutError:
+                error = DeliveryError(f"timed out after {self.settings.delivery_timeout:g} s")
+            except Exception as exc:  # noqa: BLE001 - a plugin's bug is its delivery's failure, not ours
+                error = DeliveryError(f"{type(exc).__name__} in channel {delivery.type!r}")
+        elapsed_ms = round((time.monotonic() - started) * 1000, 1)
+
+        if error is None:
+            await notification_log.mark_sent(self.pool, delivery.id)
+            log.info("delivery.sent", attempt=attempt, ms=elapsed_ms, **context)
+        elif error.retryable and attempt < self.settings.max_attempts:
+            delay = backoff_delay(attempt, self.settings, retry_after=error.retry_after)
+            await notification_log.mark_retrying(self.pool, delivery.id, delay_s=delay, error=error.message)
+            log.warning("delivery.retrying", attempt=attempt, retry_in_s=round(delay, 2), error=error.message, **context)
+        else:
+            await notification_log.mark_failed(self.pool, delivery.id, error=error.message)
+            log.error("delivery.failed", attempt=attempt, error=error.message, **context)

@@ -1,0 +1,81 @@
+"""The notifier: consumer group on ``website.events`` that records intents, then lets them be delivered.
+
+For each event it writes one PENDING row per enabled integration of the
+monitor's owner (``INSERT ... ON CONFLICT DO NOTHING`` on event id +
+integration id), in one transaction per batch, and only then commits the
+offsets. A redelivered event finds its rows and adds nothing; delivery is the
+:class:`~uptimed.notify.dispatcher.Dispatcher`'s job, from the database.
+"""
+
+from __future__ import annotations
+
+import anyio
+import asyncpg
+import structlog
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.errors import CommitFailedError
+from aiokafka.structs import ConsumerRecord
+from pydantic import ValidationError
+
+from uptimed.bus.dead_letters import dead_letter
+from uptimed.bus.kafka import make_consumer
+from uptimed.bus.messages import MonitorEvent
+from uptimed.config import Settings
+from uptimed.notify.dispatcher import Dispatcher
+from uptimed.store import integrations, notification_log
+from uptimed.store.notification_log import Intent
+
+log = structlog.get_logger()
+
+
+class Notifier:
+    def __init__(
+        self, *, settings: Settings, pool: asyncpg.Pool, producer: AIOKafkaProducer, dispatcher: Dispatcher
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.producer = producer
+        self.dispatcher = dispatcher
+        self.topics = settings.kafka.topics
+
+    async def run(self) -> None:
+        consumer = make_consumer(self.settings.kafka, self.topics.events, group_id=self.settings.kafka.notification_group)
+        await consumer.start()
+        try:
+            while True:
+                batch = await consumer.getmany(timeout_ms=500, max_records=500)
+                if not batch:
+                    continue
+                added = await self._record(batch)
+                try:
+                    await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+                except CommitFailedError:
+                    log.warning("notifier.commit_failed")  # redelivered later; the intents are already stored
+                if added:
+                    self.dispatcher.wake()
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(10):
+                await consumer.stop()
+
+    async def _record(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> int:
+        events: list[MonitorEvent] = []
+        for records in batch.values():
+            for record in records:
+                try:
+                    events.append(MonitorEvent.model_validate_json(record.value or b""))
+                except ValidationError as exc:
+                    reason = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
+                    await dead_letter(self.producer, self.topics.dead_letters, record, f"invalid event: {reason}")
+        if not events:
+            return 0
+        async with self.pool.acquire() as conn, conn.transaction():
+            intents: list[Intent] = []
+            targets: dict[tuple[int, int], list[integrations.Integration]] = {}
+            for event in events:
+                key = (event.userId, event.websiteId)
+                if key not in targets:
+                    targets[key] = await integrations.for_event(conn, event.userId, event.websiteId)
+                intents += [Intent(event, integration.id) for integration in targets[key]]
+            added = await notification_log.add_intents(conn, intents)
+        log.info("notifier.recorded", events=len(events), intents=len(intents), added=added)
+        return added

@@ -1,0 +1,116 @@
+"""SQL for ``integrations`` and ``monitor_integrations``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+_COLUMNS = "id, owner_id, type, config, enabled, config_key, created_at, updated_at"
+
+
+@dataclass(frozen=True)
+class Integration:
+    """A stored integration. ``config`` is the stored JSON (secrets in clear): validate it before use."""
+
+    id: int
+    owner_id: int
+    type: str
+    config: dict[str, Any]
+    enabled: bool
+    config_key: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def _from_row(row: asyncpg.Record) -> Integration:
+    return Integration(**dict(row))
+
+
+async def for_event(conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, monitor_id: int) -> list[Integration]:
+    """The owner's enabled integrations to notify about this monitor.
+
+    A monitor with rows in ``monitor_integrations`` notifies only those;
+    otherwise every enabled integration of its owner.
+    """
+    rows = await conn.fetch(
+        f"""
+        SELECT {_COLUMNS} FROM integrations i
+        WHERE i.owner_id = $1 AND i.enabled
+          AND (NOT EXISTS (SELECT 1 FROM monitor_integrations WHERE monitor_id = $2)
+               OR EXISTS (SELECT 1 FROM monitor_integrations WHERE monitor_id = $2 AND integration_id = i.id))
+        ORDER BY i.id
+        """,
+        owner_id, monitor_id,
+    )
+    return [_from_row(row) for row in rows]
+
+
+async def get(conn: asyncpg.Pool | asyncpg.Connection, integration_id: int) -> Integration | None:
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM integrations WHERE id = $1", integration_id)
+    return _from_row(row) if row else None
+
+
+async def create(
+    conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, type_: str, config: dict[str, Any], *, enabled: bool = True
+) -> Integration:
+    """Store an integration; ``config`` must already be validated by its channel (see the registry)."""
+    row = await conn.fetchrow(
+        f"INSERT INTO integrations (owner_id, type, config, enabled) VALUES ($1, $2, $3, $4) RETURNING {_COLUMNS}",
+        owner_id, type_, config, enabled,
+    )
+    return _from_row(row)
+
+
+@dataclass(frozen=True)
+class ConfiguredIntegration:
+    """An ``[[integrations]]`` entry with its config already validated and made storable."""
+
+    owner: str
+    key: str
+    type: str
+    config: dict[str, Any]
+    enabled: bool
+    monitor_keys: Sequence[str] | None
+
+
+async def sync_from_config(conn: asyncpg.Connection, specs: Sequence[ConfiguredIntegration]) -> int:
+    """Make the config-declared integrations match the file (inside the caller's transaction).
+
+    Matched by (owner, key); one removed from the file is disabled. Owners and
+    monitors must exist already (sync monitors first). Returns how many are declared.
+    """
+    kept: list[int] = []
+    for spec in specs:
+        integration_id = await conn.fetchval(
+            """
+            INSERT INTO integrations (owner_id, config_key, type, config, enabled)
+            SELECT id, $2, $3, $4, $5 FROM users WHERE username = $1
+            ON CONFLICT (owner_id, config_key) DO UPDATE SET
+                type = EXCLUDED.type, config = EXCLUDED.config, enabled = EXCLUDED.enabled, updated_at = now()
+            RETURNING id
+            """,
+            spec.owner, spec.key, spec.type, spec.config, spec.enabled,
+        )
+        kept.append(integration_id)
+        await conn.execute("DELETE FROM monitor_integrations WHERE integration_id = $1", integration_id)
+        if spec.monitor_keys is not None:
+            await conn.execute(
+                """
+                INSERT INTO monitor_integrations (monitor_id, integration_id)
+                SELECT m.id, $2 FROM monitors m JOIN users u ON u.id = m.owner_id
+                WHERE u.username = $1 AND m.config_key = ANY($3::text[])
+                """,
+                spec.owner, integration_id, list(spec.monitor_keys),
+            )
+    await conn.execute(
+        """
+        UPDATE integrations SET enabled = false, updated_at = now()
+        WHERE config_key IS NOT NULL AND enabled AND NOT (id = ANY($1::bigint[]))
+        """,
+        kept,
+    )
+    return len(kept)
