@@ -27,7 +27,7 @@ def test_example_config_loads_and_documents_every_key() -> None:
     assert settings.monitors[0].interval == 60.0 and settings.kafka.retention == 7 * 86400
     text = (ROOT / "config.example.toml").read_text()
     # Every key of every section appears in the example, written out or commented.
-    for section in ("database", "redis", "kafka", "probe", "api", "smtp", "log"):
+    for section in ("database", "redis", "kafka", "probe", "api", "smtp", "notify", "log"):
         for key in type(getattr(settings, section)).model_fields:
             assert f"{key} =" in text, f"[{section}] {key} is not documented in config.example.toml"
 
@@ -35,7 +35,7 @@ def test_example_config_loads_and_documents_every_key() -> None:
 def test_ok_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = check(tmp_path, '[probe]\nregions = ["eu", "us"]\n[[monitors]]\nowner = "a"\nname = "x"\ntarget = "http://x/"\n', capsys)
     assert code == 0
-    assert out.strip().endswith("OK (1 monitor, regions: eu, us)")
+    assert out.strip().endswith("OK (1 monitor, 0 integrations, regions: eu, us)")
 
 
 def test_syntax_error_names_line_and_column(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -139,3 +139,14 @@ def test_two_monitors_with_one_key_are_refused() -> None:
     text = '[[monitors]]\nowner = "a"\nname = "m"\ntarget = "http://a/"\n[[monitors]]\nowner = "a"\nname = "m"\ntarget = "http://b/"\n'
     with pytest.raises(ConfigError, match=r"monitors\[1\]\.key: two monitors of 'a' share the key 'm'"):
         parse_settings(text)
+
+
+def test_integration_configs_are_checked_by_their_channel(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = (
+        '[[integrations]]\nowner = "a"\nkey = "k"\ntype = "webhook"\nconfig = { webhookUrl = "ftp://nope" }\n'
+        '[[integrations]]\nowner = "a"\nkey = "j"\ntype = "pager"\nconfig = {}\n'
+    )
+    code, _, err = check(tmp_path, text, capsys)
+    assert code == 2
+    assert "uptimed.toml:5: integrations[0].config.webhookUrl:" in err
+    assert "uptimed.toml:8: integrations[1].type: unknown channel type 'pager'; available:" in err and "webhook" in err
