@@ -149,4 +149,4 @@ def test_integration_configs_are_checked_by_their_channel(tmp_path: Path, capsys
     code, _, err = check(tmp_path, text, capsys)
     assert code == 2
     assert "uptimed.toml:5: integrations[0].config.webhookUrl:" in err
-    assert "uptimed.toml:8: integrations[1].type: unknown channel type 'pager'; available:" in err and "webhook" in err
+    assert "uptimed.toml:9: integrations[1].type: unknown channel type 'pager'; available:" in err and "webhook" in err
