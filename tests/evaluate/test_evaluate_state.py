@@ -554,7 +554,7 @@ def test_reminder_fields() -> None:
     machine.state = attach_incident_id(machine.state, 77)
     (reminder,) = machine.feed(check("a", False, at=down_at + 20 * 60_000), now=down_at + 20 * 60_000).changes
     assert reminder.incident_id == 77 and reminder.incident_opened_at_ms == down_at
-    assert reminder.reason == "still down for 20 min: status: HTTP 500"
+    assert reminder.reason == "still down for 20m: status: HTTP 500"
     assert reminder.region == "a" and reminder.regions == {"a": "down"}
     assert not reminder.opens_incident and not reminder.resolves_incident
 

@@ -18,6 +18,7 @@ import httpx
 from pydantic import BaseModel, SecretStr, WithJsonSchema
 
 from uptimed.bus.messages import EventType, MonitorEvent
+from uptimed.durations import format_duration
 
 if TYPE_CHECKING:
     from uptimed.config import SmtpSettings
@@ -115,18 +116,6 @@ def headline(notification: Notification) -> str:
             return f"🟡 {name} is SLOW"
         case NotificationKind.TEST:
             return f"✅ Test notification from uptimed for {name}"
-
-
-def format_duration(seconds: float) -> str:
-    """``3725`` -> ``"1h 2m 5s"``."""
-    total = int(round(seconds))
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{v}{u}" for v, u in ((days, "d"), (hours, "h"), (minutes, "m")) if v]
-    if secs or not parts:
-        parts.append(f"{secs}s")
-    return " ".join(parts)
 
 
 def error_for_status(response: httpx.Response, *, retry_after: float | None = None) -> DeliveryError | None:

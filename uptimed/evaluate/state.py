@@ -37,6 +37,7 @@ from enum import StrEnum
 from typing import Any
 
 from uptimed.bus.messages import CheckResult, CheckStatus
+from uptimed.durations import format_duration
 from uptimed.monitor import MonitorFields
 
 STATE_VERSION = 1
@@ -419,7 +420,7 @@ _MakeChange = Callable[..., StateChange]
 def _reminder(state: MonitorState, now_ms: int, change: _MakeChange) -> StateChange:
     incident = state.incident
     since = state.down_since_ms
-    minutes = f" for {(now_ms - since) // 60_000} min" if since is not None else ""
+    minutes = f" for {format_duration((now_ms - since) / 1000)}" if since is not None else ""
     cause = f": {incident.cause}" if incident and incident.cause else ""
     return change(
         ChangeKind.REMINDER,

@@ -178,7 +178,7 @@ def _status_problem(status: int, options: HttpOptions) -> Problem | None:
         if status in accepted:
             return None
     expected = ", ".join(str(accepted) for accepted in options.accepted_statuses)
-    return ErrorClass.STATUS, f"status {status}, expected {expected}"
+    return ErrorClass.STATUS, f"HTTP {status}, expected {expected}"
 
 
 def _certificate_problem(response: aiohttp.ClientResponse, warn_days: int) -> Problem | None:
@@ -348,7 +348,7 @@ def _classify(exc: Exception, monitor: Monitor) -> Problem:
         return ErrorClass.CONNECT, "the server closed the connection without a response"
     if isinstance(exc, aiohttp.TooManyRedirects):
         last = exc.history[-1].status if exc.history else exc.status
-        return ErrorClass.STATUS, f"status {last} after {len(exc.history)} redirects"
+        return ErrorClass.STATUS, f"HTTP {last} after {len(exc.history)} redirects"
     if isinstance(exc, aiohttp.ClientPayloadError):
         return ErrorClass.OTHER, "the body ended early or was malformed"
     if isinstance(exc, aiohttp.ClientResponseError):
