@@ -13,8 +13,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from tests.support import Stack
-from tests.support import EventReader, Target
+from tests.support import EventReader, Stack, Target, eventually
 
 
 @pytest.fixture
@@ -149,11 +148,55 @@ async def test_two_processes_split_a_region_and_survive_a_kill(stack: Stack, tar
     assert all(c <= elapsed / 2 + 2 for c in counts.values()), (counts, elapsed)
     assert len(a.events("probe.checked")) > 0 and len(b.events("probe.checked")) > 0, "both processes probe"
 
-    # Kill one: the other keeps every monitor checked within a few seconds.
+    # Kill one (the first started, so the scheduler's leader): the other takes
+    # over scheduling and keeps every monitor checked within a few seconds.
+    assert a.events("scheduler.leader") and not b.events("scheduler.leader")
     a.process.kill()
     await a.process.wait()
     killed_at = asyncio.get_running_loop().time()
     before = dict(target.per_path())
     await target.wait_until(lambda: all(target.per_path()[f"/{n}"] >= before[f"/{n}"] + 2 for n in names), timeout=20)
     assert asyncio.get_running_loop().time() - killed_at < 15
+    assert b.events("scheduler.leader")
     assert await b.stop() == 0
+
+
+async def test_unparseable_check_is_dead_lettered_and_the_partition_keeps_flowing(
+    stack: Stack, target: Target, events: EventReader, start_daemon
+) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    dead = await EventReader(stack.bootstrap, f"{stack.prefix}.dead-letters").start()
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap)
+    await producer.start()
+    try:
+        # Every partition gets garbage before uptimed's first result.
+        for partition in range(3):
+            await producer.send_and_wait(f"{stack.prefix}.checks", b"garbage", partition=partition)
+        target.status = 500
+        await start_daemon(stack.toml(monitor(target.url(), failure_threshold=1)))
+        await events.wait_for("website.down")
+        records = await dead.wait_records(3)
+        assert all(r.value == b"garbage" for r in records)
+        assert all(dict(r.headers)["reason"].startswith(b"invalid check result") for r in records)
+    finally:
+        await producer.stop()
+        await dead.stop()
+
+
+async def test_monitor_removed_from_the_file_is_disabled_not_deleted(stack: Stack, target: Target, start_daemon) -> None:
+    first = await start_daemon(stack.toml(monitor(target.url("/a"), name="a") + monitor(target.url("/b"), name="b")))
+    conn = await asyncpg.connect(stack.dsn)
+    count_b = "SELECT count(*) FROM checks c JOIN monitors m ON m.id = c.monitor_id WHERE m.config_key = 'b'"
+    await eventually(lambda: conn.fetchval(count_b))
+    assert await first.stop() == 0
+
+    second = await start_daemon(stack.toml(monitor(target.url("/a"), name="a", interval=2)))
+    synced = await second.wait_for("config.synced")
+    assert (synced["created"], synced["updated"], synced["disabled"]) == (0, 1, 1)
+    rows = {r["config_key"]: r for r in await conn.fetch("SELECT config_key, enabled, interval_s FROM monitors")}
+    checks_of_b = await conn.fetchval(count_b)
+    await conn.close()
+    assert rows["a"]["enabled"] and rows["a"]["interval_s"] == 2
+    assert not rows["b"]["enabled"] and checks_of_b >= 1, "history of a removed monitor is kept"
+    assert await second.stop() == 0
