@@ -59,3 +59,12 @@ async def test_topics_managed_elsewhere_are_not_created(stack: Stack, start_daem
     daemon = await start_daemon(to_toml(sections))
     assert not daemon.events("kafka.topics_created")
     assert await daemon.stop() == 0
+
+
+async def test_a_bad_integration_in_the_file_stops_run_with_the_check_config_message(stack: Stack, start_daemon) -> None:
+    bad = '[[integrations]]\nowner = "a"\nkey = "k"\ntype = "slack"\nconfig = { webhookUrl = "not a url" }\n'
+    daemon = await start_daemon(stack.toml(bad), wait_ready=False)
+    assert await daemon.process.wait() == 2
+    await daemon._reader
+    assert any("integrations[0].config.webhookUrl" in line for line in daemon.raw), daemon.raw[-5:]
+    assert not any("not a url" in line for line in daemon.raw), "the rejected (secret) value is not echoed"

@@ -91,8 +91,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings(path)
     log.configure(settings.log)
     # uvloop: ~30% more new-connection probes per CPU second (bench/probe_throughput.py --close --uvloop).
-    anyio.run(Daemon(settings, config_path=path).run, backend_options={"use_uvloop": True})
+    try:
+        anyio.run(Daemon(settings, config_path=path).run, backend_options={"use_uvloop": True})
+    except BaseExceptionGroup as group:
+        # A task group wraps what a part raised: surface the error main() knows how to report.
+        for kind in (ConfigError, ServiceUnavailable):
+            if (matched := group.subgroup(kind)) is not None:
+                raise _first(matched) from group
+        raise
     return EXIT_OK
+
+
+def _first(group: BaseExceptionGroup) -> BaseException:
+    leaf: BaseException = group
+    while isinstance(leaf, BaseExceptionGroup):
+        leaf = leaf.exceptions[0]
+    return leaf
 
 
 def build_parser() -> argparse.ArgumentParser:
