@@ -49,3 +49,17 @@ async def test_a_configuration_error_ends_the_supervisor() -> None:
     with pytest.raises(ExceptionGroup) as raised, anyio.fail_after(5):
         await supervisor.run()
     assert raised.group_contains(ConfigError)
+
+
+async def test_stop_before_run_is_not_lost() -> None:
+    started = []
+
+    async def part() -> None:
+        started.append(True)
+        await anyio.sleep_forever()
+
+    supervisor = Supervisor([Part("scheduler:eu", part)])
+    supervisor.stop()
+    with anyio.fail_after(2):
+        await supervisor.run()
+    assert started == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import time
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -19,7 +20,8 @@ from aiokafka.errors import KafkaError
 from uptimed import __version__
 from uptimed.bus.kafka import ensure_topics, make_producer
 from uptimed.channels.registry import ChannelRegistry, default_registry
-from uptimed.config import RedisSettings, Settings, configured_integrations
+from uptimed import log as uptimed_log
+from uptimed.config import ConfigError, ConfigProblem, RedisSettings, Settings, configured_integrations, load_settings
 from uptimed.errors import ServiceUnavailable
 from uptimed.evaluate.evaluator import Evaluator
 from uptimed.notify.dispatcher import Dispatcher
@@ -31,6 +33,7 @@ from uptimed.probe.worker import ProbeWorker
 from uptimed.store import integrations, monitors
 from uptimed.store.database import connect, migrate
 from uptimed.supervisor import Part, Supervisor
+from uptimed.systemd import SystemdNotifier
 
 log = structlog.get_logger()
 
@@ -83,6 +86,8 @@ class Daemon:
         self.dispatcher: Dispatcher
         self.supervisor = Supervisor([])
         self.ready = anyio.Event()
+        self.systemd = SystemdNotifier()
+        self.workers: list[ProbeWorker] = []
 
     def parts(self) -> list[Part]:
         """The supervised parts this process runs, built from its settings."""
@@ -106,6 +111,7 @@ class Daemon:
                 consumer=identity,
                 concurrency=settings.probe.concurrency,
             )
+            self.workers.append(worker)
             parts += [Part(f"scheduler:{region}", scheduler.run), Part(f"probe:{region}", worker.run)]
         self.evaluator = Evaluator(settings=settings, pool=self.pool, producer=self.producer)
         self.dispatcher = Dispatcher(
@@ -119,10 +125,11 @@ class Daemon:
         ]
         return parts
 
-    async def sync_config(self) -> None:
+    async def sync_config(self, settings: Settings | None = None) -> None:
         """Bring the monitors and integrations declared in the config file into the database."""
-        declared = configured_integrations(self.settings, self.registry, self.config_path)
-        result = await monitors.sync_from_config(self.pool, self.settings.monitors)
+        settings = settings or self.settings
+        declared = configured_integrations(settings, self.registry, self.config_path)
+        result = await monitors.sync_from_config(self.pool, settings.monitors)
         async with self.pool.acquire() as conn, conn.transaction():
             count = await integrations.sync_from_config(conn, declared)
         log.info(
@@ -162,15 +169,71 @@ class Daemon:
                     parts=[p.name for p in self.supervisor.parts],
                 )
                 self.ready.set()
+                self.systemd.ready(await self.status_line())
+                if self.systemd.watchdog_s:
+                    tg.start_soon(self._watchdog, self.systemd.watchdog_s / 2)
                 await self.supervisor.run()
                 tg.cancel_scope.cancel()
+        self.systemd.close()
         log.info("daemon.stopped")
 
+    async def status_line(self) -> str:
+        """One line for systemd's STATUS=: monitors, regions, last check."""
+        try:
+            with anyio.fail_after(2):
+                count = await monitors.count_enabled(self.pool)
+        except (OSError, TimeoutError, asyncpg.PostgresError):
+            count = None
+        last = max((w.last_check_ms for w in self.workers if w.last_check_ms), default=None)
+        ago = f"{max(0.0, time.time() - last / 1000):.0f}s ago" if last else "none yet"
+        return f"{count if count is not None else '?'} monitors, regions {','.join(self.settings.probe.regions)}, last check {ago}"
+
+    async def _watchdog(self, every: float) -> None:
+        """Ping systemd while the event loop keeps time; a wedged loop stops the pings by itself."""
+        while True:
+            started = anyio.current_time()
+            await anyio.sleep(every)
+            late = anyio.current_time() - started - every
+            if late < every:
+                self.systemd.watchdog(await self.status_line())
+            else:
+                log.warning("daemon.loop_stalled", late_s=round(late, 2))
+
+    async def reload(self) -> None:
+        """SIGHUP: re-read the file; re-sync monitors and integrations, apply the log level.
+
+        A file that no longer validates is rejected with the same message as
+        ``check-config`` and the running configuration stays.
+        """
+        self.systemd.reloading()
+        try:
+            if self.config_path is None:
+                raise ConfigError(Path("<config>"), [ConfigProblem("", "started without a config file")])
+            new = load_settings(self.config_path)
+            await self.sync_config(new)
+        except ConfigError as exc:
+            log.error("config.reload_rejected", error=str(exc))
+        else:
+            fixed = ("database", "redis", "kafka", "probe", "api", "smtp", "notify")
+            needs_restart = [name for name in fixed if getattr(new, name) != getattr(self.settings, name)]
+            if needs_restart:
+                log.warning("config.restart_needed", sections=needs_restart)
+            uptimed_log.configure(new.log)
+            self.settings = self.settings.model_copy(
+                update={"monitors": new.monitors, "integrations": new.integrations, "log": new.log}
+            )
+            log.info("config.reloaded", monitors=len(new.monitors), integrations=len(new.integrations))
+        self.systemd.ready(await self.status_line())
+
     async def _handle_signals(self, scope: anyio.CancelScope, *, task_status: TaskStatus[None]) -> None:
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
             task_status.started()
             async for signum in signals:
+                if signum == signal.SIGHUP:
+                    await self.reload()
+                    continue
                 log.info("daemon.stopping", signal=signal.Signals(signum).name)
+                self.systemd.stopping()
                 scope.deadline = anyio.current_time() + STOP_GRACE_S
                 self.supervisor.stop()
                 return

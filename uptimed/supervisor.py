@@ -39,16 +39,21 @@ class Supervisor:
     stable_after: float = 60.0
     """A part that ran this long before crashing restarts with the initial backoff."""
     _scope: anyio.CancelScope | None = field(default=None, init=False, repr=False)
+    _stop_requested: bool = field(default=False, init=False, repr=False)
 
     async def run(self) -> None:
         """Run every part until :meth:`stop` is called or a configuration error occurs."""
         async with anyio.create_task_group() as tg:
             self._scope = tg.cancel_scope
+            if self._stop_requested:  # stop() came before run(): start nothing
+                return
             for part in self.parts:
                 tg.start_soon(self._keep_running, part, name=part.name)
             await anyio.sleep_forever()
 
     def stop(self) -> None:
+        """Cancel every part; safe to call before :meth:`run` has started."""
+        self._stop_requested = True
         if self._scope is not None:
             self._scope.cancel()
 

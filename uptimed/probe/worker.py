@@ -46,6 +46,7 @@ class ProbeWorker:
         self.reclaim_idle_ms = int(reclaim_idle_s * 1000)
         self.running = 0
         self.checks_done = 0
+        self.last_check_ms: int | None = None
         self._slot_freed = asyncio.Event()
         self._published: list[tuple[ProbeJob, asyncio.Future]] = []
         self._result_ready = asyncio.Event()
@@ -76,6 +77,7 @@ class ProbeWorker:
             self._published.append((job, future))
             self._result_ready.set()
             self.checks_done += 1
+            self.last_check_ms = result.checked_at_ms
             log.debug(
                 "probe.checked", monitor_id=result.monitor_id, region=self.region, status=result.status.value,
                 ms=result.response_time_ms, lag_ms=result.checked_at_ms - job.due_ms,

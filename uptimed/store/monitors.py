@@ -52,6 +52,10 @@ async def list_enabled(conn: asyncpg.Pool | asyncpg.Connection) -> list[Monitor]
     return [monitor_from_row(row) for row in rows]
 
 
+async def count_enabled(conn: asyncpg.Pool | asyncpg.Connection) -> int:
+    return await conn.fetchval("SELECT count(*) FROM monitors WHERE enabled")
+
+
 async def get_many(conn: asyncpg.Pool | asyncpg.Connection, ids: Iterable[int]) -> dict[int, Monitor]:
     rows = await conn.fetch(f"SELECT {_COLUMNS} FROM monitors WHERE id = ANY($1::bigint[])", list(ids))
     return {row["id"]: monitor_from_row(row) for row in rows}
@@ -147,3 +151,133 @@ async def sync_from_config(pool: asyncpg.Pool, specs: Sequence[MonitorSpec]) -> 
             kept,
         )
     return SyncResult(created, updated, len(disabled), [r["username"] for r in created_users])
+
+
+# Reads and changes through the API: every one scoped to the owner, so another
+# user's monitor is indistinguishable from one that does not exist. Monitors
+# declared in the config file (config_key set) are never changed here.
+
+_OWNED_COLUMNS = """
+    m.id, m.owner_id, m.config_key, m.name, m.kind, m.target, m.interval_s, m.timeout_s, m.regions,
+    m.failure_threshold, m.success_threshold, m.quorum, m.slow_threshold_ms, m.repeat_interval_s,
+    m.options, m.enabled, m.created_at, m.updated_at
+"""
+
+
+@dataclass(frozen=True)
+class MonitorOverview:
+    """A monitor with what a dashboard shows beside it."""
+
+    monitor: Monitor
+    created_at: Any
+    updated_at: Any
+    state: Any
+    """The evaluator's stored state (JSON), None before its first result."""
+    last_checked_at: Any
+    last_response_time_ms: float | None
+    uptime_24h: float | None
+    uptime_7d: float | None
+    uptime_30d: float | None
+    """Percent of checks that were up, None without checks in the window."""
+
+
+def _overview(row: asyncpg.Record) -> MonitorOverview:
+    return MonitorOverview(
+        monitor=monitor_from_row(row),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        state=row["state"],
+        last_checked_at=row["last_checked_at"],
+        last_response_time_ms=row["last_response_time_ms"],
+        uptime_24h=row["uptime_24h"],
+        uptime_7d=row["uptime_7d"],
+        uptime_30d=row["uptime_30d"],
+    )
+
+
+# One statement for a whole page: the latest check and the 30-day window of
+# each monitor come from the (monitor_id, checked_at) index.
+_OVERVIEW = f"""
+    SELECT {_OWNED_COLUMNS}, s.state, last.checked_at AS last_checked_at,
+           last.response_time_ms::float8 AS last_response_time_ms,
+           round(100.0 * w.up_24h / nullif(w.n_24h, 0), 3)::float8 AS uptime_24h,
+           round(100.0 * w.up_7d / nullif(w.n_7d, 0), 3)::float8 AS uptime_7d,
+           round(100.0 * w.up_30d / nullif(w.n_30d, 0), 3)::float8 AS uptime_30d
+    FROM monitors m
+    LEFT JOIN monitor_state s ON s.monitor_id = m.id
+    LEFT JOIN LATERAL (
+        SELECT c.checked_at, c.response_time_ms FROM checks c
+        WHERE c.monitor_id = m.id ORDER BY c.checked_at DESC LIMIT 1
+    ) last ON true
+    LEFT JOIN LATERAL (
+        SELECT count(*) FILTER (WHERE c.checked_at >= now() - interval '1 day') AS n_24h,
+               count(*) FILTER (WHERE c.checked_at >= now() - interval '1 day' AND c.status = 'up') AS up_24h,
+               count(*) FILTER (WHERE c.checked_at >= now() - interval '7 days') AS n_7d,
+               count(*) FILTER (WHERE c.checked_at >= now() - interval '7 days' AND c.status = 'up') AS up_7d,
+               count(*) AS n_30d,
+               count(*) FILTER (WHERE c.status = 'up') AS up_30d
+        FROM checks c
+        WHERE c.monitor_id = m.id AND c.checked_at >= now() - interval '30 days'
+    ) w ON true
+"""
+
+
+async def page_overviews(
+    conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, *, after_id: int | None, limit: int
+) -> list[MonitorOverview]:
+    """The owner's monitors in id order, after ``after_id``, each with its status and uptime."""
+    rows = await conn.fetch(
+        f"{_OVERVIEW} WHERE m.owner_id = $1 AND m.id > $2 ORDER BY m.id LIMIT $3", owner_id, after_id or 0, limit
+    )
+    return [_overview(row) for row in rows]
+
+
+async def get_overview(
+    conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, monitor_id: int
+) -> MonitorOverview | None:
+    row = await conn.fetchrow(f"{_OVERVIEW} WHERE m.owner_id = $1 AND m.id = $2", owner_id, monitor_id)
+    return _overview(row) if row else None
+
+
+async def get_owned(conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, monitor_id: int) -> Monitor | None:
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM monitors WHERE id = $1 AND owner_id = $2", monitor_id, owner_id)
+    return monitor_from_row(row) if row else None
+
+
+async def update_owned(
+    conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, monitor_id: int, fields: MonitorFields
+) -> Monitor | None:
+    """Replace every field of one of the owner's API-created monitors; None if there is none."""
+    row = await conn.fetchrow(
+        f"""
+        UPDATE monitors SET name = $3, kind = $4, target = $5, interval_s = $6, timeout_s = $7, regions = $8,
+            failure_threshold = $9, success_threshold = $10, quorum = $11, slow_threshold_ms = $12,
+            repeat_interval_s = $13, options = $14, enabled = $15, updated_at = now()
+        WHERE id = $1 AND owner_id = $2 AND config_key IS NULL
+        RETURNING {_COLUMNS}
+        """,
+        monitor_id, owner_id, *_values(fields),
+    )
+    return monitor_from_row(row) if row else None
+
+
+async def toggle_owned(conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, monitor_id: int) -> Monitor | None:
+    """Pause or resume one of the owner's API-created monitors; None if there is none."""
+    row = await conn.fetchrow(
+        f"""
+        UPDATE monitors SET enabled = NOT enabled, updated_at = now()
+        WHERE id = $1 AND owner_id = $2 AND config_key IS NULL
+        RETURNING {_COLUMNS}
+        """,
+        monitor_id, owner_id,
+    )
+    return monitor_from_row(row) if row else None
+
+
+async def delete_owned(conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, monitor_id: int) -> bool:
+    """Delete one of the owner's API-created monitors with its checks, state and incidents."""
+    deleted = await conn.fetchval(
+        "DELETE FROM monitors WHERE id = $1 AND owner_id = $2 AND config_key IS NULL RETURNING id",
+        monitor_id, owner_id,
+    )
+    return deleted is not None
