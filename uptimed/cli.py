@@ -1,4 +1,4 @@
-"""The ``uptimed`` command: run, check-config, migrate, channels."""
+"""The ``uptimed`` command: run, check-config, migrate, channels, user, token."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -109,6 +110,89 @@ def _first(group: BaseExceptionGroup) -> BaseException:
     return leaf
 
 
+def _with_database(args: argparse.Namespace, work: Callable[[Any], Awaitable[int]]) -> int:
+    """Run ``work(pool)`` against the configured database (migrated first)."""
+    from uptimed.store.database import connect, migrate
+
+    settings = _load(args)
+
+    async def main() -> int:
+        pool = await connect(settings.database)
+        try:
+            await migrate(pool)
+            return await work(pool)
+        finally:
+            await pool.close()
+
+    return asyncio.run(main())
+
+
+def cmd_user_create(args: argparse.Namespace) -> int:
+    from uptimed.store import api_tokens, users
+
+    async def work(pool: Any) -> int:
+        try:
+            user = await users.create(pool, args.name, args.email, is_admin=args.admin)
+        except users.UserExists:
+            print(f"uptimed: a user named {args.name!r} or with that email already exists", file=sys.stderr)
+            return EXIT_FAILURE
+        except users.InvalidUser as exc:
+            print(f"uptimed: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
+        secret, _ = await api_tokens.create(pool, user.id, "created with the user")
+        print(f"user {user.username} created (id {user.id}{', admin' if user.is_admin else ''})")
+        print(f"API token (shown once, store it now): {secret}")
+        return EXIT_OK
+
+    return _with_database(args, work)
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    from uptimed.store import api_tokens, users
+
+    async def work(pool: Any) -> int:
+        user = await users.get_by_username(pool, args.user)
+        if user is None:
+            print(f"uptimed: no user named {args.user!r}", file=sys.stderr)
+            return EXIT_FAILURE
+        secret, token = await api_tokens.create(pool, user.id, args.name)
+        print(f"token {token.id} ({token.prefix}…) for {user.username} (shown once, store it now):")
+        print(secret)
+        return EXIT_OK
+
+    return _with_database(args, work)
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    from uptimed.store import api_tokens
+
+    async def work(pool: Any) -> int:
+        rows = [(u, t) for u, t in await api_tokens.list_all(pool) if args.user in (None, u)]
+        if not rows:
+            print("no tokens")
+        for username, token in rows:
+            state = f"revoked {token.revoked_at:%Y-%m-%d}" if token.revoked_at else "active"
+            used = f"last used {token.last_used_at:%Y-%m-%d %H:%M}" if token.last_used_at else "never used"
+            print(f"{token.id}  {token.prefix}…  {username}  {token.name or '-'}  {state}, {used}")
+        return EXIT_OK
+
+    return _with_database(args, work)
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    from uptimed.store import api_tokens
+
+    async def work(pool: Any) -> int:
+        token = await api_tokens.revoke(pool, args.id)
+        if token is None:
+            print(f"uptimed: no active token with id {args.id}", file=sys.stderr)
+            return EXIT_FAILURE
+        print(f"token {token.id} ({token.prefix}…) revoked")
+        return EXIT_OK
+
+    return _with_database(args, work)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="uptimed", description="Self-hosted uptime monitor.")
     parser.add_argument("--version", action="version", version=f"uptimed {__version__}")
@@ -128,6 +212,31 @@ def build_parser() -> argparse.ArgumentParser:
     add("migrate", cmd_migrate, "apply schema.sql to the configured database")
     add("run", cmd_run, "run the daemon")
     add("channels", cmd_channels, "list notification channels, their config fields, and broken plugins")
+
+    def action(
+        group: argparse._SubParsersAction, name: str, handler: Callable[[argparse.Namespace], int], help_text: str
+    ) -> argparse.ArgumentParser:
+        command = group.add_parser(name, help=help_text, description=help_text)
+        command.add_argument(
+            "-c", "--config", metavar="PATH", default=argparse.SUPPRESS,
+            help=f"config file (default: $UPTIMED_CONFIG or {DEFAULT_CONFIG})",
+        )
+        command.set_defaults(handler=handler)
+        return command
+
+    user = add("user", cmd_user_create, "manage users").add_subparsers(dest="action", required=True, metavar="ACTION")
+    create_user = action(user, "create", cmd_user_create, "create a user and print their first API token")
+    create_user.add_argument("name", metavar="NAME", help="username: letters, digits, '.', '_' or '-'")
+    create_user.add_argument("--email", required=True, metavar="ADDR")
+    create_user.add_argument("--admin", action="store_true", help="may list every user through the API")
+    token = add("token", cmd_token_list, "manage API tokens").add_subparsers(dest="action", required=True, metavar="ACTION")
+    create_token = action(token, "create", cmd_token_create, "create an API token for a user and print it once")
+    create_token.add_argument("user", metavar="USER", help="username")
+    create_token.add_argument("--name", default="", help="what the token is for")
+    list_tokens = action(token, "list", cmd_token_list, "list API tokens (prefixes only)")
+    list_tokens.add_argument("--user", metavar="USER", help="only this user's")
+    revoke_token = action(token, "revoke", cmd_token_revoke, "revoke an API token by id")
+    revoke_token.add_argument("id", type=int, metavar="ID")
     return parser
 
 

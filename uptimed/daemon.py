@@ -23,6 +23,8 @@ from uptimed.channels.registry import ChannelRegistry, default_registry
 from uptimed import log as uptimed_log
 from uptimed.config import ConfigError, ConfigProblem, RedisSettings, Settings, configured_integrations, load_settings
 from uptimed.errors import ServiceUnavailable
+from uptimed.api.health import service_readiness
+from uptimed.api.server import create_app, serve
 from uptimed.evaluate.evaluator import Evaluator
 from uptimed.notify.dispatcher import Dispatcher
 from uptimed.notify.notifier import Notifier
@@ -123,6 +125,12 @@ class Daemon:
             Part("notifier", notifier.run),
             Part("dispatcher", self.dispatcher.run),
         ]
+        if settings.api.enabled:
+            readiness = service_readiness(
+                pool=self.pool, redis=self.redis, producer=self.producer, parts=lambda: self.supervisor.parts
+            )
+            app = create_app(pool=self.pool, registry=self.registry, settings=settings, http=self.http, readiness=readiness)
+            parts.append(Part("api", lambda: serve(app, settings.api)))
         return parts
 
     async def sync_config(self, settings: Settings | None = None) -> None:

@@ -24,6 +24,7 @@ from aiokafka.errors import CommitFailedError
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
+from uptimed import metrics
 from uptimed.bus.dead_letters import dead_letter
 from uptimed.bus.kafka import make_consumer
 from uptimed.bus.messages import CheckResult, MonitorEvent
@@ -87,6 +88,7 @@ class Evaluator:
             last_sweep = time.monotonic()
             while True:
                 batch = await consumer.getmany(timeout_ms=500, max_records=2000)
+                metrics.observe_consumer_lag(consumer, self.settings.kafka.evaluator_group, batch)
                 if batch:
                     await self._process(batch)
                     try:
@@ -184,6 +186,7 @@ class Evaluator:
             for event in events
         ]
         await asyncio.gather(*futures)
+        metrics.observe_events(events)
         await event_outbox.mark_published(self.pool, [e.eventId for e in events])
         self.events_published += len(events)
 

@@ -21,6 +21,7 @@ import httpx
 import structlog
 from pydantic import ValidationError
 
+from uptimed import metrics
 from uptimed.bus.messages import MonitorEvent
 from uptimed.channels.base import DeliveryError, Notification, NotificationKind
 from uptimed.channels.registry import ChannelRegistry, InvalidConfigError, UnknownChannelError
@@ -110,6 +111,7 @@ class Dispatcher:
                    "event_id": str(delivery.event_id)}
         if not delivery.enabled:
             await notification_log.mark_failed(self.pool, delivery.id, error="integration is disabled", attempted=False)
+            metrics.observe_delivery(delivery.type, "skipped")
             log.info("delivery.skipped", reason="integration disabled", **context)
             return
         try:
@@ -119,6 +121,7 @@ class Dispatcher:
         except (UnknownChannelError, InvalidConfigError, ValidationError) as exc:
             message = str(exc) if not isinstance(exc, ValidationError) else "stored event is invalid"
             await notification_log.mark_failed(self.pool, delivery.id, error=message, attempted=False)
+            metrics.observe_delivery(delivery.type, "failed")
             log.error("delivery.failed", error=message, **context)
             return
 
@@ -152,11 +155,14 @@ class Dispatcher:
 
         if error is None:
             await notification_log.mark_sent(self.pool, delivery.id)
+            metrics.observe_delivery(delivery.type, "sent", elapsed_ms / 1000)
             log.info("delivery.sent", attempt=attempt, ms=elapsed_ms, **context)
         elif error.retryable and attempt < self.settings.max_attempts:
             delay = backoff_delay(attempt, self.settings, retry_after=error.retry_after)
             await notification_log.mark_retrying(self.pool, delivery.id, delay_s=delay, error=error.message)
+            metrics.observe_delivery(delivery.type, "retrying", elapsed_ms / 1000)
             log.warning("delivery.retrying", attempt=attempt, retry_in_s=round(delay, 2), error=error.message, **context)
         else:
             await notification_log.mark_failed(self.pool, delivery.id, error=error.message)
+            metrics.observe_delivery(delivery.type, "failed", elapsed_ms / 1000)
             log.error("delivery.failed", attempt=attempt, error=error.message, **context)

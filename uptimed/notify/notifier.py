@@ -17,6 +17,7 @@ from aiokafka.errors import CommitFailedError
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
+from uptimed import metrics
 from uptimed.bus.dead_letters import dead_letter
 from uptimed.bus.kafka import make_consumer
 from uptimed.bus.messages import MonitorEvent
@@ -44,6 +45,7 @@ class Notifier:
         try:
             while True:
                 batch = await consumer.getmany(timeout_ms=500, max_records=500)
+                metrics.observe_consumer_lag(consumer, self.settings.kafka.notification_group, batch)
                 if not batch:
                     continue
                 added = await self._record(batch)

@@ -16,6 +16,7 @@ import anyio
 import structlog
 from aiokafka import AIOKafkaProducer
 
+from uptimed import metrics
 from uptimed.probe.kinds import run_probe
 from uptimed.probe.queue import ProbeJob, ProbeQueue
 
@@ -73,6 +74,7 @@ class ProbeWorker:
     async def _check(self, job: ProbeJob) -> None:
         try:
             result = await run_probe(job.monitor, region=self.region, session=self.session, scheduled_at_ms=job.due_ms)
+            metrics.observe_check(result)
             future = await self.producer.send(self.topic, result.model_dump_json().encode(), key=result.key())
             self._published.append((job, future))
             self._result_ready.set()

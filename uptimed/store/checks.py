@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 
@@ -30,3 +32,50 @@ async def insert_many(conn: asyncpg.Connection, results: Sequence[CheckResult]) 
         [r.error_class.value if r.error_class else None for r in results],
         [r.error for r in results],
     )
+
+
+@dataclass(frozen=True)
+class StoredCheck:
+    """One row of ``checks`` as the API shows it."""
+
+    region: str
+    checked_at: datetime
+    status: str
+    response_time_ms: float | None
+    status_code: int | None
+    error_class: str | None
+    error: str | None
+
+
+async def page_for_owner(
+    conn: asyncpg.Pool | asyncpg.Connection,
+    owner_id: int,
+    monitor_id: int,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    region: str | None,
+    before: tuple[datetime, str] | None,
+    limit: int,
+) -> list[StoredCheck]:
+    """Checks of one of the owner's monitors, newest first, in ``[since, until)``.
+
+    ``before`` is the (checked_at, region) of the last row of the previous page.
+    """
+    before_at, before_region = before if before else (None, None)
+    rows = await conn.fetch(
+        """
+        SELECT c.region, c.checked_at, c.status, c.response_time_ms::float8 AS response_time_ms,
+               c.status_code::int AS status_code, c.error_class, c.error
+        FROM checks c JOIN monitors m ON m.id = c.monitor_id
+        WHERE c.monitor_id = $1 AND m.owner_id = $2
+          AND ($3::timestamptz IS NULL OR c.checked_at >= $3)
+          AND ($4::timestamptz IS NULL OR c.checked_at < $4)
+          AND ($5::text IS NULL OR c.region = $5)
+          AND ($6::timestamptz IS NULL OR (c.checked_at, c.region) < ($6, $7::text))
+        ORDER BY c.checked_at DESC, c.region DESC
+        LIMIT $8
+        """,
+        monitor_id, owner_id, since, until, region, before_at, before_region, limit,
+    )
+    return [StoredCheck(**dict(row)) for row in rows]

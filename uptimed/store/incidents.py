@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 import asyncpg
 
 
@@ -28,3 +31,52 @@ async def resolve_incident(conn: asyncpg.Connection, monitor_id: int, *, resolve
         """,
         monitor_id, resolved_at_ms,
     )
+
+
+@dataclass(frozen=True)
+class IncidentRecord:
+    id: int
+    monitor_id: int
+    monitor_name: str
+    opened_at: datetime
+    resolved_at: datetime | None
+    cause: str
+
+
+_RECORD = """
+    SELECT i.id, i.monitor_id, m.name AS monitor_name, i.opened_at, i.resolved_at, i.cause
+    FROM incidents i JOIN monitors m ON m.id = i.monitor_id
+"""
+
+
+async def page_for_owner(
+    conn: asyncpg.Pool | asyncpg.Connection,
+    owner_id: int,
+    *,
+    monitor_id: int | None,
+    open_only: bool,
+    since: datetime | None,
+    before_id: int | None,
+    limit: int,
+) -> list[IncidentRecord]:
+    """Incidents of the owner's monitors, newest first."""
+    rows = await conn.fetch(
+        f"""
+        {_RECORD}
+        WHERE m.owner_id = $1
+          AND ($2::bigint IS NULL OR i.monitor_id = $2)
+          AND (NOT $3::bool OR i.resolved_at IS NULL)
+          AND ($4::timestamptz IS NULL OR i.opened_at >= $4)
+          AND ($5::bigint IS NULL OR i.id < $5)
+        ORDER BY i.id DESC LIMIT $6
+        """,
+        owner_id, monitor_id, open_only, since, before_id, limit,
+    )
+    return [IncidentRecord(**dict(row)) for row in rows]
+
+
+async def get_for_owner(
+    conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, incident_id: int
+) -> IncidentRecord | None:
+    row = await conn.fetchrow(f"{_RECORD} WHERE i.id = $1 AND m.owner_id = $2", incident_id, owner_id)
+    return IncidentRecord(**dict(row)) if row else None

@@ -114,3 +114,66 @@ async def sync_from_config(conn: asyncpg.Connection, specs: Sequence[ConfiguredI
         kept,
     )
     return len(kept)
+
+
+# Reads and changes through the API: every one scoped to the owner, so another
+# user's integration is indistinguishable from one that does not exist.
+
+
+async def page_for_owner(
+    conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, *, before_id: int | None, limit: int
+) -> list[Integration]:
+    """The owner's integrations, newest first, older than ``before_id`` when given."""
+    rows = await conn.fetch(
+        f"""
+        SELECT {_COLUMNS} FROM integrations
+        WHERE owner_id = $1 AND ($2::bigint IS NULL OR id < $2)
+        ORDER BY id DESC LIMIT $3
+        """,
+        owner_id, before_id, limit,
+    )
+    return [_from_row(row) for row in rows]
+
+
+async def get_owned(conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, integration_id: int) -> Integration | None:
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM integrations WHERE id = $1 AND owner_id = $2", integration_id, owner_id
+    )
+    return _from_row(row) if row else None
+
+
+async def update_config(
+    conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, integration_id: int, config: dict[str, Any]
+) -> Integration | None:
+    """Replace the config of one of the owner's API-created integrations; None if there is none."""
+    row = await conn.fetchrow(
+        f"""
+        UPDATE integrations SET config = $3, updated_at = now()
+        WHERE id = $1 AND owner_id = $2 AND config_key IS NULL
+        RETURNING {_COLUMNS}
+        """,
+        integration_id, owner_id, config,
+    )
+    return _from_row(row) if row else None
+
+
+async def toggle(conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, integration_id: int) -> Integration | None:
+    """Flip ``enabled`` of one of the owner's API-created integrations; None if there is none."""
+    row = await conn.fetchrow(
+        f"""
+        UPDATE integrations SET enabled = NOT enabled, updated_at = now()
+        WHERE id = $1 AND owner_id = $2 AND config_key IS NULL
+        RETURNING {_COLUMNS}
+        """,
+        integration_id, owner_id,
+    )
+    return _from_row(row) if row else None
+
+
+async def delete_owned(conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, integration_id: int) -> bool:
+    """Delete one of the owner's API-created integrations (its log rows go with it)."""
+    deleted = await conn.fetchval(
+        "DELETE FROM integrations WHERE id = $1 AND owner_id = $2 AND config_key IS NULL RETURNING id",
+        integration_id, owner_id,
+    )
+    return deleted is not None

@@ -129,3 +129,60 @@ async def next_due_in(pool: asyncpg.Pool) -> float | None:
         WHERE status IN ('PENDING', 'RETRYING')
         """
     )
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """A row of the log as its user sees it: no payload, no lease."""
+
+    id: int
+    event_id: uuid.UUID
+    event_type: str
+    integration_id: int
+    integration_type: str
+    monitor_id: int | None
+    status: str
+    attempts: int
+    error_message: str | None
+    created_at: Any
+    updated_at: Any
+    sent_at: Any
+    next_attempt_at: Any
+
+
+_ENTRY = """
+    SELECT n.id, n.event_id, n.event_type, n.integration_id, i.type AS integration_type, n.monitor_id,
+           n.status, n.attempts, n.error_message, n.created_at, n.updated_at, n.sent_at, n.next_attempt_at
+    FROM notification_log n JOIN integrations i ON i.id = n.integration_id
+"""
+
+
+async def page_for_user(
+    conn: asyncpg.Pool | asyncpg.Connection,
+    user_id: int,
+    *,
+    status: str | None,
+    integration_id: int | None,
+    since: Any,
+    before_id: int | None,
+    limit: int,
+) -> list[LogEntry]:
+    """The user's log, newest first, filtered by status, integration and creation time."""
+    rows = await conn.fetch(
+        f"""
+        {_ENTRY}
+        WHERE n.user_id = $1
+          AND ($2::text IS NULL OR n.status = $2)
+          AND ($3::bigint IS NULL OR n.integration_id = $3)
+          AND ($4::timestamptz IS NULL OR n.created_at >= $4)
+          AND ($5::bigint IS NULL OR n.id < $5)
+        ORDER BY n.id DESC LIMIT $6
+        """,
+        user_id, status, integration_id, since, before_id, limit,
+    )
+    return [LogEntry(**dict(row)) for row in rows]
+
+
+async def get_for_user(conn: asyncpg.Pool | asyncpg.Connection, user_id: int, entry_id: int) -> LogEntry | None:
+    row = await conn.fetchrow(f"{_ENTRY} WHERE n.id = $1 AND n.user_id = $2", entry_id, user_id)
+    return LogEntry(**dict(row)) if row else None

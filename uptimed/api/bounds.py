@@ -1,0 +1,73 @@
+"""Bounded input types shared by the routes: no parameter can ask for more than the API gives."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Path, Query, Request
+from fastapi.routing import APIRoute
+from pydantic import AfterValidator
+
+from uptimed.api.errors import InvalidInput, field_problem
+
+MAX_ID = 2**63 - 1
+"""PostgreSQL's bigint."""
+
+DEFAULT_PAGE = 50
+MAX_PAGE = 200
+
+_EARLIEST = datetime(1970, 1, 1)
+_LATEST = datetime(2200, 1, 1)
+
+
+def as_instant(value: datetime) -> datetime:
+    """``value`` in UTC; ValueError outside 1970..2200."""
+    # Compared before converting: a far date with an offset overflows datetime.
+    if not _EARLIEST <= value.replace(tzinfo=None) <= _LATEST:
+        raise ValueError("must be between 1970-01-01 and 2200-01-01")
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Instant = Annotated[datetime, AfterValidator(as_instant)]
+"""An ISO 8601 time between 1970 and 2200; without an offset it is UTC."""
+
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="the object's id")]
+
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"page size, at most {MAX_PAGE}")]
+
+CursorQuery = Annotated[
+    str | None,
+    Query(
+        min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_-]+$",
+        description="where the next page starts: the `X-Next-Cursor` header of the previous page",
+    ),
+]
+
+SinceQuery = Annotated[Instant | None, Query(description="only from this time on (ISO 8601)")]
+
+
+_known: dict[int, frozenset[str]] = {}
+
+
+async def known_query(request: Request) -> None:
+    """Refuse query parameters the route does not take: a misspelt ``limt`` must not pass unnoticed."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    names = _known.get(id(route))
+    if names is None:
+        names = frozenset(_query_names(route.dependant))
+        _known[id(route)] = names
+    unknown = sorted(set(request.query_params) - names)
+    if unknown:
+        raise InvalidInput(
+            [field_problem(("query", name), "unknown query parameter", "unknown_parameter") for name in unknown[:10]]
+        )
+
+
+def _query_names(dependant: Any) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names

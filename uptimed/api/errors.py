@@ -1,0 +1,149 @@
+"""Error answers of the API: their models, the exceptions routes raise, and the handlers.
+
+Every error body is JSON. ``{"detail": "..."}`` (:class:`Problem`) for 401,
+403, 404, 409, 413 and 500; ``{"detail": [{loc, field, msg, type}]}``
+(:class:`ValidationProblem`) for 422, where ``field`` is the dotted path
+inside the body or the parameter's name, e.g. ``config.webhookUrl``. No error
+body repeats a value it was given: a rejected value may be a secret.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = structlog.get_logger()
+
+
+class Problem(BaseModel):
+    """What went wrong, in one sentence."""
+
+    detail: str
+
+
+class FieldProblem(BaseModel):
+    """One rejected input."""
+
+    loc: list[str | int] = Field(description="where: 'body', 'query' or 'path', then the path inside it")
+    field: str = Field(description="dotted path inside the body, or the parameter's name: 'config.webhookUrl'")
+    msg: str
+    type: str = Field(description="a stable code, e.g. 'missing', 'string_too_long', 'unknown_channel'")
+
+
+class ValidationProblem(BaseModel):
+    """The request did not validate; one entry per problem."""
+
+    detail: list[FieldProblem]
+    available: list[str] | None = Field(None, description="for an unknown channel type: the installed types")
+
+
+class ApiError(Exception):
+    """An error answer a route gives on purpose."""
+
+    def __init__(self, status: int, detail: str, *, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.headers = dict(headers or {})
+
+
+class NotFound(ApiError):
+    def __init__(self, what: str) -> None:
+        super().__init__(404, f"{what} not found")
+
+
+class ManagedByConfig(ApiError):
+    """A monitor or integration declared in the TOML file: read-only here."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            409, f"this {what} is managed by the config file; change it there and reload uptimed"
+        )
+
+
+class InvalidInput(Exception):
+    """A 422 a route raises for problems found after FastAPI's own validation."""
+
+    def __init__(self, problems: Sequence[FieldProblem], *, available: list[str] | None = None) -> None:
+        super().__init__("; ".join(f"{p.field}: {p.msg}" for p in problems))
+        self.problems = list(problems)
+        self.available = available
+
+
+def field_problem(loc: Sequence[str | int], msg: str, type_: str = "value_error") -> FieldProblem:
+    """A problem at ``loc`` (``("body", "config", "webhookUrl")``)."""
+    return FieldProblem(loc=list(loc), field=dotted(loc), msg=msg, type=type_)
+
+
+def dotted(loc: Sequence[str | int]) -> str:
+    inner = list(loc[1:]) if loc and loc[0] in ("body", "query", "path", "header") else list(loc)
+    return ".".join(str(part) for part in inner) or str(loc[0] if loc else "")
+
+
+def _from_pydantic(error: Mapping[str, Any]) -> FieldProblem:
+    msg = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    if error.get("type") == "json_invalid":
+        reason = (error.get("ctx") or {}).get("error")
+        msg = f"invalid JSON: {reason}" if reason else "invalid JSON"
+    return field_problem(tuple(error.get("loc", ("body",))), msg, str(error.get("type", "value_error")))
+
+
+def problem_response(status: int, detail: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(Problem(detail=detail).model_dump(), status_code=status, headers=dict(headers or {}))
+
+
+def validation_response(problems: Sequence[FieldProblem], available: list[str] | None = None) -> JSONResponse:
+    body = ValidationProblem(detail=list(problems), available=available).model_dump(exclude_none=True)
+    return JSONResponse(body, status_code=422)
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn exceptions into the bodies above."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return problem_response(exc.status, exc.detail, exc.headers)
+
+    @app.exception_handler(InvalidInput)
+    async def _invalid(_: Request, exc: InvalidInput) -> JSONResponse:
+        return validation_response(exc.problems, exc.available)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # Built field by field: FastAPI's own body would echo the input back.
+        return validation_response([_from_pydantic(error) for error in exc.errors()])
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else "error"
+        return problem_response(exc.status_code, detail, exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> JSONResponse:
+        log.error("api.crashed", method=request.method, path=request.url.path, error_type=type(exc).__name__)
+        return problem_response(500, "internal error")
+
+
+def _doc(description: str, model: type[BaseModel] = Problem) -> dict[str, Any]:
+    return {"model": model, "description": description}
+
+
+MALFORMED = {
+    400: {
+        "description": "Not well-formed HTTP (a bad header or framing); answered by the HTTP server, as text.",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    }
+}
+UNAUTHORIZED = {401: _doc("No valid bearer token: missing, unknown or revoked. Carries `WWW-Authenticate: Bearer`.")}
+FORBIDDEN = {403: _doc("The caller is not an admin.")}
+NOT_FOUND = {404: _doc("No such object among the caller's own (another user's answers the same).")}
+CONFLICT = {409: _doc("Declared in the config file, so read-only through the API.")}
+INVALID = {422: _doc("A parameter or the body did not validate; each problem names its field.", ValidationProblem)}
+TOO_LARGE = {413: _doc("The body is larger than the API accepts (64 KiB).")}

@@ -1,0 +1,65 @@
+"""SQL for ``users``: the people monitors, integrations and tokens belong to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+_COLUMNS = "id, username, email, is_admin, created_at"
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    username: str
+    email: str
+    is_admin: bool
+    created_at: datetime
+
+
+class UserExists(Exception):
+    """The username or the email address is taken."""
+
+
+class InvalidUser(ValueError):
+    """The username or the email address does not fit the table's rules."""
+
+
+def _from_row(row: asyncpg.Record) -> User:
+    return User(**dict(row))
+
+
+async def create(conn: asyncpg.Pool | asyncpg.Connection, username: str, email: str, *, is_admin: bool = False) -> User:
+    """Insert a user; :class:`UserExists` when the name or address is taken, :class:`InvalidUser` when malformed."""
+    try:
+        row = await conn.fetchrow(
+            f"INSERT INTO users (username, email, is_admin) VALUES ($1, $2, $3) RETURNING {_COLUMNS}",
+            username, email, is_admin,
+        )
+    except asyncpg.UniqueViolationError:
+        raise UserExists(username) from None
+    except asyncpg.CheckViolationError:
+        raise InvalidUser(
+            "a username is 1 to 64 letters, digits, '.', '_' or '-'; an email address 3 to 254 characters"
+        ) from None
+    return _from_row(row)
+
+
+async def get(conn: asyncpg.Pool | asyncpg.Connection, user_id: int) -> User | None:
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM users WHERE id = $1", user_id)
+    return _from_row(row) if row else None
+
+
+async def get_by_username(conn: asyncpg.Pool | asyncpg.Connection, username: str) -> User | None:
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM users WHERE username = $1", username)
+    return _from_row(row) if row else None
+
+
+async def page(conn: asyncpg.Pool | asyncpg.Connection, *, after_id: int | None, limit: int) -> list[User]:
+    """Users in id order, starting after ``after_id``."""
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM users WHERE id > $1 ORDER BY id LIMIT $2", after_id or 0, limit
+    )
+    return [_from_row(row) for row in rows]
