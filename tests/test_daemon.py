@@ -68,3 +68,15 @@ async def test_a_bad_integration_in_the_file_stops_run_with_the_check_config_mes
     await daemon._reader
     assert any("integrations[0].config.webhookUrl" in line for line in daemon.raw), daemon.raw[-5:]
     assert not any("not a url" in line for line in daemon.raw), "the rejected (secret) value is not echoed"
+
+
+async def test_a_taken_api_address_fails_start_up_with_a_clear_message(stack: Stack, start_daemon) -> None:
+    import socket
+
+    sections = stack.sections()
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        sections["api"] = {"enabled": True, "host": "127.0.0.1", "port": taken.getsockname()[1]}
+        daemon = await start_daemon(to_toml(sections), wait_ready=False)
+        assert await daemon.process.wait() == 1
+    await daemon._reader
+    assert any("uptimed: api: cannot listen on 127.0.0.1:" in line for line in daemon.raw), daemon.raw[-5:]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import time
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -24,7 +25,7 @@ from uptimed import log as uptimed_log
 from uptimed.config import ConfigError, ConfigProblem, RedisSettings, Settings, configured_integrations, load_settings
 from uptimed.errors import ServiceUnavailable
 from uptimed.api.health import service_readiness
-from uptimed.api.server import create_app, serve
+from uptimed.api.server import bind, create_app, serve
 from uptimed.evaluate.evaluator import Evaluator
 from uptimed.notify.dispatcher import Dispatcher
 from uptimed.notify.notifier import Notifier
@@ -130,7 +131,18 @@ class Daemon:
                 pool=self.pool, redis=self.redis, producer=self.producer, parts=lambda: self.supervisor.parts
             )
             app = create_app(pool=self.pool, registry=self.registry, settings=settings, http=self.http, readiness=readiness)
-            parts.append(Part("api", lambda: serve(app, settings.api)))
+            # Listening before READY=1, so systemd's "ready" includes the API; a taken address fails start-up.
+            try:
+                listening: socket.socket | None = bind(settings.api)
+            except OSError as exc:
+                raise ServiceUnavailable("api", f"cannot listen on {settings.api.host}:{settings.api.port}: {exc.strerror}") from exc
+
+            async def run_api() -> None:
+                nonlocal listening
+                sock, listening = listening, None  # a restart binds afresh
+                await serve(app, settings.api, sock=sock)
+
+            parts.append(Part("api", run_api))
         return parts
 
     async def sync_config(self, settings: Settings | None = None) -> None:
