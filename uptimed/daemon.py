@@ -42,6 +42,8 @@ log = structlog.get_logger()
 
 STOP_GRACE_S = 20.0
 """How long a graceful stop may take before the remaining work is abandoned."""
+DRAIN_S = 10.0
+"""Of that, how long in-flight checks and deliveries may take to finish (the rest closes connections)."""
 
 
 async def connect_redis(settings: RedisSettings) -> aioredis.Redis:
@@ -115,7 +117,10 @@ class Daemon:
                 concurrency=settings.probe.concurrency,
             )
             self.workers.append(worker)
-            parts += [Part(f"scheduler:{region}", scheduler.run), Part(f"probe:{region}", worker.run)]
+            parts += [
+                Part(f"scheduler:{region}", scheduler.run),
+                Part(f"probe:{region}", worker.run, drain=worker.drain),
+            ]
         self.evaluator = Evaluator(settings=settings, pool=self.pool, producer=self.producer)
         self.dispatcher = Dispatcher(
             pool=self.pool, registry=self.registry, settings=settings.notify, smtp=settings.smtp, http=self.http
@@ -124,7 +129,7 @@ class Daemon:
         parts += [
             Part("evaluator", self.evaluator.run),
             Part("notifier", notifier.run),
-            Part("dispatcher", self.dispatcher.run),
+            Part("dispatcher", self.dispatcher.run, drain=self.dispatcher.drain),
         ]
         if settings.api.enabled:
             readiness = service_readiness(
@@ -255,5 +260,5 @@ class Daemon:
                 log.info("daemon.stopping", signal=signal.Signals(signum).name)
                 self.systemd.stopping()
                 scope.deadline = anyio.current_time() + STOP_GRACE_S
-                self.supervisor.stop()
+                await self.supervisor.shutdown(DRAIN_S)
                 return

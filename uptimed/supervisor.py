@@ -26,6 +26,8 @@ class Part:
 
     name: str
     run: Callable[[], Awaitable[None]]
+    drain: Callable[[], Awaitable[None]] | None = None
+    """Finish work in hand and take no more (a graceful stop); cancelled at the deadline."""
     restarts: int = 0
     healthy: bool = False
     last_error: str | None = None
@@ -50,6 +52,17 @@ class Supervisor:
             for part in self.parts:
                 tg.start_soon(self._keep_running, part, name=part.name)
             await anyio.sleep_forever()
+
+    async def shutdown(self, grace: float) -> None:
+        """Let every part drain, for at most ``grace`` seconds, then cancel them all."""
+        with anyio.move_on_after(grace) as scope:
+            async with anyio.create_task_group() as tg:
+                for part in self.parts:
+                    if part.drain is not None and part.healthy:
+                        tg.start_soon(part.drain)
+        if scope.cancelled_caught:
+            log.warning("daemon.drain_timeout", grace_s=grace)
+        self.stop()
 
     def stop(self) -> None:
         """Cancel every part; safe to call before :meth:`run` has started."""

@@ -62,6 +62,7 @@ class Dispatcher:
         self.http = http
         self.lease_s = settings.delivery_timeout + LEASE_MARGIN_S
         self.in_flight = 0
+        self.draining = False
         self._wake = anyio.Event()
         self._slot_freed = anyio.Event()
         self._per_channel: dict[str, anyio.Semaphore] = defaultdict(
@@ -75,7 +76,7 @@ class Dispatcher:
 
     async def run(self) -> None:
         async with anyio.create_task_group() as tg:
-            while True:
+            while not self.draining:
                 free = self.settings.concurrency - self.in_flight
                 if free <= 0:
                     self._slot_freed = anyio.Event()
@@ -89,6 +90,15 @@ class Dispatcher:
                     tg.start_soon(self._deliver, delivery)
                 if len(claimed) < free:
                     await self._idle()
+            await anyio.sleep_forever()
+
+    async def drain(self) -> None:
+        """Claim nothing more; let the deliveries in flight finish and record their outcome."""
+        self.draining = True
+        self._wake.set()
+        while self.in_flight:
+            self._slot_freed = anyio.Event()
+            await self._slot_freed.wait()
 
     async def _idle(self) -> None:
         """Wait for new intents, or until the next row is due (at most a second)."""

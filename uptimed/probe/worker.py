@@ -49,6 +49,9 @@ class ProbeWorker:
         self.checks_done = 0
         self.last_check_ms: int | None = None
         self._slot_freed = asyncio.Event()
+        self._acked = asyncio.Event()
+        self._acking = False
+        self.draining = False
         self._published: list[tuple[ProbeJob, asyncio.Future]] = []
         self._result_ready = asyncio.Event()
 
@@ -57,14 +60,27 @@ class ProbeWorker:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._acknowledge)
             tg.start_soon(self._reclaim, tg)
-            while True:
+            while not self.draining:
                 while self.running >= self.concurrency:
                     self._slot_freed.clear()
                     await self._slot_freed.wait()
                 jobs = await self.queue.read(
                     self.consumer, count=min(self.concurrency - self.running, 1000), block_ms=1000
                 )
-                self._start(tg, jobs)
+                if not self.draining:  # read while draining: left pending for another worker to reclaim
+                    self._start(tg, jobs)
+            await anyio.sleep_forever()
+
+    async def drain(self) -> None:
+        """Take no new jobs; finish the checks in flight and ack their published results."""
+        self.draining = True
+        while self.running:
+            self._slot_freed.clear()
+            await self._slot_freed.wait()
+        while self._published or self._acking:
+            self._acked.clear()
+            self._result_ready.set()
+            await self._acked.wait()
 
     def _start(self, tg: anyio.abc.TaskGroup, jobs: list[ProbeJob]) -> None:
         for job in jobs:
@@ -94,11 +110,18 @@ class ProbeWorker:
             await self._result_ready.wait()
             self._result_ready.clear()
             batch, self._published = self._published, []
-            outcomes = await asyncio.gather(*(future for _, future in batch), return_exceptions=True)
-            done = [job for (job, _), outcome in zip(batch, outcomes, strict=True) if not isinstance(outcome, BaseException)]
-            if len(done) < len(batch):
-                log.warning("probe.publish_failed", region=self.region, failed=len(batch) - len(done))
-            await self.queue.ack(done)
+            self._acking = True
+            try:
+                outcomes = await asyncio.gather(*(future for _, future in batch), return_exceptions=True)
+                done = [
+                    job for (job, _), outcome in zip(batch, outcomes, strict=True) if not isinstance(outcome, BaseException)
+                ]
+                if len(done) < len(batch):
+                    log.warning("probe.publish_failed", region=self.region, failed=len(batch) - len(done))
+                await self.queue.ack(done)
+            finally:
+                self._acking = False
+                self._acked.set()
 
     async def _reclaim(self, tg: anyio.abc.TaskGroup) -> None:
         """Take over the jobs of a worker that died holding them."""
