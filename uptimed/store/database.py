@@ -22,6 +22,16 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(jtype, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """No reset when a connection returns to the pool.
+
+    asyncpg's default reset costs a round trip after every query
+    (advisory unlock, CLOSE ALL, UNLISTEN, RESET ALL); uptimed holds no session
+    state (its advisory lock is transaction-scoped) and an open transaction is
+    still rolled back.
+    """
+
+
 async def connect(settings: DatabaseSettings) -> asyncpg.Pool:
     """A pool to the configured database; :class:`ServiceUnavailable` with the reason when it cannot."""
     try:
@@ -32,6 +42,7 @@ async def connect(settings: DatabaseSettings) -> asyncpg.Pool:
             timeout=settings.connect_timeout,
             command_timeout=60,
             init=_init_connection,
+            reset=_keep_session,
         )
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise ServiceUnavailable("postgresql", f"cannot connect: {_describe(exc)}") from exc
