@@ -33,10 +33,13 @@ lines into a file.
                            [--events 500] [--integrations 10] [--monitors 100]
                            [--transitions 300] [--spacing-ms 50]
                            [--log-level info] [--set notify.concurrency=400]
-                           [--profile DIR]
+                           [--http daemon|keepalive|aiohttp] [--profile DIR]
 
 ``--set SECTION.KEY=VALUE`` (repeatable, value parsed as JSON when it can be)
-overrides a setting of the measured process, to try a change. ``--profile
+overrides a setting of the measured process, to try a change. ``--http``
+swaps the channels' httpx client for an experiment: ``keepalive`` keeps as
+many idle connections as ``per_channel_concurrency`` (httpx keeps 20),
+``aiohttp`` gives it a minimal aiohttp-backed transport. ``--profile
 DIR`` records the measured process with py-spy over each measured window and
 prints the top functions.
 """
