@@ -241,7 +241,7 @@ SUITE = [
 
 
 def services_env() -> dict[str, str]:
-    if subprocess.run([sys.executable, str(SERVICES), "status"], capture_output=True).returncode != 0:
+    if subprocess.run([sys.executable, str(SERVICES), "status"], check=False, capture_output=True).returncode != 0:
         subprocess.run([sys.executable, str(SERVICES), "up"], check=True)
     out = subprocess.run([sys.executable, str(SERVICES), "env", "--json"], check=True, capture_output=True, text=True)
     return json.loads(out.stdout)
@@ -540,33 +540,25 @@ def print_table(rows: list[tuple[Config, list[dict[str, Any]]]]) -> None:
         print("  " + "  ".join(cell.rjust(width) for cell, width in zip(line, widths, strict=True)))
 
 
-async def orchestrate(args: argparse.Namespace) -> None:
+async def orchestrate(args: argparse.Namespace, env: dict[str, str], port: int, target_pid: int) -> None:
     from uptimed.config import LogSettings
     from uptimed.log import configure
 
     configure(LogSettings(level="warning"), stream=sys.stderr)
     configs = SUITE if args.suite else [Config(args.monitors, args.interval, args.duration, args.evaluator)]
-    env = services_env()
-    target = subprocess.Popen(
-        [sys.executable, __file__, "--serve", *(["--close"] if args.close else [])], stdout=subprocess.PIPE, text=True
-    )
+    print(f"target 127.0.0.1:{port} ({'new connection each check' if args.close else 'keep-alive'}), "
+          f"concurrency {args.concurrency}, warmup {args.warmup:g} s, {os.cpu_count()} CPUs", flush=True)
     rows: list[tuple[Config, list[dict[str, Any]]]] = []
     try:
-        assert target.stdout is not None
-        port = int(target.stdout.readline())
-        print(f"target 127.0.0.1:{port} ({'new connection each check' if args.close else 'keep-alive'}), "
-              f"concurrency {args.concurrency}, warmup {args.warmup:g} s, {os.cpu_count()} CPUs", flush=True)
         for config in configs:
             runs: list[dict[str, Any]] = []
             rows.append((config, runs))
             for run in range(args.repeat):
                 try:
-                    runs.append(await one_run(config, args, env, port, target.pid, run))
+                    runs.append(await one_run(config, args, env, port, target_pid, run))
                 except (RuntimeError, TimeoutError, OSError) as exc:
                     print(f"  run {run + 1}: {config.label()}: failed: {exc!r}", flush=True)
     finally:
-        target.terminate()
-        target.wait()
         print_table(rows)
     if args.profile:
         for path in sorted(Path(args.profile).glob("*.txt")):
@@ -595,7 +587,16 @@ def main() -> None:
 
         uvloop.run(measure(json.loads(args.measure)))
     else:
-        asyncio.run(orchestrate(args))
+        env = services_env()
+        target = subprocess.Popen(
+            [sys.executable, __file__, "--serve", *(["--close"] if args.close else [])], stdout=subprocess.PIPE, text=True
+        )
+        try:
+            assert target.stdout is not None
+            asyncio.run(orchestrate(args, env, int(target.stdout.readline()), target.pid))
+        finally:
+            target.terminate()
+            target.wait()
 
 
 if __name__ == "__main__":
