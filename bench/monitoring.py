@@ -172,8 +172,7 @@ async def measure(spec: dict[str, Any]) -> None:
                 parts.start_soon(evaluator.run)
             await anyio.sleep(spec["warmup"])
             stored_0 = await stored_checks()
-            done_0, enqueued_0, skipped_0 = worker.checks_done, scheduler.enqueued, scheduler.skipped_in_flight
-            rss_loaded = rss_kib()
+            skipped_0 = scheduler.skipped_in_flight
             user_0, system_0 = cpu_s()
             t0 = time.time()
             emit(event="window")
@@ -181,7 +180,7 @@ async def measure(spec: dict[str, Any]) -> None:
             t1 = time.time()
             user_1, system_1 = cpu_s()
             emit(event="window_end")
-            done_1, enqueued_1, skipped_1 = worker.checks_done, scheduler.enqueued, scheduler.skipped_in_flight
+            published, skipped_1 = worker.checks_done, scheduler.skipped_in_flight
             rss_end = rss_kib()
             stored_1 = await stored_checks()
             # Stop scheduling first and let the checks in flight finish, so the window's results are all published.
@@ -201,14 +200,11 @@ async def measure(spec: dict[str, Any]) -> None:
         t1_ms=int(t1 * 1000),
         user_s=user_1 - user_0,
         system_s=system_1 - system_0,
-        published=done_1 - done_0,
-        published_total=done_1,
-        enqueued=enqueued_1 - enqueued_0,
+        published_total=published,
         skipped_in_flight=skipped_1 - skipped_0,
         stored=stored_1 - stored_0,
         stored_total=stored_1,
         rss_baseline_kib=rss_baseline,
-        rss_loaded_kib=rss_loaded,
         rss_end_kib=rss_end,
         rss_peak_kib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         stop_s=stop_s,
