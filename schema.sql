@@ -1,7 +1,7 @@
 -- uptimed's whole database schema. Applied by `uptimed migrate` (and at
 -- start) inside one transaction; every statement is idempotent, and the
 -- version below is recorded in schema_version so a second run is a no-op.
--- schema-version: 1
+-- schema-version: 2
 
 CREATE TABLE IF NOT EXISTS schema_version (
     version     integer PRIMARY KEY,
@@ -144,3 +144,28 @@ CREATE TABLE IF NOT EXISTS notification_log (
 CREATE INDEX IF NOT EXISTS notification_log_due ON notification_log (next_attempt_at)
     WHERE status IN ('PENDING', 'RETRYING');
 CREATE INDEX IF NOT EXISTS notification_log_user ON notification_log (user_id, id DESC);
+
+-- Signed-in web sessions: the cookie holds a random token, only its SHA-256
+-- is stored. `csrf_token` is what every form of the session must send back.
+CREATE TABLE IF NOT EXISTS web_sessions (
+    token_hash    bytea PRIMARY KEY,
+    user_id       bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    csrf_token    text NOT NULL,
+    notice        text,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    last_seen_at  timestamptz NOT NULL DEFAULT now(),
+    expires_at    timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS web_sessions_user ON web_sessions (user_id);
+CREATE INDEX IF NOT EXISTS web_sessions_expiry ON web_sessions (expires_at);
+
+-- A user's public status page (opt-in): shown at /status/<slug> without
+-- sign-in, with only the monitors listed here.
+CREATE TABLE IF NOT EXISTS status_pages (
+    owner_id     bigint PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    slug         text NOT NULL UNIQUE CHECK (slug ~ '^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$'),
+    title        text NOT NULL CHECK (length(title) BETWEEN 1 AND 100),
+    published    boolean NOT NULL DEFAULT false,
+    monitor_ids  bigint[] NOT NULL DEFAULT '{}',
+    updated_at   timestamptz NOT NULL DEFAULT now()
+);

@@ -121,3 +121,7 @@ async def topics(stack: Stack) -> Stack:
 
     await ensure_topics(stack.settings().kafka)
     return stack
+
+
+# The web pages' fixtures (site, alice, bob), for tests/web.
+from tests.web.fixtures import alice, bob, site  # noqa: E402,F401

@@ -1,4 +1,4 @@
-"""The ``uptimed`` command: run, check-config, migrate, channels, user, token."""
+"""The ``uptimed`` command: run, check-config, migrate, channels, user (create, passwd), token."""
 
 from __future__ import annotations
 
@@ -147,6 +147,46 @@ def cmd_user_create(args: argparse.Namespace) -> int:
     return _with_database(args, work)
 
 
+def _read_password(args: argparse.Namespace) -> str | None:
+    """The new password from stdin (``--password-stdin``) or typed twice at a prompt; None when they differ."""
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    import getpass
+
+    first = getpass.getpass(f"new password for {args.name}: ")
+    if getpass.getpass("again: ") != first:
+        print("uptimed: the two passwords differ; nothing changed", file=sys.stderr)
+        return None
+    return first
+
+
+def cmd_user_passwd(args: argparse.Namespace) -> int:
+    from uptimed import passwords
+    from uptimed.store import users, web_sessions
+
+    password = _read_password(args)
+    if password is None:
+        return EXIT_FAILURE
+    try:
+        password_hash = passwords.hash_password(password)
+    except passwords.WeakPassword as exc:
+        print(f"uptimed: {exc}; nothing changed", file=sys.stderr)
+        return EXIT_FAILURE
+
+    async def work(pool: Any) -> int:
+        user = await users.get_by_username(pool, args.name)
+        if user is None:
+            print(f"uptimed: no user named {args.name!r}", file=sys.stderr)
+            return EXIT_FAILURE
+        async with pool.acquire() as conn, conn.transaction():
+            await users.set_password_hash(conn, user.id, password_hash)
+            ended = await web_sessions.delete_for_user(conn, user.id)
+        print(f"password of {user.username} set; {_plural(ended, 'web session')} signed out")
+        return EXIT_OK
+
+    return _with_database(args, work)
+
+
 def cmd_token_create(args: argparse.Namespace) -> int:
     from uptimed.store import api_tokens, users
 
@@ -229,6 +269,11 @@ def build_parser() -> argparse.ArgumentParser:
     create_user.add_argument("name", metavar="NAME", help="username: letters, digits, '.', '_' or '-'")
     create_user.add_argument("--email", required=True, metavar="ADDR")
     create_user.add_argument("--admin", action="store_true", help="may list every user through the API")
+    passwd = action(user, "passwd", cmd_user_passwd, "set a user's password for the web pages (signs them out everywhere)")
+    passwd.add_argument("name", metavar="NAME", help="username")
+    passwd.add_argument(
+        "--password-stdin", action="store_true", help="read the password from the first line of standard input"
+    )
     token = add("token", cmd_token_list, "manage API tokens").add_subparsers(dest="action", required=True, metavar="ACTION")
     create_token = action(token, "create", cmd_token_create, "create an API token for a user and print it once")
     create_token.add_argument("user", metavar="USER", help="username")

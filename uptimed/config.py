@@ -129,6 +129,13 @@ class ApiSettings(Section):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+    session_lifetime: Duration = Field(
+        14 * 86400.0, ge=300, le=366 * 86400, description="a web sign-in ends after this long unused"
+    )
+    secure_cookies: Literal["auto", "always", "never"] = Field(
+        "auto", description="auto: Secure cookies when the page was requested over https"
+    )
+    page_refresh: Duration = Field(10.0, ge=1, le=3600, description="how often open pages update themselves")
 
 
 class SmtpSettings(Section):

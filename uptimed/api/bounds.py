@@ -51,9 +51,12 @@ _known: dict[int, frozenset[str]] = {}
 
 
 async def known_query(request: Request) -> None:
-    """Refuse query parameters the route does not take: a misspelt ``limt`` must not pass unnoticed."""
+    """Refuse query parameters an API route does not take: a misspelt ``limt`` must not pass unnoticed.
+
+    Web pages are left alone: a link with ``?utm_source=...`` still opens the page.
+    """
     route = request.scope.get("route")
-    if not isinstance(route, APIRoute):
+    if not isinstance(route, APIRoute) or not request.url.path.startswith("/api/"):
         return
     names = _known.get(id(route))
     if names is None:

@@ -22,7 +22,7 @@ import uvicorn
 from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from uptimed import __version__, metrics
+from uptimed import __version__, metrics, web
 from uptimed.api import (
     channels,
     errors,
@@ -106,6 +106,7 @@ def create_app(
     errors.install(app)
     for module in (integrations, channels, monitors, notifications, incidents, users, tokens, health, metrics_route):
         app.include_router(module.router)
+    web.install(app)
     app.add_middleware(BodyGuard)
     app.add_middleware(AccessLog)
     metrics.track_channels(registry)

@@ -63,3 +63,19 @@ async def page(conn: asyncpg.Pool | asyncpg.Connection, *, after_id: int | None,
         f"SELECT {_COLUMNS} FROM users WHERE id > $1 ORDER BY id LIMIT $2", after_id or 0, limit
     )
     return [_from_row(row) for row in rows]
+
+
+async def set_password_hash(conn: asyncpg.Pool | asyncpg.Connection, user_id: int, password_hash: str) -> None:
+    await conn.execute("UPDATE users SET password_hash = $2 WHERE id = $1", user_id, password_hash)
+
+
+async def get_with_password_hash(
+    conn: asyncpg.Pool | asyncpg.Connection, username: str
+) -> tuple[User, str | None] | None:
+    """The user named ``username`` and their password hash (None when they have no password)."""
+    row = await conn.fetchrow(f"SELECT {_COLUMNS}, password_hash FROM users WHERE username = $1", username)
+    if row is None:
+        return None
+    values = dict(row)
+    password_hash = values.pop("password_hash")
+    return User(**values), password_hash

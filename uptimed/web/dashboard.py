@@ -1,0 +1,87 @@
+"""``/``: every monitor of the user with its status, response time, uptime and a sparkline.
+
+The table body is also served alone (``/partials/monitors``), which app.js
+fetches every ``[api] page_refresh`` to update the page in place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from markupsafe import Markup
+
+from uptimed.api.context import ApiContext, Context
+from uptimed.api.monitors import MonitorOut, out
+from uptimed.store import monitors, stats
+from uptimed.web import charts
+from uptimed.web.session import Visitor
+from uptimed.web.templates import render
+
+router = APIRouter(include_in_schema=False)
+
+MAX_MONITORS = 1000
+SPARKLINE_HOURS = 6
+SPARKLINE_BUCKETS = 36
+
+# Down first: what needs attention is at the top.
+_ORDER = {"down": 0, "unknown": 2, "up": 3, "paused": 4}
+
+
+@dataclass(frozen=True)
+class Row:
+    monitor: MonitorOut
+    sparkline: Markup
+
+    @property
+    def shown_status(self) -> str:
+        """up, down, slow, paused or unknown: what the badge says."""
+        return "slow" if self.monitor.slow else self.monitor.status
+
+
+def _rank(row: Row) -> tuple[int, str]:
+    return (1 if row.shown_status == "slow" else _ORDER[row.monitor.status], row.monitor.name.lower())
+
+
+async def rows(context: ApiContext, user_id: int) -> list[Row]:
+    overviews = [out(o) for o in await monitors.page_overviews(context.pool, user_id, after_id=None, limit=MAX_MONITORS)]
+    since = datetime.now(UTC) - timedelta(hours=SPARKLINE_HOURS)
+    series = await stats.recent_response_times(
+        context.pool, user_id, [m.id for m in overviews], since=since, buckets=SPARKLINE_BUCKETS
+    )
+    return sorted(
+        (
+            Row(
+                monitor=m,
+                sparkline=charts.sparkline(
+                    series.get(m.id, []), label=f"{m.name}, response time over the last {SPARKLINE_HOURS} hours"
+                ),
+            )
+            for m in overviews
+        ),
+        key=_rank,
+    )
+
+
+def counts(table: list[Row]) -> dict[str, int]:
+    tally = {"up": 0, "down": 0, "slow": 0, "paused": 0, "unknown": 0}
+    for row in table:
+        tally[row.shown_status] += 1
+    return tally
+
+
+@router.get("/")
+async def dashboard(request: Request, visit: Visitor, context: Context) -> HTMLResponse:
+    table = await rows(context, visit.user.id)
+    return render(
+        request, "dashboard.html", rows=table, counts=counts(table), notice=visit.notice,
+        refresh_s=context.settings.api.page_refresh, regions=context.settings.probe.all_regions,
+    )
+
+
+@router.get("/partials/monitors")
+async def monitor_rows(request: Request, visit: Visitor, context: Context) -> HTMLResponse:
+    table = await rows(context, visit.user.id)
+    return render(request, "_monitor_rows.html", rows=table, counts=counts(table))
