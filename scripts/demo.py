@@ -4,9 +4,12 @@ Run by ``make demo`` after ``scripts/services up``. It starts
 
 - a little HTTP "shop" on 127.0.0.1 that answers 200, then 500 for a while, then 200 again;
 - a webhook receiver on 127.0.0.1 that prints each notification it gets;
-- ``uptimed run`` with a demo config (written to ``.data/demo/uptimed.toml``) watching the shop;
+- ``uptimed run`` with a demo config (written to ``.data/demo/uptimed.toml``) watching the shop,
+  with its web pages on 127.0.0.1 (user ``demo``, password ``uptimed-demo``);
 
-and stops everything once the "up again" notification has arrived.
+and stops everything once the "up again" notification has arrived (with
+``--stay``, uptimed keeps running until Ctrl-C so you can look around the
+dashboard).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -25,10 +29,17 @@ from aiohttp import web
 
 ROOT = Path(__file__).resolve().parent.parent
 BOLD, RED, GREEN, DIM, RESET = ("\033[1m", "\033[31m", "\033[32m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("",) * 5
+DEMO_USER, DEMO_PASSWORD = "demo", "uptimed-demo"
 
 
 def say(text: str) -> None:
     print(f"{BOLD}demo:{RESET} {text}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 async def serve(app: web.Application) -> tuple[web.AppRunner, int]:
@@ -67,6 +78,7 @@ async def main(args: argparse.Namespace) -> int:
 
     env = json.loads(subprocess.run([sys.executable, str(ROOT / "scripts" / "services"), "env", "--json"],
                                     check=True, capture_output=True, text=True).stdout)
+    api_port = free_port()
     folder = Path(os.environ.get("UPTIMED_DATA_DIR", ROOT / ".data")) / "demo"
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "uptimed.toml"
@@ -86,7 +98,9 @@ async def main(args: argparse.Namespace) -> int:
         topics = {{ checks = "demo.checks", events = "demo.website.events", dead_letters = "demo.dead-letters" }}
 
         [api]
-        enabled = false
+        host = "127.0.0.1"
+        port = {api_port}
+        page_refresh = "2s"
 
         [log]
         format = "console"
@@ -109,10 +123,15 @@ async def main(args: argparse.Namespace) -> int:
         """))
     say(f"config written to {config}")
     say(f"the shop answers on http://127.0.0.1:{shop_port}/ ; notifications go to http://127.0.0.1:{hook_port}/hook")
-    daemon = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "uptimed", "run", "-c", str(config),
-        env={k: v for k, v in os.environ.items() if not k.startswith("UPTIMED_")},
-    )
+    clean_env = {k: v for k, v in os.environ.items() if not k.startswith("UPTIMED_")}
+    uptimed = [sys.executable, "-m", "uptimed"]
+    # The config's [[monitors]] create the user too; creating it first lets us give it a password.
+    subprocess.run([*uptimed, "user", "create", DEMO_USER, "--email", "demo@example.com", "-c", str(config)],
+                   env=clean_env, capture_output=True, text=True)
+    subprocess.run([*uptimed, "user", "passwd", DEMO_USER, "--password-stdin", "-c", str(config)],
+                   env=clean_env, input=DEMO_PASSWORD + "\n", check=True, capture_output=True, text=True)
+    say(f"{BOLD}the dashboard: http://127.0.0.1:{api_port}/{RESET} (sign in as {DEMO_USER} / {DEMO_PASSWORD})")
+    daemon = await asyncio.create_subprocess_exec(*uptimed, "run", "-c", str(config), env=clean_env)
     try:
         say(f"uptimed is checking the shop every second; it breaks in {args.down_after:g} s")
         await asyncio.sleep(args.down_after)
@@ -126,6 +145,9 @@ async def main(args: argparse.Namespace) -> int:
         ok = first["event"] == "website.down" and second["event"] == "website.up"
         say("done: one down and one up notification, each delivered once and recorded in notification_log"
             if ok else f"unexpected notifications: {first['event']}, {second['event']}")
+        if args.stay:
+            say(f"uptimed keeps running: http://127.0.0.1:{api_port}/ ; Ctrl-C to stop")
+            await daemon.wait()
         return 0 if ok else 1
     except TimeoutError:
         say("no notification within 60 s; see uptimed's log above")
@@ -142,6 +164,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--down-after", type=float, default=8.0, help="seconds before the shop breaks")
     parser.add_argument("--down-for", type=float, default=10.0, help="seconds the shop stays broken after the alert")
+    parser.add_argument("--stay", action="store_true", help="keep uptimed running afterwards, to look at its pages")
     try:
         sys.exit(asyncio.run(main(parser.parse_args())))
     except KeyboardInterrupt:
