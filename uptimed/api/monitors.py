@@ -139,7 +139,7 @@ async def _overview(context: ApiContext, user: User, monitor_id: int) -> Monitor
     return out(overview)
 
 
-async def _changeable(context: ApiContext, user: User, monitor_id: int) -> Monitor:
+async def changeable(context: ApiContext, user: User, monitor_id: int) -> Monitor:
     monitor = await monitors.get_owned(context.pool, user.id, monitor_id)
     if monitor is None:
         raise NotFound("monitor")
@@ -182,7 +182,7 @@ async def get_monitor(monitor_id: IdPath, user: Caller, context: Context) -> Mon
     summary="Replace a monitor's fields",
 )
 async def update_monitor(monitor_id: IdPath, body: MonitorFields, user: Caller, context: Context) -> MonitorOut:
-    await _changeable(context, user, monitor_id)
+    await changeable(context, user, monitor_id)
     if await monitors.update_owned(context.pool, user.id, monitor_id, checked(context, body)) is None:
         raise NotFound("monitor")
     log.info("monitor.updated", monitor_id=monitor_id, user_id=user.id)
@@ -194,7 +194,7 @@ async def update_monitor(monitor_id: IdPath, body: MonitorFields, user: Caller, 
     summary="Pause or resume a monitor",
 )
 async def toggle_monitor(monitor_id: IdPath, user: Caller, context: Context) -> Toggled:
-    await _changeable(context, user, monitor_id)
+    await changeable(context, user, monitor_id)
     toggled = await monitors.toggle_owned(context.pool, user.id, monitor_id)
     if toggled is None:
         raise NotFound("monitor")
@@ -207,14 +207,14 @@ async def toggle_monitor(monitor_id: IdPath, user: Caller, context: Context) -> 
     summary="Delete a monitor with its checks and incidents",
 )
 async def delete_monitor(monitor_id: IdPath, user: Caller, context: Context) -> Deleted:
-    await _changeable(context, user, monitor_id)
+    await changeable(context, user, monitor_id)
     if not await monitors.delete_owned(context.pool, user.id, monitor_id):
         raise NotFound("monitor")
     log.info("monitor.deleted", monitor_id=monitor_id, user_id=user.id)
     return Deleted()
 
 
-def _check_position(data: dict[str, Any]) -> tuple[datetime, str]:
+def check_position(data: dict[str, Any]) -> tuple[datetime, str]:
     at, region = data["t"], data["r"]
     if not isinstance(at, str) or not isinstance(region, str) or len(region) > 64:
         raise ValueError("bad position")
@@ -239,7 +239,7 @@ async def list_checks(
 ) -> list[CheckOut]:
     if since is not None and until is not None and until <= since:
         raise InvalidInput([field_problem(("query", "until"), "must be later than since")])
-    before = pagination.decode(cursor, _check_position)
+    before = pagination.decode(cursor, check_position)
     if await monitors.get_owned(context.pool, user.id, monitor_id) is None:
         raise NotFound("monitor")
     rows = await checks.page_for_owner(

@@ -103,7 +103,8 @@ def render(request: Request, template: str, *, status_code: int = 200, private: 
     context.setdefault("notice", None)
     html = environment.get_template(template).render(request=request, path=request.url.path, **context)
     headers = dict(SECURITY_HEADERS)
-    headers["Cache-Control"] = "no-store" if private else "public, max-age=30"
+    # Public pages (the status page) may be cached, but must be checked again: they refresh themselves.
+    headers["Cache-Control"] = "no-store" if private else "no-cache"
     return HTMLResponse(html, status_code=status_code, headers=headers)
 
 

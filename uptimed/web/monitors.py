@@ -1,0 +1,323 @@
+"""``/monitors/...``: one monitor's page (chart, checks, incidents) and the form that adds or edits one.
+
+The form is read into the API's :class:`MonitorFields` and checked by the
+API's :func:`~uptimed.api.monitors.checked`, so a value the API or the config
+file would refuse is refused here with the same message, shown next to its
+field. Monitors declared in ``uptimed.toml`` are read-only here as they are
+through the API (409).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+import structlog
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+
+from uptimed.api import monitors as monitors_api
+from uptimed.api import pagination
+from uptimed.api.bounds import IdPath
+from uptimed.api.context import ApiContext, Context
+from uptimed.api.errors import InvalidInput, ManagedByConfig, NotFound
+from uptimed.api.monitors import MonitorOut, checked, out
+from uptimed.durations import format_duration
+from uptimed.monitor import HttpOptions, Monitor, MonitorFields
+from uptimed.store import checks, incidents, monitors, stats, web_sessions
+from uptimed.store.checks import StoredCheck
+from uptimed.store.incidents import IncidentRecord
+from uptimed.web import charts
+from uptimed.web.session import Form, PageError, Posted, Visit, Visitor, not_found
+from uptimed.web.templates import render
+
+log = structlog.get_logger()
+
+router = APIRouter(include_in_schema=False)
+
+CHECKS_PER_PAGE = 50
+INCIDENTS_SHOWN = 20
+
+Span = Literal["1h", "24h", "7d", "30d"]
+
+
+@dataclass(frozen=True)
+class Range:
+    label: str
+    length: timedelta
+    buckets: int
+
+
+RANGES: dict[str, Range] = {
+    "1h": Range("1 hour", timedelta(hours=1), 60),
+    "24h": Range("24 hours", timedelta(hours=24), 96),
+    "7d": Range("7 days", timedelta(days=7), 84),
+    "30d": Range("30 days", timedelta(days=30), 90),
+}
+
+RangeQuery = Annotated[Span, Query(alias="range")]
+BeforeQuery = Annotated[str | None, Query(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+def read_only() -> PageError:
+    return PageError(
+        409, "Declared in uptimed.toml",
+        "This monitor is declared in uptimed.toml: edit it there and reload uptimed. Nothing was changed.",
+    )
+
+
+async def _shown(context: ApiContext, visit: Visit, monitor_id: int) -> MonitorOut:
+    overview = await monitors.get_overview(context.pool, visit.user.id, monitor_id)
+    if overview is None:
+        raise not_found("monitor")
+    return out(overview)
+
+
+async def _changeable(context: ApiContext, visit: Visit, monitor_id: int) -> Monitor:
+    """The API's rule, answered as pages: another user's monitor is 404, a config-declared one 409."""
+    try:
+        return await monitors_api.changeable(context, visit.user, monitor_id)
+    except NotFound:
+        raise not_found("monitor") from None
+    except ManagedByConfig:
+        raise read_only() from None
+
+
+# The monitor's page
+
+@dataclass(frozen=True)
+class Incident:
+    record: IncidentRecord
+    seconds: float
+    """How long it lasted, or has lasted so far."""
+
+
+def _incident(record: IncidentRecord, now: datetime) -> Incident:
+    return Incident(record, ((record.resolved_at or now) - record.opened_at).total_seconds())
+
+
+def _before(cursor: str | None) -> tuple[datetime, str] | None:
+    try:
+        return pagination.decode(cursor, monitors_api.check_position)
+    except InvalidInput:
+        raise not_found("page") from None
+
+
+def _older(shown: list[StoredCheck]) -> str:
+    last = shown[-1]
+    return pagination.encode({"t": last.checked_at.isoformat(), "r": last.region})
+
+
+# Before /monitors/{monitor_id}, which would take "new" for an id and answer 404.
+@router.get("/monitors/new")
+async def new_form(request: Request, visit: Visitor, context: Context) -> HTMLResponse:
+    return _form_page(request, context, _blank(), monitor=None)
+
+
+@router.get("/monitors/{monitor_id}")
+async def monitor_page(
+    request: Request, monitor_id: IdPath, visit: Visitor, context: Context,
+    span: RangeQuery = "24h", before: BeforeQuery = None,
+) -> HTMLResponse:
+    position = _before(before)
+    monitor = await _shown(context, visit, monitor_id)
+    now = datetime.now(UTC)
+    window = RANGES[span]
+    series = await stats.region_response_times(
+        context.pool, visit.user.id, monitor_id, since=now - window.length, until=now, buckets=window.buckets
+    )
+    chart = charts.response_chart(series, start=now - window.length, end=now)
+    rows = await checks.page_for_owner(
+        context.pool, visit.user.id, monitor_id, since=None, until=None, region=None,
+        before=position, limit=CHECKS_PER_PAGE + 1,
+    )
+    shown = rows[:CHECKS_PER_PAGE]
+    found = await incidents.page_for_owner(
+        context.pool, visit.user.id, monitor_id=monitor_id, open_only=False, since=None, before_id=None,
+        limit=INCIDENTS_SHOWN,
+    )
+    return render(
+        request, "monitor.html", notice=visit.notice, m=monitor,
+        shown_status="slow" if monitor.slow else monitor.status,
+        span=span, ranges=RANGES, chart=chart,
+        checks=shown, older=_older(shown) if len(rows) > CHECKS_PER_PAGE else None, paged=position is not None,
+        incidents=[_incident(r, now) for r in found],
+        interval=_duration_text(monitor.interval),
+        effective_regions=monitor.effective_regions(context.settings.probe.all_regions),
+    )
+
+
+@router.post("/monitors/{monitor_id}/toggle")
+async def toggle(monitor_id: IdPath, visit: Visitor, _: Posted, context: Context) -> Response:
+    await _changeable(context, visit, monitor_id)
+    toggled = await monitors.toggle_owned(context.pool, visit.user.id, monitor_id)
+    if toggled is None:
+        raise not_found("monitor")
+    log.info("monitor.toggled", monitor_id=monitor_id, enabled=toggled.enabled, user_id=visit.user.id)
+    verb = "Resumed" if toggled.enabled else "Paused"
+    await web_sessions.set_notice(context.pool, visit.token, f"{verb} “{toggled.name}”.")
+    return RedirectResponse(f"/monitors/{monitor_id}", status_code=303)
+
+
+@router.post("/monitors/{monitor_id}/delete")
+async def delete(monitor_id: IdPath, visit: Visitor, _: Posted, context: Context) -> Response:
+    monitor = await _changeable(context, visit, monitor_id)
+    if not await monitors.delete_owned(context.pool, visit.user.id, monitor_id):
+        raise not_found("monitor")
+    log.info("monitor.deleted", monitor_id=monitor_id, user_id=visit.user.id)
+    await web_sessions.set_notice(context.pool, visit.token, f"Deleted “{monitor.name}” with its checks and incidents.")
+    return RedirectResponse("/", status_code=303)
+
+
+# The form: one template for adding and editing
+
+Values = dict[str, Any]
+"""What the form's fields hold, as text (checkboxes as booleans, regions as a list)."""
+
+FIELDS = (
+    "name", "target", "kind", "interval", "timeout", "regions", "failure_threshold", "success_threshold",
+    "quorum", "slow_threshold_ms", "repeat_interval", "http.method", "http.accepted_statuses",
+    "http.keyword", "http.keyword_absent", "http.follow_redirects", "http.verify_tls",
+)
+"""The form's field names: a problem is shown next to the field of the same name."""
+
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _duration_text(seconds: float | None) -> str:
+    """``"30s"``, ``"5m"``, ``"1h 30m"``: what the config file would say."""
+    if seconds is None:
+        return ""
+    return format_duration(seconds) if seconds == int(seconds) else f"{seconds:g}s"
+
+
+def values_of(fields: MonitorFields) -> Values:
+    """The form filled in with a monitor's fields."""
+    return {
+        "name": fields.name, "target": fields.target, "kind": fields.kind.value,
+        "interval": _duration_text(fields.interval), "timeout": _duration_text(fields.timeout),
+        "regions": list(fields.regions),
+        "failure_threshold": str(fields.failure_threshold), "success_threshold": str(fields.success_threshold),
+        "quorum": "" if fields.quorum is None else str(fields.quorum),
+        "slow_threshold_ms": "" if fields.slow_threshold_ms is None else str(fields.slow_threshold_ms),
+        "repeat_interval": _duration_text(fields.repeat_interval),
+        "http.method": fields.http.method,
+        "http.accepted_statuses": ", ".join(str(s) for s in fields.http.accepted_statuses),
+        "http.keyword": fields.http.keyword or "", "http.keyword_absent": fields.http.keyword_absent or "",
+        "http.follow_redirects": fields.http.follow_redirects, "http.verify_tls": fields.http.verify_tls,
+    }
+
+
+def _blank() -> Values:
+    return values_of(MonitorFields.model_construct(name="", target=""))
+
+
+def values_from(form: Form) -> Values:
+    """The posted form's values, trimmed; kept as typed so a refused form shows them again."""
+    values: Values = {name: form.get(name).strip() for name in FIELDS}
+    values["regions"] = form.all("regions")
+    values["http.follow_redirects"] = "http.follow_redirects" in form
+    values["http.verify_tls"] = "http.verify_tls" in form
+    return values
+
+
+def _optional(text: str) -> str | None:
+    return text or None
+
+
+def _fields_data(values: Values, *, base: MonitorFields | None) -> dict[str, Any]:
+    """The input of :class:`MonitorFields`; HTTP options and ``enabled`` the form lacks come from ``base``."""
+    http = (base.http if base else HttpOptions()).model_dump(mode="json")
+    http.update(
+        method=values["http.method"].upper() or "GET",
+        accepted_statuses=[s for s in (p.strip() for p in values["http.accepted_statuses"].split(",")) if s],
+        keyword=_optional(values["http.keyword"]),
+        keyword_absent=_optional(values["http.keyword_absent"]),
+        follow_redirects=values["http.follow_redirects"],
+        verify_tls=values["http.verify_tls"],
+    )
+    return {
+        "name": values["name"], "target": values["target"], "kind": values["kind"] or "http",
+        "interval": values["interval"], "timeout": values["timeout"], "regions": values["regions"],
+        "failure_threshold": values["failure_threshold"], "success_threshold": values["success_threshold"],
+        "quorum": _optional(values["quorum"]), "slow_threshold_ms": _optional(values["slow_threshold_ms"]),
+        "repeat_interval": _optional(values["repeat_interval"]),
+        "enabled": base.enabled if base else True,
+        "http": http,
+    }
+
+
+def _field_of(loc: tuple[Any, ...], msg: str) -> str:
+    """The form field a problem belongs to; a whole-model problem by the field its message starts with."""
+    if loc[:1] == ("http",) and len(loc) > 1:
+        name = f"http.{loc[1]}"
+    elif loc:
+        name = str(loc[0])
+    else:
+        name = next((f for f in ("timeout", "target", "quorum") if msg.startswith(f)), "")
+    return name if name in FIELDS else "form"
+
+
+def _problems(error: ValidationError) -> dict[str, str]:
+    problems: dict[str, str] = {}
+    for item in error.errors():
+        msg = str(item["msg"]).removeprefix("Value error, ")
+        problems.setdefault(_field_of(tuple(item["loc"]), msg), msg)
+    return problems
+
+
+def validate(context: ApiContext, values: Values, *, base: MonitorFields | None) -> MonitorFields | dict[str, str]:
+    """The monitor the form describes, or each problem keyed by its field."""
+    try:
+        return checked(context, MonitorFields.model_validate(_fields_data(values, base=base)))
+    except ValidationError as error:
+        return _problems(error)
+    except InvalidInput as invalid:
+        return {(p.field if p.field in FIELDS else "form"): p.msg for p in invalid.problems}
+
+
+def _form_page(
+    request: Request, context: ApiContext, values: Values, *, monitor: Monitor | None,
+    errors: dict[str, str] | None = None,
+) -> HTMLResponse:
+    return render(
+        request, "monitor_form.html", status_code=422 if errors else 200, values=values, errors=errors or {},
+        monitor=monitor, all_regions=context.settings.probe.all_regions, methods=[(m, m) for m in HTTP_METHODS],
+        action=f"/monitors/{monitor.id}/edit" if monitor else "/monitors",
+    )
+
+
+@router.post("/monitors")
+async def create(request: Request, visit: Visitor, form: Posted, context: Context) -> Response:
+    values = values_from(form)
+    fields = validate(context, values, base=None)
+    if isinstance(fields, dict):
+        return _form_page(request, context, values, monitor=None, errors=fields)
+    monitor = await monitors.create(context.pool, visit.user.id, fields)
+    log.info("monitor.created", monitor_id=monitor.id, user_id=visit.user.id)
+    await web_sessions.set_notice(context.pool, visit.token, f"Created “{monitor.name}”.")
+    return RedirectResponse(f"/monitors/{monitor.id}", status_code=303)
+
+
+@router.get("/monitors/{monitor_id}/edit")
+async def edit_form(request: Request, monitor_id: IdPath, visit: Visitor, context: Context) -> HTMLResponse:
+    monitor = await _changeable(context, visit, monitor_id)
+    return _form_page(request, context, values_of(monitor), monitor=monitor)
+
+
+@router.post("/monitors/{monitor_id}/edit")
+async def edit(request: Request, monitor_id: IdPath, visit: Visitor, form: Posted, context: Context) -> Response:
+    monitor = await _changeable(context, visit, monitor_id)
+    values = values_from(form)
+    fields = validate(context, values, base=monitor)
+    if isinstance(fields, dict):
+        return _form_page(request, context, values, monitor=monitor, errors=fields)
+    saved = await monitors.update_owned(context.pool, visit.user.id, monitor_id, fields)
+    if saved is None:
+        raise not_found("monitor")
+    log.info("monitor.updated", monitor_id=monitor_id, user_id=visit.user.id)
+    await web_sessions.set_notice(context.pool, visit.token, f"Saved “{saved.name}”.")
+    return RedirectResponse(f"/monitors/{monitor_id}", status_code=303)
+
