@@ -11,7 +11,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from uptimed.web import assets, auth, dashboard, monitors, status
+from uptimed.web import (
+    assets,
+    auth,
+    dashboard,
+    integrations,
+    monitors,
+    notifications,
+    status,
+)
 from uptimed.web.session import PageError, SignInRequired, not_found, sign_in_url
 from uptimed.web.templates import render
 
@@ -26,7 +34,7 @@ def error_page(request: Request, error: PageError) -> Response:
     return render(request, "error.html", status_code=error.status, title=error.title, message=error.message)
 
 
-PAGES = (assets, auth, dashboard, monitors, status)
+PAGES = (assets, auth, dashboard, monitors, status, integrations, notifications)
 
 
 def install(app: FastAPI) -> None:

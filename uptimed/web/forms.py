@@ -1,0 +1,383 @@
+"""Integration forms built from a channel's config schema, and posted forms read back into a config.
+
+Every channel, built-in or plugin, gets its fields in the "Add integration"
+dialog from the JSON schema of its pydantic ``config_model``: adding a channel
+needs no page code. Each field's form name is prefixed by the channel type
+(``webhook.webhookUrl``), so the dialog holds one fieldset per type and only
+the chosen type's fields are read.
+
+How a schema property becomes a control:
+
+- a string: a text input; a secret (``format: password``) a password input
+- an integer or number: a number input, bounded by ``minimum`` / ``maximum``
+- a boolean: a checkbox
+- an enum: a select of its values
+- an object of strings (webhook headers): a textarea of ``Name: value`` lines
+- an array of strings: a textarea, one item a line
+- a choice of scalars (``int | str``, Telegram's chatId): a text input
+- anything else: a textarea of JSON
+
+Reading a form gives the raw config for the channel's model to validate; it
+checks only what the form itself must (a number that is not one, a header
+line without a colon), naming the field and the line.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from uptimed.api.errors import FieldProblem
+from uptimed.channels.registry import ChannelRegistry, ConfigField
+
+Control = Literal["text", "password", "number", "checkbox", "select", "mapping", "list", "json"]
+
+SUMMARY_LIMIT = 160
+
+# Names as their services write them; any other type is shown capitalised.
+_TITLES = {
+    "apprise": "Apprise",
+    "discord": "Discord",
+    "email": "Email",
+    "ntfy": "ntfy",
+    "slack": "Slack",
+    "telegram": "Telegram",
+    "webhook": "Webhook",
+}
+_ACRONYMS = {"api", "id", "ip", "url", "uri", "http", "https", "smtp", "tls", "ssl", "dns", "sms"}
+_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+_SCALARS = {"string", "integer", "number", "boolean"}
+_MULTILINE = {"mapping", "list", "json"}
+
+
+def channel_title(name: str) -> str:
+    """``"Webhook"``, ``"ntfy"``; a plugin's type capitalised (``"pagerduty"`` -> ``"Pagerduty"``)."""
+    return _TITLES.get(name) or name.replace("_", " ").replace("-", " ").capitalize()
+
+
+@dataclass(frozen=True)
+class Option:
+    """One choice of a select: the text the form carries and the JSON value it stands for."""
+
+    text: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class FormField:
+    """One config key as a form control."""
+
+    channel: str
+    key: str
+    label: str
+    control: Control
+    required: bool
+    secret: bool
+    help: str | None = None
+    initial: str = ""
+    """What the control shows before anything is entered (``"on"`` for a ticked box)."""
+    integer: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+    max_length: int | None = None
+    options: tuple[Option, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """The form field's name: ``webhook.webhookUrl``."""
+        return f"{self.channel}.{self.key}"
+
+    @property
+    def input_id(self) -> str:
+        return "field-" + _id_part(self.name)
+
+    @property
+    def help_id(self) -> str:
+        return self.input_id + "-help"
+
+    @property
+    def error_id(self) -> str:
+        """The id the ``field_error`` macro gives this field's error."""
+        return self.name.replace(".", "-") + "-error"
+
+    @property
+    def step(self) -> str:
+        return "1" if self.integer else "any"
+
+
+@dataclass(frozen=True)
+class ChannelForm:
+    """The fields of one channel type, in the order its model declares them."""
+
+    type: str
+    title: str
+    fields: tuple[FormField, ...]
+
+    def field(self, key: str) -> FormField | None:
+        return next((f for f in self.fields if f.key == key), None)
+
+
+@dataclass(frozen=True)
+class ReadConfig:
+    """A posted form as the raw config to validate, and what the form itself got wrong."""
+
+    config: dict[str, Any]
+    errors: dict[str, str] = field(default_factory=dict)
+    """By form field name (``webhook.headers``): ``"line 2: expected Name: value"``."""
+
+
+def channel_form(registry: ChannelRegistry, name: str) -> ChannelForm:
+    """The form of channel ``name`` (:class:`~uptimed.channels.registry.UnknownChannelError` if none)."""
+    schema = registry.get(name).config_model.model_json_schema(by_alias=True)
+    properties = schema.get("properties", {})
+    fields = tuple(_form_field(name, f, properties.get(f.name, {}), schema) for f in registry.config_fields(name))
+    return ChannelForm(type=name, title=channel_title(name), fields=fields)
+
+
+def channel_forms(registry: ChannelRegistry) -> list[ChannelForm]:
+    """A form for every installed channel, by type name."""
+    return [channel_form(registry, name) for name in registry.names()]
+
+
+def _form_field(channel: str, config: ConfigField, prop: dict[str, Any], schema: dict[str, Any]) -> FormField:
+    scalar = _scalar(prop, schema)
+    kind = scalar.get("type")
+    base: dict[str, Any] = {
+        "channel": channel,
+        "key": config.name,
+        "label": _label(config.name, prop),
+        "required": config.required,
+        "secret": config.secret,
+        "help": _sentence(config.description or prop.get("description")),
+    }
+    if "enum" in scalar or "const" in scalar:
+        values = scalar.get("enum", [scalar.get("const")])
+        options = tuple(Option(_text(v), v) for v in values)
+        return FormField(**base, control="select", options=options, initial=_initial(config.default))
+    if kind == "boolean":
+        return FormField(**base, control="checkbox", initial="on" if config.default is True else "")
+    if kind in ("integer", "number"):
+        return FormField(
+            **base, control="number", integer=kind == "integer", initial=_initial(config.default),
+            minimum=scalar.get("minimum"), maximum=scalar.get("maximum"),
+        )
+    if kind == "string":
+        return FormField(
+            **base, control="password" if config.secret else "text", max_length=scalar.get("maxLength"),
+            initial="" if config.secret else _initial(config.default),
+        )
+    if kind == "scalars":
+        return FormField(**base, control="text", initial=_initial(config.default))
+    if kind == "object" and _type_of(scalar.get("additionalProperties"), schema) == "string":
+        initial = "" if config.secret else _lines(config.default)
+        return FormField(**base, control="mapping", initial=initial)
+    if kind == "array" and _type_of(scalar.get("items"), schema) == "string":
+        initial = "" if config.secret else "\n".join(map(str, config.default or []))
+        return FormField(**base, control="list", initial=initial)
+    initial = "" if config.secret or config.default is None else json.dumps(config.default)
+    return FormField(**base, control="json", initial=initial)
+
+
+def _resolve(prop: Any, schema: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(prop, dict):
+        return {}
+    ref = prop.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        target = schema.get("$defs", {}).get(ref.removeprefix("#/$defs/"), {})
+        return {**target, **{k: v for k, v in prop.items() if k != "$ref"}}
+    return prop
+
+
+def _scalar(prop: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """The property without its ``null`` alternative; ``{"type": "scalars"}`` for ``int | str`` and kin."""
+    prop = _resolve(prop, schema)
+    variants = prop.get("anyOf") or prop.get("oneOf")
+    if not variants:
+        if len(prop.get("allOf", [])) == 1:
+            return _resolve(prop["allOf"][0], schema)
+        return prop
+    kept = [_resolve(v, schema) for v in variants if _resolve(v, schema).get("type") != "null"]
+    if len(kept) == 1:
+        return kept[0]
+    kinds = {v.get("type") for v in kept}
+    if kinds <= {"integer", "number"}:
+        return {"type": "integer" if kinds == {"integer"} else "number"}
+    if kinds <= _SCALARS and not any("enum" in v or "const" in v for v in kept):
+        return {"type": "scalars"}
+    return {}
+
+
+def _type_of(prop: Any, schema: dict[str, Any]) -> str | None:
+    return _scalar(prop, schema).get("type") if isinstance(prop, dict) else None
+
+
+def _label(key: str, prop: dict[str, Any]) -> str:
+    """The schema's title when the model set one; else the key in words (``webhookUrl`` -> "Webhook URL")."""
+    title = prop.get("title")
+    if isinstance(title, str) and title and title != key.title().replace("_", " "):
+        return title
+    words = [w.upper() if w.lower() in _ACRONYMS else w.lower() for w in _WORD.findall(key)] or [key]
+    return words[0][:1].upper() + words[0][1:] + "".join(f" {w}" for w in words[1:])
+
+
+def _sentence(text: Any) -> str | None:
+    """A description as help text: ``"where to POST the event"`` -> ``"Where to POST the event."``."""
+    if not isinstance(text, str) or not text.strip():
+        return None
+    text = text.strip()
+    return text[0].upper() + text[1:] + ("" if text[-1] in ".!?" else ".")
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _initial(value: Any) -> str:
+    return "" if value is None else _text(value)
+
+
+def _lines(value: Any) -> str:
+    return "\n".join(f"{k}: {v}" for k, v in value.items()) if isinstance(value, dict) else ""
+
+
+def _id_part(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "-", text)
+
+
+def read_config(form: ChannelForm, posted: Mapping[str, Sequence[str]]) -> ReadConfig:
+    """The config ``posted`` (a form's fields, each with its values) holds for ``form``'s channel.
+
+    An empty field is left out, so the model's default applies (or the model
+    says the field is required).
+    """
+    config: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for item in form.fields:
+        values = posted.get(item.name) or []
+        if item.control == "checkbox":
+            config[item.key] = any(v != "" for v in values)
+            continue
+        text = values[-1] if values else ""
+        if item.control not in _MULTILINE:
+            text = text.strip()
+        if not text.strip():
+            continue
+        try:
+            config[item.key] = _read(item, text)
+        except ValueError as exc:
+            errors[item.name] = str(exc)
+    return ReadConfig(config=config, errors=errors)
+
+
+def _read(item: FormField, text: str) -> Any:
+    if item.control == "number":
+        return _number(text, integer=item.integer)
+    if item.control == "select":
+        for option in item.options:
+            if option.text == text:
+                return option.value
+        raise ValueError("choose one of the listed options")
+    if item.control == "mapping":
+        return parse_lines(text)
+    if item.control == "list":
+        return [line.strip() for line in text.splitlines() if line.strip()]
+    if item.control == "json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    return text
+
+
+def _number(text: str, *, integer: bool) -> int | float:
+    try:
+        value = int(text) if integer else float(text)
+    except ValueError:
+        raise ValueError("must be a whole number" if integer else "must be a number") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a number")
+    return value
+
+
+def parse_lines(text: str) -> dict[str, str]:
+    """``Name: value`` lines as a dict; blank lines are skipped, a bad line is named by its number."""
+    found: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        name, colon, value = line.partition(":")
+        name = name.strip()
+        if not colon or not name:
+            raise ValueError(f"line {number}: expected “Name: value”")
+        if name in found:
+            raise ValueError(f"line {number}: “{name}” is given twice")
+        found[name] = value.strip()
+    return found
+
+
+def entered(form: ChannelForm, posted: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    """What was typed into ``form``'s fields, to show again; never a secret."""
+    shown: dict[str, str] = {}
+    for item in form.fields:
+        if item.secret:
+            continue
+        values = posted.get(item.name) or []
+        if item.control == "checkbox":
+            shown[item.name] = "on" if any(v != "" for v in values) else ""
+        else:
+            shown[item.name] = values[-1] if values else ""
+    return shown
+
+
+def initial_values(forms: Iterable[ChannelForm]) -> dict[str, str]:
+    """Every field's starting value, by form field name."""
+    return {item.name: item.initial for form in forms for item in form.fields}
+
+
+def field_errors(form: ChannelForm, problems: Iterable[FieldProblem]) -> dict[str, str]:
+    """The channel model's complaints by form field name; one about no single field is keyed by the type."""
+    errors: dict[str, str] = {}
+    for problem in problems:
+        parts = problem.field.split(".")
+        if parts and parts[0] == "config":
+            parts = parts[1:]
+        item = form.field(parts[0]) if parts else None
+        message = "is required" if problem.type == "missing" else problem.msg
+        if item is None:
+            errors.setdefault(form.type, f"{'.'.join(parts)}: {message}" if parts else message)
+        else:
+            inner = ".".join(parts[1:])
+            errors.setdefault(item.name, f"{inner}: {message}" if inner else message)
+    return errors
+
+
+def summary(form: ChannelForm | None, config: Mapping[str, Any]) -> str:
+    """One line about a config already masked (``masked()``): ``"Webhook URL: …hook · Timeout: 10"``."""
+    parts: list[str] = []
+    # In the order the form asks (the database keeps JSON keys in an order of its own).
+    declared = [item.key for item in form.fields] if form else []
+    keys = [k for k in declared if k in config] + sorted(k for k in config if k not in declared)
+    for key in keys:
+        value = config[key]
+        if value is None or value is False or value == {} or value == [] or value == "":
+            continue
+        item = form.field(key) if form else None
+        label = item.label if item else _label(key, {})
+        if value is True:
+            parts.append(label)
+        elif isinstance(value, dict):
+            parts.append(f"{label}: {', '.join(sorted(map(str, value)))}")  # names only: the values may be secrets
+        elif isinstance(value, list):
+            parts.append(f"{label}: {', '.join(map(_text, value))}")
+        else:
+            parts.append(f"{label}: {_text(value)}")
+    text = " · ".join(parts)
+    return text if len(text) <= SUMMARY_LIMIT else text[: SUMMARY_LIMIT - 1] + "…"

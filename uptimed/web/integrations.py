@@ -1,0 +1,224 @@
+"""``/integrations``: the user's integrations as cards, the "Add integration" dialog, toggle, delete, test.
+
+The dialog's fields come from each channel's config schema (:mod:`uptimed.web.forms`),
+and a posted form is checked by the API's :func:`~uptimed.api.integrations.validated`,
+so the page refuses exactly what the API refuses, with the same message next to
+the field. Secrets are shown masked, as the API masks them. Integrations
+declared in ``uptimed.toml`` are read-only here as they are through the API (409).
+
+"Send test" answers a redirect with the result as the page's notice, or, when
+app.js sends it (``X-Uptimed-Fetch``), the API's ``{status, error}`` as JSON
+for the card to show in place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+import structlog
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from uptimed.api.bounds import IdPath
+from uptimed.api.context import ApiContext, Context
+from uptimed.api.errors import InvalidInput
+from uptimed.api.integrations import masked, send_test, validated
+from uptimed.channels.registry import BrokenChannel
+from uptimed.store import integrations, web_sessions
+from uptimed.store.integrations import Integration
+from uptimed.web.forms import (
+    ChannelForm,
+    channel_forms,
+    channel_title,
+    entered,
+    field_errors,
+    initial_values,
+    read_config,
+    summary,
+)
+from uptimed.web.session import PageError, Posted, Visit, Visitor, not_found
+from uptimed.web.templates import SECURITY_HEADERS, render
+
+log = structlog.get_logger()
+
+router = APIRouter(include_in_schema=False)
+
+MAX_INTEGRATIONS = 1000
+PREFERRED_TYPE = "webhook"
+
+AddQuery = Annotated[str | None, Query(max_length=64)]
+
+
+@dataclass(frozen=True)
+class Card:
+    """One integration as its card shows it."""
+
+    integration: Integration
+    title: str
+    summary: str
+    installed: bool
+
+    @property
+    def declared(self) -> bool:
+        """Declared in uptimed.toml: read-only here."""
+        return self.integration.config_key is not None
+
+
+@dataclass(frozen=True)
+class Adding:
+    """The state of the "Add integration" dialog."""
+
+    chosen: str
+    values: dict[str, str]
+    errors: dict[str, str] = field(default_factory=dict)
+    problem: str | None = None
+    open: bool = False
+
+
+def cards(context: ApiContext, items: list[Integration], forms: dict[str, ChannelForm]) -> list[Card]:
+    """``items`` as cards, each config summed up in one line with its secrets masked."""
+    return [
+        Card(
+            integration=item,
+            title=channel_title(item.type),
+            summary=summary(forms.get(item.type), masked(context.registry, item)),
+            installed=item.type in context.registry,
+        )
+        for item in items
+    ]
+
+
+def _default_type(forms: dict[str, ChannelForm], wanted: str | None = None) -> str:
+    for name in (wanted, PREFERRED_TYPE):
+        if name is not None and name in forms:
+            return name
+    return next(iter(forms), "")
+
+
+async def _page(
+    request: Request, visit: Visit, context: ApiContext, forms: dict[str, ChannelForm], adding: Adding,
+    *, status_code: int = 200,
+) -> HTMLResponse:
+    items = await integrations.page_for_owner(context.pool, visit.user.id, before_id=None, limit=MAX_INTEGRATIONS)
+    broken: list[BrokenChannel] = context.registry.broken
+    return render(
+        request, "integrations.html", status_code=status_code, cards=cards(context, items, forms),
+        forms=list(forms.values()), adding=adding, broken=broken, notice=visit.notice,
+    )
+
+
+def _forms(context: ApiContext) -> dict[str, ChannelForm]:
+    return {form.type: form for form in channel_forms(context.registry)}
+
+
+@router.get("/integrations")
+async def integrations_page(request: Request, visit: Visitor, context: Context, add: AddQuery = None) -> HTMLResponse:
+    forms = _forms(context)
+    # ?add=1 (or ?add=<type>) opens the dialog without JavaScript.
+    adding = Adding(chosen=_default_type(forms, add), values=initial_values(forms.values()), open=add is not None)
+    return await _page(request, visit, context, forms, adding)
+
+
+@router.post("/integrations")
+async def add_integration(request: Request, visit: Visitor, form: Posted, context: Context) -> Response:
+    forms = _forms(context)
+    chosen = forms.get(form.get("type"))
+    if chosen is None:
+        adding = Adding(
+            chosen=_default_type(forms), values=initial_values(forms.values()), open=True,
+            errors={"type": "Choose one of the listed types."}, problem="Choose the type of the integration.",
+        )
+        return await _page(request, visit, context, forms, adding, status_code=422)
+    read = read_config(chosen, form.fields)
+    errors = dict(read.errors)
+    try:
+        config = validated(context.registry, chosen.type, read.config)
+    except InvalidInput as exc:
+        for name, message in field_errors(chosen, exc.problems).items():
+            errors.setdefault(name, message)
+    if errors:
+        values = {**initial_values(forms.values()), **entered(chosen, form.fields)}
+        adding = Adding(chosen=chosen.type, values=values, errors=errors, problem=_problem(chosen, errors), open=True)
+        return await _page(request, visit, context, forms, adding, status_code=422)
+    integration = await integrations.create(context.pool, visit.user.id, chosen.type, config)
+    log.info("integration.created", integration_id=integration.id, channel=integration.type, user_id=visit.user.id)
+    await web_sessions.set_notice(context.pool, visit.token, f"{chosen.title} integration added.")
+    return _back()
+
+
+def _problem(form: ChannelForm, errors: dict[str, str]) -> str:
+    """The dialog's summary of what to fix: the fields by their labels."""
+    labels = [item.label for item in form.fields if item.name in errors]
+    if form.type in errors:
+        labels.append(errors[form.type])
+    secrets = " Secrets are never sent back to the page: enter them again." if any(i.secret for i in form.fields) else ""
+    return f"Check {', '.join(labels)}.{secrets}" if labels else f"Check the {form.title} settings.{secrets}"
+
+
+def _back() -> RedirectResponse:
+    return RedirectResponse("/integrations", status_code=303)
+
+
+def declared_in_config() -> PageError:
+    """The 409 page for changing an integration that only uptimed.toml may change."""
+    return PageError(
+        409, "Declared in uptimed.toml",
+        "This integration is declared in uptimed.toml, so it can only be changed there: "
+        "edit the file and reload uptimed.",
+    )
+
+
+async def _owned(context: ApiContext, visit: Visit, integration_id: int) -> Integration:
+    integration = await integrations.get_owned(context.pool, visit.user.id, integration_id)
+    if integration is None:
+        raise not_found("integration")
+    return integration
+
+
+async def _changeable(context: ApiContext, visit: Visit, integration_id: int) -> Integration:
+    integration = await _owned(context, visit, integration_id)
+    if integration.config_key is not None:
+        raise declared_in_config()
+    return integration
+
+
+@router.post("/integrations/{integration_id}/toggle")
+async def toggle_integration(integration_id: IdPath, visit: Visitor, _: Posted, context: Context) -> Response:
+    await _changeable(context, visit, integration_id)
+    toggled = await integrations.toggle(context.pool, visit.user.id, integration_id)
+    if toggled is None:
+        raise not_found("integration")
+    log.info("integration.toggled", integration_id=integration_id, enabled=toggled.enabled, user_id=visit.user.id)
+    state = "enabled" if toggled.enabled else "disabled: it sends nothing until you enable it again"
+    await web_sessions.set_notice(context.pool, visit.token, f"{channel_title(toggled.type)} integration {state}.")
+    return _back()
+
+
+@router.post("/integrations/{integration_id}/delete")
+async def delete_integration(integration_id: IdPath, visit: Visitor, _: Posted, context: Context) -> Response:
+    integration = await _changeable(context, visit, integration_id)
+    if not await integrations.delete_owned(context.pool, visit.user.id, integration_id):
+        raise not_found("integration")
+    log.info("integration.deleted", integration_id=integration_id, user_id=visit.user.id)
+    await web_sessions.set_notice(context.pool, visit.token, f"{channel_title(integration.type)} integration deleted.")
+    return _back()
+
+
+@router.post("/integrations/{integration_id}/test")
+async def test_integration(
+    request: Request, integration_id: IdPath, visit: Visitor, _: Posted, context: Context
+) -> Response:
+    integration = await _owned(context, visit, integration_id)
+    result = await send_test(context, visit.user, integration)
+    log.info(
+        "integration.tested", integration_id=integration.id, channel=integration.type, status=result.status,
+        user_id=visit.user.id,
+    )
+    if request.headers.get("X-Uptimed-Fetch"):
+        headers = {**SECURITY_HEADERS, "Cache-Control": "no-store"}
+        return JSONResponse(result.model_dump(include={"status", "error"}), headers=headers)
+    title = channel_title(integration.type)
+    notice = f"Test sent to {title} #{integration.id}." if result.status == "sent" else f"Test failed: {result.error}"
+    await web_sessions.set_notice(context.pool, visit.token, notice)
+    return _back()
