@@ -289,7 +289,7 @@ async def send_test(context: ApiContext, user: User, integration: Integration) -
         userId=user.id,
         url="https://example.com/",
         name="uptimed test notification",
-        reason="a test sent from the API; nothing is down",
+        reason="a test sent from uptimed; nothing is down",
     )
     notification = Notification(
         kind=NotificationKind.TEST, event=event, config=config, http=context.http, smtp=context.settings.smtp,
