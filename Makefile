@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: test demo services-up services-down services-status clean
+.PHONY: test demo browser services-up services-down services-status clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,11 +21,15 @@ services-down:
 services-status:
 	scripts/services status
 
-test: $(VENV)/.installed services-up
+# Debian's Chromium, which the browser tests (tests/web) drive through Playwright.
+browser:
+	scripts/chromium
+
+test: $(VENV)/.installed services-up browser
 	$(PY) -m pytest
 
 demo: $(VENV)/.installed services-up
-	$(PY) scripts/demo.py
+	$(PY) scripts/demo.py $(DEMO_ARGS)
 
 clean: services-down
 	rm -rf .data $(VENV)
