@@ -94,10 +94,21 @@ def installed_wheel(tmp_path_factory: pytest.TempPathFactory) -> InstalledWheel:
         # No bytecode compiling at install: the commands below compile only what they import.
         install = [*PIP, "--python", str(venv / "bin" / "python"), "install", "-q", "--no-compile", str(wheel)]
         if _run([*install, *OFFLINE], check=False):
-            _run([*PIP, "download", "-q", "-d", str(WHEELHOUSE), str(wheel)])
+            _fetch_dependencies(wheel)
             _run([*install, *OFFLINE])
         _installed = InstalledWheel(wheel, venv)
     return _installed
+
+
+def _fetch_dependencies(wheel: Path) -> None:
+    """Download what ``wheel`` needs into the wheelhouse, but not the wheel itself.
+
+    An uptimed wheel left there would be taken as "already downloaded" next
+    time, and its older dependency list resolved instead of the new one's.
+    """
+    _run([*PIP, "download", "-q", "-d", str(WHEELHOUSE), str(wheel)])
+    for stale in WHEELHOUSE.glob("uptimed-*.whl"):
+        stale.unlink()
 
 
 def _run(argv: list[str], *, check: bool = True) -> int:

@@ -72,6 +72,13 @@ def ago(value: datetime | None, now: datetime | None = None) -> str:
     return "just now" if delta < 1 else f"{duration(delta)} ago"
 
 
+def elapsed(value: datetime | None, now: datetime | None = None) -> str:
+    """How long since ``value``: ``"3 min 5 s"``."""
+    if value is None:
+        return "—"
+    return duration(((now or datetime.now(UTC)) - value).total_seconds())
+
+
 def when(value: datetime | None) -> Markup:
     """A ``<time>`` element in UTC, with the exact instant for machines and tooltips."""
     if value is None:
@@ -89,7 +96,7 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(ms=ms, percent=percent, duration=duration, ago=ago, when=when)
+    env.filters.update(ms=ms, percent=percent, duration=duration, ago=ago, elapsed=elapsed, when=when)
     env.globals.update(asset=assets.url)
     return env
 
