@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import html
 
 import pytest
@@ -157,3 +158,16 @@ async def test_api_tokens_keep_working_beside_sessions(site: Site, alice: Person
     assert answer.status_code == 200
     # A session cookie is not an API credential.
     assert (await alice.get("/api/v1/monitors")).status_code == 401
+
+
+async def test_api_docs_load_swagger_ui_from_uptimed_itself(site: Site) -> None:
+    client = site.client()
+    docs = await client.get("/docs")
+    assert docs.status_code == 200
+    sources = re.findall(r'(?:src|href)="([^"]+)"', docs.text)
+    assert sources and all(s.startswith("/") for s in sources), sources
+    script = await client.get(next(s for s in sources if s.endswith(".js")), headers={"Accept-Encoding": "gzip"})
+    assert script.status_code == 200 and "SwaggerUIBundle" in script.text  # httpx undoes the gzip
+    assert script.headers["content-encoding"] == "gzip"
+    plain = await client.get(next(s for s in sources if s.endswith(".css")), headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and ".swagger-ui" in plain.text

@@ -98,7 +98,7 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served by uptimed.web.assets with a vendored Swagger UI: no CDN
         redoc_url=None,
         dependencies=[Depends(known_query)],
     )

@@ -3,19 +3,27 @@
 ``static/css/*.css`` are joined (in name order) into one stylesheet and
 ``static/js/*.js`` into one script, so each page loads exactly two files that
 browsers may cache forever: a new version of uptimed has new URLs.
+Swagger UI for ``/docs`` is vendored too (``static/vendor``, gzipped).
 Nothing is fetched from elsewhere at run time.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 from dataclasses import dataclass
 from importlib import resources
 
-from fastapi import APIRouter, Response
-from fastapi.responses import PlainTextResponse
+from fastapi import APIRouter, Request, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, PlainTextResponse
 
 router = APIRouter(include_in_schema=False)
+
+
+SWAGGER_UI_VERSION = "5.35.0"
+
+_FOREVER = "public, max-age=31536000, immutable"
 
 
 @dataclass(frozen=True)
@@ -23,6 +31,7 @@ class Asset:
     body: bytes
     media_type: str
     digest: str
+    gzipped: bool = False
 
 
 def _asset(body: bytes, media_type: str) -> Asset:
@@ -41,6 +50,16 @@ _ASSETS = {
     "app.js": _bundle("js", ".js", "text/javascript; charset=utf-8"),
     "icon.svg": _asset(_STATIC.joinpath("icon.svg").read_bytes(), "image/svg+xml"),
 }
+_VENDOR = {
+    name: Asset(
+        body=_STATIC.joinpath("vendor", "swagger-ui", f"{name}.gz").read_bytes(),
+        media_type=media_type, digest=SWAGGER_UI_VERSION, gzipped=True,
+    )
+    for name, media_type in (
+        ("swagger-ui-bundle.js", "text/javascript; charset=utf-8"),
+        ("swagger-ui.css", "text/css; charset=utf-8"),
+    )
+}
 
 
 def url(name: str) -> str:
@@ -49,15 +68,39 @@ def url(name: str) -> str:
     return f"/assets/{stem}.{_ASSETS[name].digest}{dot}{suffix}"
 
 
+def _serve(found: Asset | None, request: Request) -> Response:
+    if found is None:
+        return PlainTextResponse("no such asset in this version of uptimed\n", status_code=404)
+    headers = {"Cache-Control": _FOREVER, "X-Content-Type-Options": "nosniff", "Vary": "Accept-Encoding"}
+    body = found.body
+    if found.gzipped:
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            headers["Content-Encoding"] = "gzip"
+        else:
+            body = gzip.decompress(body)
+    return Response(body, media_type=found.media_type, headers=headers)
+
+
 @router.get("/assets/{file}")
-async def asset(file: str) -> Response:
+async def asset(file: str, request: Request) -> Response:
     stem, _, suffix = file.rpartition(".")
     name, _, digest = stem.rpartition(".")
     found = _ASSETS.get(f"{name}.{suffix}")
-    if found is None or digest != found.digest:
-        return PlainTextResponse("no such asset in this version of uptimed\n", status_code=404)
-    return Response(
-        found.body,
-        media_type=found.media_type,
-        headers={"Cache-Control": "public, max-age=31536000, immutable", "X-Content-Type-Options": "nosniff"},
+    return _serve(found if found and found.digest == digest else None, request)
+
+
+@router.get(f"/assets/swagger-ui-{SWAGGER_UI_VERSION}/{{file}}")
+async def swagger_ui_asset(file: str, request: Request) -> Response:
+    return _serve(_VENDOR.get(file), request)
+
+
+@router.get("/docs")
+async def api_docs() -> HTMLResponse:
+    """The API's interactive docs (Swagger UI), served from uptimed itself."""
+    return get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="uptimed API",
+        swagger_js_url=f"/assets/swagger-ui-{SWAGGER_UI_VERSION}/swagger-ui-bundle.js",
+        swagger_css_url=f"/assets/swagger-ui-{SWAGGER_UI_VERSION}/swagger-ui.css",
+        swagger_favicon_url=url("icon.svg"),
     )

@@ -1,0 +1,263 @@
+"""The web pages in real Chromium against a running `uptimed run`: what a user clicks and sees.
+
+Each test starts the daemon (API and pages on a free port, the whole
+pipeline behind them) with local targets and a local webhook receiver, signs
+in through the sign-in form, and saves a screenshot of every page it visits
+under .data/screenshots/.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+from playwright.async_api import Browser, Page, expect
+
+from tests.support import Stack, Target, WebhookReceiver, to_toml
+from tests.web.fixtures import PASSWORD
+from uptimed.passwords import hash_password
+from uptimed.store import users
+
+Shoot = Callable[[Page, str], Awaitable[Path]]
+
+# Down after 2 failed checks a second apart, plus a 1 s page refresh: well inside this.
+STATUS_CHANGE_MS = 30_000
+
+
+@dataclass
+class Uptimed:
+    url: str
+    pool: asyncpg.Pool
+
+    def at(self, path: str) -> str:
+        return self.url + path
+
+
+def monitor_toml(name: str, target: str, **extra: object) -> str:
+    lines = [
+        "[[monitors]]", 'owner = "alice"', f'name = "{name}"', f'target = "{target}"', 'interval = "1s"',
+        'timeout = "1s"', "failure_threshold = 2", "success_threshold = 2",
+    ]
+    lines += [f"{key} = {value!r}" if isinstance(value, str) else f"{key} = {value}" for key, value in extra.items()]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+async def launch(stack: Stack, start_daemon) -> AsyncIterator[Callable[[str], Awaitable[Uptimed]]]:
+    """``await launch(extra_toml)``: alice (with a password) and `uptimed run` serving its pages."""
+    pool = await asyncpg.create_pool(stack.dsn, min_size=1, max_size=2)
+
+    async def start(extra: str = "") -> Uptimed:
+        sections = stack.sections()
+        sections["api"] = {"enabled": True, "host": "127.0.0.1", "port": 0, "page_refresh": 1}
+        sections["notify"] = {"delivery_timeout": 5}
+        daemon = await start_daemon(to_toml(sections) + "\n" + extra, wait_ready=False)
+        listening = await daemon.wait_for("api.listening")
+        await daemon.wait_for("daemon.ready")
+        alice = await users.get_by_username(pool, "alice") or await users.create(pool, "alice", "alice@example.com")
+        await users.set_password_hash(pool, alice.id, hash_password(PASSWORD))
+        return Uptimed(url=f"http://127.0.0.1:{listening['port']}", pool=pool)
+
+    yield start
+    await pool.close()
+
+
+# Visible form controls that a screen reader could not name.
+UNLABELLED = """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea, button')]
+  .filter(e => e.getClientRects().length > 0)
+  .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+               && !e.getAttribute('aria-labelledby') && !(e.tagName === 'BUTTON' && e.textContent.trim()))
+  .map(e => e.outerHTML.slice(0, 160))"""
+
+
+async def assert_labelled(page: Page) -> None:
+    assert await page.evaluate(UNLABELLED) == [], f"unlabelled controls on {page.url}"
+
+
+async def tab_to(page: Page, name: str, *, presses: int = 40) -> None:
+    """Press Tab until the focused element is the one named ``name`` (a keyboard-only user's way)."""
+    for _ in range(presses):
+        await page.keyboard.press("Tab")
+        if await page.evaluate("() => document.activeElement.textContent.trim()") == name:
+            return
+    raise AssertionError(f"{name!r} cannot be reached with Tab on {page.url}")
+
+
+async def sign_in(page: Page, uptimed: Uptimed, shoot: Shoot | None = None) -> None:
+    await page.goto(uptimed.at("/"))
+    await expect(page).to_have_url(re.compile(r"/login$"))
+    await assert_labelled(page)
+    if shoot:
+        await shoot(page, "sign-in")
+    await page.get_by_label("Username").fill("alice")
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("heading", name="Monitors", exact=True)).to_be_visible()
+
+
+async def test_add_a_webhook_integration_send_a_test_toggle_and_delete_it(
+    page: Page, screenshot: Shoot, launch: Callable[[str], Awaitable[Uptimed]]
+) -> None:
+    receiver = await WebhookReceiver().start()
+    try:
+        uptimed = await launch("")
+        await sign_in(page, uptimed, screenshot)
+        await expect(page.get_by_text("No monitors yet")).to_be_visible()
+        await screenshot(page, "dashboard-empty")
+
+        await page.get_by_role("link", name="Integrations").click()
+        # The dialog works from the keyboard: Tab to its button, Enter opens it, Escape closes it.
+        dialog = page.get_by_role("dialog", name="Add integration")
+        await tab_to(page, "Add integration")
+        await page.keyboard.press("Enter")
+        await expect(dialog).to_be_visible()
+        assert await page.evaluate("() => document.activeElement.closest('dialog') !== null")
+        await page.keyboard.press("Escape")
+        await expect(dialog).to_be_hidden()
+
+        await page.get_by_role("button", name="Add integration").click()
+        await expect(dialog).to_be_visible()
+        await dialog.get_by_label("Type").select_option("webhook")
+        # Only the chosen type's fields are shown.
+        await expect(dialog.get_by_role("group", name="Slack settings")).to_be_hidden()
+        settings = dialog.get_by_role("group", name="Webhook settings")
+        await settings.get_by_label("Webhook URL").fill(receiver.url("/hook/secret-path-token"))
+        await assert_labelled(page)
+        await screenshot(page, "integrations-add-dialog")
+        await dialog.get_by_role("button", name="Save integration").click()
+
+        await expect(page.locator("p.notice")).to_have_text("Webhook integration added.")
+        card = page.get_by_role("article", name=re.compile(r"^Webhook #\d+$"))
+        await expect(card).to_have_count(1)
+        await expect(card.locator("[data-state]")).to_have_text(re.compile("Active"))
+        # The URL is a secret: the page shows only its end.
+        assert "secret-path-token" not in await page.content()
+        await screenshot(page, "integrations")
+
+        await card.get_by_role("button", name="Send test").click()
+        await expect(card.get_by_role("status")).to_have_text(re.compile("Test delivered"))
+        delivered = await receiver.wait_for("/hook/secret-path-token")
+        assert b"uptimed test notification" in delivered[0].body
+
+        await card.get_by_role("button", name="Disable").click()
+        await expect(card.locator("[data-state]")).to_have_text(re.compile("Disabled"))
+        assert await uptimed.pool.fetchval("SELECT enabled FROM integrations") is False
+
+        await card.get_by_role("button", name="Delete").click()
+        confirm = page.get_by_role("dialog", name="Are you sure?")
+        await expect(confirm).to_be_visible()
+        await confirm.get_by_role("button", name="Delete").click()
+        await expect(page.get_by_role("article", name=re.compile(r"^Webhook #"))).to_have_count(0)
+        assert await uptimed.pool.fetchval("SELECT count(*) FROM integrations") == 0
+    finally:
+        await receiver.stop()
+
+
+async def test_a_monitor_turns_red_on_the_dashboard_when_its_target_goes_down_and_green_when_it_is_back(
+    page: Page, phone: Page, screenshot: Shoot, launch: Callable[[str], Awaitable[Uptimed]]
+) -> None:
+    shop, blog = await Target(status=200).start(), await Target(status=200).start()
+    receiver = await WebhookReceiver().start()
+    try:
+        uptimed = await launch(
+            monitor_toml("Shop", shop.url("/health"))
+            + monitor_toml("Blog", blog.url("/"))
+            + monitor_toml("Search API", blog.url("/search"), slow_threshold_ms=1)
+            + f'[[integrations]]\nowner = "alice"\nkey = "ops"\ntype = "webhook"\n'
+            f'config = {{ webhookUrl = "{receiver.url("/ops")}" }}\n'
+        )
+        await sign_in(page, uptimed)
+        shop_row = page.locator("tr.monitor-row", has=page.get_by_role("link", name="Shop", exact=True))
+        await expect(shop_row.locator(".badge")).to_have_text(re.compile("Up"), timeout=STATUS_CHANGE_MS)
+
+        shop.status = 500
+        await expect(shop_row.locator(".badge")).to_have_text(re.compile("Down"), timeout=STATUS_CHANGE_MS)
+        await expect(shop_row).to_contain_text("down for")
+        # Down first: what needs attention leads the table.
+        await expect(page.locator("tr.monitor-row").first).to_contain_text("Shop")
+        await screenshot(page, "dashboard")
+
+        await sign_in(phone, uptimed)
+        await expect(phone.locator("tr.monitor-row").first.locator(".badge")).to_have_text(re.compile("Down"))
+        await screenshot(phone, "dashboard-phone")
+
+        shop.status = 200
+        await expect(shop_row.locator(".badge")).to_have_text(re.compile("Up"), timeout=STATUS_CHANGE_MS)
+
+        await shop_row.get_by_role("link", name="Shop").click()
+        await expect(page.get_by_role("heading", name="Shop", exact=True)).to_be_visible()
+        await expect(page.locator("tr.incident-row")).to_have_count(1)
+        await expect(page.locator("#response-chart svg")).to_be_visible()
+        await screenshot(page, "monitor")
+        await page.goto(uptimed.at("/monitors/new"))
+        await expect(page.get_by_role("heading", name="New monitor")).to_be_visible()
+        await assert_labelled(page)
+        await screenshot(page, "monitor-new")
+
+        await receiver.wait_for("/ops", 2)  # the down and the up notification
+        await page.get_by_role("link", name="Notifications").click()
+        shop_rows = page.locator("tr[data-notification-id]", has_text="Shop")
+        await expect(shop_rows).to_have_count(2, timeout=STATUS_CHANGE_MS)
+        await expect(shop_rows.locator('[data-status="SENT"]')).to_have_count(2)
+        await screenshot(page, "notifications")
+    finally:
+        await receiver.stop()
+        await shop.stop()
+        await blog.stop()
+
+
+async def test_the_public_status_page_opens_signed_out_and_shows_only_what_was_chosen(
+    page: Page, browser: Browser, screenshot: Shoot, launch: Callable[[str], Awaitable[Uptimed]]
+) -> None:
+    shop = await Target(status=200).start()
+    try:
+        uptimed = await launch(
+            monitor_toml("Shop", shop.url("/health")) + monitor_toml("Internal admin", shop.url("/admin"))
+        )
+        await sign_in(page, uptimed)
+        await page.get_by_role("link", name="Status page").click()
+        await page.get_by_label("Publish the status page").check()
+        await page.get_by_label("Address").fill("acme")
+        await page.get_by_label("Title").fill("Acme status")
+        await page.get_by_role("group", name="Monitors shown").get_by_label("Shop").check()
+        await assert_labelled(page)
+        await page.get_by_role("button", name="Save").click()
+        await expect(page.locator("#public-url")).to_contain_text("/status/acme")
+        await screenshot(page, "status-page-settings")
+
+        stranger = await browser.new_context(viewport={"width": 1280, "height": 800})
+        try:
+            public = await stranger.new_page()
+            await public.goto(uptimed.at("/status/acme"))
+            await expect(public.get_by_role("heading", name="Acme status")).to_be_visible()
+            await expect(public.locator("li.status-item")).to_have_count(1)
+            await expect(public.locator("li.status-item")).to_contain_text("Shop")
+            await expect(public.locator("svg.uptime-bars")).to_have_count(1)
+            content = await public.content()
+            assert "Internal admin" not in content
+            assert shop.url("/health") not in content and "alice" not in content
+            await screenshot(public, "status-page")
+
+            missing = await public.goto(uptimed.at("/status/no-such-page"))
+            assert missing is not None and missing.status == 404
+        finally:
+            await stranger.close()
+    finally:
+        await shop.stop()
+
+
+async def test_the_api_docs_render_without_internet(
+    page: Page, screenshot: Shoot, launch: Callable[[str], Awaitable[Uptimed]]
+) -> None:
+    uptimed = await launch("")
+    outside: list[str] = []
+    page.on("request", lambda request: None if request.url.startswith(uptimed.url) else outside.append(request.url))
+    await page.goto(uptimed.at("/docs"))
+    await expect(page.get_by_role("heading", name=re.compile("^uptimed"))).to_be_visible()
+    await expect(page.get_by_text("/api/v1/monitors", exact=True).first).to_be_visible()
+    await screenshot(page, "api-docs")
+    assert outside == []
