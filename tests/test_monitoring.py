@@ -132,6 +132,29 @@ async def test_recovery_while_stopped_gives_one_up_after_restart(stack: Stack, t
     assert await second.stop() == 0
 
 
+async def test_a_stop_right_after_publishing_still_records_the_event_as_published(
+    stack: Stack, target: Target, events: EventReader, start_daemon
+) -> None:
+    """A graceful stop finishes the batch in flight: the next start has nothing to publish again."""
+    config = stack.toml(monitor(target.url(), failure_threshold=1))
+    target.status = 500
+    daemon = await start_daemon(config, env={"UPTIMED_FAILPOINTS": "evaluate.before_mark_published=1.5"})
+    await events.wait_for("website.down")
+    await daemon.wait_for("failpoint.hit")
+    assert await daemon.stop(signal.SIGTERM) == 0
+
+    conn = await asyncpg.connect(stack.dsn)
+    try:
+        unpublished = await conn.fetchval("SELECT count(*) FROM event_outbox WHERE published_at IS NULL")
+    finally:
+        await conn.close()
+    assert unpublished == 0
+    second = await start_daemon(config)
+    await target.wait_hits(2)
+    assert not second.events("evaluator.outbox_republish")
+    assert len(events.of("website.down")) == 1
+
+
 async def test_two_processes_split_a_region_and_survive_a_kill(stack: Stack, target: Target, start_daemon) -> None:
     names = [f"m{i}" for i in range(8)]
     config = stack.toml("".join(monitor(target.url(f"/{n}"), name=n, interval=2, timeout=0.5) for n in names))

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import anyio
 import asyncpg
 import structlog
-from aiokafka import AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
@@ -31,6 +31,7 @@ from uptimed.bus.messages import CheckResult, MonitorEvent
 from uptimed.config import Settings
 from uptimed.evaluate.events import event_for
 from uptimed.evaluate.state import MonitorState, StateChange, attach_incident_id, evaluate
+from uptimed.failpoints import failpoint
 from uptimed.monitor import Monitor
 from uptimed.store import checks, event_outbox, incidents, monitor_state, monitors
 
@@ -38,6 +39,8 @@ log = structlog.get_logger()
 
 MONITOR_CACHE_S = 5.0
 """How long a monitor's definition is reused before it is read again (edits apply within this)."""
+BATCH_DEADLINE_S = 8.0
+"""A batch in progress is finished on stop if it can be within this; normal batches take milliseconds."""
 
 
 class _ForgetOnRebalance(ConsumerRebalanceListener):
@@ -90,18 +93,31 @@ class Evaluator:
                 batch = await consumer.getmany(timeout_ms=500, max_records=2000)
                 metrics.observe_consumer_lag(consumer, self.settings.kafka.evaluator_group, batch)
                 if batch:
-                    await self._process(batch)
-                    try:
-                        await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
-                    except CommitFailedError:
-                        # The group moved on; the batch will be redelivered and replays harmlessly.
-                        log.warning("evaluator.commit_failed")
+                    await self._finish(consumer, batch)
                 if time.monotonic() - last_sweep > 30:
                     await self._publish_outbox(older_than_s=30)
                     last_sweep = time.monotonic()
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(10):
                 await consumer.stop()
+
+    async def _finish(self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        """Evaluate, store, publish and commit one batch, all of it even when the daemon is stopping.
+
+        Stopping between publishing and marking the outbox would publish the
+        same events again at the next start: harmless (same ids), but noise on
+        the topic a graceful stop should not make. Past the deadline (a stuck
+        database or broker) the part fails and the batch is redelivered.
+        """
+        with anyio.CancelScope(shield=True, deadline=anyio.current_time() + BATCH_DEADLINE_S) as scope:
+            await self._process(batch)
+            try:
+                await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+            except CommitFailedError:
+                # The group moved on; the batch will be redelivered and replays harmlessly.
+                log.warning("evaluator.commit_failed")
+        if scope.cancelled_caught:
+            raise TimeoutError(f"a batch of check results took over {BATCH_DEADLINE_S:g} s; it will be redelivered")
 
     async def _process(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         results: list[CheckResult] = []
@@ -187,6 +203,7 @@ class Evaluator:
         ]
         await asyncio.gather(*futures)
         metrics.observe_events(events)
+        await failpoint("evaluate.before_mark_published")
         await event_outbox.mark_published(self.pool, [e.eventId for e in events])
         self.events_published += len(events)
 
