@@ -87,6 +87,20 @@ async def tab_to(page: Page, name: str, *, presses: int = 40) -> None:
     raise AssertionError(f"{name!r} cannot be reached with Tab on {page.url}")
 
 
+async def add_history(uptimed: Uptimed, name: str, *, hours: int) -> None:
+    """Checks of monitor ``name`` every 2 minutes over the past ``hours``: a monitor that has been around."""
+    await uptimed.pool.execute(
+        """
+        INSERT INTO checks (monitor_id, region, checked_at, status, response_time_ms, status_code)
+        SELECT m.id, 'default', now() - make_interval(mins => n * 2), 'up',
+               40 + 25 * sin(n / 9.0) + (n % 7) * 3, 200
+        FROM monitors m, generate_series(1, $2 * 30) AS n
+        WHERE m.name = $1
+        """,
+        name, hours,
+    )
+
+
 async def sign_in(page: Page, uptimed: Uptimed, shoot: Shoot | None = None) -> None:
     await page.goto(uptimed.at("/"))
     await expect(page).to_have_url(re.compile(r"/login$"))
@@ -170,7 +184,12 @@ async def test_a_monitor_turns_red_on_the_dashboard_when_its_target_goes_down_an
             + f'[[integrations]]\nowner = "alice"\nkey = "ops"\ntype = "webhook"\n'
             f'config = {{ webhookUrl = "{receiver.url("/ops")}" }}\n'
         )
+        await add_history(uptimed, "Blog", hours=6)
         await sign_in(page, uptimed)
+        # Six hours of history draw the blog's sparkline as one unbroken line over every bucket.
+        blog_row = page.locator("tr.monitor-row", has=page.get_by_role("link", name="Blog", exact=True))
+        points = await blog_row.locator("svg polyline").get_attribute("points")
+        assert points is not None and len(points.split()) >= 30
         shop_row = page.locator("tr.monitor-row", has=page.get_by_role("link", name="Shop", exact=True))
         await expect(shop_row.locator(".badge")).to_have_text(re.compile("Up"), timeout=STATUS_CHANGE_MS)
 
