@@ -152,6 +152,17 @@ async def test_add_a_webhook_integration_send_a_test_toggle_and_delete_it(
         assert "secret-path-token" not in await page.content()
         await screenshot(page, "integrations")
 
+        # Edit it: the stored URL is not on the page and stays unless a new one is typed.
+        await card.get_by_role("link", name=re.compile(r"^Edit Webhook")).click()
+        await expect(page.get_by_label("Webhook URL")).to_have_value("")
+        await page.get_by_label("Timeout").fill("5")
+        await assert_labelled(page)
+        await screenshot(page, "integration-edit")
+        await page.get_by_role("button", name="Save").click()
+        await expect(page.locator("p.notice")).to_have_text(re.compile(r"^Webhook integration #\d+ saved\.$"))
+        config = await uptimed.pool.fetchval("SELECT config FROM integrations")
+        assert '"timeout": 5' in config and "secret-path-token" in config
+
         await card.get_by_role("button", name="Send test").click()
         await expect(card.get_by_role("status")).to_have_text(re.compile("Test delivered"))
         delivered = await receiver.wait_for("/hook/secret-path-token")

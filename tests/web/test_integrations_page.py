@@ -279,10 +279,11 @@ async def test_toggle_and_delete_show_notices(site: Site, alice: Person) -> None
 async def test_another_users_integration_is_not_found(site: Site, alice: Person, bob: Person) -> None:
     made = await integrations.create(site.pool, alice.id, "email", {"email": "alice-only@example.com"})
 
-    for action in ("toggle", "delete", "test"):
+    for action in ("toggle", "delete", "test", "edit"):
         answer = await bob.post(f"/integrations/{made.id}/{action}")
         assert answer.status_code == 404, action
         assert "There is no such integration, or it is not yours." in answer.text
+    assert (await bob.get(f"/integrations/{made.id}/edit")).status_code == 404
     for path in ("/integrations/999999/toggle", "/integrations/abc/delete"):
         assert (await alice.post(path)).status_code == 404
     listing = (await bob.get("/integrations")).text
@@ -302,7 +303,8 @@ async def test_an_integration_declared_in_the_config_file_is_read_only(site: Sit
     assert "Declared in uptimed.toml" in shown.one("p", class_="config-note hint").text()
     assert [b.text() for b in shown.all("button")] == ["Send test"]
     assert "declared-secret-path" not in html
-    for action in ("toggle", "delete"):
+    assert (await alice.get(f"/integrations/{declared}/edit")).status_code == 409
+    for action in ("toggle", "delete", "edit"):
         answer = await alice.post(f"/integrations/{declared}/{action}")
         assert answer.status_code == 409
         assert "declared in uptimed.toml, so it can only be changed there" in answer.text
@@ -415,3 +417,33 @@ async def test_an_empty_page_says_what_integrations_are(alice: Person) -> None:
     assert empty.one("h2").text() == "No integrations yet"
     assert "tells you that a monitor went down" in empty.text()
     assert 'owner = "alice"' in empty.text()
+
+
+async def test_editing_keeps_the_secrets_left_empty_and_replaces_those_typed(site: Site, alice: Person) -> None:
+    made = await add_webhook(site, alice, "https://hooks.example/kept-secret-path")
+
+    form = (await alice.get(f"/integrations/{made}/edit")).text
+    assert "kept-secret-path" not in form  # the page never holds a stored secret
+    assert 'value="10"' in form  # the stored timeout, to change
+
+    saved = await alice.post(f"/integrations/{made}/edit", {"webhook.webhookUrl": "", "webhook.timeout": "3"})
+    assert saved.status_code == 303
+    stored = (await integrations.get(site.pool, made)).config
+    assert stored["webhookUrl"] == "https://hooks.example/kept-secret-path" and stored["timeout"] == 3
+    assert "Webhook integration #" in (await alice.get("/integrations")).text
+
+    await alice.post(f"/integrations/{made}/edit", {"webhook.webhookUrl": "https://hooks.example/new-path"})
+    assert (await integrations.get(site.pool, made)).config["webhookUrl"] == "https://hooks.example/new-path"
+
+
+async def test_an_invalid_edit_answers_422_at_the_field_and_changes_nothing(site: Site, alice: Person) -> None:
+    made = await add_webhook(site, alice, "https://hooks.example/path")
+    before = (await integrations.get(site.pool, made)).config
+
+    answer = await alice.post(f"/integrations/{made}/edit", {"webhook.timeout": "500"})
+
+    assert answer.status_code == 422
+    field = page(answer.text).one("input", id="field-webhook-timeout")
+    assert field.attrs.get("aria-invalid") == "true"
+    assert "less than or equal to 120" in page(answer.text).one("p", id="webhook-timeout-error").text()
+    assert (await integrations.get(site.pool, made)).config == before

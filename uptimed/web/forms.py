@@ -337,6 +337,28 @@ def entered(form: ChannelForm, posted: Mapping[str, Sequence[str]]) -> dict[str,
     return shown
 
 
+def stored_values(form: ChannelForm, config: Mapping[str, Any]) -> dict[str, str]:
+    """A stored config as ``form``'s values, to edit it; secrets stay empty (kept unless a new one is typed)."""
+    values: dict[str, str] = {}
+    for item in form.fields:
+        if item.secret or item.key not in config:
+            continue
+        value = config[item.key]
+        if item.control == "checkbox":
+            values[item.name] = "on" if value else ""
+        elif item.control == "mapping":
+            values[item.name] = _lines(value)
+        elif item.control == "list":
+            values[item.name] = "\n".join(map(_text, value or []))
+        elif item.control == "json":
+            values[item.name] = "" if value is None else json.dumps(value)
+        elif item.control == "select":
+            values[item.name] = next((o.text for o in item.options if o.value == value), "")
+        else:
+            values[item.name] = _initial(value)
+    return values
+
+
 def initial_values(forms: Iterable[ChannelForm]) -> dict[str, str]:
     """Every field's starting value, by form field name."""
     return {item.name: item.initial for form in forms for item in form.fields}

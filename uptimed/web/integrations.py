@@ -6,6 +6,9 @@ so the page refuses exactly what the API refuses, with the same message next to
 the field. Secrets are shown masked, as the API masks them. Integrations
 declared in ``uptimed.toml`` are read-only here as they are through the API (409).
 
+Editing keeps every secret the form leaves empty (the page never holds one),
+as a PUT through the API does.
+
 "Send test" answers a redirect with the result as the page's notice, or, when
 app.js sends it (``X-Uptimed-Fetch``), the API's ``{status, error}`` as JSON
 for the card to show in place.
@@ -23,7 +26,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from uptimed.api.bounds import IdPath
 from uptimed.api.context import ApiContext, Context
 from uptimed.api.errors import InvalidInput
-from uptimed.api.integrations import masked, send_test, validated
+from uptimed.api.integrations import keep_secrets, masked, send_test, validated
 from uptimed.channels.registry import BrokenChannel
 from uptimed.store import integrations, web_sessions
 from uptimed.store.integrations import Integration
@@ -35,6 +38,7 @@ from uptimed.web.forms import (
     field_errors,
     initial_values,
     read_config,
+    stored_values,
     summary,
 )
 from uptimed.web.session import PageError, Posted, Visit, Visitor, not_found
@@ -181,6 +185,56 @@ async def _changeable(context: ApiContext, visit: Visit, integration_id: int) ->
     if integration.config_key is not None:
         raise declared_in_config()
     return integration
+
+
+def _edit_page(
+    request: Request, integration: Integration, form: ChannelForm, *, values: dict[str, str],
+    errors: dict[str, str] | None = None, status_code: int = 200,
+) -> HTMLResponse:
+    errors = errors or {}
+    return render(
+        request, "integration_edit.html", status_code=status_code, integration=integration, form=form,
+        values=values, errors=errors, problem=_problem(form, errors) if errors else None,
+    )
+
+
+def _form_of(context: ApiContext, integration: Integration) -> ChannelForm:
+    form = _forms(context).get(integration.type)
+    if form is None:
+        raise PageError(
+            409, "Channel not installed",
+            f"The {integration.type!r} channel is not installed here, so this integration cannot be edited.",
+        )
+    return form
+
+
+@router.get("/integrations/{integration_id}/edit")
+async def edit_page(request: Request, integration_id: IdPath, visit: Visitor, context: Context) -> HTMLResponse:
+    integration = await _changeable(context, visit, integration_id)
+    form = _form_of(context, integration)
+    return _edit_page(request, integration, form, values=stored_values(form, masked(context.registry, integration)))
+
+
+@router.post("/integrations/{integration_id}/edit")
+async def edit_integration(
+    request: Request, integration_id: IdPath, visit: Visitor, posted: Posted, context: Context
+) -> Response:
+    integration = await _changeable(context, visit, integration_id)
+    form = _form_of(context, integration)
+    read = read_config(form, posted.fields)
+    errors = dict(read.errors)
+    try:
+        config = validated(context.registry, integration.type, keep_secrets(context.registry, integration, read.config))
+    except InvalidInput as exc:
+        for name, message in field_errors(form, exc.problems).items():
+            errors.setdefault(name, message)
+    if errors:
+        return _edit_page(request, integration, form, values=entered(form, posted.fields), errors=errors, status_code=422)
+    if await integrations.update_config(context.pool, visit.user.id, integration_id, config) is None:
+        raise not_found("integration")
+    log.info("integration.updated", integration_id=integration_id, channel=integration.type, user_id=visit.user.id)
+    await web_sessions.set_notice(context.pool, visit.token, f"{form.title} integration #{integration_id} saved.")
+    return _back()
 
 
 @router.post("/integrations/{integration_id}/toggle")
