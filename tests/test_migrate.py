@@ -32,7 +32,7 @@ async def test_migrate_applies_once_then_changes_nothing(services, tmp_path, cap
     config.write_text(f'[database]\ndsn = "{dsn}"\n')
 
     assert await anyio.to_thread.run_sync(main, ["migrate", "-c", str(config)]) == 0
-    assert "schema version 2: applied" in capsys.readouterr().out
+    assert "schema version 3: applied" in capsys.readouterr().out
     conn = await asyncpg.connect(dsn)
     tables = {r["tablename"] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
     assert {"users", "api_tokens", "monitors", "checks", "integrations", "notification_log", "incidents"} <= tables
@@ -40,7 +40,7 @@ async def test_migrate_applies_once_then_changes_nothing(services, tmp_path, cap
     versions_before = await conn.fetch("SELECT version, applied_at FROM schema_version")
 
     assert await anyio.to_thread.run_sync(main, ["migrate", "-c", str(config)]) == 0
-    assert "schema version 2: already up to date" in capsys.readouterr().out
+    assert "schema version 3: already up to date" in capsys.readouterr().out
     assert await conn.fetch(SNAPSHOT) == before
     assert await conn.fetch("SELECT version, applied_at FROM schema_version") == versions_before
     await conn.close()
@@ -80,15 +80,37 @@ async def test_migrate_upgrades_a_version_1_database_keeping_its_data(services, 
     config.write_text(f'[database]\ndsn = "{dsn}"\n')
     assert await anyio.to_thread.run_sync(main, ["migrate", "-c", str(config)]) == 0
     conn = await asyncpg.connect(dsn)
-    # What version 1 had: no web sessions, no status pages.
-    await conn.execute("DROP TABLE web_sessions; DROP TABLE status_pages; DELETE FROM schema_version")
-    await conn.execute("INSERT INTO schema_version (version) VALUES (1)")
-    await conn.execute("INSERT INTO users (username, email) VALUES ('kept', 'kept@example.com')")
+    # What version 1 had: no web sessions, no status pages, no hourly roll-ups.
+    await conn.execute(
+        "DROP TABLE web_sessions, status_pages, check_hours; DROP FUNCTION roll_up_checks CASCADE;"
+        "DELETE FROM schema_version; INSERT INTO schema_version (version) VALUES (1)"
+    )
+    owner = await conn.fetchval("INSERT INTO users (username, email) VALUES ('kept', 'kept@example.com') RETURNING id")
+    monitor = await conn.fetchval(
+        "INSERT INTO monitors (owner_id, name, target, interval_s, timeout_s) VALUES ($1, 'm', 'https://m/', 60, 10) RETURNING id",
+        owner,
+    )
+    await conn.execute(
+        """
+        INSERT INTO checks (monitor_id, region, checked_at, status, response_time_ms)
+        SELECT $1, 'eu', TIMESTAMPTZ '2026-11-01 10:00:00+00' + make_interval(mins => n), CASE WHEN n < 15 THEN 'down' ELSE 'up' END, 20
+        FROM generate_series(0, 119) n
+        """,
+        monitor,
+    )
     capsys.readouterr()
 
     assert await anyio.to_thread.run_sync(main, ["migrate", "-c", str(config)]) == 0
-    assert "schema version 2: applied" in capsys.readouterr().out
+    assert "schema version 3: applied" in capsys.readouterr().out
     assert await conn.fetchval("SELECT count(*) FROM web_sessions") == 0
     assert await conn.fetchval("SELECT count(*) FROM status_pages") == 0
     assert await conn.fetchval("SELECT username FROM users") == "kept"
+    # The checks stored before are rolled up; new ones are rolled up as they come.
+    hours = await conn.fetch("SELECT checks, up FROM check_hours ORDER BY hour")
+    assert [tuple(h) for h in hours] == [(60, 45), (60, 60)]
+    await conn.execute(
+        "INSERT INTO checks (monitor_id, region, checked_at, status) VALUES ($1, 'eu', TIMESTAMPTZ '2026-11-01 11:30:30+00', 'up')",
+        monitor,
+    )
+    assert await conn.fetchval("SELECT checks FROM check_hours ORDER BY hour DESC LIMIT 1") == 61
     await conn.close()

@@ -1,4 +1,8 @@
-"""SQL for the ``checks`` table (the original design's ``website_tick``)."""
+"""SQL for the ``checks`` table (the original design's ``website_tick``).
+
+Every insert also rolls the new rows up into ``check_hours`` (a trigger in
+schema.sql), whoever writes them.
+"""
 
 from __future__ import annotations
 
