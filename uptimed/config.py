@@ -180,6 +180,15 @@ class NotifySettings(Section):
     per_channel_concurrency: int = Field(50, ge=1, le=10_000, description="in flight at once per channel type")
 
 
+class RetentionSettings(Section):
+    checks: Duration = Field(
+        35 * 86400.0, ge=86400, description="raw checks (history, charts); uptime keeps its hourly roll-up forever"
+    )
+    notifications: Duration = Field(
+        90 * 86400.0, ge=86400, description="delivered and failed entries of the notification log"
+    )
+
+
 class Settings(BaseSettings):
     """The whole configuration of one uptimed process."""
 
@@ -193,6 +202,7 @@ class Settings(BaseSettings):
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     monitors: list[MonitorSpec] = Field(default_factory=list)
     integrations: list[IntegrationSpec] = Field(default_factory=list)
 

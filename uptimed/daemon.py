@@ -33,6 +33,7 @@ from uptimed.probe.http import make_session
 from uptimed.probe.queue import ProbeQueue
 from uptimed.probe.scheduler import Scheduler, process_identity
 from uptimed.probe.worker import ProbeWorker
+from uptimed.retention import Retention
 from uptimed.store import integrations, monitors
 from uptimed.store.database import connect, migrate
 from uptimed.supervisor import Part, Supervisor
@@ -130,6 +131,7 @@ class Daemon:
             Part("evaluator", self.evaluator.run),
             Part("notifier", notifier.run),
             Part("dispatcher", self.dispatcher.run, drain=self.dispatcher.drain),
+            Part("retention", Retention(pool=self.pool, settings=settings.retention).run),
         ]
         if settings.api.enabled:
             readiness = service_readiness(
