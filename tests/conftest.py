@@ -70,6 +70,17 @@ async def database(services: dict[str, str], template_database: str) -> AsyncIte
 
 
 @pytest.fixture
+async def pool(database: str) -> AsyncIterator[asyncpg.Pool]:
+    """uptimed's own pool (JSON codecs and all) to this test's database."""
+    from uptimed.config import DatabaseSettings
+    from uptimed.store.database import connect
+
+    pool = await connect(DatabaseSettings(dsn=database))
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
 def stack(services: dict[str, str], database: str) -> Stack:
     return Stack(
         dsn=database,

@@ -386,3 +386,16 @@ async def eventually(probe: Callable[[], Any], *, timeout: float = 30.0, interva
         if loop.time() > deadline:
             raise AssertionError(f"condition not met within {timeout} s (last value: {value!r})")
         await asyncio.sleep(interval)
+
+
+async def add_monitor(pool: Any, *, username: str = "owner", name: str = "m") -> tuple[int, int]:
+    """A user and an http monitor of theirs (60 s), straight into the database: (user id, monitor id)."""
+    owner = await pool.fetchval(
+        "INSERT INTO users (username, email) VALUES ($1, $1 || '@example.com') RETURNING id", username
+    )
+    monitor = await pool.fetchval(
+        "INSERT INTO monitors (owner_id, name, target, interval_s, timeout_s) "
+        "VALUES ($1, $2, 'https://m.example/', 60, 10) RETURNING id",
+        owner, name,
+    )
+    return owner, monitor

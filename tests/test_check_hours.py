@@ -7,27 +7,9 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from tests.support import Stack
+from tests.support import add_monitor
 from uptimed.bus.messages import CheckResult, CheckStatus
-from uptimed.config import DatabaseSettings
 from uptimed.store import checks, monitors
-from uptimed.store.database import connect
-
-
-@pytest.fixture
-async def pool(stack: Stack):
-    pool = await connect(DatabaseSettings(dsn=stack.dsn))
-    yield pool
-    await pool.close()
-
-
-async def a_monitor(pool: asyncpg.Pool) -> tuple[int, int]:
-    owner = await pool.fetchval("INSERT INTO users (username, email) VALUES ('o', 'o@example.com') RETURNING id")
-    monitor = await pool.fetchval(
-        "INSERT INTO monitors (owner_id, name, target, interval_s, timeout_s) VALUES ($1, 'm', 'https://m/', 60, 10) RETURNING id",
-        owner,
-    )
-    return owner, monitor
 
 
 def result(monitor: int, at: datetime, status: str, ms: float | None = 50.0, region: str = "eu") -> CheckResult:
@@ -42,7 +24,7 @@ async def store(pool: asyncpg.Pool, results: list[CheckResult]) -> None:
 
 
 async def test_each_stored_check_is_counted_once_in_its_hour(pool: asyncpg.Pool) -> None:
-    _, monitor = await a_monitor(pool)
+    _, monitor = await add_monitor(pool)
     hour = datetime(2026, 11, 20, 10, tzinfo=UTC)
     batch = [
         result(monitor, hour + timedelta(minutes=1), "up", 40.0),
@@ -63,7 +45,7 @@ async def test_each_stored_check_is_counted_once_in_its_hour(pool: asyncpg.Pool)
 
 
 async def test_uptime_windows_read_from_the_hours_match_the_checks(pool: asyncpg.Pool) -> None:
-    owner, monitor = await a_monitor(pool)
+    owner, monitor = await add_monitor(pool)
     now = datetime.now(UTC)
     # One check every 10 minutes for 10 days; down for the whole of day 3 and one hour an hour ago.
     batch = []
@@ -87,7 +69,7 @@ async def test_uptime_windows_read_from_the_hours_match_the_checks(pool: asyncpg
 
 
 async def test_deleting_a_monitor_deletes_its_hours(pool: asyncpg.Pool) -> None:
-    _, monitor = await a_monitor(pool)
+    _, monitor = await add_monitor(pool)
     await store(pool, [result(monitor, datetime.now(UTC), "up")])
     await pool.execute("DELETE FROM monitors WHERE id = $1", monitor)
     assert await pool.fetchval("SELECT count(*) FROM check_hours") == 0

@@ -5,28 +5,16 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from tests.support import Stack
-from uptimed.config import DatabaseSettings, RetentionSettings
+from tests.support import add_monitor
 from uptimed import retention as retention_module
+from uptimed.config import RetentionSettings
 from uptimed.retention import Retention
-from uptimed.store.database import connect
 
 DAY = 86400.0
 
 
-@pytest.fixture
-async def pool(stack: Stack):
-    pool = await connect(DatabaseSettings(dsn=stack.dsn))
-    yield pool
-    await pool.close()
-
-
 async def seed(pool: asyncpg.Pool) -> tuple[int, int]:
-    owner = await pool.fetchval("INSERT INTO users (username, email) VALUES ('o', 'o@example.com') RETURNING id")
-    monitor = await pool.fetchval(
-        "INSERT INTO monitors (owner_id, name, target, interval_s, timeout_s) VALUES ($1, 'm', 'https://m/', 60, 10) RETURNING id",
-        owner,
-    )
+    owner, monitor = await add_monitor(pool)
     # A check every hour for 60 days.
     await pool.execute(
         """
@@ -50,7 +38,7 @@ async def seed(pool: asyncpg.Pool) -> tuple[int, int]:
 
 
 async def test_prunes_what_is_older_than_configured_and_keeps_the_rest(pool: asyncpg.Pool) -> None:
-    _, monitor = await seed(pool)
+    await seed(pool)
     hours_before = await pool.fetchval("SELECT sum(checks) FROM check_hours")
 
     pruned = await Retention(pool=pool, settings=RetentionSettings(checks=35 * DAY, notifications=90 * DAY)).prune_once()

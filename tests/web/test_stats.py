@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
 
 import asyncpg
 import pytest
 
-from uptimed.config import DatabaseSettings
-from uptimed.store.database import connect
 from uptimed.store.stats import (
     DayUptime,
     Point,
@@ -20,13 +17,6 @@ from uptimed.store.stats import (
 
 START = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 TEN_MINUTES = timedelta(minutes=10)
-
-
-@pytest.fixture
-async def pool(database: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await connect(DatabaseSettings(dsn=database))
-    yield pool
-    await pool.close()
 
 
 async def add_user(pool: asyncpg.Pool, name: str) -> int:
