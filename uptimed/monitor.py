@@ -188,7 +188,8 @@ class MonitorSpec(MonitorFields):
 class Monitor(MonitorFields):
     """A monitor as stored: what the scheduler, probes and evaluator work with."""
 
-    model_config = ConfigDict(extra="ignore")
+    # Frozen: list_enabled hands the same object to every refresh while its row is unchanged.
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     id: int
     owner_id: int

@@ -13,6 +13,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import redis.asyncio as aioredis
 from aiohttp import web
 
 from uptimed.bus.messages import CheckResult
@@ -382,3 +384,20 @@ async def hang_up_port() -> AsyncIterator[int]:
     server.close()
     await server.wait_closed()
 
+
+@pytest.fixture
+async def redis(services: dict[str, str]) -> AsyncIterator[aioredis.Redis]:
+    """A client of the test Redis."""
+    client = aioredis.from_url(services["UPTIMED_REDIS__URL"])
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def key_prefix(redis: aioredis.Redis) -> AsyncIterator[str]:
+    """A Redis key prefix of this test alone; its keys are removed afterwards."""
+    prefix = f"t{uuid.uuid4().hex[:10]}:"
+    yield prefix
+    keys = [key async for key in redis.scan_iter(match=f"{prefix}*")]
+    if keys:
+        await redis.delete(*keys)

@@ -1,0 +1,109 @@
+"""The scheduler against the real Redis: batched enqueues on the exact grid, edits picked up at refresh."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import defaultdict
+
+import anyio
+import redis.asyncio as aioredis
+
+from uptimed.monitor import Monitor
+from uptimed.probe.queue import EncodedMonitor, ProbeQueue
+from uptimed.probe.scheduler import ENQUEUE_TICK_S, Scheduler, phase_of
+
+
+class RecordingQueue(ProbeQueue):
+    """The real queue, remembering every batch the scheduler hands it."""
+
+    def __init__(self, redis: aioredis.Redis, *, prefix: str) -> None:
+        super().__init__(redis, prefix=prefix, region="default")
+        self.batches: list[tuple[int, list[tuple[EncodedMonitor, int, int]]]] = []
+
+    async def enqueue(self, jobs: list[tuple[EncodedMonitor, int, int]], *, now_ms: int) -> int:
+        self.batches.append((now_ms, list(jobs)))
+        return await super().enqueue(jobs, now_ms=now_ms)
+
+    def jobs(self) -> list[tuple[int, EncodedMonitor, int]]:
+        """(enqueued at ms, monitor, due ms) of every job the scheduler asked for."""
+        return [(now_ms, encoded, due_ms) for now_ms, batch in self.batches for encoded, due_ms, _ in batch]
+
+
+def monitor(mid: int, *, interval: float = 1.0, target: str = "http://127.0.0.1:9/") -> Monitor:
+    return Monitor(id=mid, owner_id=1, name=f"m{mid}", target=target, interval=interval, timeout=0.5)
+
+
+async def run_for(scheduler: Scheduler, seconds: float) -> None:
+    with anyio.move_on_after(seconds):
+        await scheduler.run()
+
+
+async def test_due_monitors_are_enqueued_in_batches_each_at_its_exact_grid_time(
+    redis: aioredis.Redis, key_prefix: str
+) -> None:
+    monitors = [monitor(mid) for mid in range(1, 301)]
+    queue = RecordingQueue(redis, prefix=key_prefix)
+
+    async def load() -> list[Monitor]:
+        return monitors
+
+    scheduler = Scheduler(redis=redis, queue=queue, load_monitors=load, configured_regions=["default"], prefix=key_prefix)
+    started = time.monotonic()
+    await run_for(scheduler, 3.0)
+    elapsed = time.monotonic() - started
+
+    jobs = queue.jobs()
+    assert len(jobs) >= 600  # 300 monitors a second
+    # Phases are spread, so one wake-up per due monitor would be ~300 a second; a tick batches them.
+    assert len(queue.batches) <= elapsed / ENQUEUE_TICK_S + 2
+    due_by_monitor: dict[int, list[int]] = defaultdict(list)
+    for enqueued_ms, encoded, due_ms in jobs:
+        m = encoded.monitor
+        grid = phase_of(m.id, m.interval) + round((due_ms / 1000 - phase_of(m.id, m.interval)) / m.interval) * m.interval
+        assert abs(due_ms - grid * 1000) <= 1  # the job carries its grid point, not the wake-up time
+        assert enqueued_ms >= due_ms  # never early
+        due_by_monitor[m.id].append(due_ms)
+    for dues in due_by_monitor.values():
+        assert all(abs(later - earlier - 1000) <= 1 for earlier, later in zip(dues, dues[1:]))  # no drift
+    assert statistics.median(enqueued - due for enqueued, _, due in jobs) <= ENQUEUE_TICK_S * 1000 + 50
+
+    # Nothing acknowledged them: each monitor is in flight after its first job, and not enqueued again.
+    assert await redis.xlen(queue.stream) == len(monitors)
+    assert scheduler.skipped_in_flight == len(jobs) - len(monitors)
+
+
+async def test_a_refresh_picks_up_edits_and_keeps_the_encoding_of_unchanged_monitors(
+    redis: aioredis.Redis, key_prefix: str
+) -> None:
+    kept, edited, removed = monitor(1), monitor(2), monitor(3)
+    current = [kept, edited, removed]
+    queue = RecordingQueue(redis, prefix=key_prefix)
+
+    async def load() -> list[Monitor]:
+        return list(current)
+
+    scheduler = Scheduler(
+        redis=redis, queue=queue, load_monitors=load, configured_regions=["default"], prefix=key_prefix, refresh_s=0.2
+    )
+    changed_at_ms = 0
+
+    async def edit() -> None:
+        nonlocal changed_at_ms
+        await anyio.sleep(1.0)
+        current[:] = [kept, monitor(2, target="http://127.0.0.1:9/moved")]
+        changed_at_ms = int(time.time() * 1000)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(edit)
+        await run_for(scheduler, 3.5)
+
+    jobs = queue.jobs()
+    settled_ms = changed_at_ms + 500  # the next refresh, and a tick
+    encodings = {id(encoded) for _, encoded, _ in jobs if encoded.monitor.id == kept.id}
+    assert len(encodings) == 1  # serialised once, reused by every refresh
+    targets = [(now_ms, encoded.monitor.target) for now_ms, encoded, _ in jobs if encoded.monitor.id == edited.id]
+    assert {target for now_ms, target in targets if now_ms < changed_at_ms} == {edited.target}
+    assert {target for now_ms, target in targets if now_ms > settled_ms} == {"http://127.0.0.1:9/moved"}
+    assert not [now_ms for now_ms, encoded, _ in jobs if encoded.monitor.id == removed.id and now_ms > settled_ms]
+    assert any(now_ms > settled_ms for now_ms, encoded, _ in jobs if encoded.monitor.id == kept.id)
