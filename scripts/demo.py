@@ -51,6 +51,8 @@ async def serve(app: web.Application) -> tuple[web.AppRunner, int]:
 
 
 async def main(args: argparse.Namespace) -> int:
+    # SIGTERM (a `kill`, a CI timeout) stops the demo like Ctrl-C does: uptimed is stopped too, not orphaned.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
     shop = {"status": 200}
     notified: asyncio.Queue[dict] = asyncio.Queue()
 
@@ -169,3 +171,5 @@ if __name__ == "__main__":
         sys.exit(asyncio.run(main(parser.parse_args())))
     except KeyboardInterrupt:
         sys.exit(130)
+    except asyncio.CancelledError:
+        sys.exit(143)
