@@ -36,6 +36,11 @@ def say(text: str) -> None:
     print(f"{BOLD}demo:{RESET} {text}", flush=True)
 
 
+async def run(argv: list[str], *, check: bool = True, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    """``subprocess.run`` in a thread, so the shop and the receiver keep answering meanwhile."""
+    return await asyncio.to_thread(subprocess.run, argv, check=check, capture_output=True, text=True, **kwargs)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -78,8 +83,7 @@ async def main(args: argparse.Namespace) -> int:
     shop_runner, shop_port = await serve(shop_app)
     hook_runner, hook_port = await serve(hook_app)
 
-    env = json.loads(subprocess.run([sys.executable, str(ROOT / "scripts" / "services"), "env", "--json"],
-                                    check=True, capture_output=True, text=True).stdout)
+    env = json.loads((await run([sys.executable, str(ROOT / "scripts" / "services"), "env", "--json"])).stdout)
     api_port = free_port()
     folder = Path(os.environ.get("UPTIMED_DATA_DIR", ROOT / ".data")) / "demo"
     folder.mkdir(parents=True, exist_ok=True)
@@ -128,10 +132,11 @@ async def main(args: argparse.Namespace) -> int:
     clean_env = {k: v for k, v in os.environ.items() if not k.startswith("UPTIMED_")}
     uptimed = [sys.executable, "-m", "uptimed"]
     # The config's [[monitors]] create the user too; creating it first lets us give it a password.
-    subprocess.run([*uptimed, "user", "create", DEMO_USER, "--email", "demo@example.com", "-c", str(config)],
-                   env=clean_env, capture_output=True, text=True)
-    subprocess.run([*uptimed, "user", "passwd", DEMO_USER, "--password-stdin", "-c", str(config)],
-                   env=clean_env, input=DEMO_PASSWORD + "\n", check=True, capture_output=True, text=True)
+    # (It exists already from an earlier demo: that failure is fine.)
+    await run([*uptimed, "user", "create", DEMO_USER, "--email", "demo@example.com", "-c", str(config)],
+              env=clean_env, check=False)
+    await run([*uptimed, "user", "passwd", DEMO_USER, "--password-stdin", "-c", str(config)],
+              env=clean_env, input=DEMO_PASSWORD + "\n")
     say(f"{BOLD}the dashboard: http://127.0.0.1:{api_port}/{RESET} (sign in as {DEMO_USER} / {DEMO_PASSWORD})")
     daemon = await asyncio.create_subprocess_exec(*uptimed, "run", "-c", str(config), env=clean_env)
     try:
