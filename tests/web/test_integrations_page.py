@@ -447,3 +447,21 @@ async def test_an_invalid_edit_answers_422_at_the_field_and_changes_nothing(site
     assert field.attrs.get("aria-invalid") == "true"
     assert "less than or equal to 120" in page(answer.text).one("p", id="webhook-timeout-error").text()
     assert (await integrations.get(site.pool, made)).config == before
+
+
+async def test_an_optional_secret_can_be_removed_on_edit(site: Site, alice: Person) -> None:
+    answer = await alice.post(
+        "/integrations", {"type": "webhook", "webhook.webhookUrl": "https://hooks.example/p", "webhook.secret": "hmac-key-0123456789"}
+    )
+    assert answer.status_code == 303
+    made = await site.pool.fetchval("SELECT max(id) FROM integrations")
+    form = (await alice.get(f"/integrations/{made}/edit")).text
+    assert "Remove the stored Secret" in form and "hmac-key" not in form
+
+    await alice.post(f"/integrations/{made}/edit", {})  # left empty: kept
+    assert (await integrations.get(site.pool, made)).config["secret"] == "hmac-key-0123456789"
+
+    await alice.post(f"/integrations/{made}/edit", {"remove.webhook.secret": "on"})
+    stored = (await integrations.get(site.pool, made)).config
+    assert stored["secret"] is None and stored["webhookUrl"] == "https://hooks.example/p"
+    assert "Remove the stored Secret" not in (await alice.get(f"/integrations/{made}/edit")).text

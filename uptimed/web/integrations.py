@@ -32,6 +32,7 @@ from uptimed.store import integrations, web_sessions
 from uptimed.store.integrations import Integration
 from uptimed.web.forms import (
     ChannelForm,
+    FormField,
     channel_forms,
     channel_title,
     entered,
@@ -195,7 +196,16 @@ def _edit_page(
     return render(
         request, "integration_edit.html", status_code=status_code, integration=integration, form=form,
         values=values, errors=errors, problem=_problem(form, errors) if errors else None,
+        removable=removable_secrets(form, integration),
     )
+
+
+def removable_secrets(form: ChannelForm, integration: Integration) -> list[FormField]:
+    """Optional secrets that are set: the edit page offers to remove them (leaving one empty keeps it)."""
+    return [
+        item for item in form.fields
+        if item.secret and not item.required and integration.config.get(item.key) not in (None, "", {}, [])
+    ]
 
 
 def _form_of(context: ApiContext, integration: Integration) -> ChannelForm:
@@ -223,6 +233,9 @@ async def edit_integration(
     form = _form_of(context, integration)
     read = read_config(form, posted.fields)
     errors = dict(read.errors)
+    for item in removable_secrets(form, integration):
+        if posted.get(f"remove.{item.name}"):
+            read.config[item.key] = None  # explicitly empty: keep_secrets keeps only what is left out
     try:
         config = validated(context.registry, integration.type, keep_secrets(context.registry, integration, read.config))
     except InvalidInput as exc:
