@@ -53,7 +53,8 @@ def _settings_page(
     return render(
         request, "status_settings.html", status_code=422 if errors else 200, monitors=owned, values=values,
         errors=errors or {}, saved=saved, notice=notice,
-        public_url=str(request.url_for("public_page", slug=saved.slug)) if saved and saved.published else None,
+        # A path, not request.url_for(): behind a reverse proxy that would name uptimed's own address.
+        public_url=request.app.url_path_for("public_page", slug=saved.slug) if saved and saved.published else None,
     )
 
 

@@ -77,6 +77,8 @@
 
   uptimed.enhance = function (root) {
     root.querySelectorAll("[data-refresh]").forEach(refresh);
+    // <a href="/path" data-show-full-url>: show the address as the browser reached it (through any proxy).
+    root.querySelectorAll("a[data-show-full-url]").forEach((link) => { link.textContent = link.href; });
   };
 
   document.addEventListener("DOMContentLoaded", () => uptimed.enhance(document));
