@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import time
 from collections import defaultdict
@@ -20,10 +21,20 @@ class RecordingQueue(ProbeQueue):
     def __init__(self, redis: aioredis.Redis, *, prefix: str) -> None:
         super().__init__(redis, prefix=prefix, region="default")
         self.batches: list[tuple[int, list[tuple[EncodedMonitor, int, int]]]] = []
+        self._changed = asyncio.Condition()
 
     async def enqueue(self, jobs: list[tuple[EncodedMonitor, int, int]], *, now_ms: int) -> int:
-        self.batches.append((now_ms, list(jobs)))
+        async with self._changed:
+            self.batches.append((now_ms, list(jobs)))
+            self._changed.notify_all()
         return await super().enqueue(jobs, now_ms=now_ms)
+
+    async def wait_for_jobs(self, monitor_id: int, count: int) -> None:
+        """Until the scheduler has asked for ``count`` jobs of ``monitor_id``."""
+        async with self._changed:
+            await self._changed.wait_for(
+                lambda: sum(e.monitor.id == monitor_id for _, e, _ in self.jobs()) >= count
+            )
 
     def jobs(self) -> list[tuple[int, EncodedMonitor, int]]:
         """(enqueued at ms, monitor, due ms) of every job the scheduler asked for."""
@@ -90,7 +101,7 @@ async def test_a_refresh_picks_up_edits_and_keeps_the_encoding_of_unchanged_moni
 
     async def edit() -> None:
         nonlocal changed_at_ms
-        await anyio.sleep(1.0)
+        await queue.wait_for_jobs(edited.id, 2)  # scheduled a few times as it was
         current[:] = [kept, monitor(2, target="http://127.0.0.1:9/moved")]
         changed_at_ms = int(time.time() * 1000)
 

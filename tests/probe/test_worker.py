@@ -168,6 +168,7 @@ async def test_drain_finishes_the_checks_in_flight_and_takes_no_more(
         tg.start_soon(probe.drain)
         await wait_until(lambda: probe.draining)
         await enqueue(queue, [monitor(mid, slow_target) for mid in range(6, 9)])
+        # Nothing to await for "it did not read them": a draining worker is given 0.2 s to make that mistake.
         await anyio.sleep(0.2)
         slow_target.gate.set()
         await wait_until(lambda: probe.running == 0 and len(producer.results) == 5)
