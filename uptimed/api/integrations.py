@@ -174,15 +174,15 @@ def _unmask(new: Any, stored: Any) -> Any:
     return new
 
 
-async def _owned(context: ApiContext, user: User, integration_id: int) -> Integration:
+async def owned(context: ApiContext, user: User, integration_id: int) -> Integration:
     integration = await integrations.get_owned(context.pool, user.id, integration_id)
     if integration is None:
         raise NotFound("integration")
     return integration
 
 
-async def _changeable(context: ApiContext, user: User, integration_id: int) -> Integration:
-    integration = await _owned(context, user, integration_id)
+async def changeable(context: ApiContext, user: User, integration_id: int) -> Integration:
+    integration = await owned(context, user, integration_id)
     if integration.config_key is not None:
         raise ManagedByConfig("integration")
     return integration
@@ -217,7 +217,7 @@ async def list_integrations(
 
 @router.get("/{integration_id}", response_model=IntegrationOut, responses={**NOT_FOUND, **INVALID}, summary="Get an integration")
 async def get_integration(integration_id: IdPath, user: Caller, context: Context) -> IntegrationOut:
-    return out(context.registry, await _owned(context, user, integration_id))
+    return out(context.registry, await owned(context, user, integration_id))
 
 
 @router.put(
@@ -227,7 +227,7 @@ async def get_integration(integration_id: IdPath, user: Caller, context: Context
 async def update_integration(
     integration_id: IdPath, body: IntegrationUpdate, user: Caller, context: Context
 ) -> IntegrationOut:
-    integration = await _changeable(context, user, integration_id)
+    integration = await changeable(context, user, integration_id)
     config = validated(context.registry, integration.type, keep_secrets(context.registry, integration, body.config))
     updated = await integrations.update_config(context.pool, user.id, integration_id, config)
     if updated is None:
@@ -241,7 +241,7 @@ async def update_integration(
     summary="Enable or disable an integration",
 )
 async def toggle_integration(integration_id: IdPath, user: Caller, context: Context) -> Toggled:
-    await _changeable(context, user, integration_id)
+    await changeable(context, user, integration_id)
     toggled = await integrations.toggle(context.pool, user.id, integration_id)
     if toggled is None:
         raise NotFound("integration")
@@ -254,7 +254,7 @@ async def toggle_integration(integration_id: IdPath, user: Caller, context: Cont
     summary="Delete an integration",
 )
 async def delete_integration(integration_id: IdPath, user: Caller, context: Context) -> Deleted:
-    await _changeable(context, user, integration_id)
+    await changeable(context, user, integration_id)
     if not await integrations.delete_owned(context.pool, user.id, integration_id):
         raise NotFound("integration")
     log.info("integration.deleted", integration_id=integration_id, user_id=user.id)
@@ -267,7 +267,7 @@ async def delete_integration(integration_id: IdPath, user: Caller, context: Cont
     description="Answers 200 whatever the outcome; `status` says whether the channel accepted it.",
 )
 async def test_integration(integration_id: IdPath, user: Caller, context: Context) -> Outcome:
-    integration = await _owned(context, user, integration_id)
+    integration = await owned(context, user, integration_id)
     result = await send_test(context, user, integration)
     log.info(
         "integration.tested", integration_id=integration.id, channel=integration.type, status=result.status,

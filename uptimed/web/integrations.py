@@ -23,9 +23,10 @@ import structlog
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from uptimed.api import integrations as integrations_api
 from uptimed.api.bounds import IdPath
 from uptimed.api.context import ApiContext, Context
-from uptimed.api.errors import InvalidInput
+from uptimed.api.errors import InvalidInput, ManagedByConfig, NotFound
 from uptimed.api.integrations import keep_secrets, masked, send_test, validated
 from uptimed.channels.registry import BrokenChannel
 from uptimed.store import integrations, web_sessions
@@ -175,17 +176,21 @@ def declared_in_config() -> PageError:
 
 
 async def _owned(context: ApiContext, visit: Visit, integration_id: int) -> Integration:
-    integration = await integrations.get_owned(context.pool, visit.user.id, integration_id)
-    if integration is None:
-        raise not_found("integration")
-    return integration
+    """The API's rule, answered as a page: another user's integration, or none, is 404."""
+    try:
+        return await integrations_api.owned(context, visit.user, integration_id)
+    except NotFound:
+        raise not_found("integration") from None
 
 
 async def _changeable(context: ApiContext, visit: Visit, integration_id: int) -> Integration:
-    integration = await _owned(context, visit, integration_id)
-    if integration.config_key is not None:
-        raise declared_in_config()
-    return integration
+    """The API's rule, answered as pages: 404 as above, one declared in uptimed.toml 409."""
+    try:
+        return await integrations_api.changeable(context, visit.user, integration_id)
+    except NotFound:
+        raise not_found("integration") from None
+    except ManagedByConfig:
+        raise declared_in_config() from None
 
 
 def _edit_page(
