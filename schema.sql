@@ -1,7 +1,7 @@
 -- uptimed's whole database schema. Applied by `uptimed migrate` (and at
 -- start) inside one transaction; every statement is idempotent, and the
 -- version below is recorded in schema_version so a second run is a no-op.
--- schema-version: 3
+-- schema-version: 4
 
 CREATE TABLE IF NOT EXISTS schema_version (
     version     integer PRIMARY KEY,
@@ -75,7 +75,18 @@ CREATE INDEX IF NOT EXISTS checks_monitor_time ON checks (monitor_id, checked_at
 CREATE TABLE IF NOT EXISTS monitor_state (
     monitor_id  bigint PRIMARY KEY REFERENCES monitors (id) ON DELETE CASCADE,
     state       jsonb NOT NULL,
+    -- when the evaluator that owns the monitor must look at it without a new
+    -- result (a reminder is due); read when a process is assigned partitions
+    wake_at     timestamptz,
     updated_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS monitor_state_wake ON monitor_state (wake_at) WHERE wake_at IS NOT NULL;
+
+-- The newest check result seen from each region (by any evaluator): a region
+-- whose process died stops moving here, which the dashboard shows.
+CREATE TABLE IF NOT EXISTS region_activity (
+    region          text PRIMARY KEY,
+    last_result_at  timestamptz NOT NULL
 );
 
 CREATE TABLE IF NOT EXISTS incidents (
@@ -93,6 +104,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS incidents_one_open ON incidents (monitor_id) W
 -- between republishes instead of losing the alert.
 CREATE TABLE IF NOT EXISTS event_outbox (
     event_id      uuid PRIMARY KEY,
+    -- the order events were made in, which is the order they are published in
+    seq           bigint GENERATED ALWAYS AS IDENTITY,
     monitor_id    bigint NOT NULL REFERENCES monitors (id) ON DELETE CASCADE,
     payload       jsonb NOT NULL,
     created_at    timestamptz NOT NULL DEFAULT now(),

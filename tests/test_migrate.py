@@ -32,7 +32,7 @@ async def test_migrate_applies_once_then_changes_nothing(services, tmp_path, cap
     config.write_text(f'[database]\ndsn = "{dsn}"\n')
 
     assert await anyio.to_thread.run_sync(main, ["migrate", "-c", str(config)]) == 0
-    assert "schema version 3: applied" in capsys.readouterr().out
+    assert "schema version 4: applied" in capsys.readouterr().out
     conn = await asyncpg.connect(dsn)
     tables = {r["tablename"] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
     assert {"users", "api_tokens", "monitors", "checks", "integrations", "notification_log", "incidents"} <= tables
@@ -40,7 +40,7 @@ async def test_migrate_applies_once_then_changes_nothing(services, tmp_path, cap
     versions_before = await conn.fetch("SELECT version, applied_at FROM schema_version")
 
     assert await anyio.to_thread.run_sync(main, ["migrate", "-c", str(config)]) == 0
-    assert "schema version 3: already up to date" in capsys.readouterr().out
+    assert "schema version 4: already up to date" in capsys.readouterr().out
     assert await conn.fetch(SNAPSHOT) == before
     assert await conn.fetch("SELECT version, applied_at FROM schema_version") == versions_before
     await conn.close()
@@ -101,7 +101,7 @@ async def test_migrate_upgrades_a_version_1_database_keeping_its_data(services, 
     capsys.readouterr()
 
     assert await anyio.to_thread.run_sync(main, ["migrate", "-c", str(config)]) == 0
-    assert "schema version 3: applied" in capsys.readouterr().out
+    assert "schema version 4: applied" in capsys.readouterr().out
     assert await conn.fetchval("SELECT count(*) FROM web_sessions") == 0
     assert await conn.fetchval("SELECT count(*) FROM status_pages") == 0
     assert await conn.fetchval("SELECT username FROM users") == "kept"

@@ -100,6 +100,12 @@ class ProbeSettings(Section):
         description="every region of the cluster (monitors without regions are checked from all); default: regions",
     )
     concurrency: int = Field(100, ge=1, le=10_000)
+    buffer_max: int = Field(
+        1_000_000,
+        ge=1000,
+        le=100_000_000,
+        description="check results kept per region while Kafka is unreachable; beyond it the oldest are dropped",
+    )
     default_interval: Duration = Field(60.0, ge=1)
     default_timeout: Duration = Field(10.0, gt=0)
 
@@ -123,6 +129,18 @@ class ProbeSettings(Section):
         if len(set(value)) != len(value):
             raise ValueError("lists a region twice")
         return value
+
+
+class EvaluateSettings(Section):
+    region_silence: float = Field(
+        3.0,
+        ge=1,
+        le=1000,
+        description="a region that sent no result for this many of a monitor's intervals stops counting for it",
+    )
+    max_clock_skew: Duration = Field(
+        60.0, ge=1, description="a check result dated further in the future is dead-lettered, not evaluated"
+    )
 
 
 class ApiSettings(Section):
@@ -198,6 +216,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     probe: ProbeSettings = Field(default_factory=ProbeSettings)
+    evaluate: EvaluateSettings = Field(default_factory=EvaluateSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     log: LogSettings = Field(default_factory=LogSettings)

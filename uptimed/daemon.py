@@ -29,6 +29,7 @@ from uptimed.api.server import bind, create_app, serve
 from uptimed.evaluate.evaluator import Evaluator
 from uptimed.notify.dispatcher import Dispatcher
 from uptimed.notify.notifier import Notifier
+from uptimed.probe.forwarder import Forwarder
 from uptimed.probe.http import make_session
 from uptimed.probe.queue import ProbeQueue
 from uptimed.probe.scheduler import Scheduler, process_identity
@@ -110,17 +111,23 @@ class Daemon:
                 prefix=settings.redis.key_prefix,
             )
             worker = ProbeWorker(
-                queue=queue,
+                queue=queue, session=self.session, consumer=identity, concurrency=settings.probe.concurrency
+            )
+            forwarder = Forwarder(
+                redis=self.redis,
                 producer=self.producer,
                 topic=settings.kafka.topics.checks,
-                session=self.session,
-                consumer=identity,
-                concurrency=settings.probe.concurrency,
+                prefix=settings.redis.key_prefix,
+                region=region,
+                buffer_max=settings.probe.buffer_max,
+                token=identity,
+                probes_drained=worker.drained,
             )
             self.workers.append(worker)
             parts += [
                 Part(f"scheduler:{region}", scheduler.run),
                 Part(f"probe:{region}", worker.run, drain=worker.drain),
+                Part(f"forwarder:{region}", forwarder.run, drain=forwarder.drain),
             ]
         self.evaluator = Evaluator(settings=settings, pool=self.pool, producer=self.producer)
         self.dispatcher = Dispatcher(

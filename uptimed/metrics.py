@@ -8,6 +8,7 @@ topics and partitions: never a URL, a config value or anything secret.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -55,6 +56,62 @@ CONSUMER_LAG = Gauge(
     "uptimed_consumer_lag", "Records behind the partition's high watermark, per consumer group and partition.",
     ["group", "topic", "partition"], registry=REGISTRY,
 )
+REGION_LAST_RESULT = Gauge(
+    "uptimed_region_last_result_timestamp_seconds",
+    "Check time of the newest result this process evaluated from each region; its age tells a silent region.",
+    ["region"], registry=REGISTRY,
+)
+REGION_SILENT_MONITORS = Gauge(
+    "uptimed_region_silent_monitors",
+    "Monitors of this process's partitions for which a region has stopped reporting (it no longer counts).",
+    ["region"], registry=REGISTRY,
+)
+RESULTS_BUFFERED = Gauge(
+    "uptimed_results_buffered", "Check results waiting in Redis for the message bus, per region.", ["region"],
+    registry=REGISTRY,
+)
+RESULTS_DROPPED = Counter(
+    "uptimed_results_dropped", "Check results lost because the buffer was full while the bus was away, per region.",
+    ["region"], registry=REGISTRY,
+)
+
+
+class _RegionAgeCollector(Collector):
+    """``uptimed_region_last_result_age_seconds``: computed at scrape time from the newest result per region."""
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "uptimed_region_last_result_age_seconds",
+            "Seconds since the check time of the newest result this process evaluated from each region.",
+            labels=["region"],
+        )
+        now = time.time()
+        for region, at in sorted(_newest_result.items()):
+            family.add_metric([region], max(0.0, now - at))
+        yield family
+
+
+_newest_result: dict[str, float] = {}
+REGISTRY.register(_RegionAgeCollector())
+
+
+def observe_region_results(newest_ms: Mapping[str, int]) -> None:
+    """The evaluator stored results; ``newest_ms`` is the newest check time per region among them."""
+    for region, at_ms in newest_ms.items():
+        at = at_ms / 1000
+        if at > _newest_result.get(region, 0.0):
+            _newest_result[region] = at
+            REGION_LAST_RESULT.labels(region).set(at)
+
+
+def observe_silent_regions(silent: Mapping[str, int]) -> None:
+    """Per region, the monitors it is silent for (regions not named: none)."""
+    for region in set(_silent_seen) | set(silent):
+        REGION_SILENT_MONITORS.labels(region).set(silent.get(region, 0))
+    _silent_seen.update(silent)
+
+
+_silent_seen: set[str] = set()
 
 
 def observe_check(result: CheckResult) -> None:

@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from uptimed.bus.messages import EventType, MonitorEvent
-from uptimed.evaluate.events import event_for, event_id_for
+from uptimed.evaluate.events import LATE_AFTER_MS, event_for, event_id_for
 from uptimed.evaluate.state import ChangeKind, StateChange
 from uptimed.monitor import Monitor
 
@@ -33,10 +33,35 @@ def test_down_event() -> None:
     event = event_for(down, MONITOR, T0 + 5, 900)
     assert event.type is EventType.DOWN
     assert (event.websiteId, event.userId, event.url, event.name) == (42, 7, "https://shop.example/health", "shop")
-    assert (event.responseTime, event.regionId, event.timestamp) == (321.0, "eu", T0 + 5)
+    # timestamp: when it happened (the change's time); detectedAt: when uptimed decided it
+    assert (event.responseTime, event.regionId, event.timestamp, event.detectedAt) == (321.0, "eu", T0, T0 + 5)
+    assert event.lateReason is None and event.late_by_s is None
     assert (event.incidentId, event.reason, event.regions) == (900, "status: HTTP 500", {"eu": "down", "us": "down"})
     assert event.reminder is False and event.downtimeSeconds is None
     assert event.eventId == event_id_for(down, 42)
+
+
+def test_an_event_decided_late_says_so_and_why() -> None:
+    down = change(ChangeKind.DOWN, incident_opened_at_ms=T0)
+    on_time = event_for(down, MONITOR, T0 + LATE_AFTER_MS)
+    assert on_time.lateReason is None
+    late = event_for(down, MONITOR, T0 + 40_000, late_reason="the message bus was unavailable")
+    assert (late.timestamp, late.detectedAt, late.late_by_s) == (T0, T0 + 40_000, 40.0)
+    assert late.lateReason == "the message bus was unavailable"
+    assert event_for(down, MONITOR, T0 + 40_000).lateReason == "uptimed was catching up"
+    assert event_for(down, MONITOR, T0 + 40_000).eventId == on_time.eventId  # the same change whenever decided
+
+
+def test_the_nth_reminder_of_an_incident_has_one_id_whoever_fires_it_and_when() -> None:
+    def reminder(at: int, sequence: int, opened: int = T0 - 600_000) -> StateChange:
+        return change(
+            ChangeKind.REMINDER, at_ms=at, region=None, checked_at_ms=None, sequence=sequence,
+            incident_opened_at_ms=opened,
+        )
+
+    assert event_id_for(reminder(T0, 1), 42) == event_id_for(reminder(T0 + 700, 1), 42)
+    assert event_id_for(reminder(T0, 1), 42) != event_id_for(reminder(T0, 2), 42)
+    assert event_id_for(reminder(T0, 1), 42) != event_id_for(reminder(T0, 1, opened=T0 - 1), 42)
 
 
 def test_up_event_carries_downtime_and_the_incident_of_the_change() -> None:

@@ -17,6 +17,7 @@ from uptimed.evaluate.state import (
     attach_incident_id,
     evaluate,
     quorum_for,
+    tick,
 )
 from uptimed.monitor import Monitor
 
@@ -88,8 +89,14 @@ def play(
     trace: list[tuple[MonitorState, tuple[StateChange, ...]]] = []
     next_incident = 1
     for step in steps:
+        # The timer fires before the result: what is due by then is due whatever the result says.
         before = state
-        outcome = evaluate(state, step.result, monitor=monitor, regions=regions, now_ms=step.now_ms)
+        timer = tick(state, monitor=monitor, regions=regions, now_ms=step.now_ms)
+        if checked:
+            check_tick(monitor, step, before, timer.state, timer.changes, timer.accepted)
+        state = timer.state
+        before = state
+        outcome = evaluate(state, step.result, monitor=monitor, regions=regions)
         if checked:
             check_step(monitor, regions, step, before, outcome.state, outcome.changes, outcome.accepted)
         state = outcome.state
@@ -97,8 +104,25 @@ def play(
             if change.opens_incident:  # what the evaluator does once the store has the incident
                 state = attach_incident_id(state, next_incident, opened_at_ms=change.incident_opened_at_ms)
                 next_incident += 1
-        trace.append((state, outcome.changes))
+        trace.append((state, timer.changes + outcome.changes))
     return trace
+
+
+def check_tick(
+    monitor: Monitor, step: Step, before: MonitorState, after: MonitorState, changes: tuple[StateChange, ...],
+    accepted: bool,
+) -> None:
+    if not accepted:
+        assert after is before and changes == ()
+        return
+    (change,) = changes
+    assert change.kind is ChangeKind.REMINDER and change.at_ms == step.now_ms and change.region is None
+    assert before.status is MonitorStatus.DOWN and after.status is MonitorStatus.DOWN
+    assert monitor.repeat_interval is not None and before.incident is not None
+    since = before.last_reminder_at_ms or before.incident.opened_at_ms
+    assert step.now_ms - since >= monitor.repeat_interval * 1000
+    assert after.last_reminder_at_ms == step.now_ms
+    assert change.sequence == after.reminders == before.reminders + 1
 
 
 def check_step(
@@ -122,26 +146,25 @@ def check_step(
     kinds = [change.kind for change in changes]
     assert len([k for k in kinds if k is not ChangeKind.SLOW]) <= 1
     assert kinds.count(ChangeKind.SLOW) <= 1
-    quorum = quorum_for(monitor, regions)
-    votes = [after.regions[r].verdict for r in after.regions]
+    live = [r for r in regions if r not in after.silent]
+    assert step.result.region in live  # the region that just reported is never silent
+    quorum = quorum_for(monitor, live)
+    votes = [after.regions[r].verdict for r in after.regions if r in live]
+    at = step.result.checked_at_ms
     for change in changes:
-        assert change.at_ms == step.now_ms and change.region == step.result.region
+        assert change.at_ms == at and change.region == step.result.region  # the check's time, not the clock's
+        assert change.kind is not ChangeKind.REMINDER  # reminders come from the timer only
         if change.kind is ChangeKind.DOWN:
             assert before.status is not MonitorStatus.DOWN and after.status is MonitorStatus.DOWN
             assert votes.count(CheckStatus.DOWN) >= quorum
-            assert after.incident is not None and after.incident.opened_at_ms == step.now_ms
+            assert after.incident is not None and after.incident.opened_at_ms <= at
+            assert after.incident.opened_at_ms == change.incident_opened_at_ms and after.reminders == 0
         elif change.kind is ChangeKind.UP:
             assert before.status is MonitorStatus.DOWN and after.status is MonitorStatus.UP
             assert votes.count(CheckStatus.UP) >= quorum > votes.count(CheckStatus.DOWN)
-            assert before.incident is not None
-            assert change.downtime_s == (step.now_ms - before.incident.opened_at_ms) / 1000
+            assert before.incident is not None and change.downtime_s is not None
+            assert 0 <= change.downtime_s <= (at - before.incident.opened_at_ms) / 1000
             assert change.incident_id == before.incident.id is not None
-        elif change.kind is ChangeKind.REMINDER:
-            assert before.status is MonitorStatus.DOWN and after.status is MonitorStatus.DOWN
-            assert monitor.repeat_interval is not None and before.incident is not None
-            since = before.last_reminder_at_ms or before.incident.opened_at_ms
-            assert step.now_ms - since >= monitor.repeat_interval * 1000
-            assert after.last_reminder_at_ms == step.now_ms
         elif change.kind is ChangeKind.SLOW:
             assert monitor.slow_threshold_ms is not None
             assert not before.slow or before.status is not MonitorStatus.UP

@@ -26,8 +26,11 @@ from uptimed.evaluate.state import (
     attach_incident_id,
     due_reminder,
     evaluate,
+    next_wake_ms,
     quorum_for,
-    remind,
+    reporting_regions,
+    silence_ms_for,
+    tick,
 )
 from uptimed.monitor import Monitor
 
@@ -35,6 +38,8 @@ T0 = 1_700_000_000_000
 STEP = 60_000
 SLOW_MS = 1000
 RESPONSE_TIMES = {"+": 100.0, "~": 5000.0, "=": float(SLOW_MS)}
+NEVER_SILENT = 10**12
+"""Scripts about thresholds and quorum keep every region counting (liveness has tests of its own)."""
 
 
 def make_monitor(**fields: Any) -> Monitor:
@@ -72,9 +77,17 @@ def roundtrip(state: MonitorState) -> MonitorState:
 class Run:
     """Feeds results to the machine, keeping the clock, and checks the JSON round-trip at every step."""
 
-    def __init__(self, regions: tuple[str, ...] = ("a",), *, state: MonitorState | None = None, **fields: Any):
+    def __init__(
+        self,
+        regions: tuple[str, ...] = ("a",),
+        *,
+        state: MonitorState | None = None,
+        silence_ms: int = NEVER_SILENT,
+        **fields: Any,
+    ):
         self.monitor = make_monitor(**fields)
         self.regions = list(regions)
+        self.silence_ms = silence_ms
         self.state = state or MonitorState()
         self.now = T0
         self.log: list[tuple[int, StateChange]] = []
@@ -82,7 +95,7 @@ class Run:
 
     def feed(self, result: CheckResult, *, now: int | None = None) -> Evaluation:
         self.now = now if now is not None else result.checked_at_ms + 500
-        outcome = evaluate(self.state, result, monitor=self.monitor, regions=self.regions, now_ms=self.now)
+        outcome = evaluate(self.state, result, monitor=self.monitor, regions=self.regions, silence_ms=self.silence_ms)
         assert roundtrip(outcome.state) == outcome.state
         if not outcome.accepted:
             assert outcome.state is self.state and not outcome.changes
@@ -107,8 +120,8 @@ class Run:
         return " ".join(f"{change.kind.value}@{index}" for index, change in self.log)
 
 
-def run(script: str, regions: str = "a", **fields: Any) -> Run:
-    machine = Run(tuple(regions), **fields)
+def run(script: str, regions: str = "a", *, silence_ms: int = NEVER_SILENT, **fields: Any) -> Run:
+    machine = Run(tuple(regions), silence_ms=silence_ms, **fields)
     machine.script(script)
     return machine
 
@@ -283,12 +296,10 @@ def test_replaying_results_gives_the_same_changes() -> None:
     state = MonitorState()
     first: list[StateChange] = []
     for result in results:
-        outcome = evaluate(state, result, monitor=monitor, regions=["a"], now_ms=result.checked_at_ms + 1)
+        outcome = evaluate(state, result, monitor=monitor, regions=["a"])
         state, first = outcome.state, first + list(outcome.changes)
     for result in results:  # all redeliveries: nothing happens twice
-        assert evaluate(state, result, monitor=monitor, regions=["a"], now_ms=T0 * 2) == Evaluation(
-            state, accepted=False
-        )
+        assert evaluate(state, result, monitor=monitor, regions=["a"]) == Evaluation(state, accepted=False)
     assert [c.kind for c in first] == [ChangeKind.DOWN]
 
 
@@ -334,25 +345,59 @@ def test_region_state_records_last_check() -> None:
 
 def test_down_opens_incident_and_up_resolves_it() -> None:
     machine = Run(("a",))
+    first_failure = T0 + STEP
     machine.script("a- a-")
-    down = machine.token("a-").changes[0]
+    third = machine.token("a-")
+    down = third.changes[0]
     assert down.kind is ChangeKind.DOWN and down.opens_incident and not down.resolves_incident
     assert down.incident_id is None
-    assert down.incident_opened_at_ms == machine.now == down.at_ms
+    # It happened at the check that completed it; the incident dates from the first failed check.
+    assert down.at_ms == down.checked_at_ms == T0 + 3 * STEP
+    assert down.incident_opened_at_ms == first_failure
     assert machine.state.status is MonitorStatus.DOWN
-    assert machine.state.incident == Incident(opened_at_ms=machine.now, cause="status: HTTP 500")
-    assert machine.state.down_since_ms == machine.now
-    down_at = machine.now
+    assert machine.state.incident == Incident(opened_at_ms=first_failure, cause="status: HTTP 500")
+    assert machine.state.down_since_ms == first_failure
 
     machine.state = attach_incident_id(machine.state, 901, opened_at_ms=down.incident_opened_at_ms)
     assert machine.state.incident is not None and machine.state.incident.id == 901
 
-    machine.token("a+", at=down_at + 3_600_000)
-    up = machine.token("a+", at=down_at + 3_660_000).changes[0]
+    machine.token("a+", at=first_failure + 3_600_000)
+    up = machine.token("a+", at=first_failure + 3_660_000).changes[0]
     assert up.kind is ChangeKind.UP and up.resolves_incident
-    assert up.incident_id == 901 and up.incident_opened_at_ms == down_at
-    assert up.downtime_s == (machine.now - down_at) / 1000 == 3660.5
+    assert up.at_ms == first_failure + 3_660_000
+    assert up.incident_id == 901 and up.incident_opened_at_ms == first_failure
+    # from the first failed check to the first good one, whenever the results were evaluated
+    assert up.downtime_s == 3600.0
     assert machine.state.incident is None and machine.state.status is MonitorStatus.UP
+
+
+def test_times_come_from_the_checks_not_from_when_they_were_evaluated() -> None:
+    on_time, late = Run(("a",)), Run(("a",))
+    for i in range(1, 8):
+        result = check("a", i not in (3, 4, 5), at=T0 + i * STEP)
+        on_time.feed(result, now=result.checked_at_ms + 10)
+        late.feed(result, now=T0 + 10 * STEP)  # a backlog evaluated at once
+    assert on_time.log == late.log
+    down, up = (change for _, change in late.log)
+    assert (down.at_ms, down.incident_opened_at_ms) == (T0 + 5 * STEP, T0 + 3 * STEP)
+    assert up.at_ms == T0 + 7 * STEP and up.downtime_s == 3 * STEP / 1000
+
+
+def test_a_flap_inside_one_backlog_gives_each_change_its_own_time() -> None:
+    machine = Run(("a",), failure_threshold=1, success_threshold=1)
+    machine.script("a- a+ a- a+")
+    assert [(c.kind.value, c.at_ms) for _, c in machine.log] == [
+        ("down", T0 + STEP), ("up", T0 + 2 * STEP), ("down", T0 + 3 * STEP), ("up", T0 + 4 * STEP)
+    ]
+    assert [c.downtime_s for _, c in machine.log if c.kind is ChangeKind.UP] == [60.0, 60.0]
+
+
+def test_quorum_down_dates_from_when_the_quorum_started_failing() -> None:
+    machine = Run(("a", "b"))  # majority 2 of 2
+    machine.script("a- a- b- a- b- b-")
+    (down,) = (change for _, change in machine.log)
+    assert down.at_ms == T0 + 6 * STEP  # b's third failure completed it
+    assert down.incident_opened_at_ms == T0 + 3 * STEP  # b's first failure: from then on both failed
 
 
 def test_up_without_attached_id_still_names_the_incident_by_time() -> None:
@@ -497,92 +542,101 @@ def test_slow_needs_a_response_time() -> None:
     assert machine.log == [] and not machine.state.slow
 
 
-# --- reminders -------------------------------------------------------------
+# --- reminders (timer-driven) ----------------------------------------------
 
 REPEAT_S = 300
 REPEAT_MS = REPEAT_S * 1000
 
 
 def down_machine(**fields: Any) -> tuple[Run, int]:
-    """A monitor that just went down; returns it and the time it went down."""
+    """A monitor that just went down; returns it and the time its incident started."""
     machine = Run(("a",), repeat_interval=REPEAT_S, **fields)
     machine.script("a- a- a-")
     assert machine.changes() == "down@2"
-    return machine, machine.now
+    assert machine.state.down_since_ms is not None
+    return machine, machine.state.down_since_ms
 
 
 def kinds(outcome: Evaluation) -> list[ChangeKind]:
     return [change.kind for change in outcome.changes]
 
 
-def test_reminder_every_interval_while_down() -> None:
-    # one check a minute, a reminder every five
-    assert run(rep("a-", 18), repeat_interval=REPEAT_S).changes() == "down@2 reminder@7 reminder@12 reminder@17"
+def tick_at(machine: Run, now: int) -> Evaluation:
+    outcome = tick(machine.state, monitor=machine.monitor, regions=machine.regions, now_ms=now)
+    assert roundtrip(outcome.state) == outcome.state
+    if outcome.accepted:
+        machine.state = outcome.state
+    else:
+        assert outcome.state is machine.state and not outcome.changes
+    return outcome
 
 
-def test_reminder_just_before_and_exactly_at_interval() -> None:
+def test_results_never_remind() -> None:
+    assert run(rep("a-", 18), repeat_interval=REPEAT_S).changes() == "down@2"
+
+
+def test_reminder_every_interval_from_the_timer() -> None:
     machine, down_at = down_machine()
-    assert kinds(machine.token("a-", at=down_at + REPEAT_MS - 600)) == []  # now = at + 500
-    assert kinds(machine.feed(check("a", False, at=down_at + REPEAT_MS - 10), now=down_at + REPEAT_MS - 1)) == []
-    outcome = machine.feed(check("a", False, at=down_at + REPEAT_MS - 5), now=down_at + REPEAT_MS)
-    assert kinds(outcome) == [ChangeKind.REMINDER]
-    assert machine.state.last_reminder_at_ms == down_at + REPEAT_MS
+    assert next_wake_ms(machine.state, machine.monitor) == down_at + REPEAT_MS
+    assert kinds(tick_at(machine, down_at + REPEAT_MS - 1)) == []
+    first = tick_at(machine, down_at + REPEAT_MS)
+    assert kinds(first) == [ChangeKind.REMINDER] and first.changes[0].sequence == 1
+    assert machine.state.last_reminder_at_ms == down_at + REPEAT_MS and machine.state.reminders == 1
     # the next one counts from this reminder
-    assert kinds(machine.feed(check("a", False, at=down_at + 2 * REPEAT_MS - 5), now=down_at + 2 * REPEAT_MS - 1)) == []
-    assert kinds(machine.feed(check("a", False, at=down_at + 2 * REPEAT_MS), now=down_at + 2 * REPEAT_MS)) == [
-        ChangeKind.REMINDER
-    ]
+    assert next_wake_ms(machine.state, machine.monitor) == down_at + 2 * REPEAT_MS
+    assert kinds(tick_at(machine, down_at + 2 * REPEAT_MS - 1)) == []
+    second = tick_at(machine, down_at + 2 * REPEAT_MS)
+    assert kinds(second) == [ChangeKind.REMINDER] and second.changes[0].sequence == 2
 
 
 def test_several_intervals_skipped_give_one_reminder() -> None:
     machine, down_at = down_machine()
     late = down_at + 10 * REPEAT_MS + 123
-    assert kinds(machine.feed(check("a", False, at=late - 5), now=late)) == [ChangeKind.REMINDER]
-    assert kinds(machine.feed(check("a", False, at=late - 4), now=late + 1)) == []
-    assert kinds(machine.feed(check("a", False, at=late - 3), now=late + REPEAT_MS - 1)) == []
-    assert kinds(machine.feed(check("a", False, at=late - 2), now=late + REPEAT_MS)) == [ChangeKind.REMINDER]
-
-
-def test_reminder_comes_with_a_success_while_still_down() -> None:
-    machine, down_at = down_machine()
-    outcome = machine.feed(check("a", True, at=down_at + REPEAT_MS), now=down_at + REPEAT_MS)
-    assert kinds(outcome) == [ChangeKind.REMINDER]
+    assert kinds(tick_at(machine, late)) == [ChangeKind.REMINDER]
+    assert kinds(tick_at(machine, late + 1)) == []
+    assert kinds(tick_at(machine, late + REPEAT_MS - 1)) == []
+    assert kinds(tick_at(machine, late + REPEAT_MS)) == [ChangeKind.REMINDER]
 
 
 def test_reminder_fields() -> None:
     machine, down_at = down_machine()
     machine.state = attach_incident_id(machine.state, 77)
-    (reminder,) = machine.feed(check("a", False, at=down_at + 20 * 60_000), now=down_at + 20 * 60_000).changes
+    (reminder,) = tick_at(machine, down_at + 20 * 60_000).changes
     assert reminder.incident_id == 77 and reminder.incident_opened_at_ms == down_at
     assert reminder.reason == "still down for 20m: status: HTTP 500"
-    assert reminder.region == "a" and reminder.regions == {"a": "down"}
+    assert reminder.at_ms == down_at + 20 * 60_000
+    assert reminder.region is None and reminder.checked_at_ms is None and reminder.regions == {"a": "down"}
     assert not reminder.opens_incident and not reminder.resolves_incident
 
 
 def test_reminders_stop_on_up() -> None:
     machine, down_at = down_machine()
-    machine.feed(check("a", False, at=down_at + REPEAT_MS), now=down_at + REPEAT_MS)
-    machine.feed(check("a", True, at=down_at + REPEAT_MS + 1), now=down_at + REPEAT_MS + 1)
-    up = machine.feed(check("a", True, at=down_at + 3 * REPEAT_MS), now=down_at + 3 * REPEAT_MS)
-    assert kinds(up) == [ChangeKind.UP]  # an up, not a reminder, though one was due
-    assert machine.state.last_reminder_at_ms is None
-    for i in range(1, 5):
-        at = down_at + (3 + i) * REPEAT_MS
-        assert kinds(machine.feed(check("a", True, at=at), now=at)) == []
-    assert not due_reminder(machine.state, machine.monitor, machine.now + 10 * REPEAT_MS)
+    tick_at(machine, down_at + REPEAT_MS)
+    machine.token("a+")
+    machine.token("a+")
+    assert machine.state.status is MonitorStatus.UP
+    assert machine.state.last_reminder_at_ms is None and machine.state.reminders == 0
+    assert next_wake_ms(machine.state, machine.monitor) is None
+    assert kinds(tick_at(machine, down_at + 10 * REPEAT_MS)) == []
 
 
 def test_reminders_count_from_a_new_down() -> None:
     machine, _ = down_machine()
+    tick_at(machine, machine.state.down_since_ms + REPEAT_MS)  # type: ignore[operator]
     machine.script("a+ a+ a- a- a-")
     assert machine.changes() == "down@2 up@4 down@7"
-    second_down = machine.now
+    second_down = machine.state.down_since_ms
+    assert second_down is not None and machine.state.reminders == 0
     assert not due_reminder(machine.state, machine.monitor, second_down + REPEAT_MS - 1)
     assert due_reminder(machine.state, machine.monitor, second_down + REPEAT_MS)
+    assert tick_at(machine, second_down + REPEAT_MS).changes[0].sequence == 1
 
 
 def test_no_reminders_without_repeat_interval() -> None:
-    assert run(rep("a-", 50)).changes() == "down@2"
+    machine = Run(("a",))
+    machine.script("a- a- a-")
+    assert next_wake_ms(machine.state, machine.monitor) is None
+    assert kinds(tick_at(machine, T0 + 1000 * STEP)) == []
 
 
 def test_due_reminder() -> None:
@@ -600,20 +654,61 @@ def test_due_reminder() -> None:
     assert due_reminder(down, make_monitor(repeat_interval="1.5s"), T0 + 1500)
 
 
-def test_remind_on_a_timer() -> None:
-    machine, down_at = down_machine()
-    monitor, regions = machine.monitor, machine.regions
-    assert remind(machine.state, monitor=monitor, regions=regions, now_ms=down_at + REPEAT_MS - 1) == Evaluation(
-        machine.state, accepted=False
+# --- region liveness ---------------------------------------------------------
+
+
+def test_a_silent_region_stops_counting_and_the_others_alert() -> None:
+    # 2 of 2 by default; b's process dies after its first result.
+    machine = Run(("a", "b"), silence_ms=3 * STEP)
+    machine.script("b+ a- a- a-")
+    assert machine.changes() == "" and machine.state.silent == ()
+    machine.token("a-")  # b last heard 4 steps before a's newest: silent
+    assert machine.state.silent == ("b",)
+    assert machine.changes() == "down@4"
+    (_, down) = machine.log[0]
+    assert down.incident_opened_at_ms == T0 + 2 * STEP  # a alone is the quorum of the regions that report
+
+
+def test_a_region_that_reports_again_counts_again() -> None:
+    machine = Run(("a", "b"), silence_ms=3 * STEP)
+    machine.script("b+ a- a- a- a-")
+    assert machine.changes() == "down@4" and machine.state.silent == ("b",)
+    machine.token("b+")
+    assert machine.state.silent == ()
+    machine.script("a+ a+")  # up needs both again: b's run of two successes, then a's
+    assert machine.changes() == "down@4 up@7"
+
+
+def test_a_region_never_heard_from_counts_until_the_silence_has_passed() -> None:
+    machine = Run(("a", "b"), silence_ms=3 * STEP)
+    machine.script("a- a- a- a-")  # three steps after a's first result: b still counts (and blocks)
+    assert machine.changes() == "" and machine.state.silent == ()
+    machine.token("a-")
+    assert machine.state.silent == ("b",) and machine.changes() == "down@4"
+
+
+def test_no_region_goes_silent_while_none_reports() -> None:
+    # The bus was away: every region's results arrive late, together; nobody is silent.
+    machine = Run(("a", "b"), silence_ms=3 * STEP)
+    machine.script("a+ b+ a+ b+")
+    machine.feed(check("a", False, at=T0 + 60 * STEP), now=T0 + 61 * STEP)
+    machine.feed(check("b", False, at=T0 + 60 * STEP + 5), now=T0 + 61 * STEP)
+    assert machine.state.silent == ()
+
+
+def test_reporting_regions() -> None:
+    state = MonitorState(
+        regions={"a": RegionState(last_checked_at_ms=T0), "b": RegionState(last_checked_at_ms=T0 - 3 * STEP)},
+        first_result_ms=T0 - 10 * STEP,
     )
-    outcome = remind(machine.state, monitor=monitor, regions=regions, now_ms=down_at + REPEAT_MS)
-    (reminder,) = outcome.changes
-    assert reminder.kind is ChangeKind.REMINDER and reminder.region is None and reminder.checked_at_ms is None
-    assert reminder.at_ms == down_at + REPEAT_MS and reminder.regions == {"a": "down"}
-    assert outcome.state.last_reminder_at_ms == down_at + REPEAT_MS
-    # a result right after does not remind again
-    machine.state = outcome.state
-    assert kinds(machine.feed(check("a", False, at=down_at + REPEAT_MS + 1), now=down_at + REPEAT_MS + 1)) == []
+    assert reporting_regions(state, ["a", "b", "c"], 3 * STEP) == ["a", "b"]
+    assert reporting_regions(state, ["a", "b", "c"], 3 * STEP - 1) == ["a"]
+    assert reporting_regions(MonitorState(), ["a", "b"], 1) == ["a", "b"]
+
+
+def test_default_silence_is_three_intervals() -> None:
+    assert silence_ms_for(make_monitor(interval=30)) == 90_000
+    assert silence_ms_for(make_monitor(interval=30), 2) == 60_000
 
 
 # --- JSON ------------------------------------------------------------------
@@ -621,12 +716,15 @@ def test_remind_on_a_timer() -> None:
 
 def test_initial_state_json() -> None:
     assert MonitorState().to_json() == {
-        "version": 1,
+        "version": 2,
         "status": "unknown",
         "slow": False,
         "regions": {},
         "incident": None,
         "last_reminder_at_ms": None,
+        "reminders": 0,
+        "first_result_ms": None,
+        "silent": [],
     }
     assert roundtrip(MonitorState()) == MonitorState()
 
@@ -650,10 +748,14 @@ def test_full_state_round_trips() -> None:
                 last_status=CheckStatus.UP,
                 last_checked_at_ms=T0 - 5,
                 last_response_time_ms=1234.5,
+                streak_since_ms=T0 - 9 * STEP,
             ),
         },
         incident=Incident(opened_at_ms=T0 - STEP, cause="timeout: timed out after 10 s", id=12),
         last_reminder_at_ms=T0,
+        reminders=3,
+        first_result_ms=T0 - 100 * STEP,
+        silent=("ap-south",),
     )
     assert roundtrip(state) == state
     assert MonitorState.from_json(json.dumps(state.to_json())) == state
@@ -677,6 +779,13 @@ def test_full_state_round_trips() -> None:
         ),
         ({"incident": {"cause": "no time"}}, MonitorState()),
         ({"version": 99, "some_future_key": [1, 2], "slow": True}, MonitorState(slow=True)),
+        (  # a version-1 state: no run starts, no reminder count, no silence
+            {"version": 1, "status": "down", "regions": {"a": {"last_checked_at_ms": T0, "last_status": "down"}}},
+            MonitorState(
+                status=MonitorStatus.DOWN,
+                regions={"a": RegionState(last_status=CheckStatus.DOWN, last_checked_at_ms=T0)},
+            ),
+        ),
         ('{"status": "down"}', MonitorState(status=MonitorStatus.DOWN)),
     ],
 )
@@ -705,3 +814,4 @@ def test_state_loaded_mid_incident_carries_on() -> None:
     reloaded.script("a- a+ a+")
     ((_, up),) = reloaded.log
     assert up.kind is ChangeKind.UP and up.incident_id == 3 and up.incident_opened_at_ms == down_at
+    assert up.downtime_s == 4 * STEP / 1000  # failures at steps 1-4, first good check at step 5

@@ -1,4 +1,4 @@
-"""The probe worker against the real Redis queue and a local HTTP target; Kafka is a stand-in that acks at once."""
+"""The probe worker against the real Redis queue and a local HTTP target (Kafka is the forwarder's: not here)."""
 
 from __future__ import annotations
 
@@ -20,31 +20,31 @@ from uptimed.probe.queue import GROUP, EncodedMonitor, ProbeJob, ProbeQueue
 from uptimed.probe.worker import READ_BATCH_SHARE, ProbeWorker
 
 
-class Producer:
-    """Stands in for AIOKafkaProducer: every send is acknowledged at once."""
-
-    def __init__(self) -> None:
-        self.results: list[dict[str, Any]] = []
-
-    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> asyncio.Future[None]:
-        self.results.append(json.loads(value))
-        sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        sent.set_result(None)
-        return sent
-
-
-class CountingQueue(ProbeQueue):
-    """The real queue, remembering how many jobs each read asked for."""
+class RecordingQueue(ProbeQueue):
+    """The real queue, remembering how many jobs each read asked for and the results completed."""
 
     def __init__(self, redis: aioredis.Redis, *, prefix: str) -> None:
         super().__init__(redis, prefix=prefix, region="default")
         self.reads: list[tuple[int, int]] = []
         """(count asked for, jobs returned) per XREADGROUP."""
+        self.completed: list[dict[str, Any]] = []
 
     async def read(self, consumer: str, *, count: int, block_ms: int) -> list[ProbeJob]:
         jobs = await super().read(consumer, count=count, block_ms=block_ms)
         self.reads.append((count, len(jobs)))
         return jobs
+
+    async def complete(self, done: list[tuple[ProbeJob, bytes]]) -> None:
+        await super().complete(done)
+        self.completed += [json.loads(result) for _, result in done]
+
+
+async def stored_results(redis: aioredis.Redis, queue: ProbeQueue) -> list[dict[str, Any]]:
+    """The results waiting in the region's result stream for the forwarder."""
+    entries = await redis.xrange(queue.results)
+    for _, fields in entries:
+        assert json.loads(fields[b"v"])["monitor_id"] == int(fields[b"k"])
+    return [json.loads(fields[b"v"]) for _, fields in entries]
 
 
 class SlowTarget:
@@ -105,11 +105,8 @@ async def enqueue(queue: ProbeQueue, monitors: list[Monitor], *, due_ms: int | N
     assert added == len(monitors)
 
 
-def worker(queue: ProbeQueue, producer: Producer, session: aiohttp.ClientSession, **options: Any) -> ProbeWorker:
-    return ProbeWorker(
-        queue=queue, producer=producer, topic="checks", session=session, consumer="worker-1",  # type: ignore[arg-type]
-        **{"concurrency": 10, **options},
-    )
+def worker(queue: ProbeQueue, session: aiohttp.ClientSession, **options: Any) -> ProbeWorker:
+    return ProbeWorker(queue=queue, session=session, consumer="worker-1", **{"concurrency": 10, **options})
 
 
 async def wait_until(condition: Any, timeout: float = 20.0) -> None:
@@ -128,22 +125,22 @@ async def test_jobs_are_read_in_batches_and_never_more_checks_than_the_concurren
     redis: aioredis.Redis, key_prefix: str, slow_target: SlowTarget, session: aiohttp.ClientSession
 ) -> None:
     slow_target.delay_s = 0.02
-    queue = CountingQueue(redis, prefix=key_prefix)
+    queue = RecordingQueue(redis, prefix=key_prefix)
     await queue.ensure_group()
     monitors = [monitor(mid, slow_target) for mid in range(1, 401)]
     await enqueue(queue, monitors)
-    producer = Producer()
-    probe = worker(queue, producer, session, concurrency=50)
+    probe = worker(queue, session, concurrency=50)
     batch = int(50 * READ_BATCH_SHARE)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(probe.run)
-        await wait_until(lambda: len(producer.results) == len(monitors))
+        await wait_until(lambda: len(queue.completed) == len(monitors))
         await probe.drain()
         tg.cancel_scope.cancel()
 
-    assert sorted(r["monitor_id"] for r in producer.results) == [m.id for m in monitors]
-    assert all(r["status"] == "up" for r in producer.results)
+    results = await stored_results(redis, queue)
+    assert sorted(r["monitor_id"] for r in results) == [m.id for m in monitors]
+    assert all(r["status"] == "up" for r in results)
     assert slow_target.most_active <= 50
     assert slow_target.most_active > 50 - batch  # it does fill its concurrency
     # Never one job per round trip: each read waits for a tenth of the concurrency to be free.
@@ -156,10 +153,9 @@ async def test_drain_finishes_the_checks_in_flight_and_takes_no_more(
     redis: aioredis.Redis, key_prefix: str, slow_target: SlowTarget, session: aiohttp.ClientSession
 ) -> None:
     slow_target.gate.clear()
-    queue = ProbeQueue(redis, prefix=key_prefix, region="default")
+    queue = RecordingQueue(redis, prefix=key_prefix)
     await queue.ensure_group()
-    producer = Producer()
-    probe = worker(queue, producer, session)
+    probe = worker(queue, session)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(probe.run)
@@ -171,11 +167,11 @@ async def test_drain_finishes_the_checks_in_flight_and_takes_no_more(
         # Nothing to await for "it did not read them": a draining worker is given 0.2 s to make that mistake.
         await anyio.sleep(0.2)
         slow_target.gate.set()
-        await wait_until(lambda: probe.running == 0 and len(producer.results) == 5)
-        await probe.drain()  # returns once the five are acknowledged
+        await wait_until(lambda: probe.running == 0)
+        await probe.drain()  # returns once the five are stored and acknowledged
         tg.cancel_scope.cancel()
 
-    assert sorted(r["monitor_id"] for r in producer.results) == [1, 2, 3, 4, 5]
+    assert sorted(r["monitor_id"] for r in await stored_results(redis, queue)) == [1, 2, 3, 4, 5]
     assert len(slow_target.paths) == 5
     pending, in_flight = await settled(redis, queue)
     # The three that came later stay in flight, unread or pending, for another worker.
@@ -185,7 +181,7 @@ async def test_drain_finishes_the_checks_in_flight_and_takes_no_more(
 async def test_the_jobs_of_a_dead_worker_are_reclaimed_and_stale_ones_dropped(
     redis: aioredis.Redis, key_prefix: str, slow_target: SlowTarget, session: aiohttp.ClientSession
 ) -> None:
-    queue = ProbeQueue(redis, prefix=key_prefix, region="default")
+    queue = RecordingQueue(redis, prefix=key_prefix)
     await queue.ensure_group()
     fresh = [monitor(mid, slow_target) for mid in range(1, 4)]
     stale = monitor(4, slow_target)
@@ -193,15 +189,14 @@ async def test_the_jobs_of_a_dead_worker_are_reclaimed_and_stale_ones_dropped(
     await enqueue(queue, [stale], due_ms=int(time.time() * 1000) - 2 * 60_000)  # older than its interval
     assert len(await queue.read("dead-worker", count=10, block_ms=100)) == 4  # and then it died
 
-    producer = Producer()
-    probe = worker(queue, producer, session, reclaim_idle_s=0.2)
+    probe = worker(queue, session, reclaim_idle_s=0.2)
     async with anyio.create_task_group() as tg:
         tg.start_soon(probe.run)
-        await wait_until(lambda: len(producer.results) == 3)
+        await wait_until(lambda: len(queue.completed) == 3)
         await wait_until(lambda: probe.running == 0)
         await probe.drain()
         tg.cancel_scope.cancel()
 
-    assert sorted(r["monitor_id"] for r in producer.results) == [1, 2, 3]
+    assert sorted(r["monitor_id"] for r in await stored_results(redis, queue)) == [1, 2, 3]
     assert sorted(slow_target.paths) == ["/m1", "/m2", "/m3"]
     assert await settled(redis, queue) == (0, 0)

@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
+from aiokafka.partitioner import murmur2
 
 from uptimed.config import KafkaSettings
 from uptimed.errors import ServiceUnavailable
@@ -54,18 +55,35 @@ def make_producer(settings: KafkaSettings, *, linger_ms: int = 0, **overrides: A
     )
 
 
+SESSION_TIMEOUT_MS = 6_000
+"""How long a dead member keeps its partitions: the broker's smallest allowed
+(``group.min.session.timeout.ms``, 6 s by default), so a killed process's
+monitors move to another within about 7 s (the rebalance itself takes the rest)."""
+HEARTBEAT_INTERVAL_MS = 1_000
+"""Well under a third of the session timeout, so two lost heartbeats do not end a session."""
+
+
 def make_consumer(settings: KafkaSettings, *topics: str, group_id: str, **overrides: Any) -> AIOKafkaConsumer:
     """A group consumer with manual commits: offsets move only after the work is durable."""
     options: dict[str, Any] = {
         "group_id": group_id,
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
-        "session_timeout_ms": 10_000,
-        "heartbeat_interval_ms": 2_000,
+        "session_timeout_ms": SESSION_TIMEOUT_MS,
+        "heartbeat_interval_ms": HEARTBEAT_INTERVAL_MS,
         "max_poll_interval_ms": 300_000,
         **overrides,
     }
     return AIOKafkaConsumer(*topics, **connection_options(settings), **options)
+
+
+def partition_of(monitor_id: int, partitions: int) -> int:
+    """The partition of a topic with ``partitions`` partitions that a monitor's messages go to.
+
+    The producer's default partitioner (murmur2 of the key, as Kafka's Java
+    client), applied to the key every uptimed message carries.
+    """
+    return (murmur2(str(monitor_id).encode()) & 0x7FFFFFFF) % partitions
 
 
 async def ensure_topics(settings: KafkaSettings, *, timeout: float = 30.0) -> list[str]:

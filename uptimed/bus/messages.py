@@ -33,6 +33,10 @@ class ErrorClass(StrEnum):
     OTHER = "other"
 
 
+BUFFERED_MS_HEADER = "buffered-ms"
+"""Header of a check result on ``checks``: how long it waited for the bus after the check."""
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -77,7 +81,9 @@ class MonitorEvent(BaseModel):
     url: str
     responseTime: float | None = None
     regionId: str | None = None
-    timestamp: int = Field(default_factory=now_ms, description="ms since epoch")
+    timestamp: int = Field(
+        default_factory=now_ms, description="when the change happened (the check that completed it), ms since epoch"
+    )
     eventId: uuid.UUID = Field(default_factory=uuid.uuid4, description="idempotency key")
     incidentId: int | None = None
     reason: str | None = None
@@ -85,6 +91,17 @@ class MonitorEvent(BaseModel):
     reminder: bool = False
     name: str | None = Field(None, description="the monitor's name")
     downtimeSeconds: float | None = Field(None, description="on website.up: how long it was down")
+    detectedAt: int | None = Field(None, description="when uptimed decided the change, ms since epoch")
+    lateReason: str | None = Field(
+        None, description="set when detectedAt is noticeably after timestamp: why it was late"
+    )
+
+    @property
+    def late_by_s(self) -> float | None:
+        """Seconds between the change and its detection, when the event is marked late."""
+        if self.lateReason is None or self.detectedAt is None:
+            return None
+        return max(0, self.detectedAt - self.timestamp) / 1000
 
     def key(self) -> bytes:
         return str(self.websiteId).encode()

@@ -1,39 +1,59 @@
 """The evaluator: a consumer group on ``checks`` that turns results into events.
 
-Per batch of records: parse (unparseable ones are dead-lettered), fold each
-result into its monitor's state (``state.evaluate``), then in one PostgreSQL
-transaction write the checks, the states, the incidents and the events to the
-outbox; then publish the events to ``website.events``, and only then commit
-the offsets. A crash anywhere replays harmlessly: stored checks and
-already-seen results are skipped, and events committed to the outbox but not
-published are published at the next start.
+Per batch of records: parse (unparseable or future-dated ones are
+dead-lettered), fold each result into its monitor's state in check-time order
+(``state.evaluate``), then in one PostgreSQL transaction write the checks,
+the states, the incidents and the events to the outbox; then publish the
+events to ``website.events``, and only then commit the offsets. A crash
+anywhere replays harmlessly: stored checks and already-seen results are
+skipped, event ids are derived from what made them, and events committed to
+the outbox but not published are published by whoever owns the monitor next.
+
+Timers (reminders) belong to whoever owns the monitor's partition of
+``checks``: each stored state carries the time it next needs waking
+(``state.next_wake_ms``), this process keeps the wake times of the monitors
+of its partitions in memory (read from PostgreSQL when partitions are
+assigned) and fires them from the same loop that evaluates results, so a
+timer and a result of one monitor never race, and a rebalance never finds a
+batch half done: the rebalance listener waits for the batch in hand.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 
 import anyio
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
 from uptimed import metrics
 from uptimed.bus.dead_letters import dead_letter
-from uptimed.bus.kafka import make_consumer
-from uptimed.bus.messages import CheckResult, MonitorEvent
+from uptimed.bus.kafka import make_consumer, partition_of
+from uptimed.bus.messages import BUFFERED_MS_HEADER, CheckResult, MonitorEvent
 from uptimed.config import Settings
-from uptimed.evaluate.events import event_for
-from uptimed.evaluate.state import MonitorState, StateChange, attach_incident_id, evaluate
+from uptimed.evaluate.events import LATE_AFTER_MS, event_for
+from uptimed.evaluate.state import (
+    Evaluation,
+    MonitorState,
+    StateChange,
+    attach_incident_id,
+    evaluate,
+    next_wake_ms,
+    silence_ms_for,
+    tick,
+)
 from uptimed.failpoints import failpoint
 from uptimed.monitor import Monitor
-from uptimed.store import checks, event_outbox, incidents, monitor_state, monitors
+from uptimed.store import checks, event_outbox, incidents, monitor_state, monitors, regions
 
 log = structlog.get_logger()
 
@@ -41,26 +61,74 @@ MONITOR_CACHE_S = 5.0
 """How long a monitor's definition is reused before it is read again (edits apply within this)."""
 BATCH_DEADLINE_S = 8.0
 """A batch in progress is finished on stop if it can be within this; normal batches take milliseconds."""
+TIMER_POLL_S = 0.5
+"""The longest the loop waits for results before looking at due timers again."""
+PUBLISH_RETRY_S = (0.5, 5.0)
+"""Backoff between attempts to publish events while the broker is away (first, most)."""
+PUBLISH_TIMEOUT_S = 5.0
+"""One attempt at publishing; within the batch deadline, so a slow broker never fails a batch."""
+DELETED_RETRIES = 3
+"""Attempts at storing a batch whose monitors are being deleted meanwhile."""
 
 
-class _ForgetOnRebalance(ConsumerRebalanceListener):
-    """States are reloaded from PostgreSQL after any rebalance: another process may have moved them on."""
+class _Rebalance(ConsumerRebalanceListener):
+    """Partitions move only between batches; what this process knew of them is dropped."""
 
     def __init__(self, evaluator: Evaluator) -> None:
         self.evaluator = evaluator
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        self.evaluator.states.clear()
+        # Waits for the batch in hand: it finishes (and commits) under the old assignment.
+        async with self.evaluator.batch_lock:
+            self.evaluator.forget()
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        self.evaluator.states.clear()
+        async with self.evaluator.batch_lock:
+            self.evaluator.forget()
+            self.evaluator.owned = {tp.partition for tp in assigned}
         log.info("evaluator.assigned", partitions=sorted(tp.partition for tp in assigned))
 
 
 @dataclass
-class _Pending:
-    monitor: Monitor
-    change: StateChange
+class _Input:
+    """One result to evaluate and how long it waited in the buffer for the bus."""
+
+    result: CheckResult
+    buffered_ms: int = 0
+
+
+@dataclass
+class _Timers:
+    """Wake times of the monitors this process owns: a heap with lazy deletion."""
+
+    wake: dict[int, int] = field(default_factory=dict)
+    heap: list[tuple[int, int]] = field(default_factory=list)
+    loaded: bool = False
+
+    def set(self, monitor_id: int, wake_ms: int | None) -> None:
+        if wake_ms is None:
+            self.wake.pop(monitor_id, None)
+        elif self.wake.get(monitor_id) != wake_ms:
+            self.wake[monitor_id] = wake_ms
+            heapq.heappush(self.heap, (wake_ms, monitor_id))
+
+    def next_ms(self) -> int | None:
+        while self.heap and self.wake.get(self.heap[0][1]) != self.heap[0][0]:
+            heapq.heappop(self.heap)
+        return self.heap[0][0] if self.heap else None
+
+    def due(self, now_ms: int) -> list[int]:
+        found = []
+        while (at := self.next_ms()) is not None and at <= now_ms:
+            _, monitor_id = heapq.heappop(self.heap)
+            self.wake.pop(monitor_id, None)
+            found.append(monitor_id)
+        return found
+
+    def clear(self) -> None:
+        self.wake.clear()
+        self.heap.clear()
+        self.loaded = False
 
 
 class Evaluator:
@@ -78,28 +146,57 @@ class Evaluator:
         self.clock = clock
         self.topics = settings.kafka.topics
         self.regions = settings.probe.all_regions
+        self.silence_intervals = settings.evaluate.region_silence
+        self.max_skew_ms = round(settings.evaluate.max_clock_skew * 1000)
         self.states: dict[int, MonitorState] = {}
+        self.owned: set[int] = set()
+        """Partitions of ``checks`` assigned to this process."""
+        self.batch_lock = asyncio.Lock()
         self._monitors: dict[int, tuple[float, Monitor]] = {}
-        self.events_published = 0
+        self._timers = _Timers()
+        self._unpublished: list[MonitorEvent] = []
+        self._publish_after = 0.0
+        self._publish_failures = 0
+        self._partitions = 0
+        self._silent: Counter[str] = Counter()
+        """Per region, how many of the owned monitors it is silent for."""
+
+    def forget(self) -> None:
+        """Drop what this process knew of its partitions (called around a rebalance)."""
+        self.states.clear()
+        self._timers.clear()
+        self._unpublished.clear()
+        self._silent.clear()
+        self.owned = set()
 
     async def run(self) -> None:
         consumer = make_consumer(self.settings.kafka, group_id=self.settings.kafka.evaluator_group)
-        consumer.subscribe([self.topics.checks], listener=_ForgetOnRebalance(self))
+        consumer.subscribe([self.topics.checks], listener=_Rebalance(self))
         await consumer.start()
         try:
-            await self._publish_outbox(older_than_s=0)
-            last_sweep = time.monotonic()
             while True:
-                batch = await consumer.getmany(timeout_ms=500, max_records=2000)
+                batch = await consumer.getmany(timeout_ms=self._poll_timeout_ms(), max_records=2000)
                 metrics.observe_consumer_lag(consumer, self.settings.kafka.evaluator_group, batch)
-                if batch:
-                    await self._finish(consumer, batch)
-                if time.monotonic() - last_sweep > 30:
-                    await self._publish_outbox(older_than_s=30)
-                    last_sweep = time.monotonic()
+                async with self.batch_lock:
+                    batch = {tp: records for tp, records in batch.items() if tp.partition in self.owned}
+                    if batch:
+                        await self._finish(consumer, batch)
+                    if not self._timers.loaded and self.owned:
+                        await self._load_owned(consumer)
+                    await self._fire_timers()
+                    await self._publish_pending()
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(10):
                 await consumer.stop()
+
+    def _poll_timeout_ms(self) -> int:
+        wait_s = TIMER_POLL_S
+        next_wake = self._timers.next_ms()
+        if next_wake is not None:
+            wait_s = min(wait_s, max(0.0, next_wake / 1000 - self.clock()))
+        if self._unpublished:
+            wait_s = min(wait_s, max(0.0, self._publish_after - time.monotonic()))
+        return max(1, round(wait_s * 1000))
 
     async def _finish(self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         """Evaluate, store, publish and commit one batch, all of it even when the daemon is stopping.
@@ -110,118 +207,264 @@ class Evaluator:
         database or broker) the part fails and the batch is redelivered.
         """
         with anyio.CancelScope(shield=True, deadline=anyio.current_time() + BATCH_DEADLINE_S) as scope:
-            await self._process(batch)
+            inputs = await self._parse(batch)
+            if inputs:
+                await self._apply(inputs, [])
+                await self._publish_pending()
+            offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
             try:
-                await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
-            except CommitFailedError:
+                await consumer.commit(offsets)
+            except (CommitFailedError, IllegalStateError) as exc:
                 # The group moved on; the batch will be redelivered and replays harmlessly.
-                log.warning("evaluator.commit_failed")
+                log.warning("evaluator.commit_failed", error=type(exc).__name__)
+            except KafkaError as exc:
+                log.warning("evaluator.commit_failed", error=type(exc).__name__)
         if scope.cancelled_caught:
             raise TimeoutError(f"a batch of check results took over {BATCH_DEADLINE_S:g} s; it will be redelivered")
 
-    async def _process(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        results: list[CheckResult] = []
+    async def _parse(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> list[_Input]:
+        inputs: list[_Input] = []
+        now_ms = int(self.clock() * 1000)
         for records in batch.values():
             for record in records:
                 try:
-                    results.append(CheckResult.model_validate_json(record.value or b""))
+                    result = CheckResult.model_validate_json(record.value or b"")
                 except ValidationError as exc:
-                    await dead_letter(self.producer, self.topics.dead_letters, record, f"invalid check result: {exc}")
-        if not results:
-            return
-        try:
-            events = await self._evaluate(results)
-        except BaseException:
-            self.states.clear()  # the cached states may be ahead of what was stored
-            raise
-        await self._publish(events)
+                    await dead_letter(self.producer, self.topics.dead_letters, record, _first_problem(exc))
+                    continue
+                ahead_ms = result.checked_at_ms - now_ms
+                if ahead_ms > self.max_skew_ms:
+                    reason = (
+                        f"checked_at_ms: {ahead_ms / 1000:.0f} s in the future, beyond max_clock_skew "
+                        f"({self.max_skew_ms / 1000:g} s); is the probe host's clock ahead?"
+                    )
+                    await dead_letter(self.producer, self.topics.dead_letters, record, reason)
+                    continue
+                inputs.append(_Input(result, _buffered_ms(record)))
+        # One monitor's results in check-time order, whatever region or batch they came from.
+        inputs.sort(key=lambda i: (i.result.monitor_id, i.result.checked_at_ms))
+        return inputs
 
-    async def _evaluate(self, results: Sequence[CheckResult]) -> list[MonitorEvent]:
-        known = await self._load_monitors({r.monitor_id for r in results})
-        missing_state = {mid for mid in known if mid not in self.states}
-        if missing_state:
-            for mid, data in (await monitor_state.load_many(self.pool, missing_state)).items():
-                self.states[mid] = MonitorState.from_json(data)
+    async def _apply(self, inputs: Sequence[_Input], timers: Sequence[int]) -> None:
+        """Evaluate results and due timers; store everything they change in one transaction.
+
+        States are evaluated into a copy and only become this process's once
+        stored. A monitor deleted meanwhile makes the transaction fail on its
+        foreign key: it is then read again (gone) and the batch retried without it.
+        """
+        ids = {i.result.monitor_id for i in inputs} | set(timers)
+        for attempt in range(1, DELETED_RETRIES + 1):
+            known = await self._load_monitors(ids, fresh=attempt > 1)
+            states = await self._states(known)
+            try:
+                await self._store(inputs, timers, known, states)
+                return
+            except asyncpg.ForeignKeyViolationError:
+                if attempt == DELETED_RETRIES:
+                    raise
+                log.info("evaluator.monitor_deleted_meanwhile", attempt=attempt)
+
+    async def _states(self, known: dict[int, Monitor]) -> dict[int, MonitorState]:
+        missing = {mid for mid in known if mid not in self.states}
+        states = {mid: self.states[mid] for mid in known if mid in self.states}
+        if missing:
+            for mid, data in (await monitor_state.load_many(self.pool, missing)).items():
+                try:
+                    states[mid] = MonitorState.from_json(data)
+                except (TypeError, ValueError):
+                    log.warning("evaluator.state_unreadable", monitor_id=mid)
+        return states
+
+    async def _store(
+        self,
+        inputs: Sequence[_Input],
+        timers: Sequence[int],
+        known: dict[int, Monitor],
+        states: dict[int, MonitorState],
+    ) -> None:
         now_ms = int(self.clock() * 1000)
         stored: list[CheckResult] = []
-        pending: list[_Pending] = []
+        pending: list[tuple[Monitor, StateChange, str | None]] = []
         touched: set[int] = set()
-        for result in results:
+        newest: dict[str, int] = {}
+        silent_before = {mid: states[mid].silent for mid in known if mid in states}
+
+        def take(monitor: Monitor, outcome: Evaluation, late_reason: str | None) -> None:
+            if outcome.accepted:
+                states[monitor.id] = outcome.state
+                touched.add(monitor.id)
+                pending.extend((monitor, change, late_reason) for change in outcome.changes)
+
+        for item in inputs:
+            result = item.result
             monitor = known.get(result.monitor_id)
             if monitor is None:
                 continue  # deleted since it was checked
             stored.append(result)
+            newest[result.region] = max(newest.get(result.region, 0), result.checked_at_ms)
             if not monitor.enabled:
                 continue
             outcome = evaluate(
-                self.states.get(monitor.id, MonitorState()),
+                states.get(monitor.id, MonitorState()),
                 result,
                 monitor=monitor,
                 regions=monitor.effective_regions(self.regions),
-                now_ms=now_ms,
+                silence_ms=silence_ms_for(monitor, self.silence_intervals),
             )
-            if outcome.accepted:
-                self.states[monitor.id] = outcome.state
-                touched.add(monitor.id)
-                pending.extend(_Pending(monitor, change) for change in outcome.changes)
+            take(monitor, outcome, "the message bus was unavailable" if item.buffered_ms > LATE_AFTER_MS else None)
+        for mid in timers:
+            monitor = known.get(mid)
+            if monitor is None or not monitor.enabled or mid not in states:
+                continue
+            outcome = tick(states[mid], monitor=monitor, regions=monitor.effective_regions(self.regions), now_ms=now_ms)
+            take(monitor, outcome, None)
 
         events: list[MonitorEvent] = []
         async with self.pool.acquire() as conn, conn.transaction():
             await checks.insert_many(conn, stored)
-            for item in pending:
-                events.append(await self._record(conn, item))
-            await monitor_state.save_many(conn, {mid: self.states[mid].to_json() for mid in touched})
+            for monitor, change, late_reason in pending:
+                events.append(await self._record(conn, states, monitor, change, now_ms, late_reason))
+            wakes = {mid: next_wake_ms(states[mid], known[mid]) for mid in touched}
+            await monitor_state.save_many(conn, {mid: states[mid].to_json() for mid in touched}, wakes)
             await event_outbox.add_many(conn, events)
-        return events
+            await regions.saw_results(conn, newest)
+        self.states.update({mid: states[mid] for mid in touched})
+        for mid, wake in wakes.items():
+            self._timers.set(mid, wake)
+        self._unpublished.extend(events)
+        self._note_silence(silent_before, {mid: states[mid].silent for mid in touched})
+        metrics.observe_region_results(newest)
 
-    async def _record(self, conn: asyncpg.Connection, item: _Pending) -> MonitorEvent:
+    async def _record(
+        self,
+        conn: asyncpg.Connection,
+        states: dict[int, MonitorState],
+        monitor: Monitor,
+        change: StateChange,
+        now_ms: int,
+        late_reason: str | None,
+    ) -> MonitorEvent:
         """Open or resolve the incident of a change, and build its event."""
-        monitor, change = item.monitor, item.change
         incident_id = change.incident_id
         if change.opens_incident:
             incident_id = await incidents.open_incident(
                 conn, monitor.id, opened_at_ms=change.incident_opened_at_ms or change.at_ms, cause=change.reason
             )
-            self.states[monitor.id] = attach_incident_id(
-                self.states[monitor.id], incident_id, opened_at_ms=change.incident_opened_at_ms
+            states[monitor.id] = attach_incident_id(
+                states[monitor.id], incident_id, opened_at_ms=change.incident_opened_at_ms
             )
         elif change.resolves_incident:
             incident_id = await incidents.resolve_incident(conn, monitor.id, resolved_at_ms=change.at_ms) or incident_id
-        event = event_for(change, monitor, change.at_ms, incident_id)
+        event = event_for(change, monitor, now_ms, incident_id, late_reason=late_reason)
         log.info(
             "monitor.changed", monitor_id=monitor.id, type=event.type.value, reminder=event.reminder,
-            event_id=str(event.eventId), reason=event.reason,
+            event_id=str(event.eventId), reason=event.reason, at_ms=event.timestamp,
+            late_s=event.late_by_s, late_reason=event.lateReason,
         )
         return event
 
-    async def _publish(self, events: Sequence[MonitorEvent]) -> None:
-        if not events:
+    def _note_silence(self, before: dict[int, tuple[str, ...]], after: dict[int, tuple[str, ...]]) -> None:
+        """Log a region that stops (or starts again) reporting, once, not once per monitor."""
+        for mid, now_silent in after.items():
+            was = set(before.get(mid, ()))
+            for region in set(now_silent) - was:
+                self._silent[region] += 1
+                if self._silent[region] == 1:
+                    log.warning("region.silent", region=region, first_monitor_id=mid)
+            for region in was - set(now_silent):
+                self._silent[region] -= 1
+                if self._silent[region] <= 0:
+                    del self._silent[region]
+                    log.info("region.reporting", region=region)
+        metrics.observe_silent_regions(self._silent)
+
+    async def _fire_timers(self) -> None:
+        due = self._timers.due(int(self.clock() * 1000))
+        if due:
+            with anyio.CancelScope(shield=True, deadline=anyio.current_time() + BATCH_DEADLINE_S):
+                await self._apply([], due)
+
+    async def _load_owned(self, consumer: AIOKafkaConsumer) -> None:
+        """After an assignment: the wake times and unpublished events of the monitors of our partitions."""
+        self._partitions = len(consumer.partitions_for_topic(self.topics.checks) or ())
+        if not self._partitions:
             return
-        futures = [
-            await self.producer.send(self.topics.events, event.model_dump_json().encode(), key=event.key())
-            for event in events
-        ]
-        await asyncio.gather(*futures)
+        wakes = await monitor_state.wake_times(self.pool)
+        for mid, wake in wakes.items():
+            if self._owns(mid):
+                self._timers.set(mid, wake)
+        payloads = await event_outbox.unpublished(self.pool, older_than_s=0)
+        backlog = [MonitorEvent.model_validate(p) for p in payloads]
+        self._unpublished[:0] = [e for e in backlog if self._owns(e.websiteId)]
+        self._timers.loaded = True
+        if self._unpublished:
+            log.info("evaluator.outbox_republish", events=len(self._unpublished))
+
+    def _owns(self, monitor_id: int) -> bool:
+        return partition_of(monitor_id, self._partitions) in self.owned
+
+    async def _publish_pending(self) -> None:
+        """Publish stored events in the order they were made; on failure keep them and retry later."""
+        if not self._unpublished or time.monotonic() < self._publish_after:
+            return
+        events = list(self._unpublished)
+        try:
+            with anyio.fail_after(PUBLISH_TIMEOUT_S):
+                futures = [
+                    await self.producer.send(self.topics.events, event.model_dump_json().encode(), key=event.key())
+                    for event in events
+                ]
+                await asyncio.gather(*futures)
+        except (KafkaError, TimeoutError) as exc:
+            self._publish_failures += 1
+            delay = min(PUBLISH_RETRY_S[0] * 2 ** (self._publish_failures - 1), PUBLISH_RETRY_S[1])
+            self._publish_after = time.monotonic() + delay
+            if self._publish_failures == 1:
+                log.warning("evaluator.publish_delayed", events=len(events), error=type(exc).__name__)
+            return
+        if self._publish_failures:
+            log.info("evaluator.publish_resumed", events=len(events), attempts=self._publish_failures + 1)
+        self._publish_failures = 0
+        del self._unpublished[: len(events)]
         metrics.observe_events(events)
         await failpoint("evaluate.before_mark_published")
         await event_outbox.mark_published(self.pool, [e.eventId for e in events])
-        self.events_published += len(events)
 
-    async def _publish_outbox(self, *, older_than_s: float) -> None:
-        """Publish events a crash left in the outbox (their ids let the notifier drop duplicates)."""
-        payloads = await event_outbox.unpublished(self.pool, older_than_s=older_than_s)
-        if payloads:
-            log.info("evaluator.outbox_republish", events=len(payloads))
-            await self._publish([MonitorEvent.model_validate(p) for p in payloads])
-
-    async def _load_monitors(self, ids: set[int]) -> dict[int, Monitor]:
+    async def _load_monitors(self, ids: Iterable[int], *, fresh: bool = False) -> dict[int, Monitor]:
         now = time.monotonic()
-        stale = {mid for mid in ids if mid not in self._monitors or now - self._monitors[mid][0] > MONITOR_CACHE_S}
+        ids = set(ids)
+        stale = {
+            mid for mid in ids if fresh or mid not in self._monitors or now - self._monitors[mid][0] > MONITOR_CACHE_S
+        }
         if stale:
-            fresh = await monitors.get_many(self.pool, stale)
+            found = await monitors.get_many(self.pool, stale)
             for mid in stale:
-                if mid in fresh:
-                    self._monitors[mid] = (now, fresh[mid])
+                if mid in found:
+                    self._monitors[mid] = (now, found[mid])
                 else:
                     self._monitors.pop(mid, None)
+                    self.states.pop(mid, None)
+                    self._timers.set(mid, None)
         return {mid: self._monitors[mid][1] for mid in ids if mid in self._monitors}
+
+
+def _buffered_ms(record: ConsumerRecord) -> int:
+    for key, value in record.headers or ():
+        if key == BUFFERED_MS_HEADER:
+            try:
+                return int(value)
+            except ValueError:
+                return 0
+    return 0
+
+
+def _first_problem(exc: ValidationError) -> str:
+    """One line naming the field and the problem, never the input."""
+    errors = exc.errors(include_url=False, include_input=False)
+    if not errors:
+        return "invalid check result"
+    first = errors[0]
+    where = ".".join(str(part) for part in first["loc"]) or "body"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"invalid check result: {where}: {first['msg']}{more}"
+

@@ -16,6 +16,9 @@ from uptimed.monitor import Monitor
 
 EVENT_ID_NAMESPACE = uuid.UUID("1e822d88-0a7c-4c42-8746-47501cd093d0")
 
+LATE_AFTER_MS = 10_000
+"""A change decided this long after it happened is announced as late, with the reason."""
+
 _EVENT_TYPES = {
     ChangeKind.DOWN: EventType.DOWN,
     ChangeKind.UP: EventType.UP,
@@ -28,7 +31,10 @@ def event_id_for(change: StateChange, monitor_id: int) -> uuid.UUID:
     """A stable id for ``change``: the same monitor, kind and triggering result give the same id."""
     if change.region is not None and change.checked_at_ms is not None:
         trigger = f"{change.region}@{change.checked_at_ms}"
-    else:  # a timer-driven reminder has no triggering result
+    elif change.kind is ChangeKind.REMINDER and change.sequence is not None:
+        # The n-th reminder of an incident, whoever fires it and whenever.
+        trigger = f"incident@{change.incident_opened_at_ms}#{change.sequence}"
+    else:
         trigger = f"timer@{change.at_ms}"
     return uuid.uuid5(EVENT_ID_NAMESPACE, f"{monitor_id}/{change.kind.value}/{trigger}")
 
@@ -36,17 +42,23 @@ def event_id_for(change: StateChange, monitor_id: int) -> uuid.UUID:
 def event_for(
     change: StateChange,
     monitor: Monitor,
-    now_ms: int,
+    detected_at_ms: int,
     incident_id: int | None = None,
     *,
     event_id: uuid.UUID | None = None,
+    late_reason: str | None = None,
 ) -> MonitorEvent:
-    """The event announcing ``change`` of ``monitor``.
+    """The event announcing ``change`` of ``monitor``, decided at ``detected_at_ms``.
 
-    ``incident_id`` is needed for DOWN (the id the store just assigned); for
-    UP and REMINDER it defaults to the id carried by the change. A REMINDER
-    is published as ``website.down`` with ``reminder=True``.
+    Its ``timestamp`` is when the change happened (``change.at_ms``: the check
+    that completed it); ``detectedAt`` is when uptimed decided it. When the two
+    are more than :data:`LATE_AFTER_MS` apart the event says so, with
+    ``late_reason`` (why it was late, if known). ``incident_id`` is needed for
+    DOWN (the id the store just assigned); for UP and REMINDER it defaults to
+    the id carried by the change. A REMINDER is published as ``website.down``
+    with ``reminder=True``.
     """
+    late = detected_at_ms - change.at_ms > LATE_AFTER_MS
     return MonitorEvent(
         type=_EVENT_TYPES[change.kind],
         websiteId=monitor.id,
@@ -54,7 +66,9 @@ def event_for(
         url=monitor.target,
         responseTime=change.response_time_ms,
         regionId=change.region,
-        timestamp=now_ms,
+        timestamp=change.at_ms,
+        detectedAt=detected_at_ms,
+        lateReason=(late_reason or "uptimed was catching up") if late else None,
         eventId=event_id or event_id_for(change, monitor.id),
         incidentId=incident_id if incident_id is not None else change.incident_id,
         reason=change.reason,

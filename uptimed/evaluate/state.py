@@ -1,26 +1,44 @@
 """The evaluator's state machine: check results in, state changes out.
 
-Pure: no I/O, no clock reads (time comes in as ``now_ms``), no asyncio. The
-evaluator loads a monitor's ``MonitorState`` (PostgreSQL jsonb), calls
-``evaluate`` for each ``CheckResult`` of that monitor, acts on the returned
+Pure: no I/O, no clock reads, no asyncio. The evaluator loads a monitor's
+``MonitorState`` (PostgreSQL jsonb), calls ``evaluate`` for each
+``CheckResult`` of that monitor in check-time order, and ``tick`` when the
+state's timer (``next_wake_ms``) is due; it acts on the returned
 ``StateChange`` list and stores the new state.
+
+Time comes from the check results themselves: a change made by a result
+happens at that result's ``checked_at_ms``, so a backlog evaluated late (the
+message bus was away) still gives every change its true time, and replaying
+results gives the same changes. Only timers (reminders) read a clock, passed
+in as ``now_ms``.
 
 Rules, per monitor, over its effective ``regions`` and a ``quorum`` of them:
 
 - Each region has a verdict: ``down`` after ``failure_threshold`` failures in
   a row, ``up`` after ``success_threshold`` successes in a row, unchanged in
   between (none before either).
-- DOWN when at least ``quorum`` regions say down, once; it opens an incident.
-- UP (from DOWN) when at least ``quorum`` regions say up and fewer than
-  ``quorum`` say down (both can hold when the quorum is half the regions or
-  less); it resolves the incident and carries the downtime. From ``unknown``
-  (no history) the monitor becomes ``up`` silently.
+- Region liveness: a region whose newest result is more than
+  ``silence_ms`` older than the monitor's newest result (from any region) is
+  *silent* and does not count; the quorum is taken over the regions that
+  report (``quorum_for(monitor, live)``). A region that never reported counts
+  as reporting until ``silence_ms`` after the monitor's first result. So a
+  dead region's process cannot blind a quorum monitor, and a stalled bus
+  (no region reports) silences nobody.
+- DOWN when at least ``quorum`` reporting regions say down, once; it opens an
+  incident dated from when the quorum started failing (the first failed check
+  of the ``quorum``-th failing region).
+- UP (from DOWN) when at least ``quorum`` reporting regions say up and fewer
+  than ``quorum`` say down; it resolves the incident, and its downtime runs
+  from the incident's start to the first good check of the recovery. From
+  ``unknown`` (no history) the monitor becomes ``up`` silently.
 - SLOW (only while UP, when ``slow_threshold_ms`` is set) when ``quorum``
   regions each have ``failure_threshold`` consecutive slow successes, once;
   the flag clears silently after ``success_threshold`` consecutive fast
   successes in ``quorum`` regions, or when the monitor goes DOWN.
-- REMINDER while DOWN, at most once per ``repeat_interval``, counted from the
-  later of going down and the last reminder.
+- REMINDER while DOWN, from the timer (``tick``), at most once per
+  ``repeat_interval``, counted from the later of going down and the last
+  reminder; the n-th reminder of an incident is numbered so that two
+  processes that both fire it publish the same event.
 
 Incident ids: the store assigns them, so the state machine cannot. A DOWN
 change opens ``state.incident`` with ``id=None``; the caller inserts the
@@ -40,8 +58,11 @@ from uptimed.bus.messages import CheckResult, CheckStatus
 from uptimed.durations import format_duration
 from uptimed.monitor import MonitorFields
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 """Written into ``to_json``; ``from_json`` reads older and newer versions alike."""
+
+DEFAULT_SILENCE_INTERVALS = 3
+"""A region is silent for a monitor after this many of its intervals without a result."""
 
 
 class MonitorStatus(StrEnum):
@@ -76,6 +97,8 @@ class RegionState:
     last_error_class: str | None = None
     """Of the most recent failure; kept after the region recovers."""
     last_error: str | None = None
+    streak_since_ms: int | None = None
+    """``checked_at_ms`` of the first result of the current run of failures (or of successes)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -89,6 +112,7 @@ class RegionState:
             "last_response_time_ms": self.last_response_time_ms,
             "last_error_class": self.last_error_class,
             "last_error": self.last_error,
+            "streak_since_ms": self.streak_since_ms,
         }
 
     @classmethod
@@ -106,7 +130,13 @@ class RegionState:
             last_response_time_ms=_optional_float(data.get("last_response_time_ms")),
             last_error_class=data.get("last_error_class"),
             last_error=data.get("last_error"),
+            streak_since_ms=_optional_int(data.get("streak_since_ms")),
         )
+
+    @property
+    def since_ms(self) -> int | None:
+        """When this region's current run began (older states: its newest result)."""
+        return self.streak_since_ms if self.streak_since_ms is not None else self.last_checked_at_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,10 +172,21 @@ class MonitorState:
     incident: Incident | None = None
     """Open while DOWN, None otherwise."""
     last_reminder_at_ms: int | None = None
+    reminders: int = 0
+    """Reminders sent for the open incident (numbers the next one)."""
+    first_result_ms: int | None = None
+    """``checked_at_ms`` of the first result ever evaluated (from any region)."""
+    silent: tuple[str, ...] = ()
+    """Regions that stopped reporting for this monitor, as of its newest result."""
 
     @property
     def down_since_ms(self) -> int | None:
         return self.incident.opened_at_ms if self.incident else None
+
+    @property
+    def newest_result_ms(self) -> int | None:
+        times = [r.last_checked_at_ms for r in self.regions.values() if r.last_checked_at_ms is not None]
+        return max(times, default=None)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (for a jsonb column)."""
@@ -156,6 +197,9 @@ class MonitorState:
             "regions": {name: region.to_json() for name, region in self.regions.items()},
             "incident": self.incident.to_json() if self.incident else None,
             "last_reminder_at_ms": self.last_reminder_at_ms,
+            "reminders": self.reminders,
+            "first_result_ms": self.first_result_ms,
+            "silent": list(self.silent),
         }
 
     @classmethod
@@ -178,6 +222,9 @@ class MonitorState:
             regions={str(name): RegionState.from_json(region) for name, region in (data.get("regions") or {}).items()},
             incident=Incident.from_json(incident) if incident else None,
             last_reminder_at_ms=_optional_int(data.get("last_reminder_at_ms")),
+            reminders=int(data.get("reminders") or 0),
+            first_result_ms=_optional_int(data.get("first_result_ms")),
+            silent=tuple(str(name) for name in data.get("silent") or ()),
         )
 
 
@@ -187,7 +234,7 @@ class StateChange:
 
     kind: ChangeKind
     at_ms: int
-    """``now_ms`` of the evaluation that made it."""
+    """When it happened: the check time of the result that completed it, or the timer's time."""
     reason: str
     regions: Mapping[str, str]
     """Last status (``up``/``down``) of each region that has reported."""
@@ -201,7 +248,9 @@ class StateChange:
     incident_id: int | None = None
     """UP and REMINDER: the open incident's id if the caller attached it; DOWN: always None."""
     downtime_s: float | None = None
-    """UP only: seconds from going down to ``at_ms``."""
+    """UP only: from the incident's start to the first good check of the recovery."""
+    sequence: int | None = None
+    """REMINDER only: its number within the incident (1, 2, ...)."""
 
     @property
     def opens_incident(self) -> bool:
@@ -230,43 +279,68 @@ def quorum_for(monitor: MonitorFields, regions: Sequence[str]) -> int:
     return count // 2 + 1
 
 
+def silence_ms_for(monitor: MonitorFields, intervals: float = DEFAULT_SILENCE_INTERVALS) -> int:
+    """How long a region may send no result for ``monitor`` before it stops counting."""
+    return round(monitor.interval * intervals * 1000)
+
+
+def reporting_regions(state: MonitorState, regions: Sequence[str], silence_ms: int) -> list[str]:
+    """The regions of ``regions`` that count for the quorum: those not silent (see the module docs)."""
+    newest = state.newest_result_ms
+    if newest is None:
+        return list(regions)
+    live = []
+    for name in regions:
+        region = state.regions.get(name)
+        heard = region.last_checked_at_ms if region and region.last_checked_at_ms is not None else state.first_result_ms
+        if heard is None or newest - heard <= silence_ms:
+            live.append(name)
+    return live
+
+
 def evaluate(
     state: MonitorState,
     result: CheckResult,
     *,
     monitor: MonitorFields,
     regions: Sequence[str],
-    now_ms: int,
+    silence_ms: int | None = None,
 ) -> Evaluation:
     """Fold one check result into the monitor's state.
 
-    ``regions`` are the monitor's effective regions. A result from another
-    region, or not newer than the last one seen from its region (a Kafka
-    redelivery or a late straggler), is ignored, so replaying results is
-    harmless.
+    ``regions`` are the monitor's effective regions; ``silence_ms`` defaults
+    to :data:`DEFAULT_SILENCE_INTERVALS` of the monitor's interval. A result
+    from another region, or not newer than the last one seen from its region
+    (a Kafka redelivery or a late straggler), is ignored, so replaying results
+    is harmless.
     """
     if result.region not in regions:
         return Evaluation(state, accepted=False)
     previous = state.regions.get(result.region, RegionState())
     if previous.last_checked_at_ms is not None and result.checked_at_ms <= previous.last_checked_at_ms:
         return Evaluation(state, accepted=False)
+    at_ms = result.checked_at_ms
+    silence = silence_ms if silence_ms is not None else silence_ms_for(monitor)
 
     # Regions dropped from the monitor are forgotten, so they never count again.
     known = {name: region for name, region in state.regions.items() if name in regions}
     known[result.region] = _advance(previous, result, monitor)
-    state = replace(state, regions=known)
+    first = state.first_result_ms if state.first_result_ms is not None else at_ms
+    state = replace(state, regions=known, first_result_ms=first)
     if monitor.slow_threshold_ms is None and state.slow:
         state = replace(state, slow=False)
 
-    quorum = quorum_for(monitor, regions)
-    failing = [name for name in regions if _get(known, name).verdict is CheckStatus.DOWN]
-    healthy = [name for name in regions if _get(known, name).verdict is CheckStatus.UP]
+    live = reporting_regions(state, regions, silence)
+    state = replace(state, silent=tuple(name for name in regions if name not in live))
+    quorum = quorum_for(monitor, live)
+    failing = [name for name in live if _get(known, name).verdict is CheckStatus.DOWN]
+    healthy = [name for name in live if _get(known, name).verdict is CheckStatus.UP]
     changes: list[StateChange] = []
 
     def change(kind: ChangeKind, reason: str, **extra: Any) -> StateChange:
         return StateChange(
             kind=kind,
-            at_ms=now_ms,
+            at_ms=at_ms,
             reason=reason,
             regions=_region_statuses(known, regions),
             region=result.region,
@@ -277,36 +351,35 @@ def evaluate(
 
     if state.status is not MonitorStatus.DOWN and len(failing) >= quorum:
         cause = _cause(known, failing)
+        opened_at = _quorum_since(known, failing, quorum)
         state = replace(
             state,
             status=MonitorStatus.DOWN,
             slow=False,
-            incident=Incident(opened_at_ms=now_ms, cause=cause),
+            incident=Incident(opened_at_ms=opened_at, cause=cause),
             last_reminder_at_ms=None,
+            reminders=0,
         )
-        changes.append(change(ChangeKind.DOWN, cause, incident_opened_at_ms=now_ms))
+        changes.append(change(ChangeKind.DOWN, cause, incident_opened_at_ms=opened_at))
     elif state.status is not MonitorStatus.UP and len(healthy) >= quorum and len(failing) < quorum:
         if state.status is MonitorStatus.DOWN:
             incident = state.incident
+            up_since = _quorum_since(known, healthy, quorum)
             changes.append(
                 change(
                     ChangeKind.UP,
                     f"up again in {', '.join(healthy)}",
                     incident_opened_at_ms=incident.opened_at_ms if incident else None,
                     incident_id=incident.id if incident else None,
-                    downtime_s=max(0, now_ms - incident.opened_at_ms) / 1000 if incident else None,
+                    downtime_s=max(0, up_since - incident.opened_at_ms) / 1000 if incident else None,
                 )
             )
         # From UNKNOWN this is silent: nobody wants "up" for a monitor that was never down.
-        state = replace(state, status=MonitorStatus.UP, incident=None, last_reminder_at_ms=None)
-    elif due_reminder(state, monitor, now_ms):
-        reminder = _reminder(state, now_ms, change)
-        state = replace(state, last_reminder_at_ms=now_ms)
-        changes.append(reminder)
+        state = replace(state, status=MonitorStatus.UP, incident=None, last_reminder_at_ms=None, reminders=0)
 
     if state.status is MonitorStatus.UP and monitor.slow_threshold_ms is not None:
-        slow = [name for name in regions if _get(known, name).consecutive_slow >= monitor.failure_threshold]
-        fast = [name for name in regions if _get(known, name).consecutive_fast >= monitor.success_threshold]
+        slow = [name for name in live if _get(known, name).consecutive_slow >= monitor.failure_threshold]
+        fast = [name for name in live if _get(known, name).consecutive_fast >= monitor.success_threshold]
         if not state.slow and len(slow) >= quorum:
             state = replace(state, slow=True)
             changes.append(change(ChangeKind.SLOW, _slow_reason(known, slow, monitor.slow_threshold_ms)))
@@ -319,16 +392,27 @@ def evaluate(
 
 def due_reminder(state: MonitorState, monitor: MonitorFields, now_ms: int) -> bool:
     """Whether a DOWN monitor is owed a reminder at ``now_ms``."""
+    due = reminder_due_ms(state, monitor)
+    return due is not None and now_ms >= due
+
+
+def reminder_due_ms(state: MonitorState, monitor: MonitorFields) -> int | None:
+    """When the next reminder is due, None when none will be."""
     if state.status is not MonitorStatus.DOWN or monitor.repeat_interval is None:
-        return False
+        return None
     since = state.last_reminder_at_ms if state.last_reminder_at_ms is not None else state.down_since_ms
     if since is None:
-        return False
-    return now_ms >= since + round(monitor.repeat_interval * 1000)
+        return None
+    return since + round(monitor.repeat_interval * 1000)
 
 
-def remind(state: MonitorState, *, monitor: MonitorFields, regions: Sequence[str], now_ms: int) -> Evaluation:
-    """The timer-driven path: a REMINDER if one is due, without a new result."""
+def next_wake_ms(state: MonitorState, monitor: MonitorFields) -> int | None:
+    """When :func:`tick` next has something to do for this state, None for never."""
+    return reminder_due_ms(state, monitor)
+
+
+def tick(state: MonitorState, *, monitor: MonitorFields, regions: Sequence[str], now_ms: int) -> Evaluation:
+    """The timer path: what is due at ``now_ms`` without a new result (a REMINDER)."""
     if not due_reminder(state, monitor, now_ms):
         return Evaluation(state, accepted=False)
 
@@ -338,7 +422,7 @@ def remind(state: MonitorState, *, monitor: MonitorFields, regions: Sequence[str
         )
 
     reminder = _reminder(state, now_ms, change)
-    return Evaluation(replace(state, last_reminder_at_ms=now_ms), (reminder,))
+    return Evaluation(replace(state, last_reminder_at_ms=now_ms, reminders=state.reminders + 1), (reminder,))
 
 
 def attach_incident_id(state: MonitorState, incident_id: int, *, opened_at_ms: int | None = None) -> MonitorState:
@@ -355,16 +439,18 @@ def attach_incident_id(state: MonitorState, incident_id: int, *, opened_at_ms: i
 
 
 def _advance(previous: RegionState, result: CheckResult, monitor: MonitorFields) -> RegionState:
+    at = result.checked_at_ms
     if result.status is CheckStatus.DOWN:
         failures = previous.consecutive_failures + 1
         return RegionState(
             consecutive_failures=failures,
             verdict=CheckStatus.DOWN if failures >= monitor.failure_threshold else previous.verdict,
             last_status=CheckStatus.DOWN,
-            last_checked_at_ms=result.checked_at_ms,
+            last_checked_at_ms=at,
             last_response_time_ms=result.response_time_ms,
             last_error_class=result.error_class.value if result.error_class else None,
             last_error=result.error,
+            streak_since_ms=previous.since_ms if previous.consecutive_failures else at,
         )
     threshold_ms = monitor.slow_threshold_ms
     slow = threshold_ms is not None and result.response_time_ms is not None and result.response_time_ms > threshold_ms
@@ -375,11 +461,18 @@ def _advance(previous: RegionState, result: CheckResult, monitor: MonitorFields)
         consecutive_fast=previous.consecutive_fast + 1 if threshold_ms is not None and not slow else 0,
         verdict=CheckStatus.UP if successes >= monitor.success_threshold else previous.verdict,
         last_status=CheckStatus.UP,
-        last_checked_at_ms=result.checked_at_ms,
+        last_checked_at_ms=at,
         last_response_time_ms=result.response_time_ms,
         last_error_class=previous.last_error_class,
         last_error=previous.last_error,
+        streak_since_ms=previous.since_ms if previous.consecutive_successes else at,
     )
+
+
+def _quorum_since(known: Mapping[str, RegionState], agreeing: Sequence[str], quorum: int) -> int:
+    """When ``quorum`` of the ``agreeing`` regions first agreed: the quorum-th earliest start of their runs."""
+    starts = sorted(known[name].since_ms or 0 for name in agreeing)
+    return starts[quorum - 1]
 
 
 def _get(regions: Mapping[str, RegionState], name: str) -> RegionState:
@@ -388,9 +481,9 @@ def _get(regions: Mapping[str, RegionState], name: str) -> RegionState:
 
 def _region_statuses(known: Mapping[str, RegionState], regions: Sequence[str]) -> dict[str, str]:
     return {
-        name: known[name].last_status.value  # type: ignore[union-attr]
+        name: status.value
         for name in regions
-        if name in known and known[name].last_status is not None
+        if name in known and (status := known[name].last_status) is not None
     }
 
 
@@ -427,6 +520,7 @@ def _reminder(state: MonitorState, now_ms: int, change: _MakeChange) -> StateCha
         f"still down{minutes}{cause}",
         incident_opened_at_ms=since,
         incident_id=incident.id if incident else None,
+        sequence=state.reminders + 1,
     )
 
 

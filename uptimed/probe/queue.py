@@ -2,9 +2,12 @@
 
 The scheduler enqueues a job (monitor + due time) with :meth:`ProbeQueue.enqueue`,
 which skips a monitor whose previous check in this region is still in flight;
-workers :meth:`read` jobs, publish the results and :meth:`ack` them in bulk,
-which also clears the in-flight mark. Jobs of a dead worker are taken over
-with :meth:`reclaim` (XAUTOCLAIM).
+workers :meth:`read` jobs and :meth:`complete` them in bulk: in one Redis
+transaction each result is appended to the region's result stream (where the
+forwarder picks it up for Kafka, see ``probe/forwarder.py``), the job is
+acknowledged and its in-flight mark cleared. So a result is never lost and
+never stored twice, and checking never waits for the bus. Jobs of a dead
+worker are taken over with :meth:`reclaim` (XAUTOCLAIM).
 """
 
 from __future__ import annotations
@@ -18,6 +21,11 @@ from redis.exceptions import ResponseError
 from uptimed.monitor import Monitor
 
 GROUP = "probers"
+
+
+def results_stream(prefix: str, region: str) -> str:
+    """The Redis stream where a region's check results wait for the forwarder."""
+    return f"{prefix}results:{region}"
 
 # KEYS: stream, in-flight hash. ARGV: now_ms, maxlen, then (monitor id, deadline ms, due ms, version, json)...
 # A monitor whose in-flight deadline has not passed is skipped; the rest are
@@ -69,6 +77,7 @@ class ProbeQueue:
         self.region = region
         self.stream = f"{prefix}probe:{region}"
         self.inflight = f"{prefix}probe:{region}:inflight"
+        self.results = results_stream(prefix, region)
         self.maxlen = maxlen
         self._enqueue = redis.register_script(_ENQUEUE)
         self._decoded: dict[tuple[int, int], Monitor] = {}
@@ -101,13 +110,25 @@ class ProbeQueue:
         return self._jobs(reply[1])
 
     async def ack(self, jobs: list[ProbeJob]) -> None:
-        """Acknowledge done jobs and clear their in-flight marks, in one round trip."""
+        """Acknowledge jobs without a result (superseded) and clear their in-flight marks, in one round trip."""
         if not jobs:
             return
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.xack(self.stream, GROUP, *(job.entry_id for job in jobs))
             pipe.xdel(self.stream, *(job.entry_id for job in jobs))
             pipe.hdel(self.inflight, *(job.monitor.id for job in jobs))
+            await pipe.execute()
+
+    async def complete(self, done: list[tuple[ProbeJob, bytes]]) -> None:
+        """Store each job's encoded check result for the forwarder and acknowledge the job, atomically."""
+        if not done:
+            return
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for job, result in done:
+                pipe.xadd(self.results, {"k": str(job.monitor.id), "v": result})
+            pipe.xack(self.stream, GROUP, *(job.entry_id for job, _ in done))
+            pipe.xdel(self.stream, *(job.entry_id for job, _ in done))
+            pipe.hdel(self.inflight, *(job.monitor.id for job, _ in done))
             await pipe.execute()
 
     def _jobs(self, entries: list) -> list[ProbeJob]:

@@ -24,23 +24,10 @@ import redis.asyncio as aioredis
 import structlog
 
 from uptimed.monitor import Monitor
+from uptimed.probe.leadership import LOCK_TTL_S, Leadership
 from uptimed.probe.queue import EncodedMonitor, ProbeQueue
 
 log = structlog.get_logger()
-
-# KEYS: lock. ARGV: token, ttl ms. Renew only a lock we still hold.
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
 
 INFLIGHT_GRACE_S = 5.0
 """How long past its timeout a check still counts as in flight (publishing, a slow worker)."""
@@ -85,7 +72,7 @@ class Scheduler:
         configured_regions: list[str],
         prefix: str,
         refresh_s: float = 5.0,
-        lock_ttl_s: float = 5.0,
+        lock_ttl_s: float = LOCK_TTL_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.redis = redis
@@ -94,42 +81,21 @@ class Scheduler:
         self.load_monitors = load_monitors
         self.configured_regions = configured_regions
         self.refresh_s = refresh_s
-        self.lock_ttl_ms = int(lock_ttl_s * 1000)
-        self.lock_key = f"{prefix}scheduler:{self.region}:leader"
-        self.token = process_identity()
+        self.leadership = Leadership(
+            redis, key=f"{prefix}scheduler:{self.region}:leader", token=process_identity(), ttl_s=lock_ttl_s
+        )
         self.clock = clock
-        self.is_leader = False
         self.enqueued = 0
         self.skipped_in_flight = 0
-        self._renew = redis.register_script(_RENEW)
-        self._release = redis.register_script(_RELEASE)
+
+    @property
+    def is_leader(self) -> bool:
+        return self.leadership.is_leader
 
     async def run(self) -> None:
         """Compete for leadership forever; schedule while leader."""
         await self.queue.ensure_group()
-        try:
-            while True:
-                if await self.redis.set(self.lock_key, self.token, nx=True, px=self.lock_ttl_ms):
-                    self.is_leader = True
-                    log.info("scheduler.leader", region=self.region, holder=self.token)
-                    async with anyio.create_task_group() as tg:
-                        tg.start_soon(self._keep_lock, tg.cancel_scope)
-                        tg.start_soon(self._schedule)
-                    self.is_leader = False
-                    log.warning("scheduler.leadership_lost", region=self.region)
-                await anyio.sleep(self.lock_ttl_ms / 3000)
-        finally:
-            self.is_leader = False
-            with anyio.CancelScope(shield=True), anyio.move_on_after(2):
-                # Hand over at once instead of making the next leader wait for the TTL.
-                await self._release(keys=[self.lock_key], args=[self.token])
-
-    async def _keep_lock(self, scope: anyio.CancelScope) -> None:
-        while True:
-            await anyio.sleep(self.lock_ttl_ms / 3000)
-            if not await self._renew(keys=[self.lock_key], args=[self.token, self.lock_ttl_ms]):
-                scope.cancel()
-                return
+        await self.leadership.run(self._schedule, role="scheduler", region=self.region)
 
     async def _monitors(self, previous: dict[int, EncodedMonitor]) -> dict[int, EncodedMonitor]:
         """This region's enabled monitors, serialised.

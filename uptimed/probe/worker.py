@@ -1,21 +1,24 @@
-"""Probe workers of one region: read jobs, check, publish to ``checks``, ack in bulk.
+"""Probe workers of one region: read jobs, check, store the results, ack in bulk.
 
 Up to ``concurrency`` checks run at once on the one shared aiohttp session,
 each an asyncio task; jobs are read in batches, once ``READ_BATCH_SHARE`` of
-the concurrency is free. Results are handed to the Kafka producer without
-waiting for each send; a job is acknowledged (and its in-flight mark cleared)
-only once its result is acknowledged by Kafka, so a crash or a Kafka outage
-leaves it pending for another worker to reclaim.
+the concurrency is free. Finished checks are completed in bulk: their
+results appended to the region's result stream and their jobs acknowledged
+in one Redis transaction (``ProbeQueue.complete``). Kafka is the
+forwarder's business (``probe/forwarder.py``), so checking never waits for
+the bus; a crash before completion leaves the job pending for another worker
+to reclaim.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+
 import aiohttp
 import anyio
+import redis.asyncio as aioredis
 import structlog
-from aiokafka import AIOKafkaProducer
 
 from uptimed import metrics
 from uptimed.probe.kinds import run_probe
@@ -33,6 +36,10 @@ one of the changes that raised the ceiling of one process from 2,800 to
 """
 
 
+COMPLETE_RETRY_S = (0.2, 5.0)
+"""Backoff of storing results while Redis is away (first, most)."""
+
+
 class ProbeWorker:
     """Runs the checks of one region in this process."""
 
@@ -40,8 +47,6 @@ class ProbeWorker:
         self,
         *,
         queue: ProbeQueue,
-        producer: AIOKafkaProducer,
-        topic: str,
         session: aiohttp.ClientSession,
         consumer: str,
         concurrency: int,
@@ -49,8 +54,6 @@ class ProbeWorker:
     ) -> None:
         self.queue = queue
         self.region = queue.region
-        self.producer = producer
-        self.topic = topic
         self.session = session
         self.consumer = consumer
         self.concurrency = concurrency
@@ -60,10 +63,12 @@ class ProbeWorker:
         self.last_check_ms: int | None = None
         self._checks: asyncio.TaskGroup  # the checks in flight, owned by run()
         self._slot_freed = asyncio.Event()
-        self._acked = asyncio.Event()
-        self._acking = False
+        self._completed = asyncio.Event()
+        self._completing = False
+        self.drained = asyncio.Event()
+        """Set once a graceful stop has stored the last results (the forwarder then sends them on)."""
         self.draining = False
-        self._published: list[tuple[ProbeJob, asyncio.Future]] = []
+        self._done: list[tuple[ProbeJob, bytes]] = []
         self._result_ready = asyncio.Event()
 
     async def run(self) -> None:
@@ -71,7 +76,7 @@ class ProbeWorker:
         batch = max(1, int(self.concurrency * READ_BATCH_SHARE))
         # Each check is a plain asyncio task: anyio's start_soon costs ~50 us a task, create_task ~12 us.
         async with anyio.create_task_group() as tg, asyncio.TaskGroup() as self._checks:
-            tg.start_soon(self._acknowledge)
+            tg.start_soon(self._complete)
             tg.start_soon(self._reclaim)
             while True:
                 while self.concurrency - self.running < batch and not self.draining:
@@ -88,15 +93,16 @@ class ProbeWorker:
             await anyio.sleep_forever()
 
     async def drain(self) -> None:
-        """Take no new jobs; finish the checks in flight and ack their published results."""
+        """Take no new jobs; finish the checks in flight and store their results."""
         self.draining = True
         while self.running:
             self._slot_freed.clear()
             await self._slot_freed.wait()
-        while self._published or self._acking:
-            self._acked.clear()
+        while self._done or self._completing:
+            self._completed.clear()
             self._result_ready.set()
-            await self._acked.wait()
+            await self._completed.wait()
+        self.drained.set()
 
     def _start(self, jobs: list[ProbeJob]) -> None:
         for job in jobs:
@@ -107,8 +113,7 @@ class ProbeWorker:
         try:
             result = await run_probe(job.monitor, region=self.region, session=self.session, scheduled_at_ms=job.due_ms)
             metrics.observe_check(result)
-            future = await self.producer.send(self.topic, result.model_dump_json().encode(), key=result.key())
-            self._published.append((job, future))
+            self._done.append((job, result.model_dump_json().encode()))
             self._result_ready.set()
             self.checks_done += 1
             self.last_check_ms = result.checked_at_ms
@@ -120,24 +125,27 @@ class ProbeWorker:
             self.running -= 1
             self._slot_freed.set()
 
-    async def _acknowledge(self) -> None:
-        """Ack in bulk every job whose result Kafka has acknowledged."""
+    async def _complete(self) -> None:
+        """Store finished checks' results and ack their jobs, in bulk; a failed write is tried again."""
+        delay = COMPLETE_RETRY_S[0]
         while True:
             await self._result_ready.wait()
             self._result_ready.clear()
-            batch, self._published = self._published, []
-            self._acking = True
+            batch, self._done = self._done, []
+            self._completing = True
             try:
-                outcomes = await asyncio.gather(*(future for _, future in batch), return_exceptions=True)
-                done = [
-                    job for (job, _), outcome in zip(batch, outcomes, strict=True) if not isinstance(outcome, BaseException)
-                ]
-                if len(done) < len(batch):
-                    log.warning("probe.publish_failed", region=self.region, failed=len(batch) - len(done))
-                await self.queue.ack(done)
+                await self.queue.complete(batch)
+                delay = COMPLETE_RETRY_S[0]
+            except (aioredis.RedisError, OSError) as exc:
+                # Redis is away: keep the results (their jobs stay pending) and try again.
+                self._done[:0] = batch
+                log.warning("probe.complete_failed", region=self.region, results=len(batch), error=type(exc).__name__)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, COMPLETE_RETRY_S[1])
+                self._result_ready.set()
             finally:
-                self._acking = False
-                self._acked.set()
+                self._completing = False
+                self._completed.set()
 
     async def _reclaim(self) -> None:
         """Take over the jobs of a worker that died holding them, as many as there are free slots."""

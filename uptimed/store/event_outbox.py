@@ -34,12 +34,12 @@ async def mark_published(conn: asyncpg.Pool | asyncpg.Connection, event_ids: Seq
 
 
 async def unpublished(conn: asyncpg.Pool | asyncpg.Connection, *, older_than_s: float, limit: int = 1000) -> list[Any]:
-    """Payloads of events not yet published, oldest first (a crash between commit and publish)."""
+    """Payloads of events not yet published, in the order they were made (a crash or the broker away)."""
     rows = await conn.fetch(
         """
         SELECT payload FROM event_outbox
         WHERE published_at IS NULL AND created_at < now() - make_interval(secs => $1)
-        ORDER BY created_at LIMIT $2
+        ORDER BY seq LIMIT $2
         """,
         older_than_s, limit,
     )

@@ -15,16 +15,29 @@ async def load_many(conn: asyncpg.Pool | asyncpg.Connection, monitor_ids: Iterab
     return {row["monitor_id"]: row["state"] for row in rows}
 
 
-async def save_many(conn: asyncpg.Connection, states: Mapping[int, Any]) -> None:
-    """Upsert JSON-ready states, one round trip."""
+async def save_many(
+    conn: asyncpg.Connection, states: Mapping[int, Any], wakes: Mapping[int, int | None] | None = None
+) -> None:
+    """Upsert JSON-ready states with their wake times (ms since epoch, or None), one round trip."""
     if not states:
         return
+    wakes = wakes or {}
     await conn.execute(
         """
-        INSERT INTO monitor_state (monitor_id, state, updated_at)
-        SELECT m, s, now() FROM unnest($1::bigint[], $2::jsonb[]) AS x(m, s)
-        ON CONFLICT (monitor_id) DO UPDATE SET state = EXCLUDED.state, updated_at = now()
+        INSERT INTO monitor_state (monitor_id, state, wake_at, updated_at)
+        SELECT m, s, to_timestamp(w / 1000.0), now() FROM unnest($1::bigint[], $2::jsonb[], $3::bigint[]) AS x(m, s, w)
+        ON CONFLICT (monitor_id) DO UPDATE SET state = EXCLUDED.state, wake_at = EXCLUDED.wake_at, updated_at = now()
         """,
         list(states),
         list(states.values()),
+        [wakes.get(mid) for mid in states],
     )
+
+
+async def wake_times(conn: asyncpg.Pool | asyncpg.Connection) -> dict[int, int]:
+    """Every monitor's next wake time, ms since epoch (the owners of its partition filter them)."""
+    rows = await conn.fetch(
+        "SELECT monitor_id, (extract(epoch FROM wake_at) * 1000)::bigint AS wake_ms FROM monitor_state"
+        " WHERE wake_at IS NOT NULL"
+    )
+    return {row["monitor_id"]: row["wake_ms"] for row in rows}

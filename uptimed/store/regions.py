@@ -1,0 +1,30 @@
+"""SQL for ``region_activity``: the newest check result seen from each region."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+import asyncpg
+
+
+async def saw_results(conn: asyncpg.Connection, newest: Mapping[str, int]) -> None:
+    """Record the newest ``checked_at_ms`` of each region in a batch (never moving backwards)."""
+    if not newest:
+        return
+    await conn.execute(
+        """
+        INSERT INTO region_activity AS a (region, last_result_at)
+        SELECT r, to_timestamp(t / 1000.0) FROM unnest($1::text[], $2::bigint[]) AS x(r, t)
+        ORDER BY r
+        ON CONFLICT (region) DO UPDATE SET last_result_at = greatest(a.last_result_at, EXCLUDED.last_result_at)
+        """,
+        list(newest),
+        list(newest.values()),
+    )
+
+
+async def last_results(conn: asyncpg.Pool | asyncpg.Connection) -> dict[str, datetime]:
+    """When each region last sent a result."""
+    rows = await conn.fetch("SELECT region, last_result_at FROM region_activity ORDER BY region")
+    return {row["region"]: row["last_result_at"] for row in rows}
