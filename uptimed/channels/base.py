@@ -162,7 +162,17 @@ def details(notification: Notification) -> list[tuple[str, str]]:
     elif event.regionId:
         facts.append(("Region", event.regionId))
     facts.append(("Time", event_time(event).strftime("%Y-%m-%d %H:%M:%S UTC")))
+    if (late := late_note(event)) is not None:
+        facts.append(("Detected", late))
     return facts
+
+
+def late_note(event: MonitorEvent) -> str | None:
+    """``"40 s late: the message bus was unavailable"`` for an event decided noticeably late, else None."""
+    late_by = event.late_by_s
+    if late_by is None:
+        return None
+    return f"{format_duration(late_by)} late: {event.lateReason}"
 
 
 def event_time(event: MonitorEvent) -> datetime:

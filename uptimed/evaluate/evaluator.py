@@ -172,8 +172,8 @@ class Evaluator:
     async def run(self) -> None:
         consumer = make_consumer(self.settings.kafka, group_id=self.settings.kafka.evaluator_group)
         consumer.subscribe([self.topics.checks], listener=_Rebalance(self))
-        await consumer.start()
         try:
+            await consumer.start()  # inside the try: a stop during the start still leaves the group
             while True:
                 batch = await consumer.getmany(timeout_ms=self._poll_timeout_ms(), max_records=2000)
                 metrics.observe_consumer_lag(consumer, self.settings.kafka.evaluator_group, batch)

@@ -41,8 +41,8 @@ class Notifier:
 
     async def run(self) -> None:
         consumer = make_consumer(self.settings.kafka, self.topics.events, group_id=self.settings.kafka.notification_group)
-        await consumer.start()
         try:
+            await consumer.start()  # inside the try: a stop during the start still leaves the group
             while True:
                 batch = await consumer.getmany(timeout_ms=500, max_records=500)
                 metrics.observe_consumer_lag(consumer, self.settings.kafka.notification_group, batch)
