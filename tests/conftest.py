@@ -14,6 +14,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -99,13 +100,29 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
 @pytest.fixture
-async def daemons() -> AsyncIterator[list[DaemonProcess]]:
-    """Daemon processes started by a test; any still running at its end are killed."""
+async def daemons(request: pytest.FixtureRequest) -> AsyncIterator[list[DaemonProcess]]:
+    """Daemon processes started by a test; any still running at its end are killed.
+
+    When the test failed, each daemon's whole log goes to test-artifacts/ (git-ignored) for CI to keep.
+    """
     started: list[DaemonProcess] = []
     yield started
     for daemon in started:
         await daemon.kill()
+    report = getattr(request.node, "rep_call", None)
+    if started and report is not None and report.failed:
+        folder = Path(__file__).resolve().parent.parent / "test-artifacts" / request.node.name[:100]
+        folder.mkdir(parents=True, exist_ok=True)
+        for index, daemon in enumerate(started):
+            (folder / f"uptimed-{index}.log").write_text("\n".join(daemon.raw) + "\n")
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+import time
+
 import structlog
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, Field
@@ -38,7 +40,7 @@ from uptimed.api.errors import (
     field_problem,
 )
 from uptimed.api.integrations import Deleted, Toggled
-from uptimed.evaluate.state import MonitorState, MonitorStatus
+from uptimed.evaluate.state import DEFAULT_SILENCE_INTERVALS, MonitorState, MonitorStatus, silence_ms_for
 from uptimed.monitor import Monitor, MonitorFields
 from uptimed.store import checks, monitors
 from uptimed.store.checks import StoredCheck
@@ -63,6 +65,10 @@ class MonitorOut(MonitorFields):
         description="the evaluator's verdict; 'paused' when disabled, 'unknown' before enough checks"
     )
     slow: bool = Field(description="up, but slower than slow_threshold_ms")
+    silent_regions: list[str] = Field(
+        default_factory=list,
+        description="regions that stopped reporting for this monitor: its quorum is taken over the others",
+    )
     down_since: datetime | None = None
     last_checked_at: datetime | None = None
     last_response_time_ms: float | None = None
@@ -92,10 +98,13 @@ def _state(raw: Any) -> MonitorState:
         return MonitorState()
 
 
-def out(overview: MonitorOverview) -> MonitorOut:
+def out(overview: MonitorOverview, *, silence_intervals: float = DEFAULT_SILENCE_INTERVALS) -> MonitorOut:
     monitor = overview.monitor
     state = _state(overview.state)
     shown = "paused" if not monitor.enabled else state.status.value
+    newest = state.newest_result_ms
+    if shown == "up" and newest is not None and time.time() * 1000 - newest > silence_ms_for(monitor, silence_intervals):
+        shown = "unknown"  # every region is silent: it was up, nobody knows what it is now
     down_since = state.down_since_ms if state.status is MonitorStatus.DOWN else None
     return MonitorOut(
         **_fields(monitor),
@@ -104,7 +113,8 @@ def out(overview: MonitorOverview) -> MonitorOut:
         created_at=overview.created_at,
         updated_at=overview.updated_at,
         status=shown,
-        slow=monitor.enabled and state.status is MonitorStatus.UP and state.slow,
+        slow=shown == "up" and state.slow,
+        silent_regions=list(state.silent) if monitor.enabled else [],
         down_since=datetime.fromtimestamp(down_since / 1000, tz=UTC) if down_since else None,
         last_checked_at=overview.last_checked_at,
         last_response_time_ms=overview.last_response_time_ms,
@@ -136,7 +146,7 @@ async def _overview(context: ApiContext, user: User, monitor_id: int) -> Monitor
     overview = await monitors.get_overview(context.pool, user.id, monitor_id)
     if overview is None:
         raise NotFound("monitor")
-    return out(overview)
+    return out(overview, silence_intervals=context.settings.evaluate.region_silence)
 
 
 async def changeable(context: ApiContext, user: User, monitor_id: int) -> Monitor:
@@ -169,7 +179,11 @@ async def list_monitors(
 ) -> list[MonitorOut]:
     after = pagination.decode(cursor, pagination.id_position)
     rows = await monitors.page_overviews(context.pool, user.id, after_id=after, limit=limit + 1)
-    return [out(o) for o in pagination.page(rows, limit, request, response, lambda o: {"id": o.monitor.id})]
+    silence = context.settings.evaluate.region_silence
+    return [
+        out(o, silence_intervals=silence)
+        for o in pagination.page(rows, limit, request, response, lambda o: {"id": o.monitor.id})
+    ]
 
 
 @router.get("/{monitor_id}", response_model=MonitorOut, responses={**NOT_FOUND, **INVALID}, summary="Get a monitor")

@@ -102,8 +102,12 @@ async def ensure_topics(settings: KafkaSettings, *, timeout: float = 30.0) -> li
             config = {"retention.ms": str(int(settings.retention * 1000)), "cleanup.policy": "delete"}
             if settings.min_insync_replicas:
                 config["min.insync.replicas"] = str(settings.min_insync_replicas)
+            # Results carry the broker's time of arrival: how long they waited for the bus shows in events.
+            per_topic = {settings.topics.checks: {"message.timestamp.type": "LogAppendTime"}}
             missing = [
-                NewTopic(name, settings.partitions, settings.replication_factor, topic_configs=config)
+                NewTopic(
+                    name, settings.partitions, settings.replication_factor, topic_configs=config | per_topic.get(name, {})
+                )
                 for name in names
                 if name not in existing
             ]

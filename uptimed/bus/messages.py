@@ -33,10 +33,6 @@ class ErrorClass(StrEnum):
     OTHER = "other"
 
 
-BUFFERED_MS_HEADER = "buffered-ms"
-"""Header of a check result on ``checks``: how long it waited for the bus after the check."""
-
-
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 

@@ -38,7 +38,7 @@ from pydantic import ValidationError
 from uptimed import metrics
 from uptimed.bus.dead_letters import dead_letter
 from uptimed.bus.kafka import make_consumer, partition_of
-from uptimed.bus.messages import BUFFERED_MS_HEADER, CheckResult, MonitorEvent
+from uptimed.bus.messages import CheckResult, MonitorEvent
 from uptimed.config import Settings
 from uptimed.evaluate.events import LATE_AFTER_MS, event_for
 from uptimed.evaluate.state import (
@@ -67,6 +67,8 @@ PUBLISH_RETRY_S = (0.5, 5.0)
 """Backoff between attempts to publish events while the broker is away (first, most)."""
 PUBLISH_TIMEOUT_S = 5.0
 """One attempt at publishing; within the batch deadline, so a slow broker never fails a batch."""
+LOG_APPEND_TIME = 1
+"""A record's ``timestamp_type`` when the broker stamped it on arrival."""
 DELETED_RETRIES = 3
 """Attempts at storing a batch whose monitors are being deleted meanwhile."""
 
@@ -91,10 +93,10 @@ class _Rebalance(ConsumerRebalanceListener):
 
 @dataclass
 class _Input:
-    """One result to evaluate and how long it waited in the buffer for the bus."""
+    """One result to evaluate and how long it waited for the bus after its check (when known)."""
 
     result: CheckResult
-    buffered_ms: int = 0
+    bus_wait_ms: int = 0
 
 
 @dataclass
@@ -240,7 +242,7 @@ class Evaluator:
                     )
                     await dead_letter(self.producer, self.topics.dead_letters, record, reason)
                     continue
-                inputs.append(_Input(result, _buffered_ms(record)))
+                inputs.append(_Input(result, _bus_wait_ms(record, result)))
         # One monitor's results in check-time order, whatever region or batch they came from.
         inputs.sort(key=lambda i: (i.result.monitor_id, i.result.checked_at_ms))
         return inputs
@@ -311,7 +313,7 @@ class Evaluator:
                 regions=monitor.effective_regions(self.regions),
                 silence_ms=silence_ms_for(monitor, self.silence_intervals),
             )
-            take(monitor, outcome, "the message bus was unavailable" if item.buffered_ms > LATE_AFTER_MS else None)
+            take(monitor, outcome, _late_reason(item, now_ms))
         for mid in timers:
             monitor = known.get(mid)
             if monitor is None or not monitor.enabled or mid not in states:
@@ -448,14 +450,20 @@ class Evaluator:
         return {mid: self._monitors[mid][1] for mid in ids if mid in self._monitors}
 
 
-def _buffered_ms(record: ConsumerRecord) -> int:
-    for key, value in record.headers or ():
-        if key == BUFFERED_MS_HEADER:
-            try:
-                return int(value)
-            except ValueError:
-                return 0
-    return 0
+def _late_reason(item: _Input, now_ms: int) -> str | None:
+    """Why a change made by this result is late, when the bus is the main reason (else the default)."""
+    delay_ms = now_ms - item.result.checked_at_ms
+    if delay_ms > LATE_AFTER_MS and item.bus_wait_ms * 2 >= delay_ms:
+        return "the message bus was unavailable"
+    return None
+
+
+def _bus_wait_ms(record: ConsumerRecord, result: CheckResult) -> int:
+    """From the end of the check to the broker's append (``checks`` keeps LogAppendTime; else unknown: 0)."""
+    if record.timestamp_type != LOG_APPEND_TIME:
+        return 0
+    finished_ms = result.checked_at_ms + (result.response_time_ms or 0)
+    return max(0, int(record.timestamp - finished_ms))
 
 
 def _first_problem(exc: ValidationError) -> str:

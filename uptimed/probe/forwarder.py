@@ -29,7 +29,6 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from uptimed import metrics
-from uptimed.bus.messages import BUFFERED_MS_HEADER
 from uptimed.probe.leadership import Leadership
 from uptimed.probe.queue import results_stream
 
@@ -137,16 +136,8 @@ class Forwarder:
                 self._caught_up.set()
 
     async def _publish(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
-        now_ms = time.time_ns() // 1_000_000
         with anyio.fail_after(PUBLISH_TIMEOUT_S):
-            futures = []
-            for entry_id, fields in entries:
-                waited_ms = max(0, now_ms - int(entry_id.split(b"-", 1)[0]))
-                futures.append(
-                    await self.producer.send(
-                        self.topic, fields[b"v"], key=fields[b"k"], headers=[(BUFFERED_MS_HEADER, str(waited_ms).encode())]
-                    )
-                )
+            futures = [await self.producer.send(self.topic, fields[b"v"], key=fields[b"k"]) for _, fields in entries]
             await asyncio.gather(*futures)
 
     async def _measure(self) -> None:

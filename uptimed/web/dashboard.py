@@ -46,7 +46,11 @@ def _rank(row: Row) -> tuple[int, str]:
 
 
 async def rows(context: ApiContext, user_id: int) -> list[Row]:
-    overviews = [out(o) for o in await monitors.page_overviews(context.pool, user_id, after_id=None, limit=MAX_MONITORS)]
+    silence = context.settings.evaluate.region_silence
+    overviews = [
+        out(o, silence_intervals=silence)
+        for o in await monitors.page_overviews(context.pool, user_id, after_id=None, limit=MAX_MONITORS)
+    ]
     since = datetime.now(UTC) - timedelta(hours=SPARKLINE_HOURS)
     series = await stats.recent_response_times(
         context.pool, user_id, [m.id for m in overviews], since=since, buckets=SPARKLINE_BUCKETS
@@ -65,6 +69,15 @@ async def rows(context: ApiContext, user_id: int) -> list[Row]:
     )
 
 
+def silent_regions(table: list[Row]) -> dict[str, int]:
+    """Per region, how many of these monitors it has stopped reporting for."""
+    found: dict[str, int] = {}
+    for row in table:
+        for region in row.monitor.silent_regions:
+            found[region] = found.get(region, 0) + 1
+    return dict(sorted(found.items()))
+
+
 def counts(table: list[Row]) -> dict[str, int]:
     tally = {"up": 0, "down": 0, "slow": 0, "paused": 0, "unknown": 0}
     for row in table:
@@ -78,10 +91,11 @@ async def dashboard(request: Request, visit: Visitor, context: Context) -> HTMLR
     return render(
         request, "dashboard.html", rows=table, counts=counts(table), notice=visit.notice,
         refresh_s=context.settings.api.page_refresh, regions=context.settings.probe.all_regions,
+        silent=silent_regions(table),
     )
 
 
 @router.get("/partials/monitors")
 async def monitor_rows(request: Request, visit: Visitor, context: Context) -> HTMLResponse:
     table = await rows(context, visit.user.id)
-    return render(request, "_monitor_rows.html", rows=table, counts=counts(table))
+    return render(request, "_monitor_rows.html", rows=table, counts=counts(table), silent=silent_regions(table))

@@ -72,7 +72,7 @@ async def _shown(context: ApiContext, visit: Visit, monitor_id: int) -> MonitorO
     overview = await monitors.get_overview(context.pool, visit.user.id, monitor_id)
     if overview is None:
         raise not_found("monitor")
-    return out(overview)
+    return out(overview, silence_intervals=context.settings.evaluate.region_silence)
 
 
 async def _changeable(context: ApiContext, visit: Visit, monitor_id: int) -> Monitor:
