@@ -1,7 +1,8 @@
 """Checks/s, schedule lag, CPU and memory of the monitoring pipeline in one process.
 
 Drives ``--monitors`` http monitors at ``--interval`` through the real
-pipeline (Scheduler -> Redis stream -> ProbeWorker -> Kafka ``checks``, and
+pipeline (Scheduler -> Redis stream -> ProbeWorker -> Redis result stream ->
+Forwarder -> Kafka ``checks``, and
 with ``--evaluator`` the Evaluator -> PostgreSQL too) against the real
 services, and prints, as medians of ``--repeat`` runs:
 
@@ -119,6 +120,7 @@ async def measure(spec: dict[str, Any]) -> None:
     from uptimed.config import LogSettings, Settings
     from uptimed.evaluate.evaluator import Evaluator
     from uptimed.log import configure
+    from uptimed.probe.forwarder import Forwarder
     from uptimed.probe.http import make_session
     from uptimed.probe.queue import ProbeQueue
     from uptimed.probe.scheduler import Scheduler, process_identity
@@ -143,13 +145,16 @@ async def measure(spec: dict[str, Any]) -> None:
         configured_regions=settings.probe.all_regions,
         prefix=settings.redis.key_prefix,
     )
-    worker = ProbeWorker(
-        queue=queue,
+    identity = process_identity()
+    worker = ProbeWorker(queue=queue, session=session, consumer=identity, concurrency=settings.probe.concurrency)
+    forwarder = Forwarder(
+        redis=redis,
         producer=producer,
         topic=settings.kafka.topics.checks,
-        session=session,
-        consumer=process_identity(),
-        concurrency=settings.probe.concurrency,
+        prefix=settings.redis.key_prefix,
+        region=REGION,
+        buffer_max=settings.probe.buffer_max,
+        token=identity,
     )
     evaluator = Evaluator(settings=settings, pool=pool, producer=producer) if spec["evaluator"] else None
 
@@ -168,6 +173,7 @@ async def measure(spec: dict[str, Any]) -> None:
         async with anyio.create_task_group() as parts:
             parts.start_soon(schedule)
             parts.start_soon(worker.run)
+            parts.start_soon(forwarder.run)
             if evaluator:
                 parts.start_soon(evaluator.run)
             await anyio.sleep(spec["warmup"])
@@ -186,6 +192,8 @@ async def measure(spec: dict[str, Any]) -> None:
             # Stop scheduling first and let the checks in flight finish, so the window's results are all published.
             scheduling.cancel()
             await anyio.sleep(1.0)
+            while await redis.xlen(forwarder.stream):  # and forwarded
+                await anyio.sleep(0.1)
             stopping = time.monotonic()
             parts.cancel_scope.cancel()
         stop_s = time.monotonic() - stopping

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
+import subprocess
 import sys
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -399,3 +402,52 @@ async def add_monitor(pool: Any, *, username: str = "owner", name: str = "m") ->
         owner, name,
     )
     return owner, monitor
+
+
+def pid_listening_on(port: int) -> int:
+    """The pid of the process listening on 127.0.0.1:``port`` (from /proc, no tools needed)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            next(lines)
+            for line in lines:
+                fields = line.split()
+                local, state, inode = fields[1], fields[3], fields[9]
+                if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                    inodes.add(f"socket:[{inode}]")
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+            if any(os.readlink(f"/proc/{pid}/fd/{fd}") in inodes for fd in fds):
+                return int(pid)
+        except OSError:
+            continue
+    raise AssertionError(f"nothing listens on port {port}")
+
+
+class Broker:
+    """The session's single Kafka broker, killed and brought back by a test."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.port = int(bootstrap.rsplit(":", 1)[1])
+
+    def kill(self) -> None:
+        pid = pid_listening_on(self.port)
+        os.kill(pid, signal.SIGKILL)
+        while os.path.exists(f"/proc/{pid}") and not _zombie(pid):
+            time.sleep(0.01)
+
+    async def start(self) -> None:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, str(SERVICES), "up", "kafka", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        _, err = await process.communicate()
+        assert process.returncode == 0, err.decode()
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] == "Z"
+    except OSError:
+        return True
