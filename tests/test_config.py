@@ -106,6 +106,22 @@ def test_invalid_monitor_values_are_rejected_with_key_and_reason(
     assert f": {key}: " in err and reason in err, err
 
 
+@pytest.mark.parametrize(
+    ("monitor", "where", "reason"),
+    [
+        ('target = "http://a/"\nrepeat_interval = "60d"', "7: monitors[0].repeat_interval", "must be at most 30 days"),
+        ('target = "http://a/"\nregions = ["eu"]\nquorum = 2', "8: monitors[0].quorum", "quorum 2 is more than its 1 regions"),
+    ],
+)
+def test_the_file_is_held_to_the_apis_rules(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monitor: str, where: str, reason: str
+) -> None:
+    text = f'[probe]\nregions = ["eu", "us"]\n[[monitors]]\nowner = "a"\nname = "m"\n{monitor}\n'
+    code, _, err = check(tmp_path, text, capsys)
+    assert code == 2
+    assert f"uptimed.toml:{where}: {reason}" in err, err
+
+
 def test_secrets_are_not_echoed_in_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = check(tmp_path, "[smtp]\npassword = 12345678901\n", capsys)
     assert code == 2 and "smtp.password" in err

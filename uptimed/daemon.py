@@ -25,7 +25,8 @@ from uptimed import log as uptimed_log
 from uptimed.config import ConfigError, ConfigProblem, RedisSettings, Settings, configured_integrations, load_settings
 from uptimed.errors import ServiceUnavailable
 from uptimed.api.health import service_readiness
-from uptimed.api.server import bind, create_app, serve
+from uptimed.api.server import bind, serve
+from uptimed.app import create_app
 from uptimed.evaluate.evaluator import Evaluator
 from uptimed.notify.dispatcher import Dispatcher
 from uptimed.notify.notifier import Notifier

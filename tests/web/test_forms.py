@@ -8,10 +8,10 @@ from typing import ClassVar, Literal
 import pytest
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from uptimed.api.errors import InvalidInput
-from uptimed.api.integrations import validated
 from uptimed.channels.base import Notification, Secret
 from uptimed.channels.registry import ChannelRegistry, default_registry
+from uptimed.rules.errors import Invalid as InvalidInput
+from uptimed.rules.integrations import validated
 from uptimed.web.forms import (
     ChannelForm,
     channel_form,

@@ -465,3 +465,4 @@ async def test_an_optional_secret_can_be_removed_on_edit(site: Site, alice: Pers
     stored = (await integrations.get(site.pool, made)).config
     assert stored["secret"] is None and stored["webhookUrl"] == "https://hooks.example/p"
     assert "Remove the stored Secret" not in (await alice.get(f"/integrations/{made}/edit")).text
+

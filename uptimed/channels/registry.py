@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
@@ -26,6 +26,7 @@ import structlog
 from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
 
 from uptimed.channels.base import Channel
+from uptimed.rules.errors import Problem, dotted, problems_of
 
 __all__ = [
     "GROUP",
@@ -98,24 +99,21 @@ class UnknownChannelError(LookupError):
 class InvalidConfigError(ValueError):
     """A config that does not fit its channel's model. Never repeats the values given."""
 
-    def __init__(self, channel: str, errors: list[dict[str, Any]]) -> None:
+    def __init__(self, channel: str, problems: Sequence[Problem]) -> None:
         self.channel = channel
-        self.errors = errors
-        """``[{"loc": "webhookUrl", "msg": "...", "type": "..."}]``."""
-        problems = "; ".join(f"{e['loc']}: {e['msg']}" if e["loc"] else e["msg"] for e in errors)
-        super().__init__(f"invalid {channel} config: {problems}")
+        self.problems = tuple(problems)
+        """Each with its location inside the config: ``("headers", "X-Token")``."""
+        self.errors = [{"loc": dotted(p.loc), "msg": p.msg, "type": p.type} for p in self.problems]
+        """The same as dicts, locations written out: ``[{"loc": "webhookUrl", "msg": "...", "type": "..."}]``."""
+        super().__init__(f"invalid {channel} config: {'; '.join(_said(p) for p in self.problems)}")
 
     @classmethod
     def from_validation(cls, channel: str, exc: ValidationError) -> InvalidConfigError:
-        errors = [
-            {
-                "loc": ".".join(str(part) for part in error["loc"]),
-                "msg": error["msg"].removeprefix("Value error, "),
-                "type": error["type"],
-            }
-            for error in exc.errors(include_url=False, include_input=False, include_context=False)
-        ]
-        return cls(channel, errors)
+        return cls(channel, problems_of(exc))
+
+
+def _said(problem: Problem) -> str:
+    return f"{dotted(problem.loc)}: {problem.msg}" if problem.loc else problem.msg
 
 
 def check_channel(obj: object) -> str | None:

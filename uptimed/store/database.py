@@ -134,7 +134,7 @@ class Migration:
 async def _current_version(conn: asyncpg.Connection) -> int:
     if not await conn.fetchval("SELECT to_regclass('schema_version') IS NOT NULL"):
         return 0
-    return await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_version")
+    return int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_version"))
 
 
 async def migrate(pool: asyncpg.Pool, *, plan: Sequence[Step] | None = None) -> Migration:

@@ -31,8 +31,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from uptimed.api.errors import FieldProblem
 from uptimed.channels.registry import ChannelRegistry, ConfigField
+from uptimed.rules.errors import Problem, dotted
 
 Control = Literal["text", "password", "number", "checkbox", "select", "mapping", "list", "json"]
 
@@ -364,19 +364,17 @@ def initial_values(forms: Iterable[ChannelForm]) -> dict[str, str]:
     return {item.name: item.initial for form in forms for item in form.fields}
 
 
-def field_errors(form: ChannelForm, problems: Iterable[FieldProblem]) -> dict[str, str]:
+def field_errors(form: ChannelForm, problems: Iterable[Problem]) -> dict[str, str]:
     """The channel model's complaints by form field name; one about no single field is keyed by the type."""
     errors: dict[str, str] = {}
     for problem in problems:
-        parts = problem.field.split(".")
-        if parts and parts[0] == "config":
-            parts = parts[1:]
-        item = form.field(parts[0]) if parts else None
+        loc = problem.loc[1:] if problem.loc[:1] == ("config",) else problem.loc
+        item = form.field(loc[0]) if loc and isinstance(loc[0], str) else None
         message = "is required" if problem.type == "missing" else problem.msg
         if item is None:
-            errors.setdefault(form.type, f"{'.'.join(parts)}: {message}" if parts else message)
+            errors.setdefault(form.type, f"{dotted(loc)}: {message}" if loc else message)
         else:
-            inner = ".".join(parts[1:])
+            inner = dotted(loc[1:])
             errors.setdefault(item.name, f"{inner}: {message}" if inner else message)
     return errors
 

@@ -15,11 +15,11 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from uptimed.api.bounds import MAX_ID
-from uptimed.api.context import ApiContext, Context
-from uptimed.api.notifications import NotificationOut, out
 from uptimed.monitor import Monitor
-from uptimed.store import integrations, monitors, notification_log
+from uptimed.rules.services import Services
+from uptimed.store import MAX_ID, integrations, monitors, notification_log
+from uptimed.store.notification_log import LogEntry
+from uptimed.web.context import Context
 from uptimed.web.forms import channel_title
 from uptimed.web.integrations import MAX_INTEGRATIONS
 from uptimed.web.session import Visitor
@@ -35,7 +35,7 @@ ERROR_SHOWN = 80
 
 @dataclass(frozen=True)
 class LogRow:
-    entry: NotificationOut
+    entry: LogEntry
     kind: str
     """``down``, ``up``, ``slow``: the event type without its ``website.`` prefix."""
     integration: str
@@ -61,7 +61,7 @@ class Filters:
         return urlencode({**params, **more})
 
 
-async def _filters(context: ApiContext, user_id: int, status: str | None, integration: str | None) -> Filters:
+async def _filters(context: Services, user_id: int, status: str | None, integration: str | None) -> Filters:
     problems: list[str] = []
     wanted_status = (status or "").strip().upper() or None
     if wanted_status is not None and wanted_status not in STATUSES:
@@ -97,7 +97,7 @@ async def notifications_page(
         context.pool, user_id, status=filters.status, integration_id=filters.integration, since=None,
         before_id=before, limit=PAGE_SIZE + 1,
     )
-    entries = [out(e) for e in found[:PAGE_SIZE]]
+    entries = found[:PAGE_SIZE]
     older = filters.query(before=entries[-1].id) if len(found) > PAGE_SIZE else None
     named = await monitors.get_many(context.pool, {e.monitor_id for e in entries if e.monitor_id is not None})
     rows = [
