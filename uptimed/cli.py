@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 
 from uptimed import __version__
-from uptimed.config import ConfigError, Settings, configured_integrations, load_settings
+from uptimed.config import ConfigError, Settings, load_settings
 from uptimed.errors import UptimedError
 
 DEFAULT_CONFIG = "/etc/uptimed/uptimed.toml"
@@ -37,10 +37,11 @@ def _plural(count: int, noun: str) -> str:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     from uptimed.channels.registry import default_registry
+    from uptimed.rules.declared import declared_integrations
 
     path = _config_path(args)
     settings = load_settings(path)
-    configured_integrations(settings, default_registry(), path)
+    declared_integrations(settings, default_registry(), path)
     print(
         f"{path}: OK ({_plural(len(settings.monitors), 'monitor')}, "
         f"{_plural(len(settings.integrations), 'integration')}, "

@@ -395,36 +395,3 @@ def key_lines(text: str) -> dict[Loc, int]:
                 if rest.count(quote) == 1:
                     in_multiline = quote
     return found
-
-
-def configured_integrations(settings: Settings, registry: Any, path: Path | None = None) -> list[Any]:
-    """Validate each ``[[integrations]]`` config with its channel's own model.
-
-    Returns :class:`uptimed.store.integrations.ConfiguredIntegration` entries
-    ready to store; raises :class:`ConfigError` naming the key path and line
-    (``integrations[0].config.webhookUrl``) of every bad value.
-    """
-    from uptimed.channels.registry import InvalidConfigError, UnknownChannelError, storable_config
-    from uptimed.store.integrations import ConfiguredIntegration
-
-    lines = key_lines(path.read_text(encoding="utf-8")) if path and path.exists() else {}
-    problems: list[ConfigProblem] = []
-    out: list[ConfiguredIntegration] = []
-    for index, spec in enumerate(settings.integrations):
-        try:
-            model = registry.validate_config(spec.type, spec.config)
-        except UnknownChannelError as exc:
-            loc: Loc = ("integrations", index, "type")
-            problems.append(ConfigProblem(dotted(loc), str(exc), line_of(loc, lines)))
-            continue
-        except InvalidConfigError as exc:
-            for problem in exc.problems:
-                loc = ("integrations", index, "config", *problem.loc)
-                problems.append(ConfigProblem(dotted(loc), problem.msg, line_of(loc, lines)))
-            continue
-        out.append(
-            ConfiguredIntegration(spec.owner, spec.key, spec.type, storable_config(model), spec.enabled, spec.monitors)
-        )
-    if problems:
-        raise ConfigError(path or Path("<config>"), problems)
-    return out
