@@ -15,7 +15,6 @@ from uptimed.rules.integrations import validated
 from uptimed.web.forms import (
     ChannelForm,
     channel_form,
-    channel_title,
     entered,
     field_errors,
     parse_lines,
@@ -218,7 +217,9 @@ def test_a_summary_is_one_line_in_the_forms_order(form: ChannelForm) -> None:
     assert len(summary(form, {"target": "x" * 500})) == 160
 
 
+@pytest.mark.usefixtures("installed_plugins")  # ntfy names itself
 def test_channel_titles() -> None:
+    channel_title = ChannelRegistry.discover().title
     assert [channel_title(n) for n in ("webhook", "ntfy", "email", "pager_duty", "my-hook")] == [
         "Webhook", "ntfy", "Email", "Pager duty", "My hook"
     ]

@@ -9,7 +9,13 @@ takes the daemon down.
 Configs: :meth:`ChannelRegistry.validate_config` turns raw JSON into the
 channel's model; :func:`storable_config` gives the JSON to keep in the
 database (secrets in clear) and :func:`redacted_config` the JSON to show
-(secrets as ``…`` plus their last four characters).
+(secrets as ``…`` plus their last four characters). Each config's keys come
+from :mod:`uptimed.channels.schema`.
+
+Besides its ``name``, ``config_model`` and ``send``, a channel may declare a
+``title`` (what people call it, e.g. ``"ntfy"``; default: its name in words)
+and an ``icon`` (SVG path data on a 24x24 grid, drawn as strokes), which the
+pages show.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import structlog
 from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
 
 from uptimed.channels.base import Channel
+from uptimed.channels.schema import ConfigField, config_fields, words
 from uptimed.rules.errors import Problem, dotted, problems_of
 
 __all__ = [
@@ -68,18 +75,6 @@ class BrokenChannel:
     distribution: str | None = None
     version: str | None = None
     value: str | None = None
-
-
-@dataclass(frozen=True)
-class ConfigField:
-    """One key of a channel's config, for listings and forms."""
-
-    name: str
-    type: str
-    required: bool
-    secret: bool
-    default: Any = None
-    description: str | None = None
 
 
 class UnknownChannelError(LookupError):
@@ -208,26 +203,27 @@ class ChannelRegistry:
             raise InvalidConfigError.from_validation(name, exc) from None
 
     def config_fields(self, name: str) -> list[ConfigField]:
-        """The keys of channel ``name``'s config, in declaration order."""
-        model = self.get(name).config_model
-        schema = model.model_json_schema(by_alias=True)
-        properties = schema.get("properties", {})
-        required = set(schema.get("required", []))
-        fields: list[ConfigField] = []
-        for key, info in model.model_fields.items():
-            alias = info.alias or key
-            prop = properties.get(alias, {})
-            fields.append(
-                ConfigField(
-                    name=alias,
-                    type=_type_name(prop, schema),
-                    required=alias in required,
-                    secret=_is_secret(prop, schema),
-                    default=None if info.is_required() else _jsonable_default(info),
-                    description=info.description,
-                )
-            )
-        return fields
+        """The keys of channel ``name``'s config, in declaration order (see :mod:`uptimed.channels.schema`)."""
+        return config_fields(self.get(name).config_model)
+
+    def title(self, name: str) -> str:
+        """What people call channel ``name``: the title it declares, else its name in words (``pager_duty`` -> "Pager duty").
+
+        A type that is not installed (an integration of a removed plugin) gets its name in words too.
+        """
+        loaded = self.channels.get(name)
+        declared = getattr(loaded.channel, "title", None) if loaded is not None else None
+        return declared if isinstance(declared, str) and declared else words(name)
+
+    def icon(self, name: str) -> tuple[str, ...]:
+        """The SVG path data the channel declares as its ``icon`` (a 24x24 grid, drawn as strokes); () if none."""
+        loaded = self.channels.get(name)
+        declared = getattr(loaded.channel, "icon", None) if loaded is not None else None
+        if isinstance(declared, str):
+            return (declared,)
+        if isinstance(declared, tuple | list) and all(isinstance(d, str) for d in declared):
+            return tuple(declared)
+        return ()
 
 
 @functools.cache
@@ -302,48 +298,3 @@ def _instantiate(
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}"[:500] if text else type(exc).__name__
-
-
-def _resolve(prop: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
-    ref = prop.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/$defs/"):
-        return schema.get("$defs", {}).get(ref.removeprefix("#/$defs/"), {})
-    return prop
-
-
-def _is_secret(prop: dict[str, Any], schema: dict[str, Any]) -> bool:
-    prop = _resolve(prop, schema)
-    if prop.get("format") == "password" or prop.get("writeOnly") is True:
-        return True
-    nested = [*prop.get("anyOf", []), *prop.get("allOf", [])]
-    if isinstance(prop.get("additionalProperties"), dict):
-        nested.append(prop["additionalProperties"])
-    if isinstance(prop.get("items"), dict):
-        nested.append(prop["items"])
-    return any(_is_secret(p, schema) for p in nested)
-
-
-def _type_name(prop: dict[str, Any], schema: dict[str, Any]) -> str:
-    prop = _resolve(prop, schema)
-    if "type" in prop:
-        kind = prop["type"]
-        if kind == "array" and isinstance(prop.get("items"), dict):
-            return f"array of {_type_name(prop['items'], schema)}"
-        if kind == "object" and isinstance(prop.get("additionalProperties"), dict):
-            return f"object of {_type_name(prop['additionalProperties'], schema)}"
-        return str(kind)
-    if "enum" in prop:
-        return " | ".join(map(repr, prop["enum"]))
-    if "anyOf" in prop:
-        return " | ".join(_type_name(p, schema) for p in prop["anyOf"])
-    return "any"
-
-
-def _jsonable_default(info: Any) -> Any:
-    value = info.get_default(call_default_factory=True)
-    if isinstance(value, SecretStr | SecretBytes):
-        return None
-    try:
-        return pydantic_core.to_jsonable_python(value)
-    except pydantic_core.PydanticSerializationError:
-        return repr(value)

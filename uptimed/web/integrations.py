@@ -35,7 +35,6 @@ from uptimed.web.forms import (
     ChannelForm,
     FormField,
     channel_forms,
-    channel_title,
     entered,
     field_errors,
     initial_values,
@@ -64,6 +63,8 @@ class Card:
     title: str
     summary: str
     installed: bool
+    icon: tuple[str, ...]
+    """SVG path data the channel declares; () for the built-in mark or the generic plug."""
 
 
 @dataclass(frozen=True)
@@ -82,9 +83,10 @@ def cards(context: Services, items: list[Integration], forms: dict[str, ChannelF
     return [
         Card(
             integration=item,
-            title=channel_title(item.type),
+            title=context.registry.title(item.type),
             summary=summary(forms.get(item.type), masked(context.registry, item)),
             installed=item.type in context.registry,
+            icon=context.registry.icon(item.type),
         )
         for item in items
     ]
@@ -226,7 +228,7 @@ async def toggle_integration(integration_id: IdPath, visit: Visitor, _: Posted, 
         context.pool, await owned.integration(context.pool, visit.user.id, integration_id, to_change=True)
     )
     state = "enabled" if toggled.enabled else "disabled: it sends nothing until you enable it again"
-    await web_sessions.set_notice(context.pool, visit.token, f"{channel_title(toggled.type)} integration {state}.")
+    await web_sessions.set_notice(context.pool, visit.token, f"{context.registry.title(toggled.type)} integration {state}.")
     return _back()
 
 
@@ -234,7 +236,7 @@ async def toggle_integration(integration_id: IdPath, visit: Visitor, _: Posted, 
 async def delete_integration(integration_id: IdPath, visit: Visitor, _: Posted, context: Context) -> Response:
     integration = await owned.integration(context.pool, visit.user.id, integration_id, to_change=True)
     await owned.delete(context.pool, integration)
-    await web_sessions.set_notice(context.pool, visit.token, f"{channel_title(integration.type)} integration deleted.")
+    await web_sessions.set_notice(context.pool, visit.token, f"{context.registry.title(integration.type)} integration deleted.")
     return _back()
 
 
@@ -251,7 +253,7 @@ async def test_integration(
     if request.headers.get("X-Uptimed-Fetch"):
         headers = {**SECURITY_HEADERS, "Cache-Control": "no-store"}
         return JSONResponse({"status": result.status, "error": result.error}, headers=headers)
-    title = channel_title(integration.type)
+    title = context.registry.title(integration.type)
     notice = f"Test sent to {title} #{integration.id}." if result.status == "sent" else f"Test failed: {result.error}"
     await web_sessions.set_notice(context.pool, visit.token, notice)
     return _back()

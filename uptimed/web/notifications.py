@@ -20,7 +20,6 @@ from uptimed.rules.services import Services
 from uptimed.store import MAX_ID, integrations, monitors, notification_log
 from uptimed.store.notification_log import LogEntry
 from uptimed.web.context import Context
-from uptimed.web.forms import channel_title
 from uptimed.web.integrations import MAX_INTEGRATIONS
 from uptimed.web.session import Visitor
 from uptimed.web.templates import render
@@ -104,7 +103,7 @@ async def notifications_page(
         LogRow(
             entry=e,
             kind=e.event_type.removeprefix("website."),
-            integration=f"{channel_title(e.integration_type)} #{e.integration_id}",
+            integration=f"{context.registry.title(e.integration_type)} #{e.integration_id}",
             monitor=m if (m := named.get(e.monitor_id or 0)) is not None and m.owner_id == user_id else None,
         )
         for e in entries
@@ -113,5 +112,5 @@ async def notifications_page(
     return render(
         request, "notifications.html", rows=rows, filters=filters, statuses=STATUSES, older=older,
         newest=filters.query() if before is not None else None, error_shown=ERROR_SHOWN,
-        integrations=[(i.id, f"{channel_title(i.type)} #{i.id}") for i in owned], notice=visit.notice,
+        integrations=[(i.id, f"{context.registry.title(i.type)} #{i.id}") for i in owned], notice=visit.notice,
     )
