@@ -95,6 +95,9 @@ def test_monitor_errors_point_into_the_right_table(tmp_path: Path, capsys: pytes
         ('target = "http://a/"\nregions = ["mars"]', "monitors[0].regions", "unknown region 'mars'"),
         ('kind = "tcp"\ntarget = "db.internal"', "monitors[0]", "a tcp monitor needs host:port"),
         ('target = "http://a/"\n[monitors.http]\naccepted_statuses = ["2xx"]', "monitors[0].http.accepted_statuses", "expected a status code or range"),
+        # The API's and the pages' rules too (uptimed.rules.monitors).
+        ('target = "http://a/"\nrepeat_interval = "60d"', "monitors[0].repeat_interval", "must be at most 30 days"),
+        ('target = "http://a/"\nregions = ["eu"]\nquorum = 2', "monitors[0].quorum", "quorum 2 is more than its 1 regions"),
     ],
 )
 def test_invalid_monitor_values_are_rejected_with_key_and_reason(
@@ -104,22 +107,6 @@ def test_invalid_monitor_values_are_rejected_with_key_and_reason(
     code, _, err = check(tmp_path, text, capsys)
     assert code == 2
     assert f": {key}: " in err and reason in err, err
-
-
-@pytest.mark.parametrize(
-    ("monitor", "where", "reason"),
-    [
-        ('target = "http://a/"\nrepeat_interval = "60d"', "7: monitors[0].repeat_interval", "must be at most 30 days"),
-        ('target = "http://a/"\nregions = ["eu"]\nquorum = 2', "8: monitors[0].quorum", "quorum 2 is more than its 1 regions"),
-    ],
-)
-def test_the_file_is_held_to_the_apis_rules(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monitor: str, where: str, reason: str
-) -> None:
-    text = f'[probe]\nregions = ["eu", "us"]\n[[monitors]]\nowner = "a"\nname = "m"\n{monitor}\n'
-    code, _, err = check(tmp_path, text, capsys)
-    assert code == 2
-    assert f"uptimed.toml:{where}: {reason}" in err, err
 
 
 def test_secrets_are_not_echoed_in_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -113,7 +113,8 @@ async def _rule(_: Request, exc: RuleError) -> Response:
     if isinstance(exc, NotFound):
         return problem_response(404, f"{exc.what} not found")
     if isinstance(exc, DeclaredInFile):
-        return problem_response(409, f"this {exc.what} is managed by the config file; change it there and reload uptimed")
+        detail = f"this {exc.what} is managed by the config file; change it there and reload uptimed"
+        return problem_response(409, detail)
     if isinstance(exc, Invalid):
         return validation_response(body_problems(exc.problems), exc.available)
     return problem_response(400, str(exc))

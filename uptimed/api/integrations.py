@@ -22,14 +22,7 @@ from uptimed.api import pagination
 from uptimed.api.auth import Caller
 from uptimed.api.bounds import MAX_PAGE, CursorQuery, IdPath, Limit
 from uptimed.api.context import Context
-from uptimed.api.errors import (
-    CONFLICT,
-    INVALID,
-    MALFORMED,
-    NOT_FOUND,
-    TOO_LARGE,
-    UNAUTHORIZED,
-)
+from uptimed.api.errors import CONFLICT, INVALID, MALFORMED, NOT_FOUND, TOO_LARGE, UNAUTHORIZED
 from uptimed.channels.registry import ChannelRegistry
 from uptimed.rules import owned
 from uptimed.rules.cursors import id_position

@@ -11,19 +11,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-import structlog
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
 from uptimed.api import pagination
 from uptimed.api.auth import Caller
-from uptimed.api.bounds import (
-    DEFAULT_PAGE,
-    CursorQuery,
-    IdPath,
-    Instant,
-    Limit,
-)
+from uptimed.api.bounds import DEFAULT_PAGE, CursorQuery, IdPath, Instant, Limit
 from uptimed.api.context import ApiContext, Context
 from uptimed.api.errors import (
     CONFLICT,
@@ -45,9 +38,8 @@ from uptimed.rules.status import MonitorView
 from uptimed.store import checks
 from uptimed.store.checks import StoredCheck
 
-log = structlog.get_logger()
-
 router = APIRouter(prefix="/api/v1/monitors", tags=["monitors"], responses={**MALFORMED, **UNAUTHORIZED})
+
 
 class MonitorOut(MonitorFields):
     """A monitor with its current status and uptime."""
@@ -151,7 +143,8 @@ async def update_monitor(monitor_id: IdPath, body: MonitorFields, user: Caller, 
     summary="Pause or resume a monitor",
 )
 async def toggle_monitor(monitor_id: IdPath, user: Caller, context: Context) -> Toggled:
-    toggled = await owned.toggle(context.pool, await owned.monitor(context.pool, user.id, monitor_id, to_change=True))
+    monitor = await owned.monitor(context.pool, user.id, monitor_id, to_change=True)
+    toggled = await owned.toggle(context.pool, monitor)
     return Toggled(id=toggled.id, enabled=toggled.enabled)
 
 

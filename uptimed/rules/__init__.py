@@ -9,7 +9,8 @@ Starlette or the pages; the errors are the layer's own
 - :mod:`~uptimed.rules.regions`: the region and quorum rule (``quorum_for``), also for the state machine
 - :mod:`~uptimed.rules.monitors`: a monitor's fields checked against this cluster (regions, reminder bounds)
 - :mod:`~uptimed.rules.status`: a monitor's status as both faces show it
-- :mod:`~uptimed.rules.integrations`: an integration's config checked by its channel, secrets kept and masked, test sends
+- :mod:`~uptimed.rules.integrations`: an integration's config checked by its channel, secrets kept and masked,
+  test sends
 - :mod:`~uptimed.rules.owned`: a user's own monitors and integrations: read, change, toggle, delete
 - :mod:`~uptimed.rules.declared`: monitors and integrations declared in the config file, brought into the database
 - :mod:`~uptimed.rules.cursors`: opaque positions for paging through lists

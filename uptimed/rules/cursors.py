@@ -37,7 +37,7 @@ def encode(position: dict[str, Any]) -> str:
 
 
 def decode(cursor: str | None, check: Callable[[dict[str, Any]], T]) -> T | None:
-    """The position in ``cursor`` as ``check`` reads it; :class:`Invalid` at ``("cursor",)`` when it is not one of ours."""
+    """The position in ``cursor`` as ``check`` reads it; :class:`Invalid` at ``("cursor",)`` if it is not ours."""
     if cursor is None:
         return None
     try:

@@ -31,7 +31,10 @@ from uptimed.store.integrations import Integration
 
 
 def validated(registry: ChannelRegistry, type_: str, raw: dict[str, Any]) -> dict[str, Any]:
-    """``raw`` checked by channel ``type_``'s model, as JSON to store; :class:`Invalid` naming the type or each field."""
+    """``raw`` checked by channel ``type_``'s model, as JSON to store.
+
+    :class:`Invalid` names the type (not installed) or each field the model refuses.
+    """
     try:
         return storable_config(registry.validate_config(type_, raw))
     except UnknownChannelError as exc:

@@ -73,7 +73,8 @@ async def create_integration(
 
 async def update_integration(pool: asyncpg.Pool, item: Integration, config: dict[str, Any]) -> Integration:
     """Replace the config of ``item`` (read ``to_change``; ``config`` validated already)."""
-    saved = _found(await integrations.update_config(pool, item.owner_id, item.id, config), "integration", to_change=False)
+    updated = await integrations.update_config(pool, item.owner_id, item.id, config)
+    saved = _found(updated, "integration", to_change=False)
     log.info("integration.updated", integration_id=item.id, channel=saved.type, user_id=item.owner_id)
     return saved
 

@@ -224,11 +224,11 @@ async def edit_integration(
 
 @router.post("/integrations/{integration_id}/toggle")
 async def toggle_integration(integration_id: IdPath, visit: Visitor, _: Posted, context: Context) -> Response:
-    toggled = await owned.toggle(
-        context.pool, await owned.integration(context.pool, visit.user.id, integration_id, to_change=True)
-    )
+    integration = await owned.integration(context.pool, visit.user.id, integration_id, to_change=True)
+    toggled = await owned.toggle(context.pool, integration)
     state = "enabled" if toggled.enabled else "disabled: it sends nothing until you enable it again"
-    await web_sessions.set_notice(context.pool, visit.token, f"{context.registry.title(toggled.type)} integration {state}.")
+    title = context.registry.title(toggled.type)
+    await web_sessions.set_notice(context.pool, visit.token, f"{title} integration {state}.")
     return _back()
 
 
@@ -236,7 +236,8 @@ async def toggle_integration(integration_id: IdPath, visit: Visitor, _: Posted, 
 async def delete_integration(integration_id: IdPath, visit: Visitor, _: Posted, context: Context) -> Response:
     integration = await owned.integration(context.pool, visit.user.id, integration_id, to_change=True)
     await owned.delete(context.pool, integration)
-    await web_sessions.set_notice(context.pool, visit.token, f"{context.registry.title(integration.type)} integration deleted.")
+    title = context.registry.title(integration.type)
+    await web_sessions.set_notice(context.pool, visit.token, f"{title} integration deleted.")
     return _back()
 
 

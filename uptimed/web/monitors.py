@@ -124,7 +124,8 @@ async def monitor_page(
 
 @router.post("/monitors/{monitor_id}/toggle")
 async def toggle(monitor_id: IdPath, visit: Visitor, _: Posted, context: Context) -> Response:
-    toggled = await owned.toggle(context.pool, await owned.monitor(context.pool, visit.user.id, monitor_id, to_change=True))
+    monitor = await owned.monitor(context.pool, visit.user.id, monitor_id, to_change=True)
+    toggled = await owned.toggle(context.pool, monitor)
     verb = "Resumed" if toggled.enabled else "Paused"
     await web_sessions.set_notice(context.pool, visit.token, f"{verb} “{toggled.name}”.")
     return RedirectResponse(f"/monitors/{monitor_id}", status_code=303)
