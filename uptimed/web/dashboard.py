@@ -49,7 +49,9 @@ def _rank(row: Row) -> tuple[int, str]:
 
 async def rows(context: Services, user_id: int) -> list[Row]:
     silence = context.settings.evaluate.region_silence
-    views = await monitor_status.page(context.pool, user_id, after_id=None, limit=MAX_MONITORS, silence_intervals=silence)
+    views = await monitor_status.page(
+        context.pool, user_id, after_id=None, limit=MAX_MONITORS, silence_intervals=silence
+    )
     since = datetime.now(UTC) - timedelta(hours=SPARKLINE_HOURS)
     series = await stats.recent_response_times(
         context.pool, user_id, [v.monitor.id for v in views], since=since, buckets=SPARKLINE_BUCKETS
