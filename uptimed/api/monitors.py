@@ -8,6 +8,7 @@ read-only here: changing one answers 409.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -76,21 +77,12 @@ class CheckOut(BaseModel):
 
 def out(view: MonitorView) -> MonitorOut:
     monitor = view.monitor
+    shown = {f.name: getattr(view, f.name) for f in fields(view) if f.name != "monitor"}
     return MonitorOut(
         **monitor.model_dump(include=set(MonitorFields.model_fields)),
+        **shown,
         id=monitor.id,
         managed_by_config=monitor.declared_in_file,
-        created_at=view.created_at,
-        updated_at=view.updated_at,
-        status=view.status,
-        slow=view.slow,
-        silent_regions=list(view.silent_regions),
-        down_since=view.down_since,
-        last_checked_at=view.last_checked_at,
-        last_response_time_ms=view.last_response_time_ms,
-        uptime_24h=view.uptime_24h,
-        uptime_7d=view.uptime_7d,
-        uptime_30d=view.uptime_30d,
     )
 
 

@@ -45,6 +45,12 @@ class MonitorView:
         return "slow" if self.slow else self.status
 
 
+_FIGURES = (
+    "last_checked_at", "last_response_time_ms", "uptime_24h", "uptime_7d", "uptime_30d", "created_at", "updated_at"
+)
+"""What a view takes from the store's overview as it is."""
+
+
 def _state(raw: Any) -> MonitorState:
     try:
         return MonitorState.from_json(raw)
@@ -74,13 +80,7 @@ def view(
         slow=status == "up" and state.slow,
         silent_regions=tuple(state.silent) if monitor.enabled else (),
         down_since=datetime.fromtimestamp(down_since / 1000, tz=UTC) if down_since else None,
-        last_checked_at=overview.last_checked_at,
-        last_response_time_ms=overview.last_response_time_ms,
-        uptime_24h=overview.uptime_24h,
-        uptime_7d=overview.uptime_7d,
-        uptime_30d=overview.uptime_30d,
-        created_at=overview.created_at,
-        updated_at=overview.updated_at,
+        **{name: getattr(overview, name) for name in _FIGURES},
     )
 
 
