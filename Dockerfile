@@ -16,6 +16,7 @@ FROM python:${PYTHON_VERSION}-slim AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
 COPY pyproject.toml README.md schema.sql ./
+COPY migrations ./migrations
 COPY uptimed ./uptimed
 RUN pip wheel --wheel-dir /wheels .
 

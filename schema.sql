@@ -1,6 +1,8 @@
--- uptimed's whole database schema. Applied by `uptimed migrate` (and at
--- start) inside one transaction; every statement is idempotent, and the
--- version below is recorded in schema_version so a second run is a no-op.
+-- uptimed's whole database schema, written out for reading. Databases are
+-- not built from this file: `uptimed migrate` (and `uptimed run` at start)
+-- applies the steps of migrations/ a database lacks, and a test keeps this
+-- file equal to what the steps build. A schema change goes in both: see
+-- migrations/README.md. The version is that of the last step.
 -- schema-version: 4
 
 CREATE TABLE IF NOT EXISTS schema_version (
@@ -221,13 +223,3 @@ $$;
 CREATE OR REPLACE TRIGGER checks_roll_up
     AFTER INSERT ON checks REFERENCING NEW TABLE AS inserted
     FOR EACH STATEMENT EXECUTE FUNCTION roll_up_checks();
-
--- A database from before version 3 has checks but no hours yet.
-INSERT INTO check_hours (monitor_id, region, hour, checks, up, up_ms_sum, up_ms_count)
-SELECT monitor_id, region, date_bin('1 hour', checked_at, TIMESTAMPTZ '2000-01-01 00:00:00+00'),
-       count(*), count(*) FILTER (WHERE status = 'up'),
-       coalesce(sum(response_time_ms) FILTER (WHERE status = 'up'), 0),
-       count(response_time_ms) FILTER (WHERE status = 'up')
-FROM checks
-WHERE NOT EXISTS (SELECT 1 FROM check_hours)
-GROUP BY 1, 2, 3;

@@ -27,7 +27,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from uptimed.api.server import create_app  # noqa: E402
+from uptimed.app import create_app  # noqa: E402
 from uptimed.bus.messages import CheckResult, CheckStatus  # noqa: E402
 from uptimed.channels.registry import default_registry  # noqa: E402
 from uptimed.config import DatabaseSettings, Settings  # noqa: E402

@@ -95,6 +95,9 @@ def test_monitor_errors_point_into_the_right_table(tmp_path: Path, capsys: pytes
         ('target = "http://a/"\nregions = ["mars"]', "monitors[0].regions", "unknown region 'mars'"),
         ('kind = "tcp"\ntarget = "db.internal"', "monitors[0]", "a tcp monitor needs host:port"),
         ('target = "http://a/"\n[monitors.http]\naccepted_statuses = ["2xx"]', "monitors[0].http.accepted_statuses", "expected a status code or range"),
+        # The API's and the pages' rules too (uptimed.rules.monitors).
+        ('target = "http://a/"\nrepeat_interval = "60d"', "monitors[0].repeat_interval", "must be at most 30 days"),
+        ('target = "http://a/"\nregions = ["eu"]\nquorum = 2', "monitors[0].quorum", "quorum 2 is more than its 1 regions"),
     ],
 )
 def test_invalid_monitor_values_are_rejected_with_key_and_reason(

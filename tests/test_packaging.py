@@ -127,6 +127,10 @@ def test_wheel_holds_the_schema_package_data_and_channel_entry_points(installed:
     with zipfile.ZipFile(installed.wheel) as wheel:
         names = set(wheel.namelist())
         assert wheel.read("uptimed/schema.sql") == (ROOT / "schema.sql").read_bytes()
+        steps = sorted((ROOT / "migrations").glob("[0-9]*.sql"))
+        assert steps, "the migration steps are found"
+        for step in steps:
+            assert wheel.read(f"uptimed/migrations/{step.name}") == step.read_bytes()
         # Every file the package ships beside its modules (web assets among them) is in the wheel.
         data = {
             p.relative_to(ROOT).as_posix() for p in (ROOT / "uptimed").rglob("*")
@@ -151,14 +155,15 @@ def test_installed_uptimed_runs_from_a_fresh_virtualenv(installed: InstalledWhee
     # The package imported is the installed one, and it finds its schema inside itself.
     where = subprocess.run(
         [str(installed.python), "-c",
-         ("import uptimed, importlib.resources as r; from uptimed.store.database import schema_sql;"
+         ("import uptimed, importlib.resources as r; from uptimed.store.database import schema_sql, steps;"
           "print(uptimed.__file__); print(r.files('uptimed').joinpath('schema.sql').is_file());"
-          "print(len(schema_sql()))")],
+          "print(len(schema_sql())); print(','.join(s.name for s in steps()))")],
         cwd=tmp_path, env=installed.env(), capture_output=True, text=True, timeout=60, check=False,
     )
-    module, packaged, length = where.stdout.split()
+    module, packaged, length, step_names = where.stdout.split()
     assert Path(module).is_relative_to(installed.venv), module
     assert (packaged, int(length)) == ("True", len((ROOT / "schema.sql").read_text(encoding="utf-8")))
+    assert step_names.split(",") == sorted(p.name for p in (ROOT / "migrations").glob("[0-9]*.sql"))
 
     check = installed.run("check-config", ROOT / "config.example.toml", cwd=tmp_path)
     assert check.returncode == 0, check.stderr

@@ -13,8 +13,8 @@ from typing import Any
 import anyio
 
 from uptimed import __version__
-from uptimed.config import ConfigError, Settings, configured_integrations, load_settings
-from uptimed.errors import ServiceUnavailable
+from uptimed.config import ConfigError, Settings, load_settings
+from uptimed.errors import UptimedError
 
 DEFAULT_CONFIG = "/etc/uptimed/uptimed.toml"
 
@@ -37,10 +37,11 @@ def _plural(count: int, noun: str) -> str:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     from uptimed.channels.registry import default_registry
+    from uptimed.rules.declared import declared_integrations
 
     path = _config_path(args)
     settings = load_settings(path)
-    configured_integrations(settings, default_registry(), path)
+    declared_integrations(settings, default_registry(), path)
     print(
         f"{path}: OK ({_plural(len(settings.monitors), 'monitor')}, "
         f"{_plural(len(settings.integrations), 'integration')}, "
@@ -77,8 +78,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             result = await migrate(pool)
         finally:
             await pool.close()
-        state = "applied" if result.applied else "already up to date"
-        print(f"schema version {result.version}: {state}")
+        for name in result.applied:
+            print(f"applied {name}")
+        if result.applied:
+            print(f"schema version {result.version}: applied {_plural(len(result.applied), 'step')}")
+        else:
+            print(f"schema version {result.version}: already up to date")
         return EXIT_OK
 
     return asyncio.run(main())
@@ -96,7 +101,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         anyio.run(Daemon(settings, config_path=path).run, backend_options={"use_uvloop": True})
     except BaseExceptionGroup as group:
         # A task group wraps what a part raised: surface the error main() knows how to report.
-        for kind in (ConfigError, ServiceUnavailable):
+        for kind in (ConfigError, UptimedError):
             if (matched := group.subgroup(kind)) is not None:
                 raise _first(matched) from group
         raise
@@ -249,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = add("check-config", cmd_check_config, "validate a config file and summarise it")
     check.add_argument("path", nargs="?", metavar="PATH", help="config file to check")
-    add("migrate", cmd_migrate, "apply schema.sql to the configured database")
+    add("migrate", cmd_migrate, "apply the schema steps (migrations/) the configured database lacks")
     add("run", cmd_run, "run the daemon")
     add("channels", cmd_channels, "list notification channels, their config fields, and broken plugins")
 
@@ -294,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG
-    except ServiceUnavailable as exc:
+    except UptimedError as exc:  # a service is unavailable, or the database is newer than this uptimed
         print(f"uptimed: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:

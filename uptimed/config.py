@@ -18,6 +18,8 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 
 from uptimed.durations import Duration
 from uptimed.monitor import MonitorSpec
+from uptimed.rules import monitors as monitor_rules
+from uptimed.rules.errors import Loc, Located, dotted, problem_of
 
 
 class Section(BaseModel):
@@ -241,38 +243,23 @@ class Settings(BaseSettings):
     def _monitors(self) -> Self:
         seen: set[tuple[str, str]] = set()
         for index, spec in enumerate(self.monitors):
-            unknown = [r for r in spec.regions if r not in self.probe.all_regions]
-            if unknown:
-                raise _at(("monitors", index, "regions"), f"unknown region {unknown[0]!r}; configured: {self.probe.all_regions}")
-            regions = spec.effective_regions(self.probe.all_regions)
-            if spec.quorum is not None and spec.quorum > len(regions):
-                raise _at(("monitors", index, "quorum"), f"quorum {spec.quorum} is more than its {len(regions)} regions")
+            # The API's and the pages' rules too: regions, quorum, reminder interval.
+            for problem in monitor_rules.problems(spec, self.probe.all_regions):
+                raise Located(("monitors", index, *problem.loc), problem.msg)
             identity = (spec.owner, spec.stable_key)
             if identity in seen:
-                raise _at(("monitors", index, "key"), f"two monitors of {spec.owner!r} share the key {spec.stable_key!r}")
+                raise Located(("monitors", index, "key"), f"two monitors of {spec.owner!r} share the key {spec.stable_key!r}")
             seen.add(identity)
         keys = {(spec.owner, spec.stable_key) for spec in self.monitors}
         integrations: set[tuple[str, str]] = set()
         for index, integration in enumerate(self.integrations):
             if (integration.owner, integration.key) in integrations:
-                raise _at(("integrations", index, "key"), f"two integrations of {integration.owner!r} share the key {integration.key!r}")
+                raise Located(("integrations", index, "key"), f"two integrations of {integration.owner!r} share the key {integration.key!r}")
             integrations.add((integration.owner, integration.key))
             for key in integration.monitors or []:
                 if (integration.owner, key) not in keys:
-                    raise _at(("integrations", index, "monitors"), f"{integration.owner!r} has no monitor with key {key!r} in this file")
+                    raise Located(("integrations", index, "monitors"), f"{integration.owner!r} has no monitor with key {key!r} in this file")
         return self
-
-
-class _LocatedError(ValueError):
-    """A cross-field error raised with the key path it belongs to."""
-
-    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
-        super().__init__(message)
-        self.loc = loc
-
-
-def _at(loc: tuple[str | int, ...], message: str) -> _LocatedError:
-    return _LocatedError(loc, message)
 
 
 @dataclass(frozen=True)
@@ -327,37 +314,28 @@ def parse_settings(text: str, path: Path = Path("<config>")) -> Settings:
         raise ConfigError(path, problems) from None
 
 
-def _problem(error: Any, lines: dict[tuple[str | int, ...], int]) -> ConfigProblem:
-    loc: tuple[str | int, ...] = tuple(error["loc"])
-    message = error["msg"]
-    ctx_error = (error.get("ctx") or {}).get("error")
-    if isinstance(ctx_error, _LocatedError):
-        loc, message = ctx_error.loc, str(ctx_error)
-    elif error["type"] == "extra_forbidden":
+def _problem(error: Any, lines: dict[Loc, int]) -> ConfigProblem:
+    found = problem_of(error)
+    loc, message = found.loc, found.msg
+    across_keys = isinstance((error.get("ctx") or {}).get("error"), Located)  # its message says it all
+    if error["type"] == "extra_forbidden":
         message = "unknown key (check its spelling)"
     elif error["type"] == "missing":
         message = "required key is missing"
-    else:
-        message = message.removeprefix("Value error, ")
-        if "input" in error and not _secret_loc(loc) and not isinstance(error["input"], dict):
-            message += f" (got {error['input']!r})"
-    return ConfigProblem(dotted(loc), message, _line_of(loc, lines))
+    elif not across_keys and "input" in error and not _secret_loc(loc) and not isinstance(error["input"], dict):
+        message += f" (got {error['input']!r})"
+    return ConfigProblem(dotted(loc), message, line_of(loc, lines))
 
 
-def _secret_loc(loc: tuple[str | int, ...]) -> bool:
+def _secret_loc(loc: Loc) -> bool:
     return any(isinstance(p, str) and p in ("dsn", "url", "password", "sasl_password") for p in loc)
 
 
-def dotted(loc: tuple[str | int, ...]) -> str:
-    """``("monitors", 0, "interval")`` -> ``"monitors[0].interval"``."""
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
+def line_of(loc: Loc, lines: dict[Loc, int]) -> int | None:
+    """The line of key path ``loc`` in a file whose :func:`key_lines` are ``lines``.
 
-
-def _line_of(loc: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int]) -> int | None:
-    # The key itself, else the closest enclosing table the file declares.
+    The key itself, else the closest enclosing table the file declares.
+    """
     for end in range(len(loc), 0, -1):
         if loc[:end] in lines:
             return lines[loc[:end]]
@@ -377,16 +355,16 @@ def _key_parts(text: str) -> list[str]:
     return [part.strip().strip("\"'") for part in re.findall(r"\"[^\"]*\"|'[^']*'|[^.]+", text)]
 
 
-def key_lines(text: str) -> dict[tuple[str | int, ...], int]:
+def key_lines(text: str) -> dict[Loc, int]:
     """Map each key path the file declares to its line (1-based).
 
     A line-oriented reading that covers tables, arrays of tables and dotted
     keys; keys inside inline tables and multi-line strings resolve to the
     enclosing key, which is precise enough to point a user at the right line.
     """
-    found: dict[tuple[str | int, ...], int] = {}
-    array_counts: dict[tuple[str | int, ...], int] = {}
-    table: tuple[str | int, ...] = ()
+    found: dict[Loc, int] = {}
+    array_counts: dict[Loc, int] = {}
+    table: Loc = ()
     in_multiline: str | None = None
     for number, line in enumerate(text.splitlines(), start=1):
         if in_multiline:
@@ -395,7 +373,7 @@ def key_lines(text: str) -> dict[tuple[str | int, ...], int]:
             continue
         if match := _TABLE.match(line):
             names = _key_parts(match[2])
-            path: tuple[str | int, ...] = ()
+            path: Loc = ()
             # Resolve earlier array-of-tables segments to their latest element.
             for name in names[:-1]:
                 path = (*path, name)
@@ -417,37 +395,3 @@ def key_lines(text: str) -> dict[tuple[str | int, ...], int]:
                 if rest.count(quote) == 1:
                     in_multiline = quote
     return found
-
-
-def configured_integrations(settings: Settings, registry: Any, path: Path | None = None) -> list[Any]:
-    """Validate each ``[[integrations]]`` config with its channel's own model.
-
-    Returns :class:`uptimed.store.integrations.ConfiguredIntegration` entries
-    ready to store; raises :class:`ConfigError` naming the key path and line
-    (``integrations[0].config.webhookUrl``) of every bad value.
-    """
-    from uptimed.channels.registry import InvalidConfigError, UnknownChannelError, storable_config
-    from uptimed.store.integrations import ConfiguredIntegration
-
-    lines = key_lines(path.read_text(encoding="utf-8")) if path and path.exists() else {}
-    problems: list[ConfigProblem] = []
-    out: list[ConfiguredIntegration] = []
-    for index, spec in enumerate(settings.integrations):
-        try:
-            model = registry.validate_config(spec.type, spec.config)
-        except UnknownChannelError as exc:
-            loc: tuple[str | int, ...] = ("integrations", index, "type")
-            problems.append(ConfigProblem(dotted(loc), str(exc), _line_of(loc, lines)))
-            continue
-        except InvalidConfigError as exc:
-            for error in exc.errors:
-                parts = [int(p) if p.isdigit() else p for p in error["loc"].split(".") if p]
-                loc = ("integrations", index, "config", *parts)
-                problems.append(ConfigProblem(dotted(loc), error["msg"], _line_of(loc, lines)))
-            continue
-        out.append(
-            ConfiguredIntegration(spec.owner, spec.key, spec.type, storable_config(model), spec.enabled, spec.monitors)
-        )
-    if problems:
-        raise ConfigError(path or Path("<config>"), problems)
-    return out

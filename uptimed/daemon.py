@@ -22,10 +22,11 @@ from uptimed import __version__
 from uptimed.bus.kafka import ensure_topics, make_producer
 from uptimed.channels.registry import ChannelRegistry, default_registry
 from uptimed import log as uptimed_log
-from uptimed.config import ConfigError, ConfigProblem, RedisSettings, Settings, configured_integrations, load_settings
+from uptimed.config import ConfigError, ConfigProblem, RedisSettings, Settings, load_settings
 from uptimed.errors import ServiceUnavailable
 from uptimed.api.health import service_readiness
-from uptimed.api.server import bind, create_app, serve
+from uptimed.api.server import bind, serve
+from uptimed.app import create_app
 from uptimed.evaluate.evaluator import Evaluator
 from uptimed.notify.dispatcher import Dispatcher
 from uptimed.notify.notifier import Notifier
@@ -35,7 +36,8 @@ from uptimed.probe.queue import ProbeQueue
 from uptimed.probe.scheduler import Scheduler, process_identity
 from uptimed.probe.worker import ProbeWorker
 from uptimed.retention import Retention
-from uptimed.store import integrations, monitors
+from uptimed.rules import declared
+from uptimed.store import monitors
 from uptimed.store.database import connect, migrate
 from uptimed.supervisor import Part, Supervisor
 from uptimed.systemd import SystemdNotifier
@@ -161,15 +163,7 @@ class Daemon:
 
     async def sync_config(self, settings: Settings | None = None) -> None:
         """Bring the monitors and integrations declared in the config file into the database."""
-        settings = settings or self.settings
-        declared = configured_integrations(settings, self.registry, self.config_path)
-        result = await monitors.sync_from_config(self.pool, settings.monitors)
-        async with self.pool.acquire() as conn, conn.transaction():
-            count = await integrations.sync_from_config(conn, declared)
-        log.info(
-            "config.synced", created=result.created, updated=result.updated, disabled=result.disabled,
-            users_created=result.users_created, integrations=count,
-        )
+        await declared.sync(self.pool, settings or self.settings, self.registry, self.config_path)
 
     async def run(self) -> None:
         """Connect, run until SIGTERM / SIGINT, then stop within :data:`STOP_GRACE_S`."""

@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from uptimed.durations import Duration
+from uptimed.rules.errors import Across
+from uptimed.rules.regions import quorum_for
 
 MIN_INTERVAL_S = 1.0
 
@@ -143,20 +145,19 @@ class MonitorFields(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
+        # Rules across fields stay on the whole monitor; a form shows each beside the field it names.
         if self.timeout > self.interval:
-            raise ValueError(f"timeout ({self.timeout:g} s) is longer than interval ({self.interval:g} s)")
+            raise Across("timeout", f"timeout ({self.timeout:g} s) is longer than interval ({self.interval:g} s)")
         if self.kind is MonitorKind.HTTP:
             parts = urlsplit(self.target)
             if parts.scheme not in ("http", "https"):
-                raise ValueError(f"target {self.target!r}: an http monitor needs an http:// or https:// URL")
+                raise Across("target", f"target {self.target!r}: an http monitor needs an http:// or https:// URL")
             if not parts.hostname:
-                raise ValueError(f"target {self.target!r}: the URL has no host")
+                raise Across("target", f"target {self.target!r}: the URL has no host")
         elif self.kind is MonitorKind.TCP:
             host, sep, port = self.target.rpartition(":")
             if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-                raise ValueError(f"target {self.target!r}: a tcp monitor needs host:port")
-        if self.quorum is not None and self.regions and self.quorum > len(self.regions):
-            raise ValueError(f"quorum {self.quorum} is more than its {len(self.regions)} regions")
+                raise Across("target", f"target {self.target!r}: a tcp monitor needs host:port")
         return self
 
     def effective_regions(self, configured: list[str]) -> list[str]:
@@ -164,9 +165,8 @@ class MonitorFields(BaseModel):
         return list(self.regions) if self.regions else list(configured)
 
     def effective_quorum(self, configured: list[str]) -> int:
-        """How many regions must agree before the monitor changes state."""
-        count = len(self.effective_regions(configured))
-        return min(self.quorum, count) if self.quorum else count // 2 + 1
+        """How many regions must agree before the monitor changes state (:func:`~uptimed.rules.regions.quorum_for`)."""
+        return quorum_for(self, self.effective_regions(configured))
 
 
 class MonitorSpec(MonitorFields):
@@ -194,3 +194,9 @@ class Monitor(MonitorFields):
     id: int
     owner_id: int
     config_key: str | None = None
+    """Its key in the config file when declared there (``[[monitors]]``)."""
+
+    @property
+    def declared_in_file(self) -> bool:
+        """Declared in the config file: only the file changes it."""
+        return self.config_key is not None

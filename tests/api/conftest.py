@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.support import Stack, WebhookReceiver
-from uptimed.api.server import create_app
+from uptimed.app import create_app
 from uptimed.channels.registry import default_registry
 from uptimed.config import DatabaseSettings, Settings
 from uptimed.store import api_tokens, users

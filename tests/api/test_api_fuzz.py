@@ -36,7 +36,8 @@ from schemathesis.checks import (
 from schemathesis.config import SchemathesisConfig
 
 from tests.api.conftest import Api, Person, monitor_body
-from uptimed.api.server import bind, create_app, serve
+from uptimed.api.server import bind, serve
+from uptimed.app import create_app
 from uptimed.channels.discord import DiscordChannel
 from uptimed.channels.email import EmailChannel
 from uptimed.channels.registry import ChannelRegistry

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tests.api.conftest import Api, Person, config_monitor, monitor_body
+from tests.api.conftest import REGIONS, Api, Person, config_monitor, monitor_body
 from uptimed.bus.messages import CheckResult, CheckStatus
 from uptimed.evaluate.state import Incident, MonitorState, MonitorStatus
 from uptimed.store import checks, monitor_state
@@ -98,6 +98,19 @@ async def test_invalid_fields_are_422_with_their_path(alice: Person) -> None:
     both = await alice.client.post("/api/v1/monitors", json=monitor_body(interval=5, timeout=10))
     assert both.status_code == 422
     assert "timeout" in both.json()["detail"][0]["msg"]
+
+
+async def test_the_file_and_the_api_share_one_rule_for_quorum_and_reminders(alice: Person) -> None:
+    # The same rule and message as a [[monitors]] table (rules/monitors.py), named by its field.
+    for body, field, message in [
+        (monitor_body(regions=[REGIONS[0]], quorum=2), "quorum", "quorum 2 is more than its 1 regions"),
+        (monitor_body(repeat_interval="31d"), "repeat_interval", "must be at most 30 days"),
+    ]:
+        response = await alice.client.post("/api/v1/monitors", json=body)
+        assert response.status_code == 422, field
+        assert [(p["field"], p["msg"]) for p in response.json()["detail"]] == [(field, message)]
+    kept = await alice.client.post("/api/v1/monitors", json=monitor_body(repeat_interval="30d"))
+    assert kept.status_code == 201 and kept.json()["repeat_interval"] == 30 * 86400
 
 
 async def test_regions_outside_the_cluster_are_refused_but_configured_ones_kept(alice: Person) -> None:

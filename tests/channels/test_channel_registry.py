@@ -224,3 +224,31 @@ def test_the_built_in_channels_satisfy_the_protocol() -> None:
 
     assert len(built_in) == len(BUILT_IN)
     assert all(isinstance(loaded.channel, Channel) for loaded in built_in)
+
+
+def test_a_channel_may_name_and_draw_itself() -> None:
+    from pydantic import BaseModel
+
+    class Config(BaseModel):
+        topic: str
+
+    class Bell:
+        name = "bell_ring"
+        title = "BellRing"
+        icon = ("M6 16v-5a6 6 0 0 1 12 0v5", "M10 20a2 2 0 0 0 4 0")
+        config_model = Config
+
+        async def send(self, notification: object) -> None:
+            return None
+
+    class Plain(Bell):
+        name = "pager_duty"
+        title = ""  # no title: the name in words
+        icon = "M12 2v4"  # one path
+
+    registry = ChannelRegistry.from_channels([Bell, Plain, WebhookChannel])
+
+    assert (registry.title("bell_ring"), registry.icon("bell_ring")) == ("BellRing", Bell.icon)
+    assert (registry.title("pager_duty"), registry.icon("pager_duty")) == ("Pager duty", ("M12 2v4",))
+    assert (registry.title("webhook"), registry.icon("webhook")) == ("Webhook", ())
+    assert (registry.title("gone-away"), registry.icon("gone-away")) == ("Gone away", ())

@@ -29,6 +29,7 @@ from playwright.async_api import (
     expect,
 )
 
+from tests.channels.conftest import installed_plugins  # noqa: F401  (pip-installs the example plugins)
 from tests.support import ROOT
 
 CHROMIUM = Path(os.environ.get("UPTIMED_CHROMIUM", "/usr/bin/chromium"))

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.support import Stack
-from uptimed.api.server import create_app
+from uptimed.app import create_app
 from uptimed.channels.registry import default_registry
 from uptimed.config import DatabaseSettings, Settings
 from uptimed.passwords import hash_password

@@ -8,14 +8,13 @@ from typing import ClassVar, Literal
 import pytest
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from uptimed.api.errors import InvalidInput
-from uptimed.api.integrations import validated
 from uptimed.channels.base import Notification, Secret
 from uptimed.channels.registry import ChannelRegistry, default_registry
+from uptimed.rules.errors import Invalid as InvalidInput
+from uptimed.rules.integrations import validated
 from uptimed.web.forms import (
     ChannelForm,
     channel_form,
-    channel_title,
     entered,
     field_errors,
     parse_lines,
@@ -218,7 +217,9 @@ def test_a_summary_is_one_line_in_the_forms_order(form: ChannelForm) -> None:
     assert len(summary(form, {"target": "x" * 500})) == 160
 
 
+@pytest.mark.usefixtures("installed_plugins")  # ntfy names itself
 def test_channel_titles() -> None:
+    channel_title = ChannelRegistry.discover().title
     assert [channel_title(n) for n in ("webhook", "ntfy", "email", "pager_duty", "my-hook")] == [
         "Webhook", "ntfy", "Email", "Pager duty", "My hook"
     ]

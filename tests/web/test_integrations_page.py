@@ -465,3 +465,27 @@ async def test_an_optional_secret_can_be_removed_on_edit(site: Site, alice: Pers
     stored = (await integrations.get(site.pool, made)).config
     assert stored["secret"] is None and stored["webhookUrl"] == "https://hooks.example/p"
     assert "Remove the stored Secret" not in (await alice.get(f"/integrations/{made}/edit")).text
+
+
+class LanternChannel(BeaconChannel):
+    name: ClassVar[str] = "lantern"
+    title: ClassVar[str] = "LANTERN.io"
+    icon: ClassVar[tuple[str, ...]] = ("M12 2v4", 'M6 10h12"/><script>alert(1)</script>')
+
+
+async def test_a_channel_names_and_draws_itself(site: Site, alice: Person, monkeypatch: pytest.MonkeyPatch) -> None:
+    registry = site.app.state.context.registry
+    monkeypatch.setitem(registry.channels, "lantern", LoadedChannel("lantern", LanternChannel(), "uptimed-lantern", "1.0"))
+    made = await site.pool.fetchval(
+        "INSERT INTO integrations (owner_id, type, config) VALUES ($1, 'lantern', $2) RETURNING id",
+        alice.id, {"apiKey": "lantern-key-0123456789"},
+    )
+
+    html = (await alice.get("/integrations")).text
+    shown = card(html, made)
+    assert shown.one("h2").text() == f"LANTERN.io #{made}"
+    icon = shown.one("svg")
+    assert icon.attrs["data-icon"] == "lantern"
+    assert [p.attrs["d"] for p in icon.all("path")] == list(LanternChannel.icon)  # data, never markup
+    assert "<script>alert(1)</script>" not in html
+    assert page(html).one("fieldset", id="channel-lantern").one("legend").text() == "LANTERN.io settings"

@@ -220,6 +220,23 @@ async def test_invalid_input_is_shown_next_to_its_field_and_changes_nothing(
     assert await site.pool.fetchval("SELECT count(*) FROM monitors") == 1
 
 
+@pytest.mark.parametrize(
+    ("values", "field", "message"),
+    [
+        ({"repeat_interval": "60d"}, "repeat_interval", "must be at most 30 days"),
+        ({"regions": ["eu-west"], "quorum": "2"}, "quorum", "quorum 2 is more than its 1 regions"),
+    ],
+)
+async def test_the_form_is_held_to_the_files_and_the_apis_rules(
+    site: Site, alice: Person, values: dict[str, Any], field: str, message: str
+) -> None:
+    answer = await alice.post("/monitors", _form(values))
+
+    assert answer.status_code == 422
+    error = re.search(rf'<p class="field-error" id="{field}-error">([^<]*)</p>', answer.text)
+    assert error and error[1].strip() == message
+
+
 async def test_pause_resume_and_delete_with_notices(site: Site, alice: Person) -> None:
     monitor_id = await _monitor(site, alice)
     page = await alice.get(f"/monitors/{monitor_id}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Path, Query, Request
@@ -10,23 +10,11 @@ from fastapi.routing import APIRoute
 from pydantic import AfterValidator
 
 from uptimed.api.errors import InvalidInput, field_problem
-
-MAX_ID = 2**63 - 1
-"""PostgreSQL's bigint."""
+from uptimed.rules.cursors import as_instant
+from uptimed.store import MAX_ID
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
-
-_EARLIEST = datetime(1970, 1, 1)
-_LATEST = datetime(2200, 1, 1)
-
-
-def as_instant(value: datetime) -> datetime:
-    """``value`` in UTC; ValueError outside 1970..2200."""
-    # Compared before converting: a far date with an offset overflows datetime.
-    if not _EARLIEST <= value.replace(tzinfo=None) <= _LATEST:
-        raise ValueError("must be between 1970-01-01 and 2200-01-01")
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 Instant = Annotated[datetime, AfterValidator(as_instant)]

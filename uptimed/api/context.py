@@ -1,4 +1,4 @@
-"""What every route works with: the pool, the channels, the settings, the HTTP client."""
+"""What every route works with: the rules' services (pool, channels, settings, HTTP client) and readiness."""
 
 from __future__ import annotations
 
@@ -6,29 +6,22 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-import asyncpg
-import httpx
 from fastapi import Depends, Request
 
-from uptimed.channels.registry import ChannelRegistry
-from uptimed.config import Settings
+from uptimed.rules.services import Services
 
 Readiness = Callable[[], Awaitable[dict[str, bool]]]
 """Each part's state (``{"postgresql": True, "kafka_producer": False, ...}``)."""
 
 
 @dataclass(frozen=True)
-class ApiContext:
-    pool: asyncpg.Pool
-    registry: ChannelRegistry
-    settings: Settings
-    http: httpx.AsyncClient
-    """For test notifications: the same kind of client the dispatcher delivers with."""
+class ApiContext(Services):
     readiness: Readiness
 
 
 def api_context(request: Request) -> ApiContext:
-    return request.app.state.context
+    context: ApiContext = request.app.state.context
+    return context
 
 
 Context = Annotated[ApiContext, Depends(api_context)]

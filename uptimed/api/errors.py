@@ -1,6 +1,8 @@
 """Error answers of the API: their models, the exceptions routes raise, and the handlers.
 
-Every error body is JSON. ``{"detail": "..."}`` (:class:`Problem`) for 401,
+The rules' errors (:mod:`uptimed.rules.errors`) map here: ``NotFound`` is
+404, ``DeclaredInFile`` 409, ``Invalid`` 422 with each problem inside the
+body. Every error body is JSON. ``{"detail": "..."}`` (:class:`Problem`) for 401,
 403, 404, 409, 413 and 500; ``{"detail": [{loc, field, msg, type}]}``
 (:class:`ValidationProblem`) for 422, where ``field`` is the dotted path
 inside the body or the parameter's name, e.g. ``config.webhookUrl``. No error
@@ -9,17 +11,25 @@ body repeats a value it was given: a rejected value may be a secret.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from uptimed.rules.errors import DeclaredInFile, Invalid, NotFound, RuleError, dotted
+from uptimed.rules.errors import Problem as RuleProblem
+
 log = structlog.get_logger()
+
+Handler = Callable[[Request, Any], Awaitable[Response]]
+"""An exception handler: the request and the exception of the kind it is registered for."""
+
+_SOURCES = ("body", "query", "path", "header")
 
 
 class Problem(BaseModel):
@@ -54,20 +64,6 @@ class ApiError(Exception):
         self.headers = dict(headers or {})
 
 
-class NotFound(ApiError):
-    def __init__(self, what: str) -> None:
-        super().__init__(404, f"{what} not found")
-
-
-class ManagedByConfig(ApiError):
-    """A monitor or integration declared in the TOML file: read-only here."""
-
-    def __init__(self, what: str) -> None:
-        super().__init__(
-            409, f"this {what} is managed by the config file; change it there and reload uptimed"
-        )
-
-
 class InvalidInput(Exception):
     """A 422 a route raises for problems found after FastAPI's own validation."""
 
@@ -78,13 +74,9 @@ class InvalidInput(Exception):
 
 
 def field_problem(loc: Sequence[str | int], msg: str, type_: str = "value_error") -> FieldProblem:
-    """A problem at ``loc`` (``("body", "config", "webhookUrl")``)."""
-    return FieldProblem(loc=list(loc), field=dotted(loc), msg=msg, type=type_)
-
-
-def dotted(loc: Sequence[str | int]) -> str:
-    inner = list(loc[1:]) if loc and loc[0] in ("body", "query", "path", "header") else list(loc)
-    return ".".join(str(part) for part in inner) or str(loc[0] if loc else "")
+    """A problem at ``loc`` (``("body", "config", "webhookUrl")``); its ``field`` is the path inside the source."""
+    inner = loc[1:] if loc and loc[0] in _SOURCES else loc
+    return FieldProblem(loc=list(loc), field=dotted(inner) or str(loc[0] if loc else ""), msg=msg, type=type_)
 
 
 def _from_pydantic(error: Mapping[str, Any]) -> FieldProblem:
@@ -93,6 +85,11 @@ def _from_pydantic(error: Mapping[str, Any]) -> FieldProblem:
         reason = (error.get("ctx") or {}).get("error")
         msg = f"invalid JSON: {reason}" if reason else "invalid JSON"
     return field_problem(tuple(error.get("loc", ("body",))), msg, str(error.get("type", "value_error")))
+
+
+def body_problems(problems: Iterable[RuleProblem], source: str = "body") -> list[FieldProblem]:
+    """A rule's problems as the API's, inside ``source`` (``body`` unless the route says ``query``)."""
+    return [field_problem((source, *p.loc), p.msg, p.type) for p in problems]
 
 
 def problem_response(status: int, detail: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
@@ -104,31 +101,49 @@ def validation_response(problems: Sequence[FieldProblem], available: list[str] |
     return JSONResponse(body, status_code=422)
 
 
-def install(app: FastAPI) -> None:
-    """Register the handlers that turn exceptions into the bodies above."""
+async def _api_error(_: Request, exc: ApiError) -> Response:
+    return problem_response(exc.status, exc.detail, exc.headers)
 
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return problem_response(exc.status, exc.detail, exc.headers)
 
-    @app.exception_handler(InvalidInput)
-    async def _invalid(_: Request, exc: InvalidInput) -> JSONResponse:
-        return validation_response(exc.problems, exc.available)
+async def _invalid(_: Request, exc: InvalidInput) -> Response:
+    return validation_response(exc.problems, exc.available)
 
-    @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        # Built field by field: FastAPI's own body would echo the input back.
-        return validation_response([_from_pydantic(error) for error in exc.errors()])
 
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        detail = exc.detail if isinstance(exc.detail, str) else "error"
-        return problem_response(exc.status_code, detail, exc.headers)
+async def _rule(_: Request, exc: RuleError) -> Response:
+    if isinstance(exc, NotFound):
+        return problem_response(404, f"{exc.what} not found")
+    if isinstance(exc, DeclaredInFile):
+        detail = f"this {exc.what} is managed by the config file; change it there and reload uptimed"
+        return problem_response(409, detail)
+    if isinstance(exc, Invalid):
+        return validation_response(body_problems(exc.problems), exc.available)
+    return problem_response(400, str(exc))
 
-    @app.exception_handler(Exception)
-    async def _crash(request: Request, exc: Exception) -> JSONResponse:
-        log.error("api.crashed", method=request.method, path=request.url.path, error_type=type(exc).__name__)
-        return problem_response(500, "internal error")
+
+async def _validation(_: Request, exc: RequestValidationError) -> Response:
+    # Built field by field: FastAPI's own body would echo the input back.
+    return validation_response([_from_pydantic(error) for error in exc.errors()])
+
+
+async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+    detail = exc.detail if isinstance(exc.detail, str) else "error"
+    return problem_response(exc.status_code, detail, exc.headers)
+
+
+async def _crash(request: Request, exc: Exception) -> Response:
+    log.error("api.crashed", method=request.method, path=request.url.path, error_type=type(exc).__name__)
+    return problem_response(500, "internal error")
+
+
+HANDLERS: dict[type[Exception], Handler] = {
+    ApiError: _api_error,
+    InvalidInput: _invalid,
+    RuleError: _rule,
+    RequestValidationError: _validation,
+    StarletteHTTPException: _http,
+    Exception: _crash,
+}
+"""How the API answers each error, as JSON; :mod:`uptimed.app` installs them."""
 
 
 def _doc(description: str, model: type[BaseModel] = Problem) -> dict[str, Any]:

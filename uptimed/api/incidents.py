@@ -12,15 +12,16 @@ from uptimed.api import pagination
 from uptimed.api.auth import Caller
 from uptimed.api.bounds import (
     DEFAULT_PAGE,
-    MAX_ID,
     CursorQuery,
     IdPath,
     Limit,
     SinceQuery,
 )
 from uptimed.api.context import Context
-from uptimed.api.errors import INVALID, MALFORMED, NOT_FOUND, UNAUTHORIZED, NotFound
-from uptimed.store import incidents
+from uptimed.api.errors import INVALID, MALFORMED, NOT_FOUND, UNAUTHORIZED
+from uptimed.rules.cursors import id_position
+from uptimed.rules.errors import NotFound
+from uptimed.store import MAX_ID, incidents
 from uptimed.store.incidents import IncidentRecord
 
 router = APIRouter(prefix="/api/v1/incidents", tags=["incidents"], responses={**MALFORMED, **UNAUTHORIZED})
@@ -54,7 +55,7 @@ async def list_incidents(
     limit: Limit = DEFAULT_PAGE,
     cursor: CursorQuery = None,
 ) -> list[IncidentOut]:
-    before = pagination.decode(cursor, pagination.id_position)
+    before = pagination.decode(cursor, id_position)
     rows = await incidents.page_for_owner(
         context.pool, user.id, monitor_id=monitor, open_only=open, since=since, before_id=before, limit=limit + 1
     )

@@ -1,31 +1,23 @@
 """``/api/v1/monitors``: the caller's monitors, their status and uptime, and their checks.
 
 A monitor is written with the same fields (and the same validation) as a
-``[[monitors]]`` table of the config file. Monitors declared in that file
-are read-only here: changing one answers 409.
+``[[monitors]]`` table of the config file, checked by the same rules
+(:mod:`uptimed.rules.monitors`). Monitors declared in that file are
+read-only here: changing one answers 409.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import fields
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-import time
-
-import structlog
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
 from uptimed.api import pagination
 from uptimed.api.auth import Caller
-from uptimed.api.bounds import (
-    DEFAULT_PAGE,
-    CursorQuery,
-    IdPath,
-    Instant,
-    Limit,
-    as_instant,
-)
+from uptimed.api.bounds import DEFAULT_PAGE, CursorQuery, IdPath, Instant, Limit
 from uptimed.api.context import ApiContext, Context
 from uptimed.api.errors import (
     CONFLICT,
@@ -35,30 +27,26 @@ from uptimed.api.errors import (
     TOO_LARGE,
     UNAUTHORIZED,
     InvalidInput,
-    ManagedByConfig,
-    NotFound,
     field_problem,
 )
 from uptimed.api.integrations import Deleted, Toggled
-from uptimed.evaluate.state import DEFAULT_SILENCE_INTERVALS, MonitorState, MonitorStatus, silence_ms_for
-from uptimed.monitor import Monitor, MonitorFields
-from uptimed.store import checks, monitors
+from uptimed.monitor import MonitorFields
+from uptimed.rules import owned
+from uptimed.rules import status as monitor_status
+from uptimed.rules.cursors import check_position, id_position
+from uptimed.rules.monitors import checked
+from uptimed.rules.status import MonitorView
+from uptimed.store import checks
 from uptimed.store.checks import StoredCheck
-from uptimed.store.monitors import MonitorOverview
-from uptimed.store.users import User
-
-log = structlog.get_logger()
 
 router = APIRouter(prefix="/api/v1/monitors", tags=["monitors"], responses={**MALFORMED, **UNAUTHORIZED})
-
-MAX_REPEAT_INTERVAL_S = 30 * 86400.0
 
 
 class MonitorOut(MonitorFields):
     """A monitor with its current status and uptime."""
 
     id: int
-    managed_by_config: bool = Field(description="declared in the config file: read-only here")
+    managed_by_config: bool = Field(description="declared in the config file: read-only here (409)")
     created_at: datetime
     updated_at: datetime
     status: Literal["up", "down", "unknown", "paused"] = Field(
@@ -87,75 +75,20 @@ class CheckOut(BaseModel):
     error: str | None
 
 
-def _fields(monitor: Monitor) -> dict[str, Any]:
-    return monitor.model_dump(include=set(MonitorFields.model_fields))
-
-
-def _state(raw: Any) -> MonitorState:
-    try:
-        return MonitorState.from_json(raw)
-    except (ValueError, TypeError):
-        return MonitorState()
-
-
-def out(overview: MonitorOverview, *, silence_intervals: float = DEFAULT_SILENCE_INTERVALS) -> MonitorOut:
-    monitor = overview.monitor
-    state = _state(overview.state)
-    shown = "paused" if not monitor.enabled else state.status.value
-    newest = state.newest_result_ms
-    if shown == "up" and newest is not None and time.time() * 1000 - newest > silence_ms_for(monitor, silence_intervals):
-        shown = "unknown"  # every region is silent: it was up, nobody knows what it is now
-    down_since = state.down_since_ms if state.status is MonitorStatus.DOWN else None
+def out(view: MonitorView) -> MonitorOut:
+    monitor = view.monitor
+    shown = {f.name: getattr(view, f.name) for f in fields(view) if f.name != "monitor"}
     return MonitorOut(
-        **_fields(monitor),
+        **monitor.model_dump(include=set(MonitorFields.model_fields)),
+        **shown,
         id=monitor.id,
-        managed_by_config=monitor.config_key is not None,
-        created_at=overview.created_at,
-        updated_at=overview.updated_at,
-        status=shown,
-        slow=shown == "up" and state.slow,
-        silent_regions=list(state.silent) if monitor.enabled else [],
-        down_since=datetime.fromtimestamp(down_since / 1000, tz=UTC) if down_since else None,
-        last_checked_at=overview.last_checked_at,
-        last_response_time_ms=overview.last_response_time_ms,
-        uptime_24h=overview.uptime_24h,
-        uptime_7d=overview.uptime_7d,
-        uptime_30d=overview.uptime_30d,
+        managed_by_config=monitor.declared_in_file,
     )
 
 
-def checked(context: ApiContext, fields: MonitorFields) -> MonitorFields:
-    """What the config file would refuse too: unknown regions, a quorum larger than the regions."""
-    configured = context.settings.probe.all_regions
-    unknown = [r for r in fields.regions if r not in configured]
-    if unknown:
-        raise InvalidInput(
-            [field_problem(("body", "regions"), f"unknown region {unknown[0]!r}; configured: {', '.join(configured)}")]
-        )
-    regions = fields.effective_regions(configured)
-    if fields.quorum is not None and fields.quorum > len(regions):
-        raise InvalidInput(
-            [field_problem(("body", "quorum"), f"quorum {fields.quorum} is more than its {len(regions)} regions")]
-        )
-    if fields.repeat_interval is not None and fields.repeat_interval > MAX_REPEAT_INTERVAL_S:
-        raise InvalidInput([field_problem(("body", "repeat_interval"), "must be at most 30 days")])
-    return fields
-
-
-async def _overview(context: ApiContext, user: User, monitor_id: int) -> MonitorOut:
-    overview = await monitors.get_overview(context.pool, user.id, monitor_id)
-    if overview is None:
-        raise NotFound("monitor")
-    return out(overview, silence_intervals=context.settings.evaluate.region_silence)
-
-
-async def changeable(context: ApiContext, user: User, monitor_id: int) -> Monitor:
-    monitor = await monitors.get_owned(context.pool, user.id, monitor_id)
-    if monitor is None:
-        raise NotFound("monitor")
-    if monitor.config_key is not None:
-        raise ManagedByConfig("monitor")
-    return monitor
+async def _shown(context: ApiContext, user_id: int, monitor_id: int) -> MonitorOut:
+    silence = context.settings.evaluate.region_silence
+    return out(await monitor_status.one(context.pool, user_id, monitor_id, silence_intervals=silence))
 
 
 @router.post(
@@ -163,9 +96,8 @@ async def changeable(context: ApiContext, user: User, monitor_id: int) -> Monito
     summary="Create a monitor",
 )
 async def create_monitor(body: MonitorFields, user: Caller, context: Context) -> MonitorOut:
-    monitor = await monitors.create(context.pool, user.id, checked(context, body))
-    log.info("monitor.created", monitor_id=monitor.id, user_id=user.id)
-    return await _overview(context, user, monitor.id)
+    monitor = await owned.create_monitor(context.pool, user.id, checked(body, context.settings.probe.all_regions))
+    return await _shown(context, user.id, monitor.id)
 
 
 @router.get(
@@ -177,18 +109,15 @@ async def list_monitors(
     request: Request, response: Response, user: Caller, context: Context,
     limit: Limit = DEFAULT_PAGE, cursor: CursorQuery = None,
 ) -> list[MonitorOut]:
-    after = pagination.decode(cursor, pagination.id_position)
-    rows = await monitors.page_overviews(context.pool, user.id, after_id=after, limit=limit + 1)
+    after = pagination.decode(cursor, id_position)
     silence = context.settings.evaluate.region_silence
-    return [
-        out(o, silence_intervals=silence)
-        for o in pagination.page(rows, limit, request, response, lambda o: {"id": o.monitor.id})
-    ]
+    rows = await monitor_status.page(context.pool, user.id, after_id=after, limit=limit + 1, silence_intervals=silence)
+    return [out(v) for v in pagination.page(rows, limit, request, response, lambda v: {"id": v.monitor.id})]
 
 
 @router.get("/{monitor_id}", response_model=MonitorOut, responses={**NOT_FOUND, **INVALID}, summary="Get a monitor")
 async def get_monitor(monitor_id: IdPath, user: Caller, context: Context) -> MonitorOut:
-    return await _overview(context, user, monitor_id)
+    return await _shown(context, user.id, monitor_id)
 
 
 @router.put(
@@ -196,11 +125,9 @@ async def get_monitor(monitor_id: IdPath, user: Caller, context: Context) -> Mon
     summary="Replace a monitor's fields",
 )
 async def update_monitor(monitor_id: IdPath, body: MonitorFields, user: Caller, context: Context) -> MonitorOut:
-    await changeable(context, user, monitor_id)
-    if await monitors.update_owned(context.pool, user.id, monitor_id, checked(context, body)) is None:
-        raise NotFound("monitor")
-    log.info("monitor.updated", monitor_id=monitor_id, user_id=user.id)
-    return await _overview(context, user, monitor_id)
+    monitor = await owned.monitor(context.pool, user.id, monitor_id, to_change=True)
+    await owned.update_monitor(context.pool, monitor, checked(body, context.settings.probe.all_regions))
+    return await _shown(context, user.id, monitor_id)
 
 
 @router.patch(
@@ -208,11 +135,8 @@ async def update_monitor(monitor_id: IdPath, body: MonitorFields, user: Caller, 
     summary="Pause or resume a monitor",
 )
 async def toggle_monitor(monitor_id: IdPath, user: Caller, context: Context) -> Toggled:
-    await changeable(context, user, monitor_id)
-    toggled = await monitors.toggle_owned(context.pool, user.id, monitor_id)
-    if toggled is None:
-        raise NotFound("monitor")
-    log.info("monitor.toggled", monitor_id=monitor_id, enabled=toggled.enabled, user_id=user.id)
+    monitor = await owned.monitor(context.pool, user.id, monitor_id, to_change=True)
+    toggled = await owned.toggle(context.pool, monitor)
     return Toggled(id=toggled.id, enabled=toggled.enabled)
 
 
@@ -221,21 +145,8 @@ async def toggle_monitor(monitor_id: IdPath, user: Caller, context: Context) -> 
     summary="Delete a monitor with its checks and incidents",
 )
 async def delete_monitor(monitor_id: IdPath, user: Caller, context: Context) -> Deleted:
-    await changeable(context, user, monitor_id)
-    if not await monitors.delete_owned(context.pool, user.id, monitor_id):
-        raise NotFound("monitor")
-    log.info("monitor.deleted", monitor_id=monitor_id, user_id=user.id)
+    await owned.delete(context.pool, await owned.monitor(context.pool, user.id, monitor_id, to_change=True))
     return Deleted()
-
-
-def check_position(data: dict[str, Any]) -> tuple[datetime, str]:
-    at, region = data["t"], data["r"]
-    if not isinstance(at, str) or not isinstance(region, str) or len(region) > 64:
-        raise ValueError("bad position")
-    parsed = datetime.fromisoformat(at)
-    if parsed.tzinfo is None:
-        raise ValueError("no offset")
-    return as_instant(parsed), region
 
 
 @router.get(
@@ -254,8 +165,7 @@ async def list_checks(
     if since is not None and until is not None and until <= since:
         raise InvalidInput([field_problem(("query", "until"), "must be later than since")])
     before = pagination.decode(cursor, check_position)
-    if await monitors.get_owned(context.pool, user.id, monitor_id) is None:
-        raise NotFound("monitor")
+    await owned.monitor(context.pool, user.id, monitor_id)
     rows = await checks.page_for_owner(
         context.pool, user.id, monitor_id, since=since, until=until, region=region, before=before, limit=limit + 1
     )

@@ -13,15 +13,16 @@ from uptimed.api import pagination
 from uptimed.api.auth import Caller
 from uptimed.api.bounds import (
     DEFAULT_PAGE,
-    MAX_ID,
     CursorQuery,
     IdPath,
     Limit,
     SinceQuery,
 )
 from uptimed.api.context import Context
-from uptimed.api.errors import INVALID, MALFORMED, NOT_FOUND, UNAUTHORIZED, NotFound
-from uptimed.store import notification_log
+from uptimed.api.errors import INVALID, MALFORMED, NOT_FOUND, UNAUTHORIZED
+from uptimed.rules.cursors import id_position
+from uptimed.rules.errors import NotFound
+from uptimed.store import MAX_ID, notification_log
 from uptimed.store.notification_log import LogEntry
 
 router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"], responses={**MALFORMED, **UNAUTHORIZED})
@@ -78,7 +79,7 @@ async def list_notifications(
     limit: Limit = DEFAULT_PAGE,
     cursor: CursorQuery = None,
 ) -> list[NotificationOut]:
-    before = pagination.decode(cursor, pagination.id_position)
+    before = pagination.decode(cursor, id_position)
     rows = await notification_log.page_for_user(
         context.pool, user.id, status=status, integration_id=integration, since=since, before_id=before,
         limit=limit + 1,

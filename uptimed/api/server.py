@@ -1,9 +1,9 @@
-"""The HTTP API as one FastAPI app, served by uvicorn inside the daemon's task group.
+"""The HTTP server: uvicorn inside the daemon's task group, serving the app of :mod:`uptimed.app`.
 
-:func:`create_app` builds the app from the daemon's connections;
-:func:`serve` runs it until cancelled, then stops accepting, lets requests
-in flight finish (a few seconds at most) and returns. uvicorn's own signal
-handling and lifespan are off: the daemon owns both.
+:func:`serve` runs the app (the API and the pages) until cancelled, then
+stops accepting, lets requests in flight finish (a few seconds at most) and
+returns. uvicorn's own signal handling and lifespan are off: the daemon owns
+both. :class:`AccessLog` logs one line a request.
 """
 
 from __future__ import annotations
@@ -15,46 +15,16 @@ import time
 from collections.abc import Iterator
 
 import anyio
-import asyncpg
-import httpx
 import structlog
 import uvicorn
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from uptimed import __version__, metrics, web
-from uptimed.api import (
-    channels,
-    errors,
-    health,
-    incidents,
-    integrations,
-    monitors,
-    notifications,
-    tokens,
-    users,
-)
-from uptimed.api import metrics as metrics_route
-from uptimed.api.body import BodyGuard
-from uptimed.api.bounds import known_query
-from uptimed.api.context import ApiContext, Readiness
-from uptimed.channels.registry import ChannelRegistry
-from uptimed.config import ApiSettings, Settings
+from uptimed.config import ApiSettings
 
 log = structlog.get_logger()
 
 GRACEFUL_SHUTDOWN_S = 5.0
-
-DESCRIPTION = """\
-The HTTP API of uptimed. Every `/api/v1` route needs `Authorization: Bearer <token>`
-(`uptimed user create NAME --email ADDR` prints a first token) and sees only the
-caller's own objects: another user's answers 404.
-
-Lists answer a JSON array; when there is more, the `X-Next-Cursor` header holds
-the `cursor` of the next page (and `Link` its URL). Errors answer `{"detail": ...}`;
-a 422 lists each problem with its `field` (e.g. `config.webhookUrl`).
-Integrations keep the original API's camelCase shapes.
-"""
 
 
 class AccessLog:
@@ -82,35 +52,6 @@ class AccessLog:
             ms = round((time.perf_counter() - started) * 1000, 1)
             level = log.warning if status >= 500 else log.debug
             level("api.request", method=scope["method"], path=scope["path"], status=status, ms=ms)
-
-
-def create_app(
-    *,
-    pool: asyncpg.Pool,
-    registry: ChannelRegistry,
-    settings: Settings,
-    http: httpx.AsyncClient,
-    readiness: Readiness,
-) -> FastAPI:
-    """The API over these connections. ``readiness`` answers ``/readyz`` (see :func:`health.service_readiness`)."""
-    app = FastAPI(
-        title="uptimed",
-        version=__version__,
-        description=DESCRIPTION,
-        openapi_url="/openapi.json",
-        docs_url=None,  # served by uptimed.web.assets with a vendored Swagger UI: no CDN
-        redoc_url=None,
-        dependencies=[Depends(known_query)],
-    )
-    app.state.context = ApiContext(pool=pool, registry=registry, settings=settings, http=http, readiness=readiness)
-    errors.install(app)
-    for module in (integrations, channels, monitors, notifications, incidents, users, tokens, health, metrics_route):
-        app.include_router(module.router)
-    web.install(app)
-    app.add_middleware(BodyGuard)
-    app.add_middleware(AccessLog)
-    metrics.track_channels(registry)
-    return app
 
 
 def bind(settings: ApiSettings) -> socket.socket:

@@ -17,9 +17,9 @@ from uptimed.api.errors import (
     NOT_FOUND,
     TOO_LARGE,
     UNAUTHORIZED,
-    NotFound,
 )
 from uptimed.api.integrations import Deleted
+from uptimed.rules.errors import NotFound
 from uptimed.store import api_tokens
 from uptimed.store.api_tokens import ApiToken
 

@@ -12,6 +12,7 @@ from uptimed.api.auth import Caller
 from uptimed.api.bounds import DEFAULT_PAGE, CursorQuery, Limit
 from uptimed.api.context import Context
 from uptimed.api.errors import FORBIDDEN, INVALID, MALFORMED, UNAUTHORIZED, ApiError
+from uptimed.rules.cursors import id_position
 from uptimed.store import users
 from uptimed.store.users import User
 
@@ -46,6 +47,6 @@ async def list_users(
 ) -> list[UserOut]:
     if not user.is_admin:
         raise ApiError(403, "listing users needs an admin token")
-    after = pagination.decode(cursor, pagination.id_position)
+    after = pagination.decode(cursor, id_position)
     rows = await users.page(context.pool, after_id=after, limit=limit + 1)
     return [out(u) for u in pagination.page(rows, limit, request, response, lambda u: {"id": u.id})]

@@ -9,14 +9,20 @@ takes the daemon down.
 Configs: :meth:`ChannelRegistry.validate_config` turns raw JSON into the
 channel's model; :func:`storable_config` gives the JSON to keep in the
 database (secrets in clear) and :func:`redacted_config` the JSON to show
-(secrets as ``…`` plus their last four characters).
+(secrets as ``…`` plus their last four characters). Each config's keys come
+from :mod:`uptimed.channels.schema`.
+
+Besides its ``name``, ``config_model`` and ``send``, a channel may declare a
+``title`` (what people call it, e.g. ``"ntfy"``; default: its name in words)
+and an ``icon`` (SVG path data on a 24x24 grid, drawn as strokes), which the
+pages show.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
@@ -26,6 +32,8 @@ import structlog
 from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
 
 from uptimed.channels.base import Channel
+from uptimed.channels.schema import ConfigField, config_fields, words
+from uptimed.rules.errors import Problem, dotted, problems_of
 
 __all__ = [
     "GROUP",
@@ -69,18 +77,6 @@ class BrokenChannel:
     value: str | None = None
 
 
-@dataclass(frozen=True)
-class ConfigField:
-    """One key of a channel's config, for listings and forms."""
-
-    name: str
-    type: str
-    required: bool
-    secret: bool
-    default: Any = None
-    description: str | None = None
-
-
 class UnknownChannelError(LookupError):
     """No channel of that type is installed (or it is broken)."""
 
@@ -98,24 +94,21 @@ class UnknownChannelError(LookupError):
 class InvalidConfigError(ValueError):
     """A config that does not fit its channel's model. Never repeats the values given."""
 
-    def __init__(self, channel: str, errors: list[dict[str, Any]]) -> None:
+    def __init__(self, channel: str, problems: Sequence[Problem]) -> None:
         self.channel = channel
-        self.errors = errors
-        """``[{"loc": "webhookUrl", "msg": "...", "type": "..."}]``."""
-        problems = "; ".join(f"{e['loc']}: {e['msg']}" if e["loc"] else e["msg"] for e in errors)
-        super().__init__(f"invalid {channel} config: {problems}")
+        self.problems = tuple(problems)
+        """Each with its location inside the config: ``("headers", "X-Token")``."""
+        self.errors = [{"loc": dotted(p.loc), "msg": p.msg, "type": p.type} for p in self.problems]
+        """The same as dicts, locations written out: ``[{"loc": "webhookUrl", "msg": "...", "type": "..."}]``."""
+        super().__init__(f"invalid {channel} config: {'; '.join(_said(p) for p in self.problems)}")
 
     @classmethod
     def from_validation(cls, channel: str, exc: ValidationError) -> InvalidConfigError:
-        errors = [
-            {
-                "loc": ".".join(str(part) for part in error["loc"]),
-                "msg": error["msg"].removeprefix("Value error, "),
-                "type": error["type"],
-            }
-            for error in exc.errors(include_url=False, include_input=False, include_context=False)
-        ]
-        return cls(channel, errors)
+        return cls(channel, problems_of(exc))
+
+
+def _said(problem: Problem) -> str:
+    return f"{dotted(problem.loc)}: {problem.msg}" if problem.loc else problem.msg
 
 
 def check_channel(obj: object) -> str | None:
@@ -210,26 +203,27 @@ class ChannelRegistry:
             raise InvalidConfigError.from_validation(name, exc) from None
 
     def config_fields(self, name: str) -> list[ConfigField]:
-        """The keys of channel ``name``'s config, in declaration order."""
-        model = self.get(name).config_model
-        schema = model.model_json_schema(by_alias=True)
-        properties = schema.get("properties", {})
-        required = set(schema.get("required", []))
-        fields: list[ConfigField] = []
-        for key, info in model.model_fields.items():
-            alias = info.alias or key
-            prop = properties.get(alias, {})
-            fields.append(
-                ConfigField(
-                    name=alias,
-                    type=_type_name(prop, schema),
-                    required=alias in required,
-                    secret=_is_secret(prop, schema),
-                    default=None if info.is_required() else _jsonable_default(info),
-                    description=info.description,
-                )
-            )
-        return fields
+        """The keys of channel ``name``'s config, in declaration order (see :mod:`uptimed.channels.schema`)."""
+        return config_fields(self.get(name).config_model)
+
+    def title(self, name: str) -> str:
+        """What people call channel ``name``: the title it declares, else its name in words (``pager_duty`` -> "Pager duty").
+
+        A type that is not installed (an integration of a removed plugin) gets its name in words too.
+        """
+        loaded = self.channels.get(name)
+        declared = getattr(loaded.channel, "title", None) if loaded is not None else None
+        return declared if isinstance(declared, str) and declared else words(name)
+
+    def icon(self, name: str) -> tuple[str, ...]:
+        """The SVG path data the channel declares as its ``icon`` (a 24x24 grid, drawn as strokes); () if none."""
+        loaded = self.channels.get(name)
+        declared = getattr(loaded.channel, "icon", None) if loaded is not None else None
+        if isinstance(declared, str):
+            return (declared,)
+        if isinstance(declared, tuple | list) and all(isinstance(d, str) for d in declared):
+            return tuple(declared)
+        return ()
 
 
 @functools.cache
@@ -304,48 +298,3 @@ def _instantiate(
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}"[:500] if text else type(exc).__name__
-
-
-def _resolve(prop: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
-    ref = prop.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/$defs/"):
-        return schema.get("$defs", {}).get(ref.removeprefix("#/$defs/"), {})
-    return prop
-
-
-def _is_secret(prop: dict[str, Any], schema: dict[str, Any]) -> bool:
-    prop = _resolve(prop, schema)
-    if prop.get("format") == "password" or prop.get("writeOnly") is True:
-        return True
-    nested = [*prop.get("anyOf", []), *prop.get("allOf", [])]
-    if isinstance(prop.get("additionalProperties"), dict):
-        nested.append(prop["additionalProperties"])
-    if isinstance(prop.get("items"), dict):
-        nested.append(prop["items"])
-    return any(_is_secret(p, schema) for p in nested)
-
-
-def _type_name(prop: dict[str, Any], schema: dict[str, Any]) -> str:
-    prop = _resolve(prop, schema)
-    if "type" in prop:
-        kind = prop["type"]
-        if kind == "array" and isinstance(prop.get("items"), dict):
-            return f"array of {_type_name(prop['items'], schema)}"
-        if kind == "object" and isinstance(prop.get("additionalProperties"), dict):
-            return f"object of {_type_name(prop['additionalProperties'], schema)}"
-        return str(kind)
-    if "enum" in prop:
-        return " | ".join(map(repr, prop["enum"]))
-    if "anyOf" in prop:
-        return " | ".join(_type_name(p, schema) for p in prop["anyOf"])
-    return "any"
-
-
-def _jsonable_default(info: Any) -> Any:
-    value = info.get_default(call_default_factory=True)
-    if isinstance(value, SecretStr | SecretBytes):
-        return None
-    try:
-        return pydantic_core.to_jsonable_python(value)
-    except pydantic_core.PydanticSerializationError:
-        return repr(value)

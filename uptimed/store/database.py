@@ -1,17 +1,31 @@
-"""The asyncpg pool and the schema: connect with a timeout, migrate idempotently."""
+"""The asyncpg pool and the schema: connect with a timeout, migrate step by step.
+
+The schema grows by numbered steps, ``migrations/0001_initial.sql``,
+``0002_web_pages.sql``, ...: step N takes a database from version N - 1 to
+N, and ``schema_version`` records each version reached. ``schema.sql`` is the
+same schema written out whole, for reading; a test keeps the two equal.
+``migrations/README.md`` says how to add a step.
+"""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import asyncpg
+import structlog
 
 from uptimed.config import DatabaseSettings
-from uptimed.errors import ServiceUnavailable
+from uptimed.errors import ServiceUnavailable, UptimedError
+
+log = structlog.get_logger()
+
+_SOURCE_TREE = Path(__file__).resolve().parents[2]
 
 # Serialises concurrent `migrate` runs of several processes.
 _MIGRATE_LOCK = 0x7570_7469  # "upti"
@@ -53,14 +67,15 @@ def _describe(exc: BaseException) -> str:
 
 
 def schema_sql() -> str:
-    """The text of schema.sql, from the installed package or the source tree."""
+    """The text of schema.sql (the whole schema, for reading), from the installed package or the source tree."""
     packaged = resources.files("uptimed").joinpath("schema.sql")
     if packaged.is_file():
         return packaged.read_text(encoding="utf-8")
-    return (Path(__file__).resolve().parents[2] / "schema.sql").read_text(encoding="utf-8")
+    return (_SOURCE_TREE / "schema.sql").read_text(encoding="utf-8")
 
 
 def schema_version(sql: str) -> int:
+    """The ``-- schema-version: N`` that schema.sql declares."""
     match = re.search(r"^-- schema-version:\s*(\d+)\s*$", sql, re.MULTILINE)
     if not match:
         raise ValueError("schema.sql has no '-- schema-version: N' line")
@@ -68,21 +83,81 @@ def schema_version(sql: str) -> int:
 
 
 @dataclass(frozen=True)
-class Migration:
+class Step:
+    """One file of ``migrations/``: ``0004_notification_attempts.sql`` takes a database to version 4."""
+
     version: int
-    applied: bool
-    """False when the database already had this version: nothing was changed."""
+    name: str
+    sql: str
 
 
-async def migrate(pool: asyncpg.Pool) -> Migration:
-    """Apply schema.sql in one transaction unless its version is already recorded."""
-    sql = schema_sql()
-    version = schema_version(sql)
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATE_LOCK)
-        exists = await conn.fetchval("SELECT to_regclass('schema_version') IS NOT NULL")
-        if exists and await conn.fetchval("SELECT max(version) FROM schema_version") == version:
-            return Migration(version, applied=False)
-        await conn.execute(sql)
-        await conn.execute("INSERT INTO schema_version (version) VALUES ($1) ON CONFLICT DO NOTHING", version)
-    return Migration(version, applied=True)
+_STEP_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+def steps() -> list[Step]:
+    """Every migration step, in order; ValueError unless they are numbered 1, 2, 3 ... without a gap."""
+    packaged = resources.files("uptimed").joinpath("migrations")
+    folder: Traversable = packaged if packaged.is_dir() else _SOURCE_TREE / "migrations"
+    found = sorted(
+        (int(match[1]), entry.name, entry)
+        for entry in folder.iterdir()
+        if (match := _STEP_NAME.match(entry.name))
+    )
+    numbers = [number for number, _, _ in found]
+    if numbers != list(range(1, len(found) + 1)):
+        raise ValueError(f"migrations/ must be numbered 0001, 0002, ... without gaps or repeats; found {numbers}")
+    return [Step(number, name, entry.read_text(encoding="utf-8")) for number, name, entry in found]
+
+
+class DatabaseTooNew(UptimedError):
+    """The database was migrated by a newer uptimed: this one does not know its schema and changes nothing."""
+
+    def __init__(self, version: int, known: int) -> None:
+        super().__init__(
+            f"postgresql: the database is at schema version {version}, newer than this uptimed knows "
+            f"(up to {known}); run the newer uptimed, or point [database] dsn at another database. Nothing was changed."
+        )
+        self.version = version
+        self.known = known
+
+
+@dataclass(frozen=True)
+class Migration:
+    """What :func:`migrate` did."""
+
+    version: int
+    """The database's schema version now."""
+    applied: tuple[str, ...]
+    """The steps applied, in order (``0003_check_hours.sql``); empty when the database was up to date."""
+
+
+async def _current_version(conn: asyncpg.Connection) -> int:
+    if not await conn.fetchval("SELECT to_regclass('schema_version') IS NOT NULL"):
+        return 0
+    return int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_version"))
+
+
+async def migrate(pool: asyncpg.Pool, *, plan: Sequence[Step] | None = None) -> Migration:
+    """Apply the steps of ``migrations/`` (or ``plan``) the database lacks, in order, each in its own transaction.
+
+    Each step runs under a transaction-scoped advisory lock and first reads
+    the version again, so processes migrating at once apply every step once;
+    a step that fails leaves the database at the version before it.
+    A database at a version newer than the last step raises :class:`DatabaseTooNew`.
+    """
+    known = list(plan) if plan is not None else steps()
+    latest = known[-1].version
+    applied: list[str] = []
+    for step in known:
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATE_LOCK)
+            current = await _current_version(conn)
+            if current > latest:
+                raise DatabaseTooNew(current, latest)
+            if current >= step.version:
+                continue
+            await conn.execute(step.sql)
+            await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", step.version)
+        log.info("database.migrated", step=step.name, schema_version=step.version)
+        applied.append(step.name)
+    return Migration(latest, tuple(applied))

@@ -9,6 +9,8 @@ from typing import Any
 
 import asyncpg
 
+from uptimed.store.owned import OwnedTable
+
 _COLUMNS = "id, owner_id, type, config, enabled, config_key, created_at, updated_at"
 
 
@@ -22,8 +24,14 @@ class Integration:
     config: dict[str, Any]
     enabled: bool
     config_key: str | None
+    """Its key in the config file when declared there (``[[integrations]]``)."""
     created_at: datetime
     updated_at: datetime
+
+    @property
+    def declared_in_file(self) -> bool:
+        """Declared in the config file: only the file changes it."""
+        return self.config_key is not None
 
 
 def _from_row(row: asyncpg.Record) -> Integration:
@@ -157,23 +165,10 @@ async def update_config(
     return _from_row(row) if row else None
 
 
-async def toggle(conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, integration_id: int) -> Integration | None:
-    """Flip ``enabled`` of one of the owner's API-created integrations; None if there is none."""
-    row = await conn.fetchrow(
-        f"""
-        UPDATE integrations SET enabled = NOT enabled, updated_at = now()
-        WHERE id = $1 AND owner_id = $2 AND config_key IS NULL
-        RETURNING {_COLUMNS}
-        """,
-        integration_id, owner_id,
-    )
-    return _from_row(row) if row else None
+_owned = OwnedTable("integrations", _COLUMNS, _from_row)
 
+toggle = _owned.toggle
+"""Flip ``enabled`` of one of the owner's API-created integrations; the integration after, None if there is none."""
 
-async def delete_owned(conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, integration_id: int) -> bool:
-    """Delete one of the owner's API-created integrations (its log rows go with it)."""
-    deleted = await conn.fetchval(
-        "DELETE FROM integrations WHERE id = $1 AND owner_id = $2 AND config_key IS NULL RETURNING id",
-        integration_id, owner_id,
-    )
-    return deleted is not None
+delete_owned = _owned.delete
+"""Delete one of the owner's API-created integrations (its log rows go with it)."""

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 
 from uptimed.monitor import Monitor, MonitorFields, MonitorSpec
+from uptimed.store.owned import OwnedTable
 
 _COLUMNS = """
     id, owner_id, config_key, name, kind, target, interval_s, timeout_s, regions,
@@ -289,23 +290,10 @@ async def update_owned(
     return monitor_from_row(row) if row else None
 
 
-async def toggle_owned(conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, monitor_id: int) -> Monitor | None:
-    """Pause or resume one of the owner's API-created monitors; None if there is none."""
-    row = await conn.fetchrow(
-        f"""
-        UPDATE monitors SET enabled = NOT enabled, updated_at = now()
-        WHERE id = $1 AND owner_id = $2 AND config_key IS NULL
-        RETURNING {_COLUMNS}
-        """,
-        monitor_id, owner_id,
-    )
-    return monitor_from_row(row) if row else None
+_owned = OwnedTable("monitors", _COLUMNS, monitor_from_row)
 
+toggle_owned = _owned.toggle
+"""Pause or resume one of the owner's API-created monitors; the monitor after, None if there is none."""
 
-async def delete_owned(conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, monitor_id: int) -> bool:
-    """Delete one of the owner's API-created monitors with its checks, state and incidents."""
-    deleted = await conn.fetchval(
-        "DELETE FROM monitors WHERE id = $1 AND owner_id = $2 AND config_key IS NULL RETURNING id",
-        monitor_id, owner_id,
-    )
-    return deleted is not None
+delete_owned = _owned.delete
+"""Delete one of the owner's API-created monitors with its checks, state and incidents."""

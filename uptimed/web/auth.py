@@ -17,8 +17,8 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
 from uptimed import passwords
-from uptimed.api.context import Context
 from uptimed.store import users, web_sessions
+from uptimed.web.context import Context
 from uptimed.web.session import (
     SESSION_COOKIE,
     SIGN_IN_COOKIE,

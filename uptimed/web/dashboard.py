@@ -13,10 +13,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
-from uptimed.api.context import ApiContext, Context
-from uptimed.api.monitors import MonitorOut, out
-from uptimed.store import monitors, stats
+from uptimed.rules import status as monitor_status
+from uptimed.rules.services import Services
+from uptimed.rules.status import MonitorView
+from uptimed.store import stats
 from uptimed.web import charts
+from uptimed.web.context import Context
 from uptimed.web.session import Visitor
 from uptimed.web.templates import render
 
@@ -32,38 +34,38 @@ _ORDER = {"down": 0, "unknown": 2, "up": 3, "paused": 4}
 
 @dataclass(frozen=True)
 class Row:
-    monitor: MonitorOut
+    view: MonitorView
     sparkline: Markup
 
     @property
     def shown_status(self) -> str:
         """up, down, slow, paused or unknown: what the badge says."""
-        return "slow" if self.monitor.slow else self.monitor.status
+        return self.view.shown
 
 
 def _rank(row: Row) -> tuple[int, str]:
-    return (1 if row.shown_status == "slow" else _ORDER[row.monitor.status], row.monitor.name.lower())
+    return (1 if row.shown_status == "slow" else _ORDER[row.view.status], row.view.monitor.name.lower())
 
 
-async def rows(context: ApiContext, user_id: int) -> list[Row]:
+async def rows(context: Services, user_id: int) -> list[Row]:
     silence = context.settings.evaluate.region_silence
-    overviews = [
-        out(o, silence_intervals=silence)
-        for o in await monitors.page_overviews(context.pool, user_id, after_id=None, limit=MAX_MONITORS)
-    ]
+    views = await monitor_status.page(
+        context.pool, user_id, after_id=None, limit=MAX_MONITORS, silence_intervals=silence
+    )
     since = datetime.now(UTC) - timedelta(hours=SPARKLINE_HOURS)
     series = await stats.recent_response_times(
-        context.pool, user_id, [m.id for m in overviews], since=since, buckets=SPARKLINE_BUCKETS
+        context.pool, user_id, [v.monitor.id for v in views], since=since, buckets=SPARKLINE_BUCKETS
     )
     return sorted(
         (
             Row(
-                monitor=m,
+                view=v,
                 sparkline=charts.sparkline(
-                    series.get(m.id, []), label=f"{m.name}, response time over the last {SPARKLINE_HOURS} hours"
+                    series.get(v.monitor.id, []),
+                    label=f"{v.monitor.name}, response time over the last {SPARKLINE_HOURS} hours",
                 ),
             )
-            for m in overviews
+            for v in views
         ),
         key=_rank,
     )
@@ -73,7 +75,7 @@ def silent_regions(table: list[Row]) -> dict[str, int]:
     """Per region, how many of these monitors it has stopped reporting for."""
     found: dict[str, int] = {}
     for row in table:
-        for region in row.monitor.silent_regions:
+        for region in row.view.silent_regions:
             found[region] = found.get(region, 0) + 1
     return dict(sorted(found.items()))
 

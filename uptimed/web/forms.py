@@ -1,21 +1,11 @@
-"""Integration forms built from a channel's config schema, and posted forms read back into a config.
+"""Integration forms built from a channel's config fields, and posted forms read back into a config.
 
 Every channel, built-in or plugin, gets its fields in the "Add integration"
-dialog from the JSON schema of its pydantic ``config_model``: adding a channel
-needs no page code. Each field's form name is prefixed by the channel type
+dialog from its config fields (:func:`uptimed.channels.schema.config_fields`,
+which also says which control asks for each key): adding a channel needs no
+page code. Each field's form name is prefixed by the channel type
 (``webhook.webhookUrl``), so the dialog holds one fieldset per type and only
 the chosen type's fields are read.
-
-How a schema property becomes a control:
-
-- a string: a text input; a secret (``format: password``) a password input
-- an integer or number: a number input, bounded by ``minimum`` / ``maximum``
-- a boolean: a checkbox
-- an enum: a select of its values
-- an object of strings (webhook headers): a textarea of ``Name: value`` lines
-- an array of strings: a textarea, one item a line
-- a choice of scalars (``int | str``, Telegram's chatId): a text input
-- anything else: a textarea of JSON
 
 Reading a form gives the raw config for the channel's model to validate; it
 checks only what the form itself must (a number that is not one, a header
@@ -29,34 +19,15 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from uptimed.api.errors import FieldProblem
-from uptimed.channels.registry import ChannelRegistry, ConfigField
-
-Control = Literal["text", "password", "number", "checkbox", "select", "mapping", "list", "json"]
+from uptimed.channels.registry import ChannelRegistry
+from uptimed.channels.schema import ConfigField, Control, words
+from uptimed.rules.errors import Problem, dotted
 
 SUMMARY_LIMIT = 160
 
-# Names as their services write them; any other type is shown capitalised.
-_TITLES = {
-    "apprise": "Apprise",
-    "discord": "Discord",
-    "email": "Email",
-    "ntfy": "ntfy",
-    "slack": "Slack",
-    "telegram": "Telegram",
-    "webhook": "Webhook",
-}
-_ACRONYMS = {"api", "id", "ip", "url", "uri", "http", "https", "smtp", "tls", "ssl", "dns", "sms"}
-_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
-_SCALARS = {"string", "integer", "number", "boolean"}
 _MULTILINE = {"mapping", "list", "json"}
-
-
-def channel_title(name: str) -> str:
-    """``"Webhook"``, ``"ntfy"``; a plugin's type capitalised (``"pagerduty"`` -> ``"Pagerduty"``)."""
-    return _TITLES.get(name) or name.replace("_", " ").replace("-", " ").capitalize()
 
 
 @dataclass(frozen=True)
@@ -132,10 +103,8 @@ class ReadConfig:
 
 def channel_form(registry: ChannelRegistry, name: str) -> ChannelForm:
     """The form of channel ``name`` (:class:`~uptimed.channels.registry.UnknownChannelError` if none)."""
-    schema = registry.get(name).config_model.model_json_schema(by_alias=True)
-    properties = schema.get("properties", {})
-    fields = tuple(_form_field(name, f, properties.get(f.name, {}), schema) for f in registry.config_fields(name))
-    return ChannelForm(type=name, title=channel_title(name), fields=fields)
+    fields = tuple(_form_field(name, item) for item in registry.config_fields(name))
+    return ChannelForm(type=name, title=registry.title(name), fields=fields)
 
 
 def channel_forms(registry: ChannelRegistry) -> list[ChannelForm]:
@@ -143,85 +112,27 @@ def channel_forms(registry: ChannelRegistry) -> list[ChannelForm]:
     return [channel_form(registry, name) for name in registry.names()]
 
 
-def _form_field(channel: str, config: ConfigField, prop: dict[str, Any], schema: dict[str, Any]) -> FormField:
-    scalar = _scalar(prop, schema)
-    kind = scalar.get("type")
-    base: dict[str, Any] = {
-        "channel": channel,
-        "key": config.name,
-        "label": _label(config.name, prop),
-        "required": config.required,
-        "secret": config.secret,
-        "help": _sentence(config.description or prop.get("description")),
-    }
-    if "enum" in scalar or "const" in scalar:
-        values = scalar.get("enum", [scalar.get("const")])
-        options = tuple(Option(_text(v), v) for v in values)
-        return FormField(**base, control="select", options=options, initial=_initial(config.default))
-    if kind == "boolean":
-        return FormField(**base, control="checkbox", initial="on" if config.default is True else "")
-    if kind in ("integer", "number"):
-        return FormField(
-            **base, control="number", integer=kind == "integer", initial=_initial(config.default),
-            minimum=scalar.get("minimum"), maximum=scalar.get("maximum"),
-        )
-    if kind == "string":
-        return FormField(
-            **base, control="password" if config.secret else "text", max_length=scalar.get("maxLength"),
-            initial="" if config.secret else _initial(config.default),
-        )
-    if kind == "scalars":
-        return FormField(**base, control="text", initial=_initial(config.default))
-    if kind == "object" and _type_of(scalar.get("additionalProperties"), schema) == "string":
-        initial = "" if config.secret else _lines(config.default)
-        return FormField(**base, control="mapping", initial=initial)
-    if kind == "array" and _type_of(scalar.get("items"), schema) == "string":
-        initial = "" if config.secret else "\n".join(map(str, config.default or []))
-        return FormField(**base, control="list", initial=initial)
-    initial = "" if config.secret or config.default is None else json.dumps(config.default)
-    return FormField(**base, control="json", initial=initial)
-
-
-def _resolve(prop: Any, schema: dict[str, Any]) -> dict[str, Any]:
-    if not isinstance(prop, dict):
-        return {}
-    ref = prop.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/$defs/"):
-        target = schema.get("$defs", {}).get(ref.removeprefix("#/$defs/"), {})
-        return {**target, **{k: v for k, v in prop.items() if k != "$ref"}}
-    return prop
-
-
-def _scalar(prop: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
-    """The property without its ``null`` alternative; ``{"type": "scalars"}`` for ``int | str`` and kin."""
-    prop = _resolve(prop, schema)
-    variants = prop.get("anyOf") or prop.get("oneOf")
-    if not variants:
-        if len(prop.get("allOf", [])) == 1:
-            return _resolve(prop["allOf"][0], schema)
-        return prop
-    kept = [_resolve(v, schema) for v in variants if _resolve(v, schema).get("type") != "null"]
-    if len(kept) == 1:
-        return kept[0]
-    kinds = {v.get("type") for v in kept}
-    if kinds <= {"integer", "number"}:
-        return {"type": "integer" if kinds == {"integer"} else "number"}
-    if kinds <= _SCALARS and not any("enum" in v or "const" in v for v in kept):
-        return {"type": "scalars"}
-    return {}
-
-
-def _type_of(prop: Any, schema: dict[str, Any]) -> str | None:
-    return _scalar(prop, schema).get("type") if isinstance(prop, dict) else None
-
-
-def _label(key: str, prop: dict[str, Any]) -> str:
-    """The schema's title when the model set one; else the key in words (``webhookUrl`` -> "Webhook URL")."""
-    title = prop.get("title")
-    if isinstance(title, str) and title and title != key.title().replace("_", " "):
-        return title
-    words = [w.upper() if w.lower() in _ACRONYMS else w.lower() for w in _WORD.findall(key)] or [key]
-    return words[0][:1].upper() + words[0][1:] + "".join(f" {w}" for w in words[1:])
+def _form_field(channel: str, config: ConfigField) -> FormField:
+    control: Control = config.control
+    default = None if config.secret else config.default  # a secret's default is never shown
+    if control == "select":
+        initial = _initial(default)
+    elif control == "checkbox":
+        initial = "on" if default is True else ""
+    elif control == "mapping":
+        initial = _lines(default)
+    elif control == "list":
+        initial = "\n".join(map(str, default or []))
+    elif control == "json":
+        initial = "" if default is None else json.dumps(default)
+    else:
+        initial = _initial(default)
+    return FormField(
+        channel=channel, key=config.name, label=config.title, control=control, required=config.required,
+        secret=config.secret, help=_sentence(config.description), initial=initial, integer=config.integer,
+        minimum=config.minimum, maximum=config.maximum, max_length=config.max_length,
+        options=tuple(Option(_text(v), v) for v in config.options),
+    )
 
 
 def _sentence(text: Any) -> str | None:
@@ -364,19 +275,17 @@ def initial_values(forms: Iterable[ChannelForm]) -> dict[str, str]:
     return {item.name: item.initial for form in forms for item in form.fields}
 
 
-def field_errors(form: ChannelForm, problems: Iterable[FieldProblem]) -> dict[str, str]:
+def field_errors(form: ChannelForm, problems: Iterable[Problem]) -> dict[str, str]:
     """The channel model's complaints by form field name; one about no single field is keyed by the type."""
     errors: dict[str, str] = {}
     for problem in problems:
-        parts = problem.field.split(".")
-        if parts and parts[0] == "config":
-            parts = parts[1:]
-        item = form.field(parts[0]) if parts else None
+        loc = problem.loc[1:] if problem.loc[:1] == ("config",) else problem.loc
+        item = form.field(loc[0]) if loc and isinstance(loc[0], str) else None
         message = "is required" if problem.type == "missing" else problem.msg
         if item is None:
-            errors.setdefault(form.type, f"{'.'.join(parts)}: {message}" if parts else message)
+            errors.setdefault(form.type, f"{dotted(loc)}: {message}" if loc else message)
         else:
-            inner = ".".join(parts[1:])
+            inner = dotted(loc[1:])
             errors.setdefault(item.name, f"{inner}: {message}" if inner else message)
     return errors
 
@@ -392,7 +301,7 @@ def summary(form: ChannelForm | None, config: Mapping[str, Any]) -> str:
         if value is None or value is False or value == {} or value == [] or value == "":
             continue
         item = form.field(key) if form else None
-        label = item.label if item else _label(key, {})
+        label = item.label if item else words(key)
         if value is True:
             parts.append(label)
         elif isinstance(value, dict):

@@ -1,7 +1,7 @@
 """``/integrations``: the user's integrations as cards, the "Add integration" dialog, toggle, delete, test.
 
-The dialog's fields come from each channel's config schema (:mod:`uptimed.web.forms`),
-and a posted form is checked by the API's :func:`~uptimed.api.integrations.validated`,
+The dialog's fields come from each channel's config fields (:mod:`uptimed.web.forms`),
+and a posted form is checked by :func:`uptimed.rules.integrations.validated`,
 so the page refuses exactly what the API refuses, with the same message next to
 the field. Secrets are shown masked, as the API masks them. Integrations
 declared in ``uptimed.toml`` are read-only here as they are through the API (409).
@@ -10,8 +10,8 @@ Editing keeps every secret the form leaves empty (the page never holds one),
 as a PUT through the API does.
 
 "Send test" answers a redirect with the result as the page's notice, or, when
-app.js sends it (``X-Uptimed-Fetch``), the API's ``{status, error}`` as JSON
-for the card to show in place.
+app.js sends it (``X-Uptimed-Fetch``), ``{status, error}`` as JSON (as the
+API answers) for the card to show in place.
 """
 
 from __future__ import annotations
@@ -23,19 +23,18 @@ import structlog
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from uptimed.api import integrations as integrations_api
-from uptimed.api.bounds import IdPath
-from uptimed.api.context import ApiContext, Context
-from uptimed.api.errors import InvalidInput, ManagedByConfig, NotFound
-from uptimed.api.integrations import keep_secrets, masked, send_test, validated
 from uptimed.channels.registry import BrokenChannel
+from uptimed.rules import owned
+from uptimed.rules.errors import Invalid
+from uptimed.rules.integrations import keep_secrets, masked, send_test, validated
+from uptimed.rules.services import Services
 from uptimed.store import integrations, web_sessions
 from uptimed.store.integrations import Integration
+from uptimed.web.context import Context, IdPath
 from uptimed.web.forms import (
     ChannelForm,
     FormField,
     channel_forms,
-    channel_title,
     entered,
     field_errors,
     initial_values,
@@ -43,7 +42,7 @@ from uptimed.web.forms import (
     stored_values,
     summary,
 )
-from uptimed.web.session import PageError, Posted, Visit, Visitor, not_found
+from uptimed.web.session import PageError, Posted, Visit, Visitor
 from uptimed.web.templates import SECURITY_HEADERS, render
 
 log = structlog.get_logger()
@@ -64,11 +63,8 @@ class Card:
     title: str
     summary: str
     installed: bool
-
-    @property
-    def declared(self) -> bool:
-        """Declared in uptimed.toml: read-only here."""
-        return self.integration.config_key is not None
+    icon: tuple[str, ...]
+    """SVG path data the channel declares; () for the built-in mark or the generic plug."""
 
 
 @dataclass(frozen=True)
@@ -82,14 +78,15 @@ class Adding:
     open: bool = False
 
 
-def cards(context: ApiContext, items: list[Integration], forms: dict[str, ChannelForm]) -> list[Card]:
+def cards(context: Services, items: list[Integration], forms: dict[str, ChannelForm]) -> list[Card]:
     """``items`` as cards, each config summed up in one line with its secrets masked."""
     return [
         Card(
             integration=item,
-            title=channel_title(item.type),
+            title=context.registry.title(item.type),
             summary=summary(forms.get(item.type), masked(context.registry, item)),
             installed=item.type in context.registry,
+            icon=context.registry.icon(item.type),
         )
         for item in items
     ]
@@ -103,7 +100,7 @@ def _default_type(forms: dict[str, ChannelForm], wanted: str | None = None) -> s
 
 
 async def _page(
-    request: Request, visit: Visit, context: ApiContext, forms: dict[str, ChannelForm], adding: Adding,
+    request: Request, visit: Visit, context: Services, forms: dict[str, ChannelForm], adding: Adding,
     *, status_code: int = 200,
 ) -> HTMLResponse:
     items = await integrations.page_for_owner(context.pool, visit.user.id, before_id=None, limit=MAX_INTEGRATIONS)
@@ -114,7 +111,7 @@ async def _page(
     )
 
 
-def _forms(context: ApiContext) -> dict[str, ChannelForm]:
+def _forms(context: Services) -> dict[str, ChannelForm]:
     return {form.type: form for form in channel_forms(context.registry)}
 
 
@@ -140,15 +137,14 @@ async def add_integration(request: Request, visit: Visitor, form: Posted, contex
     errors = dict(read.errors)
     try:
         config = validated(context.registry, chosen.type, read.config)
-    except InvalidInput as exc:
+    except Invalid as exc:
         for name, message in field_errors(chosen, exc.problems).items():
             errors.setdefault(name, message)
     if errors:
         values = {**initial_values(forms.values()), **entered(chosen, form.fields)}
         adding = Adding(chosen=chosen.type, values=values, errors=errors, problem=_problem(chosen, errors), open=True)
         return await _page(request, visit, context, forms, adding, status_code=422)
-    integration = await integrations.create(context.pool, visit.user.id, chosen.type, config)
-    log.info("integration.created", integration_id=integration.id, channel=integration.type, user_id=visit.user.id)
+    await owned.create_integration(context.pool, visit.user.id, chosen.type, config)
     await web_sessions.set_notice(context.pool, visit.token, f"{chosen.title} integration added.")
     return _back()
 
@@ -164,33 +160,6 @@ def _problem(form: ChannelForm, errors: dict[str, str]) -> str:
 
 def _back() -> RedirectResponse:
     return RedirectResponse("/integrations", status_code=303)
-
-
-def declared_in_config() -> PageError:
-    """The 409 page for changing an integration that only uptimed.toml may change."""
-    return PageError(
-        409, "Declared in uptimed.toml",
-        "This integration is declared in uptimed.toml, so it can only be changed there: "
-        "edit the file and reload uptimed.",
-    )
-
-
-async def _owned(context: ApiContext, visit: Visit, integration_id: int) -> Integration:
-    """The API's rule, answered as a page: another user's integration, or none, is 404."""
-    try:
-        return await integrations_api.owned(context, visit.user, integration_id)
-    except NotFound:
-        raise not_found("integration") from None
-
-
-async def _changeable(context: ApiContext, visit: Visit, integration_id: int) -> Integration:
-    """The API's rule, answered as pages: 404 as above, one declared in uptimed.toml 409."""
-    try:
-        return await integrations_api.changeable(context, visit.user, integration_id)
-    except NotFound:
-        raise not_found("integration") from None
-    except ManagedByConfig:
-        raise declared_in_config() from None
 
 
 def _edit_page(
@@ -213,7 +182,7 @@ def removable_secrets(form: ChannelForm, integration: Integration) -> list[FormF
     ]
 
 
-def _form_of(context: ApiContext, integration: Integration) -> ChannelForm:
+def _form_of(context: Services, integration: Integration) -> ChannelForm:
     form = _forms(context).get(integration.type)
     if form is None:
         raise PageError(
@@ -225,7 +194,7 @@ def _form_of(context: ApiContext, integration: Integration) -> ChannelForm:
 
 @router.get("/integrations/{integration_id}/edit")
 async def edit_page(request: Request, integration_id: IdPath, visit: Visitor, context: Context) -> HTMLResponse:
-    integration = await _changeable(context, visit, integration_id)
+    integration = await owned.integration(context.pool, visit.user.id, integration_id, to_change=True)
     form = _form_of(context, integration)
     return _edit_page(request, integration, form, values=stored_values(form, masked(context.registry, integration)))
 
@@ -234,7 +203,7 @@ async def edit_page(request: Request, integration_id: IdPath, visit: Visitor, co
 async def edit_integration(
     request: Request, integration_id: IdPath, visit: Visitor, posted: Posted, context: Context
 ) -> Response:
-    integration = await _changeable(context, visit, integration_id)
+    integration = await owned.integration(context.pool, visit.user.id, integration_id, to_change=True)
     form = _form_of(context, integration)
     read = read_config(form, posted.fields)
     errors = dict(read.errors)
@@ -243,37 +212,32 @@ async def edit_integration(
             read.config[item.key] = None  # explicitly empty: keep_secrets keeps only what is left out
     try:
         config = validated(context.registry, integration.type, keep_secrets(context.registry, integration, read.config))
-    except InvalidInput as exc:
+    except Invalid as exc:
         for name, message in field_errors(form, exc.problems).items():
             errors.setdefault(name, message)
     if errors:
         return _edit_page(request, integration, form, values=entered(form, posted.fields), errors=errors, status_code=422)
-    if await integrations.update_config(context.pool, visit.user.id, integration_id, config) is None:
-        raise not_found("integration")
-    log.info("integration.updated", integration_id=integration_id, channel=integration.type, user_id=visit.user.id)
+    await owned.update_integration(context.pool, integration, config)
     await web_sessions.set_notice(context.pool, visit.token, f"{form.title} integration #{integration_id} saved.")
     return _back()
 
 
 @router.post("/integrations/{integration_id}/toggle")
 async def toggle_integration(integration_id: IdPath, visit: Visitor, _: Posted, context: Context) -> Response:
-    await _changeable(context, visit, integration_id)
-    toggled = await integrations.toggle(context.pool, visit.user.id, integration_id)
-    if toggled is None:
-        raise not_found("integration")
-    log.info("integration.toggled", integration_id=integration_id, enabled=toggled.enabled, user_id=visit.user.id)
+    integration = await owned.integration(context.pool, visit.user.id, integration_id, to_change=True)
+    toggled = await owned.toggle(context.pool, integration)
     state = "enabled" if toggled.enabled else "disabled: it sends nothing until you enable it again"
-    await web_sessions.set_notice(context.pool, visit.token, f"{channel_title(toggled.type)} integration {state}.")
+    title = context.registry.title(toggled.type)
+    await web_sessions.set_notice(context.pool, visit.token, f"{title} integration {state}.")
     return _back()
 
 
 @router.post("/integrations/{integration_id}/delete")
 async def delete_integration(integration_id: IdPath, visit: Visitor, _: Posted, context: Context) -> Response:
-    integration = await _changeable(context, visit, integration_id)
-    if not await integrations.delete_owned(context.pool, visit.user.id, integration_id):
-        raise not_found("integration")
-    log.info("integration.deleted", integration_id=integration_id, user_id=visit.user.id)
-    await web_sessions.set_notice(context.pool, visit.token, f"{channel_title(integration.type)} integration deleted.")
+    integration = await owned.integration(context.pool, visit.user.id, integration_id, to_change=True)
+    await owned.delete(context.pool, integration)
+    title = context.registry.title(integration.type)
+    await web_sessions.set_notice(context.pool, visit.token, f"{title} integration deleted.")
     return _back()
 
 
@@ -281,16 +245,16 @@ async def delete_integration(integration_id: IdPath, visit: Visitor, _: Posted, 
 async def test_integration(
     request: Request, integration_id: IdPath, visit: Visitor, _: Posted, context: Context
 ) -> Response:
-    integration = await _owned(context, visit, integration_id)
-    result = await send_test(context, visit.user, integration)
+    integration = await owned.integration(context.pool, visit.user.id, integration_id)
+    result = await send_test(context, visit.user.id, integration)
     log.info(
         "integration.tested", integration_id=integration.id, channel=integration.type, status=result.status,
         user_id=visit.user.id,
     )
     if request.headers.get("X-Uptimed-Fetch"):
         headers = {**SECURITY_HEADERS, "Cache-Control": "no-store"}
-        return JSONResponse(result.model_dump(include={"status", "error"}), headers=headers)
-    title = channel_title(integration.type)
+        return JSONResponse({"status": result.status, "error": result.error}, headers=headers)
+    title = context.registry.title(integration.type)
     notice = f"Test sent to {title} #{integration.id}." if result.status == "sent" else f"Test failed: {result.error}"
     await web_sessions.set_notice(context.pool, visit.token, notice)
     return _back()

@@ -1,7 +1,7 @@
 """``/monitors/...``: one monitor's page (chart, checks, incidents) and the form that adds or edits one.
 
-The form is read into the API's :class:`MonitorFields` and checked by the
-API's :func:`~uptimed.api.monitors.checked`, so a value the API or the config
+The form is read into :class:`~uptimed.monitor.MonitorFields` and checked by
+:func:`uptimed.rules.monitors.validated`, so a value the API or the config
 file would refuse is refused here with the same message, shown next to its
 field. Monitors declared in ``uptimed.toml`` are read-only here as they are
 through the API (409).
@@ -13,27 +13,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-import structlog
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
 
-from uptimed.api import monitors as monitors_api
-from uptimed.api import pagination
-from uptimed.api.bounds import IdPath
-from uptimed.api.context import ApiContext, Context
-from uptimed.api.errors import InvalidInput, ManagedByConfig, NotFound
-from uptimed.api.monitors import MonitorOut, checked, out
 from uptimed.durations import format_duration
 from uptimed.monitor import HttpOptions, Monitor, MonitorFields
-from uptimed.store import checks, incidents, monitors, stats, web_sessions
+from uptimed.rules import cursors, owned
+from uptimed.rules import status as monitor_status
+from uptimed.rules.errors import Invalid, Loc, Problem, dotted
+from uptimed.rules.monitors import validated
+from uptimed.rules.services import Services
+from uptimed.store import checks, incidents, stats, web_sessions
 from uptimed.store.checks import StoredCheck
 from uptimed.store.incidents import IncidentRecord
 from uptimed.web import charts
-from uptimed.web.session import Form, PageError, Posted, Visit, Visitor, not_found
+from uptimed.web.context import Context, IdPath
+from uptimed.web.session import Form, Posted, Visitor, not_found
 from uptimed.web.templates import render
-
-log = structlog.get_logger()
 
 router = APIRouter(include_in_schema=False)
 
@@ -61,30 +57,6 @@ RangeQuery = Annotated[Span, Query(alias="range")]
 BeforeQuery = Annotated[str | None, Query(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
-def read_only() -> PageError:
-    return PageError(
-        409, "Declared in uptimed.toml",
-        "This monitor is declared in uptimed.toml: edit it there and reload uptimed. Nothing was changed.",
-    )
-
-
-async def _shown(context: ApiContext, visit: Visit, monitor_id: int) -> MonitorOut:
-    overview = await monitors.get_overview(context.pool, visit.user.id, monitor_id)
-    if overview is None:
-        raise not_found("monitor")
-    return out(overview, silence_intervals=context.settings.evaluate.region_silence)
-
-
-async def _changeable(context: ApiContext, visit: Visit, monitor_id: int) -> Monitor:
-    """The API's rule, answered as pages: another user's monitor is 404, a config-declared one 409."""
-    try:
-        return await monitors_api.changeable(context, visit.user, monitor_id)
-    except NotFound:
-        raise not_found("monitor") from None
-    except ManagedByConfig:
-        raise read_only() from None
-
-
 # The monitor's page
 
 @dataclass(frozen=True)
@@ -100,14 +72,13 @@ def _incident(record: IncidentRecord, now: datetime) -> Incident:
 
 def _before(cursor: str | None) -> tuple[datetime, str] | None:
     try:
-        return pagination.decode(cursor, monitors_api.check_position)
-    except InvalidInput:
+        return cursors.decode(cursor, cursors.check_position)
+    except Invalid:
         raise not_found("page") from None
 
 
 def _older(shown: list[StoredCheck]) -> str:
-    last = shown[-1]
-    return pagination.encode({"t": last.checked_at.isoformat(), "r": last.region})
+    return cursors.check_cursor(shown[-1].checked_at, shown[-1].region)
 
 
 # Before /monitors/{monitor_id}, which would take "new" for an id and answer 404.
@@ -122,7 +93,10 @@ async def monitor_page(
     span: RangeQuery = "24h", before: BeforeQuery = None,
 ) -> HTMLResponse:
     position = _before(before)
-    monitor = await _shown(context, visit, monitor_id)
+    view = await monitor_status.one(
+        context.pool, visit.user.id, monitor_id, silence_intervals=context.settings.evaluate.region_silence
+    )
+    monitor = view.monitor
     now = datetime.now(UTC)
     window = RANGES[span]
     series = await stats.region_response_times(
@@ -139,8 +113,7 @@ async def monitor_page(
         limit=INCIDENTS_SHOWN,
     )
     return render(
-        request, "monitor.html", notice=visit.notice, m=monitor,
-        shown_status="slow" if monitor.slow else monitor.status,
+        request, "monitor.html", notice=visit.notice, v=view, m=monitor, shown_status=view.shown,
         span=span, ranges=RANGES, chart=chart,
         checks=shown, older=_older(shown) if len(rows) > CHECKS_PER_PAGE else None, paged=position is not None,
         incidents=[_incident(r, now) for r in found],
@@ -151,11 +124,8 @@ async def monitor_page(
 
 @router.post("/monitors/{monitor_id}/toggle")
 async def toggle(monitor_id: IdPath, visit: Visitor, _: Posted, context: Context) -> Response:
-    await _changeable(context, visit, monitor_id)
-    toggled = await monitors.toggle_owned(context.pool, visit.user.id, monitor_id)
-    if toggled is None:
-        raise not_found("monitor")
-    log.info("monitor.toggled", monitor_id=monitor_id, enabled=toggled.enabled, user_id=visit.user.id)
+    monitor = await owned.monitor(context.pool, visit.user.id, monitor_id, to_change=True)
+    toggled = await owned.toggle(context.pool, monitor)
     verb = "Resumed" if toggled.enabled else "Paused"
     await web_sessions.set_notice(context.pool, visit.token, f"{verb} “{toggled.name}”.")
     return RedirectResponse(f"/monitors/{monitor_id}", status_code=303)
@@ -163,10 +133,8 @@ async def toggle(monitor_id: IdPath, visit: Visitor, _: Posted, context: Context
 
 @router.post("/monitors/{monitor_id}/delete")
 async def delete(monitor_id: IdPath, visit: Visitor, _: Posted, context: Context) -> Response:
-    monitor = await _changeable(context, visit, monitor_id)
-    if not await monitors.delete_owned(context.pool, visit.user.id, monitor_id):
-        raise not_found("monitor")
-    log.info("monitor.deleted", monitor_id=monitor_id, user_id=visit.user.id)
+    monitor = await owned.monitor(context.pool, visit.user.id, monitor_id, to_change=True)
+    await owned.delete(context.pool, monitor)
     await web_sessions.set_notice(context.pool, visit.token, f"Deleted “{monitor.name}” with its checks and incidents.")
     return RedirectResponse("/", status_code=303)
 
@@ -249,37 +217,26 @@ def _fields_data(values: Values, *, base: MonitorFields | None) -> dict[str, Any
     }
 
 
-def _field_of(loc: tuple[Any, ...], msg: str) -> str:
-    """The form field a problem belongs to; a whole-model problem by the field its message starts with."""
-    if loc[:1] == ("http",) and len(loc) > 1:
-        name = f"http.{loc[1]}"
-    elif loc:
-        name = str(loc[0])
-    else:
-        name = next((f for f in ("timeout", "target", "quorum") if msg.startswith(f)), "")
+def _field_of(problem: Problem) -> str:
+    """The form field a problem is shown beside: ``http.method`` for ``("http", "method")``; else the whole form."""
+    loc: Loc = problem.loc or problem.about
+    name = dotted(loc[:2] if loc[:1] == ("http",) else loc[:1])
     return name if name in FIELDS else "form"
 
 
-def _problems(error: ValidationError) -> dict[str, str]:
-    problems: dict[str, str] = {}
-    for item in error.errors():
-        msg = str(item["msg"]).removeprefix("Value error, ")
-        problems.setdefault(_field_of(tuple(item["loc"]), msg), msg)
-    return problems
-
-
-def validate(context: ApiContext, values: Values, *, base: MonitorFields | None) -> MonitorFields | dict[str, str]:
+def validate(context: Services, values: Values, *, base: MonitorFields | None) -> MonitorFields | dict[str, str]:
     """The monitor the form describes, or each problem keyed by its field."""
     try:
-        return checked(context, MonitorFields.model_validate(_fields_data(values, base=base)))
-    except ValidationError as error:
-        return _problems(error)
-    except InvalidInput as invalid:
-        return {(p.field if p.field in FIELDS else "form"): p.msg for p in invalid.problems}
+        return validated(_fields_data(values, base=base), context.settings.probe.all_regions)
+    except Invalid as invalid:
+        problems: dict[str, str] = {}
+        for problem in invalid.problems:
+            problems.setdefault(_field_of(problem), problem.msg)
+        return problems
 
 
 def _form_page(
-    request: Request, context: ApiContext, values: Values, *, monitor: Monitor | None,
+    request: Request, context: Services, values: Values, *, monitor: Monitor | None,
     errors: dict[str, str] | None = None,
 ) -> HTMLResponse:
     return render(
@@ -295,29 +252,25 @@ async def create(request: Request, visit: Visitor, form: Posted, context: Contex
     fields = validate(context, values, base=None)
     if isinstance(fields, dict):
         return _form_page(request, context, values, monitor=None, errors=fields)
-    monitor = await monitors.create(context.pool, visit.user.id, fields)
-    log.info("monitor.created", monitor_id=monitor.id, user_id=visit.user.id)
+    monitor = await owned.create_monitor(context.pool, visit.user.id, fields)
     await web_sessions.set_notice(context.pool, visit.token, f"Created “{monitor.name}”.")
     return RedirectResponse(f"/monitors/{monitor.id}", status_code=303)
 
 
 @router.get("/monitors/{monitor_id}/edit")
 async def edit_form(request: Request, monitor_id: IdPath, visit: Visitor, context: Context) -> HTMLResponse:
-    monitor = await _changeable(context, visit, monitor_id)
+    monitor = await owned.monitor(context.pool, visit.user.id, monitor_id, to_change=True)
     return _form_page(request, context, values_of(monitor), monitor=monitor)
 
 
 @router.post("/monitors/{monitor_id}/edit")
 async def edit(request: Request, monitor_id: IdPath, visit: Visitor, form: Posted, context: Context) -> Response:
-    monitor = await _changeable(context, visit, monitor_id)
+    monitor = await owned.monitor(context.pool, visit.user.id, monitor_id, to_change=True)
     values = values_from(form)
     fields = validate(context, values, base=monitor)
     if isinstance(fields, dict):
         return _form_page(request, context, values, monitor=monitor, errors=fields)
-    saved = await monitors.update_owned(context.pool, visit.user.id, monitor_id, fields)
-    if saved is None:
-        raise not_found("monitor")
-    log.info("monitor.updated", monitor_id=monitor_id, user_id=visit.user.id)
+    saved = await owned.update_monitor(context.pool, monitor, fields)
     await web_sessions.set_notice(context.pool, visit.token, f"Saved “{saved.name}”.")
     return RedirectResponse(f"/monitors/{monitor_id}", status_code=303)
 

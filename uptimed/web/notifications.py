@@ -15,12 +15,11 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from uptimed.api.bounds import MAX_ID
-from uptimed.api.context import ApiContext, Context
-from uptimed.api.notifications import NotificationOut, out
 from uptimed.monitor import Monitor
-from uptimed.store import integrations, monitors, notification_log
-from uptimed.web.forms import channel_title
+from uptimed.rules.services import Services
+from uptimed.store import MAX_ID, integrations, monitors, notification_log
+from uptimed.store.notification_log import LogEntry
+from uptimed.web.context import Context
 from uptimed.web.integrations import MAX_INTEGRATIONS
 from uptimed.web.session import Visitor
 from uptimed.web.templates import render
@@ -35,7 +34,7 @@ ERROR_SHOWN = 80
 
 @dataclass(frozen=True)
 class LogRow:
-    entry: NotificationOut
+    entry: LogEntry
     kind: str
     """``down``, ``up``, ``slow``: the event type without its ``website.`` prefix."""
     integration: str
@@ -61,7 +60,7 @@ class Filters:
         return urlencode({**params, **more})
 
 
-async def _filters(context: ApiContext, user_id: int, status: str | None, integration: str | None) -> Filters:
+async def _filters(context: Services, user_id: int, status: str | None, integration: str | None) -> Filters:
     problems: list[str] = []
     wanted_status = (status or "").strip().upper() or None
     if wanted_status is not None and wanted_status not in STATUSES:
@@ -97,14 +96,14 @@ async def notifications_page(
         context.pool, user_id, status=filters.status, integration_id=filters.integration, since=None,
         before_id=before, limit=PAGE_SIZE + 1,
     )
-    entries = [out(e) for e in found[:PAGE_SIZE]]
+    entries = found[:PAGE_SIZE]
     older = filters.query(before=entries[-1].id) if len(found) > PAGE_SIZE else None
     named = await monitors.get_many(context.pool, {e.monitor_id for e in entries if e.monitor_id is not None})
     rows = [
         LogRow(
             entry=e,
             kind=e.event_type.removeprefix("website."),
-            integration=f"{channel_title(e.integration_type)} #{e.integration_id}",
+            integration=f"{context.registry.title(e.integration_type)} #{e.integration_id}",
             monitor=m if (m := named.get(e.monitor_id or 0)) is not None and m.owner_id == user_id else None,
         )
         for e in entries
@@ -113,5 +112,5 @@ async def notifications_page(
     return render(
         request, "notifications.html", rows=rows, filters=filters, statuses=STATUSES, older=older,
         newest=filters.query() if before is not None else None, error_shown=ERROR_SHOWN,
-        integrations=[(i.id, f"{channel_title(i.type)} #{i.id}") for i in owned], notice=visit.notice,
+        integrations=[(i.id, f"{context.registry.title(i.type)} #{i.id}") for i in owned], notice=visit.notice,
     )

@@ -22,10 +22,10 @@ from urllib.parse import parse_qsl, quote
 
 from fastapi import Depends, Request, Response
 
-from uptimed.api.context import Context
 from uptimed.config import ApiSettings
 from uptimed.store import web_sessions
 from uptimed.store.users import User
+from uptimed.web.context import Context
 
 SESSION_COOKIE = "uptimed_session"
 SIGN_IN_COOKIE = "uptimed_signin"

@@ -19,12 +19,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 
-from uptimed.api.context import ApiContext, Context
-from uptimed.api.monitors import out
 from uptimed.monitor import Monitor
+from uptimed.rules import status as monitor_status
+from uptimed.rules.services import Services
 from uptimed.store import incidents, monitors, stats, status_pages, web_sessions
 from uptimed.store.status_pages import SlugTaken, StatusPage
 from uptimed.web import charts
+from uptimed.web.context import Context
 from uptimed.web.session import PageError, Posted, Visitor
 from uptimed.web.templates import render
 
@@ -47,7 +48,7 @@ def _no_such_page() -> PageError:
 # Settings, for the signed-in owner
 
 def _settings_page(
-    request: Request, context: ApiContext, *, owned: list[Monitor], values: dict[str, Any], errors: dict[str, str] | None = None,
+    request: Request, context: Services, *, owned: list[Monitor], values: dict[str, Any], errors: dict[str, str] | None = None,
     saved: StatusPage | None, notice: str | None = None,
 ) -> HTMLResponse:
     return render(
@@ -64,7 +65,7 @@ def _values_of(page: StatusPage | None) -> dict[str, Any]:
     return {"published": page.published, "slug": page.slug, "title": page.title, "monitor_ids": page.monitor_ids}
 
 
-async def _owned(context: ApiContext, user_id: int) -> list[Monitor]:
+async def _owned(context: Services, user_id: int) -> list[Monitor]:
     return [o.monitor for o in await monitors.page_overviews(context.pool, user_id, after_id=None, limit=MAX_MONITORS)]
 
 
@@ -157,12 +158,12 @@ def _uptime(days: list[stats.DayUptime]) -> float | None:
     return 100.0 * sum(d.up for d in days) / total if total else None
 
 
-async def public_monitors(context: ApiContext, page: StatusPage) -> list[PublicMonitor]:
+async def public_monitors(context: Services, page: StatusPage) -> list[PublicMonitor]:
     chosen = set(page.monitor_ids)
     overviews = {
-        o.monitor.id: out(o)
-        for o in await monitors.page_overviews(context.pool, page.owner_id, after_id=None, limit=MAX_MONITORS)
-        if o.monitor.id in chosen
+        v.monitor.id: v
+        for v in await monitor_status.page(context.pool, page.owner_id, after_id=None, limit=MAX_MONITORS)
+        if v.monitor.id in chosen
     }
     days = await stats.daily_uptime(context.pool, page.owner_id, list(overviews), days=UPTIME_DAYS)
     now = datetime.now(UTC)
@@ -177,15 +178,16 @@ async def public_monitors(context: ApiContext, page: StatusPage) -> list[PublicM
             )
     shown: list[PublicMonitor] = []
     for monitor_id in page.monitor_ids:
-        monitor = overviews.get(monitor_id)
-        if monitor is None:
+        view = overviews.get(monitor_id)
+        if view is None:
             continue
+        name = view.monitor.name
         history = days.get(monitor_id, [])
         shown.append(
             PublicMonitor(
-                name=monitor.name,
-                status="slow" if monitor.slow else monitor.status,
-                bars=charts.uptime_bars(history, label=f"{monitor.name}, uptime per day over the last {UPTIME_DAYS} days"),
+                name=name,
+                status=view.shown,
+                bars=charts.uptime_bars(history, label=f"{name}, uptime per day over the last {UPTIME_DAYS} days"),
                 uptime=_uptime(history),
                 incidents=ongoing.get(monitor_id, []),
             )
@@ -193,14 +195,14 @@ async def public_monitors(context: ApiContext, page: StatusPage) -> list[PublicM
     return shown
 
 
-async def _published(context: ApiContext, slug: str) -> StatusPage:
+async def _published(context: Services, slug: str) -> StatusPage:
     page = await status_pages.get_published_by_slug(context.pool, slug) if SLUG.fullmatch(slug) else None
     if page is None:
         raise _no_such_page()
     return page
 
 
-async def _body(context: ApiContext, page: StatusPage) -> dict[str, Any]:
+async def _body(context: Services, page: StatusPage) -> dict[str, Any]:
     shown = await public_monitors(context, page)
     return {
         "title": page.title, "slug": page.slug, "monitors": shown, "overall": overall([m.status for m in shown]),

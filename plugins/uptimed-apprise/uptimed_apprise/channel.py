@@ -71,6 +71,8 @@ class AppriseChannel:
     """Sends alerts to any service Apprise supports."""
 
     name: ClassVar[str] = "apprise"
+    title: ClassVar[str] = "Apprise"
+    icon: ClassVar[tuple[str, ...]] = ("M3 10v4h4l7 4V6l-7 4z", "M17.5 9a4 4 0 0 1 0 6M20 7a7 7 0 0 1 0 10")  # a loudspeaker
     config_model: ClassVar[type[BaseModel]] = AppriseConfig
 
     async def send(self, notification: Notification) -> None:

@@ -107,6 +107,8 @@ class NtfyChannel:
     """Publishes alerts to an ntfy topic."""
 
     name: ClassVar[str] = "ntfy"
+    title: ClassVar[str] = "ntfy"  # as the service writes itself
+    icon: ClassVar[tuple[str, ...]] = ("M6 16v-5a6 6 0 0 1 12 0v5l2 2H4z", "M10 20a2 2 0 0 0 4 0")  # a bell
     config_model: ClassVar[type[BaseModel]] = NtfyConfig
 
     async def send(self, notification: Notification) -> None:

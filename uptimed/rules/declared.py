@@ -1,0 +1,85 @@
+"""Monitors and integrations declared in the config file, brought into the database.
+
+``[[monitors]]`` and ``[[integrations]]`` are the file's: at start and on
+every reload they are written to the database, matched by (owner, key), so
+their history survives edits, and one removed from the file is disabled, not
+deleted. Through the API and the pages they can be read and tested but not
+changed (:class:`~uptimed.rules.errors.DeclaredInFile`).
+
+An integration's config is checked here by its channel's model, with the
+same messages as the API, each at its key path and line in the file
+(``uptimed.toml:12: integrations[0].config.webhookUrl: ...``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import structlog
+
+from uptimed.channels.registry import ChannelRegistry
+from uptimed.config import ConfigError, ConfigProblem, Settings, key_lines, line_of
+from uptimed.rules.errors import Invalid, dotted
+from uptimed.rules.integrations import validated
+from uptimed.store import integrations, monitors
+from uptimed.store.integrations import ConfiguredIntegration
+
+log = structlog.get_logger()
+
+
+def declared_integrations(
+    settings: Settings, registry: ChannelRegistry, path: Path | None = None
+) -> list[ConfiguredIntegration]:
+    """Each ``[[integrations]]`` entry with its config validated by its channel and ready to store.
+
+    Raises :class:`~uptimed.config.ConfigError` naming the key path and line
+    of every bad value (``integrations[0].config.webhookUrl``).
+    """
+    lines = key_lines(path.read_text(encoding="utf-8")) if path and path.exists() else {}
+    problems: list[ConfigProblem] = []
+    out: list[ConfiguredIntegration] = []
+    for index, spec in enumerate(settings.integrations):
+        try:
+            config = validated(registry, spec.type, spec.config)
+        except Invalid as exc:
+            for problem in exc.problems:
+                loc = ("integrations", index, *problem.loc)
+                problems.append(ConfigProblem(dotted(loc), problem.msg, line_of(loc, lines)))
+            continue
+        out.append(ConfiguredIntegration(spec.owner, spec.key, spec.type, config, spec.enabled, spec.monitors))
+    if problems:
+        raise ConfigError(path or Path("<config>"), problems)
+    return out
+
+
+@dataclass(frozen=True)
+class Synced:
+    """What a sync changed."""
+
+    created: int
+    updated: int
+    disabled: int
+    users_created: list[str]
+    integrations: int
+    """How many integrations the file declares."""
+
+
+async def sync(
+    pool: asyncpg.Pool, settings: Settings, registry: ChannelRegistry, path: Path | None = None
+) -> Synced:
+    """Make the database's declared monitors and integrations match ``settings`` (read from ``path``).
+
+    Validates every integration first: a file with a bad one changes nothing
+    (:class:`~uptimed.config.ConfigError`).
+    """
+    declared = declared_integrations(settings, registry, path)
+    result = await monitors.sync_from_config(pool, settings.monitors)
+    async with pool.acquire() as conn, conn.transaction():
+        count = await integrations.sync_from_config(conn, declared)
+    log.info(
+        "config.synced", created=result.created, updated=result.updated, disabled=result.disabled,
+        users_created=result.users_created, integrations=count,
+    )
+    return Synced(result.created, result.updated, result.disabled, result.users_created, count)

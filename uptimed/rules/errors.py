@@ -1,0 +1,114 @@
+"""The rules' own errors, and where a problem is: a tuple location until a face renders it.
+
+``NotFound`` and ``DeclaredInFile`` say why a user cannot have or change an
+object; ``Invalid`` lists each :class:`Problem` with its location inside what
+was validated (``("config", "webhookUrl")``, ``("regions",)``). The API
+renders them as 404 / 409 / 422 JSON, the pages as error pages and form
+errors, the config file as ``integrations[0].config.webhookUrl`` with a line.
+:func:`dotted` is the one way a location is written out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+Loc = tuple[str | int, ...]
+"""Where a problem is: keys and list indexes, outermost first."""
+
+
+def dotted(loc: Sequence[str | int]) -> str:
+    """``("monitors", 0, "http", "method")`` -> ``"monitors[0].http.method"``; ``()`` -> ``""``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input. Never holds the rejected value: it may be a secret."""
+
+    loc: Loc
+    msg: str
+    type: str = "value_error"
+    """A stable code: ``missing``, ``string_too_long``, ``unknown_channel`` ..."""
+    about: Loc = ()
+    """For a rule across fields, whose location is the whole object: the field a form shows it beside."""
+
+    def within(self, *prefix: str | int) -> Problem:
+        """The same problem inside something larger: ``("config",)`` + ``("webhookUrl",)``."""
+        return Problem((*prefix, *self.loc), self.msg, self.type, self.about)
+
+
+class RuleError(Exception):
+    """Base of the rules' errors."""
+
+
+class NotFound(RuleError):
+    """No such object among the user's own: another user's answers the same."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} not found")
+        self.what = what
+
+
+class DeclaredInFile(RuleError):
+    """A monitor or integration declared in the config file: only the file changes it."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"this {what} is declared in the config file")
+        self.what = what
+
+
+class Invalid(RuleError):
+    """The input does not pass; ``problems`` says where and why, each one."""
+
+    def __init__(self, problems: Iterable[Problem], *, available: Sequence[str] | None = None) -> None:
+        self.problems = tuple(problems)
+        self.available = list(available) if available is not None else None
+        """For an unknown channel type: the installed ones."""
+        super().__init__("; ".join(f"{dotted(p.loc)}: {p.msg}" if p.loc else p.msg for p in self.problems))
+
+
+class Located(ValueError):
+    """Raised inside a pydantic validator for a problem that belongs elsewhere than the validator's own place.
+
+    A model validator of the whole settings raises ``Located(("monitors", 2, "quorum"), ...)``;
+    :func:`problem_of` puts the problem there instead of on the whole model.
+    """
+
+    def __init__(self, loc: Loc, message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
+class Across(ValueError):
+    """Raised by a model validator for a rule across fields: it stays on the whole model, ``about`` one field.
+
+    ``Across("timeout", "timeout (20 s) is longer than interval (10 s)")``: the
+    API and the config file report it on the monitor; a form shows it beside its timeout field.
+    """
+
+    def __init__(self, about: str, message: str) -> None:
+        super().__init__(message)
+        self.about: Loc = (about,)
+
+
+def problem_of(error: Mapping[str, Any]) -> Problem:
+    """One entry of pydantic's ``ValidationError.errors()`` as a :class:`Problem` (never with its input)."""
+    loc: Loc = tuple(error.get("loc", ()))
+    raised = (error.get("ctx") or {}).get("error")
+    msg = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    if isinstance(raised, Located):
+        return Problem(raised.loc, msg, str(error.get("type", "value_error")))
+    about = raised.about if isinstance(raised, Across) else ()
+    return Problem(loc, msg, str(error.get("type", "value_error")), about)
+
+
+def problems_of(exc: ValidationError) -> list[Problem]:
+    """Every problem of a pydantic ``ValidationError``, in its order."""
+    return [problem_of(error) for error in exc.errors(include_url=False, include_input=False)]

@@ -1,0 +1,135 @@
+"""An integration's config: checked by its channel's own model, its secrets kept and masked; test sends.
+
+The API, the pages and the config file accept exactly what the channel's
+model accepts, with each problem at its location inside the request
+(``("config", "webhookUrl")``; ``("type",)`` for a type that is not
+installed). Secrets never leave in clear: :func:`masked` shows ``…`` plus the
+last four characters, and an edit that leaves a secret out, or sends back its
+masked form, keeps the stored one (:func:`keep_secrets`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import anyio
+
+from uptimed.bus.messages import EventType, MonitorEvent
+from uptimed.channels.base import DeliveryError, Notification, NotificationKind
+from uptimed.channels.registry import (
+    ChannelRegistry,
+    InvalidConfigError,
+    UnknownChannelError,
+    redact_secret,
+    redacted_config,
+    storable_config,
+)
+from uptimed.rules.errors import Invalid, Problem
+from uptimed.rules.services import Services
+from uptimed.store.integrations import Integration
+
+
+def validated(registry: ChannelRegistry, type_: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` checked by channel ``type_``'s model, as JSON to store.
+
+    :class:`Invalid` names the type (not installed) or each field the model refuses.
+    """
+    try:
+        return storable_config(registry.validate_config(type_, raw))
+    except UnknownChannelError as exc:
+        raise Invalid([Problem(("type",), str(exc), "unknown_channel")], available=exc.available) from None
+    except InvalidConfigError as exc:
+        raise Invalid(p.within("config") for p in exc.problems) from None
+
+
+def masked(registry: ChannelRegistry, integration: Integration) -> dict[str, Any]:
+    """The stored config with its secrets masked; every string masked when the channel cannot read it."""
+    try:
+        return redacted_config(registry.validate_config(integration.type, integration.config))
+    except (UnknownChannelError, InvalidConfigError):
+        whole: dict[str, Any] = _mask_all(integration.config)
+        return whole
+
+
+def _mask_all(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_secret(value)
+    if isinstance(value, dict):
+        return {k: _mask_all(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_all(v) for v in value]
+    return value
+
+
+def keep_secrets(registry: ChannelRegistry, integration: Integration, new: dict[str, Any]) -> dict[str, Any]:
+    """``new`` with each secret it leaves out, or sends back masked, taken from the stored config.
+
+    A secret sent as ``None`` is removed (the pages' "remove" box for an optional one).
+    """
+    try:
+        secret_names = [f.name for f in registry.config_fields(integration.type) if f.secret]
+    except UnknownChannelError:
+        return new
+    merged = dict(new)
+    for name in secret_names:
+        stored = integration.config.get(name)
+        if stored is None:
+            continue
+        merged[name] = _unmask(merged[name], stored) if name in merged else stored
+    return merged
+
+
+def _unmask(new: Any, stored: Any) -> Any:
+    if isinstance(new, str) and isinstance(stored, str) and new == redact_secret(stored):
+        return stored
+    if isinstance(new, dict) and isinstance(stored, dict):
+        return {k: _unmask(v, stored[k]) if k in stored else v for k, v in new.items()}
+    return new
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to a test notification."""
+
+    status: Literal["sent", "failed"]
+    error: str | None = None
+    """Why it failed, when it did."""
+    retryable: bool | None = None
+    """Whether the same failure could pass later."""
+
+
+async def send_test(services: Services, user_id: int, integration: Integration) -> Outcome:
+    """Deliver a synthetic event through ``integration``'s channel now, with the dispatcher's timeout.
+
+    It sorts the channel's errors as the dispatcher does, but on its own:
+    uniting the two in one deliver-once path is still to do (issue 13).
+    """
+    try:
+        channel = services.registry.get(integration.type)
+        config = services.registry.validate_config(integration.type, integration.config)
+    except (UnknownChannelError, InvalidConfigError) as exc:
+        return Outcome(status="failed", error=str(exc), retryable=False)
+    event = MonitorEvent(
+        type=EventType.DOWN,
+        websiteId=0,
+        userId=user_id,
+        url="https://example.com/",
+        name="uptimed test notification",
+        reason="a test sent from uptimed; nothing is down",
+    )
+    notification = Notification(
+        kind=NotificationKind.TEST, event=event, config=config, http=services.http, smtp=services.settings.smtp,
+        integration_id=integration.id,
+    )
+    timeout = services.settings.notify.delivery_timeout
+    try:
+        with anyio.fail_after(timeout):
+            await channel.send(notification)
+    except DeliveryError as exc:
+        return Outcome(status="failed", error=exc.message, retryable=exc.retryable)
+    except TimeoutError:
+        return Outcome(status="failed", error=f"timed out after {timeout:g} s", retryable=True)
+    except Exception as exc:  # noqa: BLE001 - a plugin's bug is this test's failure, not the caller's
+        return Outcome(status="failed", error=f"{type(exc).__name__} in channel {integration.type!r}", retryable=False)
+    return Outcome(status="sent")

@@ -1,0 +1,46 @@
+"""Toggle and delete, the same for every table of things a user owns (``monitors``, ``integrations``).
+
+Only rows the config file does not declare (``config_key IS NULL``) change
+here, and only the owner's: another user's row, or one declared in the file,
+is left alone as if it did not exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Generic, Literal, TypeVar
+
+import asyncpg
+
+T = TypeVar("T")
+
+
+class OwnedTable(Generic[T]):
+    """The toggle and delete of one table whose rows have ``owner_id``, ``config_key`` and ``enabled``."""
+
+    def __init__(
+        self, table: Literal["monitors", "integrations"], columns: str, from_row: Callable[[asyncpg.Record], T]
+    ) -> None:
+        self.table = table
+        self.columns = columns
+        self.from_row = from_row
+
+    async def toggle(self, conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, row_id: int) -> T | None:
+        """Flip ``enabled`` of one of the owner's rows not declared in the file; the row after, None if none."""
+        row = await conn.fetchrow(
+            f"""
+            UPDATE {self.table} SET enabled = NOT enabled, updated_at = now()
+            WHERE id = $1 AND owner_id = $2 AND config_key IS NULL
+            RETURNING {self.columns}
+            """,
+            row_id, owner_id,
+        )
+        return self.from_row(row) if row else None
+
+    async def delete(self, conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, row_id: int) -> bool:
+        """Delete one of the owner's rows not declared in the file (what hangs off it goes too); False if none."""
+        deleted = await conn.fetchval(
+            f"DELETE FROM {self.table} WHERE id = $1 AND owner_id = $2 AND config_key IS NULL RETURNING id",
+            row_id, owner_id,
+        )
+        return deleted is not None
