@@ -79,7 +79,6 @@ def test_the_quorum_is_the_monitors_capped_at_its_regions_or_a_majority(
 ) -> None:
     monitor = fields(quorum=quorum)
     assert quorum_for(monitor, regions) == expected
-    assert monitor.effective_quorum(regions) == expected
 
 
 @pytest.mark.parametrize(

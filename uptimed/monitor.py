@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from uptimed.durations import Duration
 from uptimed.rules.errors import Across
-from uptimed.rules.regions import quorum_for
 
 MIN_INTERVAL_S = 1.0
 
@@ -163,10 +162,6 @@ class MonitorFields(BaseModel):
     def effective_regions(self, configured: list[str]) -> list[str]:
         """The regions this monitor is checked from."""
         return list(self.regions) if self.regions else list(configured)
-
-    def effective_quorum(self, configured: list[str]) -> int:
-        """How many regions must agree before the monitor changes state (:func:`~uptimed.rules.regions.quorum_for`)."""
-        return quorum_for(self, self.effective_regions(configured))
 
 
 class MonitorSpec(MonitorFields):

@@ -16,10 +16,10 @@ from uptimed.evaluate.state import (
     StateChange,
     attach_incident_id,
     evaluate,
-    quorum_for,
     tick,
 )
 from uptimed.monitor import Monitor
+from uptimed.rules.regions import quorum_for
 
 T0 = 1_700_000_000_000
 

@@ -57,6 +57,7 @@ from typing import Any
 from uptimed.bus.messages import CheckResult, CheckStatus
 from uptimed.durations import format_duration
 from uptimed.monitor import MonitorFields
+from uptimed.rules.regions import quorum_for
 
 STATE_VERSION = 2
 """Written into ``to_json``; ``from_json`` reads older and newer versions alike."""
@@ -269,14 +270,6 @@ class Evaluation:
     changes: tuple[StateChange, ...] = ()
     accepted: bool = True
     """False when the result was ignored (unknown region, duplicate or stale): state is unchanged."""
-
-
-def quorum_for(monitor: MonitorFields, regions: Sequence[str]) -> int:
-    """How many of ``regions`` must agree: ``monitor.quorum`` capped at their number, else a majority."""
-    count = len(regions)
-    if monitor.quorum:
-        return max(1, min(monitor.quorum, count))
-    return count // 2 + 1
 
 
 def silence_ms_for(monitor: MonitorFields, intervals: float = DEFAULT_SILENCE_INTERVALS) -> int:
