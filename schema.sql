@@ -3,7 +3,7 @@
 -- applies the steps of migrations/ a database lacks, and a test keeps this
 -- file equal to what the steps build. A schema change goes in both: see
 -- migrations/README.md. The version is that of the last step.
--- schema-version: 4
+-- schema-version: 5
 
 CREATE TABLE IF NOT EXISTS schema_version (
     version     integer PRIMARY KEY,
@@ -138,6 +138,13 @@ CREATE TABLE IF NOT EXISTS monitor_integrations (
 
 -- Every delivery attempt's outcome. The unique key is what makes a
 -- redelivered event a no-op for integrations that already have it.
+-- A dispatcher holds a due row by a lease (`lease_owner`, until
+-- `next_attempt_at`) and renews it while it works. `attempts` counts attempts
+-- started: it goes up, and `attempt_started_at` is set, before the request
+-- leaves; the outcome clears `attempt_started_at` and is appended to
+-- `attempt_log`. A row whose lease ran out with `attempt_started_at` still set
+-- was being sent by a process that died: that attempt's outcome is unknown
+-- (the receiver may have it), and the next one says so in the log.
 CREATE TABLE IF NOT EXISTS notification_log (
     id               bigserial PRIMARY KEY,
     event_id         uuid NOT NULL,
@@ -154,6 +161,9 @@ CREATE TABLE IF NOT EXISTS notification_log (
     created_at       timestamptz NOT NULL DEFAULT now(),
     updated_at       timestamptz NOT NULL DEFAULT now(),
     sent_at          timestamptz,
+    lease_owner         text,
+    attempt_started_at  timestamptz,
+    attempt_log         jsonb NOT NULL DEFAULT '[]',
     UNIQUE (event_id, integration_id)
 );
 CREATE INDEX IF NOT EXISTS notification_log_due ON notification_log (next_attempt_at)
