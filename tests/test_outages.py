@@ -1,8 +1,8 @@
 """PostgreSQL, Redis and Kafka restarted under a running daemon: it says so briefly, then works again.
 
-Each test stops one of this checkout's own services (scripts/services, the
-ports of this test session) and starts it again before it ends, waiting
-until the service is usable, so the tests after it find it as it was.
+Each test stops one of this test session's own services (scripts/services,
+with the ports of this checkout) and starts it again before it ends, waiting
+until it is usable, so the tests after it find it as it was.
 """
 
 from __future__ import annotations
@@ -10,19 +10,28 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-import asyncpg
+import httpx
 import pytest
 
-from tests.support import SERVICES, Stack, Target, eventually
+from tests.support import SERVICES, DaemonProcess, Stack, Target, WebhookReceiver, to_toml
 from tests.test_monitoring import monitor
 
 
 @pytest.fixture
 async def target() -> AsyncIterator[Target]:
     server = await Target().start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[WebhookReceiver]:
+    server = await WebhookReceiver().start()
     yield server
     await server.stop()
 
@@ -45,32 +54,112 @@ async def outage(name: str) -> AsyncIterator[None]:
         await services("up", name)
 
 
-async def stored_checks(dsn: str) -> int:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return await conn.fetchval("SELECT count(*) FROM checks")
-    finally:
-        await conn.close()
+def config(stack: Stack, target: Target, receiver: WebhookReceiver, *, level: str = "info") -> str:
+    sections = stack.sections()
+    sections["api"] = {"enabled": True, "host": "127.0.0.1", "port": 0}
+    sections["log"]["level"] = level
+    sections["notify"] = {"backoff_initial": 0.3, "delivery_timeout": 5}
+    hook = (
+        '[[integrations]]\nowner = "alice"\nkey = "hook"\ntype = "webhook"\n'
+        f'config = {{ webhookUrl = "{receiver.url("/hook")}" }}\n'
+    )
+    return to_toml(sections) + "\n" + monitor(target.url(), failure_threshold=2, success_threshold=1) + hook
 
 
-async def test_broker_down_30_s_is_a_handful_of_lines(topics: Stack, target: Target, start_daemon) -> None:
-    stack = topics
-    sections = stack.toml(monitor(target.url()))
-    daemon = await start_daemon(sections.replace('level = "debug"', 'level = "info"'))
-    await eventually(lambda: stored_checks(stack.dsn), timeout=30)
-    before = len(daemon.lines)
-    async with outage("kafka"):
-        await asyncio.sleep(30)  # the outage under test
-    stored = await stored_checks(stack.dsn)
-    await eventually(lambda: _more(stack.dsn, stored), timeout=60)
-    await asyncio.sleep(5)
+async def readiness(daemon: DaemonProcess) -> httpx.AsyncClient:
+    listening = await daemon.wait_for("api.listening")
+    return httpx.AsyncClient(base_url=f"http://127.0.0.1:{listening['port']}", timeout=5)
+
+
+async def until_ready(client: httpx.AsyncClient, *, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        response = await client.get("/readyz")
+        if response.status_code == 200:
+            return response.json()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not ready within {timeout} s: {response.json()}")
+        await asyncio.sleep(0.1)
+
+
+async def until_not_ready(client: httpx.AsyncClient, naming: str, *, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        response = await client.get("/readyz")
+        if response.status_code == 503 and naming in response.json()["problems"]:
+            return response.json()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"/readyz did not name {naming} within {timeout} s: {response.json()}")
+        await asyncio.sleep(0.05)
+
+
+async def alerts_again(target: Target, receiver: WebhookReceiver) -> None:
+    """The whole pipeline works: a failure and a recovery are probed, evaluated, published, recorded and delivered."""
+    for status, event in ((500, "website.down"), (200, "website.up")):
+        before = len(receiver.to("/hook"))
+        target.status = status
+        [*_, last] = await receiver.wait_for("/hook", before + 1, timeout=60)
+        assert last.json()["event"] == event
+
+
+def loud(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [line for line in lines if line.get("level") in ("warning", "error", "critical")]
+
+
+def errors(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [line for line in lines if line.get("level") in ("error", "critical")]
+
+
+RESIDUE = ("another operation is in progress", "Unclosed", "Task exception was never retrieved")
+
+
+@pytest.mark.parametrize(("name", "service"), [("postgres", "postgresql"), ("redis", "redis"), ("kafka", "kafka")])
+async def test_a_restarted_service_is_named_while_down_then_every_part_works_again(
+    topics: Stack, target: Target, receiver: WebhookReceiver, start_daemon, name: str, service: str
+) -> None:
+    daemon = await start_daemon(config(topics, target, receiver))
+    async with await readiness(daemon) as client:
+        await until_ready(client, timeout=30)
+        await alerts_again(target, receiver)
+        before = len(daemon.lines)
+
+        async with outage(name):
+            down = await until_not_ready(client, service, timeout=5)
+            await asyncio.sleep(3)  # the outage goes on a while
+        during = len(daemon.lines)
+
+        back = await until_ready(client, timeout=30)
+        await daemon.wait_for("service.back", service=service, timeout=10)
+        await alerts_again(target, receiver)
+
+    outage_lines, after = daemon.lines[before:during], daemon.lines[during:]
+    assert down["parts"][service] is False and down["problems"][service].startswith("unreachable")
+    assert all(back["parts"].values())
+    assert errors(daemon.lines[before:]) == [], errors(daemon.lines[before:])
+    assert loud(after) == [] or {line["event"] for line in loud(after)} <= {"service.back", "part.interrupted"}, loud(after)
+    assert not [line for line in daemon.raw if any(text in line for text in RESIDUE)]
+    assert len(loud(outage_lines)) <= 8, [line.get("event") for line in loud(outage_lines)]
+    print(f"{name}: {len(loud(outage_lines))} warning lines during the outage:",
+          sorted({str(line.get("event")) for line in loud(outage_lines)}))
+
+
+async def test_broker_down_30_s_is_a_handful_of_lines(
+    topics: Stack, target: Target, receiver: WebhookReceiver, start_daemon
+) -> None:
+    daemon = await start_daemon(config(topics, target, receiver))
+    async with await readiness(daemon) as client:
+        await until_ready(client, timeout=30)
+        before = len(daemon.lines)
+        async with outage("kafka"):
+            await asyncio.sleep(30)  # the outage under test
+        await daemon.wait_for("service.back", service="kafka", timeout=30)
+        await until_ready(client, timeout=30)
+        await alerts_again(target, receiver)
+
     lines = daemon.lines[before:]
-    loud = [line for line in lines if line.get("level") in ("warning", "error", "critical")]
-    print("LINES", len(lines), "LOUD", len(loud))
-    from collections import Counter
-    print(Counter((l.get("event") or "")[:60] for l in loud).most_common(20))
-    assert len(loud) <= 6
-
-
-async def _more(dsn: str, than: int) -> bool:
-    return await stored_checks(dsn) > than
+    about_it = [line for line in lines if line.get("service") == "kafka" or str(line.get("logger", "")).startswith("aiokafka")]
+    print(f"broker down 30 s: {len(about_it)} lines about it, {len(loud(lines))} at warning or above:",
+          [line["event"] for line in about_it])
+    assert len(about_it) <= 5
+    assert [line["event"] for line in about_it][-1] == "service.back"
+    assert errors(lines) == []

@@ -184,7 +184,10 @@ class Supervisor:
                         "part.interrupted", part=part.name, service=cause.service, error=_short(part.last_error),
                         restart_in_s=round(backoff, 2),
                     )
-                await anyio.sleep(backoff)
+                with anyio.move_on_after(backoff):
+                    if cause is None:
+                        await anyio.sleep_forever()
+                    await cause.ended.wait()  # back sooner: start again at once
                 backoff = min(backoff * 2, self.backoff_max)
             finally:
                 part.healthy = False

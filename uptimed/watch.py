@@ -66,6 +66,8 @@ class Outage:
     """Parts whose crash during it was logged once already."""
     last_line: float = 0.0
     reported: int = 0
+    ended: anyio.Event = field(default_factory=anyio.Event)
+    """Set when the service answers again: parts waiting to restart need not wait out their backoff."""
 
 
 @dataclass
@@ -210,6 +212,7 @@ class ServiceWatch:
     def _answered(self, service: _Service) -> None:
         outage, service.outage = service.outage, None
         if outage is not None:
+            outage.ended.set()
             self._attribute(service, outage, before=float("inf"))
             log.info(
                 "service.back", service=service.name, down_s=round(time.monotonic() - outage.since, 1),
