@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 import socket
 import time
@@ -219,6 +220,9 @@ class Daemon:
                     tg.cancel_scope.cancel()  # stopped: the signal handler and the watch end too
 
                 await tg.start(supervise)
+                # What start-up built (modules, classes, settings) lives as long as the process: frozen, a full
+                # collection no longer walks it. Under a backlog one took 70-85 ms, and /readyz waited for it.
+                gc.freeze()
                 log.info(
                     "daemon.ready",
                     version=__version__,
