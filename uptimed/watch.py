@@ -46,7 +46,9 @@ Probe = Callable[[], Awaitable[Any]]
 
 _BENIGN = {
     # The group protocol settling (a broker's first start, a rebalance): the client retries by itself.
-    "kafka": re.compile(r"CoordinatorNotAvailable|CoordinatorLoadInProgress|NotCoordinator|[Rr]ebalanc"),
+    "kafka": re.compile(
+        r"CoordinatorNotAvailable|CoordinatorLoadInProgress|NotCoordinator|[Rr]ebalanc|[Mm]arking the coordinator dead"
+    ),
 }
 _LIBRARY_BACKLOG = 10_000
 """Library records kept per service until they are attributed; more are only counted."""
@@ -252,11 +254,11 @@ class ServiceWatch:
         now = time.monotonic()
         if not count or (now - service.last_notice < self.summary_every and not final):
             return
-        top = max(service.notices, key=service.notices.__getitem__) if service.notices else None
+        common = sorted(service.notices, key=service.notices.__getitem__, reverse=True)[:3]
         level = log.info if service.notices_benign else log.warning
         level(
-            "service.client_messages", service=service.name, count=count, kinds=len(service.notices),
-            message=service.notice_text.get(top, "") if top else "",
+            "service.client_messages", service=service.name, count=count,
+            messages={service.notice_text[key]: service.notices[key] for key in common},
         )
         service.notices, service.notice_text, service.notices_benign = {}, {}, True
         service.overflow, service.last_notice = 0, now
