@@ -173,7 +173,6 @@ class Daemon:
 
     async def run(self) -> None:
         """Connect, run until SIGTERM / SIGINT, then stop within :data:`STOP_GRACE_S`."""
-        settings = self.settings
         # From here on the client libraries' log records are folded into the watch's lines about each service.
         uptimed_log.fold_library_records(self.watch.library_record)
         try:
