@@ -82,6 +82,8 @@ CREATE TABLE IF NOT EXISTS monitor_state (
     wake_at     timestamptz,
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
+-- A database from before version 4 has the table without it.
+ALTER TABLE monitor_state ADD COLUMN IF NOT EXISTS wake_at timestamptz;
 CREATE INDEX IF NOT EXISTS monitor_state_wake ON monitor_state (wake_at) WHERE wake_at IS NOT NULL;
 
 -- The newest check result seen from each region (by any evaluator): a region
@@ -114,6 +116,7 @@ CREATE TABLE IF NOT EXISTS event_outbox (
     published_at  timestamptz
 );
 CREATE INDEX IF NOT EXISTS event_outbox_unpublished ON event_outbox (monitor_id) WHERE published_at IS NULL;
+ALTER TABLE event_outbox ADD COLUMN IF NOT EXISTS seq bigint GENERATED ALWAYS AS IDENTITY;  -- before version 4
 
 -- `type` is the channel's name as text, so a plugin channel needs no migration.
 CREATE TABLE IF NOT EXISTS integrations (

@@ -45,9 +45,11 @@ SUMMARY_EVERY_S = 30.0
 Probe = Callable[[], Awaitable[Any]]
 
 _BENIGN = {
-    # The group protocol settling (a broker's first start, a rebalance): the client retries by itself.
+    # The cluster settling (a broker's first start or its return, a rebalance, a leader moving): the client
+    # retries by itself.
     "kafka": re.compile(
         r"CoordinatorNotAvailable|CoordinatorLoadInProgress|NotCoordinator|[Rr]ebalanc|[Mm]arking the coordinator dead"
+        r"|NotLeaderForPartition|LeaderNotAvailable"
     ),
 }
 _LIBRARY_BACKLOG = 10_000
