@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import statistics
 import time
 
 import asyncpg
@@ -66,30 +65,39 @@ async def test_readyz_answers_in_under_50_ms_while_the_daemon_works_off_a_backlo
     sections["api"] = {"enabled": True, "host": "127.0.0.1", "port": 0}
     sections["log"]["level"] = "info"
     daemon = await start_daemon(to_toml(sections), wait_ready=False)
-    latencies: list[float] = []
+    latencies: dict[str, list[float]] = {"/readyz": [], "/healthz": []}
     db = await asyncpg.connect(stack.dsn)
     try:
         async with await readiness(daemon) as client:
             await client.get("/readyz")  # the connection, before measuring
             while await db.fetchval("SELECT count(*) FROM checks") < BACKLOG:
-                for _ in range(50):
-                    started = time.perf_counter()
-                    response = await client.get("/readyz")
-                    latencies.append((time.perf_counter() - started) * 1000)
-                    assert response.status_code in (200, 503)
+                for n in range(25):
+                    # Interleaved, each first in turn: the same moments of load for both.
+                    for path in ("/readyz", "/healthz") if n % 2 else ("/healthz", "/readyz"):
+                        measured = latencies[path]
+                        started = time.perf_counter()
+                        response = await client.get(path)
+                        measured.append((time.perf_counter() - started) * 1000)
+                        assert response.status_code in (200, 503)
                     await asyncio.sleep(0.005)
             await until_ready(client, timeout=30)
     finally:
         await db.close()
 
-    latencies.sort()
-    p50, p95, p99 = (latencies[int(len(latencies) * q) - 1] for q in (0.5, 0.95, 0.99))
-    print(f"/readyz over a backlog of {BACKLOG} checks: {len(latencies)} requests, "
-          f"p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms, max {latencies[-1]:.1f} ms")
-    assert len(latencies) >= 100, "the backlog was worked off before readiness could be measured"
-    # p95, not the maximum: on a 2-core machine the daemon, PostgreSQL, Kafka and this test share the CPU, and
-    # the operating system's scheduling shows in the last percent whatever the daemon does.
-    assert p50 < 20 and p95 < 50
+    ready, live = (sorted(latencies[path]) for path in ("/readyz", "/healthz"))
+    p50, p95, p99 = (percentile(ready, q) for q in (0.5, 0.95, 0.99))
+    print(f"/readyz over a backlog of {BACKLOG} checks: {len(ready)} requests, "
+          f"p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms, max {ready[-1]:.1f} ms "
+          f"(/healthz meanwhile: p50 {percentile(live, 0.5):.1f} ms, p95 {percentile(live, 0.95):.1f} ms)")
+    assert len(ready) >= 100, "the backlog was worked off before readiness could be measured"
+    assert p50 < 20
+    # The tail of both is the operating system's: on a 2-core machine the daemon, PostgreSQL, Kafka and this
+    # test share the CPU. What /readyz must not add is a wait of its own (a query behind the busy pool took > 1 s).
+    assert p95 < max(50.0, 1.5 * percentile(live, 0.95) + 10)
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    return ordered[max(int(len(ordered) * q) - 1, 0)]
 
 
 async def test_readyz_names_a_crashed_part_within_2_s_and_while_it_backs_off_then_200(

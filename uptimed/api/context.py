@@ -19,7 +19,8 @@ class ApiContext(Services):
     readiness: Readiness
 
 
-def api_context(request: Request) -> ApiContext:
+async def api_context(request: Request) -> ApiContext:
+    # async: a plain function would run in FastAPI's thread pool, a thread hop per request for a lookup.
     context: ApiContext = request.app.state.context
     return context
 
