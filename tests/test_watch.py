@@ -102,3 +102,24 @@ async def test_library_records_while_the_service_answers_are_one_summary_never_a
 def test_without_a_watch_library_records_are_written_as_they_come(stream: io.StringIO) -> None:
     library_error("Unable to update metadata from [1]", name="aiokafka.cluster")
     assert json.loads(stream.getvalue())["event"] == "Unable to update metadata from [1]"
+
+
+async def test_what_the_libraries_say_just_after_an_outage_is_its_echo_not_news() -> None:
+    watch = ServiceWatch(probe_every=0.05, summary_every=10)
+    kafka = Switch()
+    watch.add("kafka", kafka)
+    with capture_logs() as logs:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch.run)
+            kafka.down = True
+            await anyio.sleep(0.2)
+            kafka.down = False
+            await anyio.sleep(0.2)
+            watch.library_record("kafka", logging.makeLogRecord({
+                "name": "aiokafka.consumer.group_coordinator", "levelno": logging.ERROR,
+                "msg": "Heartbeat session expired - marking coordinator dead",
+            }))
+            await anyio.sleep(0.3)
+            tg.cancel_scope.cancel()
+        watch.flush()
+    assert [e["event"] for e in logs if e["log_level"] != "debug"] == ["service.unreachable", "service.back"]

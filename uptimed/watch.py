@@ -41,6 +41,9 @@ PROBE_EVERY_S = 1.0
 PROBE_TIMEOUT_S = 3.0
 """A service that takes longer than this to answer a ping counts as out of reach."""
 SUMMARY_EVERY_S = 30.0
+SETTLE_S = 15.0
+"""After an outage the clients catch up (a consumer finds its session expired, rejoins): what the libraries
+say meanwhile is the outage's echo, counted at debug level only."""
 
 Probe = Callable[[], Awaitable[Any]]
 
@@ -94,6 +97,8 @@ class _Service:
     notice_text: dict[str, str] = field(default_factory=dict)
     notices_benign: bool = True
     last_notice: float = float("-inf")
+    settling_until: float = float("-inf")
+    settled: int = 0
 
 
 class ServiceWatch:
@@ -217,6 +222,7 @@ class ServiceWatch:
         outage, service.outage = service.outage, None
         if outage is not None:
             outage.ended.set()
+            service.settling_until = time.monotonic() + SETTLE_S
             self._attribute(service, outage, before=float("inf"))
             log.info(
                 "service.back", service=service.name, down_s=round(time.monotonic() - outage.since, 1),
@@ -248,6 +254,13 @@ class ServiceWatch:
         """Library records while the service answers: one line per ``summary_every`` at most."""
         settled = [r for r in service.pending if r.at < before]
         service.pending = [r for r in service.pending if r.at >= before]
+        echo = [r for r in settled if r.at < service.settling_until]
+        if echo:
+            service.settled += len(echo)
+            settled = [r for r in settled if r.at >= service.settling_until]
+        elif service.settled and (time.monotonic() >= service.settling_until or final):
+            log.debug("service.settled", service=service.name, messages=service.settled)
+            service.settled = 0
         for record in settled:
             service.notices[record.key] = service.notices.get(record.key, 0) + 1
             service.notice_text.setdefault(record.key, record.text)
