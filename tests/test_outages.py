@@ -163,3 +163,42 @@ async def test_broker_down_30_s_is_a_handful_of_lines(
     assert len(about_it) <= 5 and len(loud(lines)) <= 6
     assert [line["event"] for line in about_it].count("service.back") == 1
     assert errors(lines) == []
+
+
+@asynccontextmanager
+async def frozen_postgres() -> AsyncIterator[None]:
+    """This session's PostgreSQL stopped (SIGSTOP: connections hang rather than fail) inside the block."""
+    import os
+    import signal
+    from pathlib import Path
+
+    data = Path(os.environ.get("UPTIMED_DATA_DIR", SERVICES.parent.parent / ".data")).resolve()
+    postmaster = int((data / "postgres" / "data" / "postmaster.pid").read_text().split()[0])
+    children = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True).stdout.split()
+    pids = [postmaster, *map(int, children)]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+
+
+async def test_a_hung_postgresql_is_named_then_every_part_works_again_without_residue(
+    topics: Stack, target: Target, receiver: WebhookReceiver, start_daemon
+) -> None:
+    daemon = await start_daemon(config(topics, target, receiver))
+    async with await readiness(daemon) as client:
+        await until_ready(client, timeout=30)
+        await alerts_again(target, receiver)
+        before = len(daemon.lines)
+        async with frozen_postgres():
+            down = await until_not_ready(client, "postgresql", timeout=8)
+            await asyncio.sleep(8)  # long enough for a batch deadline and a probe timeout to cut queries short
+        await until_ready(client, timeout=30)
+        await alerts_again(target, receiver)
+    assert down["problems"]["postgresql"].startswith("unreachable")
+    assert errors(daemon.lines[before:]) == [], errors(daemon.lines[before:])
+    assert not [line for line in daemon.raw if any(text in line for text in RESIDUE)]
+    print("hung postgresql:", [line["event"] for line in loud(daemon.lines[before:])])

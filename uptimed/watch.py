@@ -99,6 +99,7 @@ class _Service:
     last_notice: float = float("-inf")
     settling_until: float = float("-inf")
     settled: int = 0
+    last_outage: Outage | None = None
 
 
 class ServiceWatch:
@@ -142,7 +143,11 @@ class ServiceWatch:
         return service.outage if service else None
 
     async def unreachable_cause(self, exc: BaseException) -> Outage | None:
-        """The outage ``exc`` comes from, probed now; None when every service it may come from answers."""
+        """The outage ``exc`` comes from, probed now; None when every service it may come from answers.
+
+        An outage that ended in the last :data:`SETTLE_S` counts too: a query cut
+        short by its deadline while PostgreSQL hung fails only after it is back.
+        """
         names = _services_of(exc)
         if names is None:
             return None
@@ -152,6 +157,9 @@ class ServiceWatch:
                 await self._check(service)
             if service.outage is not None:
                 return service.outage
+        for service in candidates:
+            if service.last_outage is not None and time.monotonic() < service.settling_until:
+                return service.last_outage
         return None
 
     def count(self, name: str, lines: int = 1) -> None:
@@ -222,6 +230,7 @@ class ServiceWatch:
         outage, service.outage = service.outage, None
         if outage is not None:
             outage.ended.set()
+            service.last_outage = outage
             service.settling_until = time.monotonic() + SETTLE_S
             self._attribute(service, outage, before=float("inf"))
             log.info(
