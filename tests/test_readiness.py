@@ -8,9 +8,12 @@ import time
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
+from tests.notify.test_notify_delivery import receiver  # noqa: F401 - fixture
 from tests.support import Stack, Target, to_toml
-from tests.test_outages import outage, readiness, receiver, target, until_ready  # noqa: F401
+from tests.test_monitoring import target  # noqa: F401 - fixture
+from tests.test_outages import config, outage, readiness, until_ready
 from uptimed.bus.messages import CheckResult, CheckStatus
 
 MONITORS = 200
@@ -103,8 +106,6 @@ def percentile(ordered: list[float], q: float) -> float:
 async def test_readyz_names_a_crashed_part_within_2_s_and_while_it_backs_off_then_200(
     stack: Stack, target: Target, receiver, start_daemon
 ) -> None:
-    from tests.test_outages import config
-
     daemon = await start_daemon(config(stack, target, receiver))
     async with await readiness(daemon) as client:
         await until_ready(client, timeout=30)
@@ -118,9 +119,26 @@ async def test_readyz_names_a_crashed_part_within_2_s_and_while_it_backs_off_the
             while time.monotonic() - seen < 3:
                 assert "dispatcher" in (await client.get("/readyz")).json()["problems"]
                 await asyncio.sleep(0.1)
+            during = await samples(client)
         back = time.monotonic()
         await until_ready(client, timeout=10)
         print(f"ready again {time.monotonic() - back:.1f} s after PostgreSQL was back")
+        after = await samples(client)
+
+    assert during[("uptimed_part_restarts_total", "dispatcher")] >= 1
+    assert during[("uptimed_part_ready", "dispatcher")] == 0 and during[("uptimed_service_up", "postgresql")] == 0
+    assert after[("uptimed_part_ready", "dispatcher")] == 1 and after[("uptimed_service_up", "postgresql")] == 1
+    assert after[("uptimed_part_progress_age_seconds", "dispatcher")] < 5
+    assert after[("uptimed_part_progress_age_seconds", "notifier")] < 5
+
+
+async def samples(client: httpx.AsyncClient) -> dict[tuple[str, str], float]:
+    """``/metrics`` as {(series, its part or service): value}."""
+    text = (await client.get("/metrics")).text
+    return {
+        (s.name, s.labels.get("part") or s.labels.get("service", "")): s.value
+        for family in text_string_to_metric_families(text) for s in family.samples
+    }
 
 
 async def named(client: httpx.AsyncClient, part: str, *, within: float) -> dict[str, str]:
