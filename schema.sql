@@ -3,7 +3,7 @@
 -- applies the steps of migrations/ a database lacks, and a test keeps this
 -- file equal to what the steps build. A schema change goes in both: see
 -- migrations/README.md. The version is that of the last step.
--- schema-version: 4
+-- schema-version: 5
 
 CREATE TABLE IF NOT EXISTS schema_version (
     version     integer PRIMARY KEY,
@@ -82,6 +82,8 @@ CREATE TABLE IF NOT EXISTS monitor_state (
     wake_at     timestamptz,
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
+-- A database from before version 4 has the table without it.
+ALTER TABLE monitor_state ADD COLUMN IF NOT EXISTS wake_at timestamptz;
 CREATE INDEX IF NOT EXISTS monitor_state_wake ON monitor_state (wake_at) WHERE wake_at IS NOT NULL;
 
 -- The newest check result seen from each region (by any evaluator): a region
@@ -114,6 +116,7 @@ CREATE TABLE IF NOT EXISTS event_outbox (
     published_at  timestamptz
 );
 CREATE INDEX IF NOT EXISTS event_outbox_unpublished ON event_outbox (monitor_id) WHERE published_at IS NULL;
+ALTER TABLE event_outbox ADD COLUMN IF NOT EXISTS seq bigint GENERATED ALWAYS AS IDENTITY;  -- before version 4
 
 -- `type` is the channel's name as text, so a plugin channel needs no migration.
 CREATE TABLE IF NOT EXISTS integrations (
@@ -138,6 +141,13 @@ CREATE TABLE IF NOT EXISTS monitor_integrations (
 
 -- Every delivery attempt's outcome. The unique key is what makes a
 -- redelivered event a no-op for integrations that already have it.
+-- A dispatcher holds a due row by a lease (`lease_owner`, until
+-- `next_attempt_at`) and renews it while it works. `attempts` counts attempts
+-- started: it goes up, and `attempt_started_at` is set, before the request
+-- leaves; the outcome clears `attempt_started_at` and is appended to
+-- `attempt_log`. A row whose lease ran out with `attempt_started_at` still set
+-- was being sent by a process that died: that attempt's outcome is unknown
+-- (the receiver may have it), and the next one says so in the log.
 CREATE TABLE IF NOT EXISTS notification_log (
     id               bigserial PRIMARY KEY,
     event_id         uuid NOT NULL,
@@ -154,6 +164,9 @@ CREATE TABLE IF NOT EXISTS notification_log (
     created_at       timestamptz NOT NULL DEFAULT now(),
     updated_at       timestamptz NOT NULL DEFAULT now(),
     sent_at          timestamptz,
+    lease_owner         text,
+    attempt_started_at  timestamptz,
+    attempt_log         jsonb NOT NULL DEFAULT '[]',
     UNIQUE (event_id, integration_id)
 );
 CREATE INDEX IF NOT EXISTS notification_log_due ON notification_log (next_attempt_at)

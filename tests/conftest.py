@@ -51,7 +51,10 @@ async def template_database(services: dict[str, str]) -> AsyncIterator[str]:
     pool = await connect(DatabaseSettings(dsn=_with_database(admin_dsn, name)))
     await migrate(pool)
     await pool.close()
+    await conn.close()
     yield name
+    # A new connection: a test may have restarted PostgreSQL (tests/test_outages.py) since.
+    conn = await asyncpg.connect(admin_dsn)
     await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     await conn.close()
 
@@ -63,9 +66,11 @@ async def database(services: dict[str, str], template_database: str) -> AsyncIte
     name = f"t_{uuid.uuid4().hex[:12]}"
     conn = await asyncpg.connect(admin_dsn)
     await conn.execute(f"CREATE DATABASE {name} TEMPLATE {template_database}")
+    await conn.close()
     try:
         yield _with_database(admin_dsn, name)
     finally:
+        conn = await asyncpg.connect(admin_dsn)  # the test may have restarted PostgreSQL
         await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         await conn.close()
 

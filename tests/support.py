@@ -321,11 +321,17 @@ class Request:
 
 
 class WebhookReceiver:
-    """A local HTTP endpoint per path, each answering from its own script of statuses."""
+    """A local HTTP endpoint per path, each answering from its own script of statuses.
+
+    ``delay()`` is how long each answer takes (seconds); the first request to a
+    path in ``hold`` is never answered (its sender is meant to die meanwhile).
+    """
 
     def __init__(self) -> None:
         self.requests: list[Request] = []
         self.scripts: dict[str, list[tuple[int, dict[str, str]]]] = {}
+        self.delay: Callable[[], float] = lambda: 0.0
+        self.hold: set[str] = set()
         self.port = 0
         self._runner: web.AppRunner | None = None
         self._changed = asyncio.Condition()
@@ -343,7 +349,7 @@ class WebhookReceiver:
     async def start(self) -> WebhookReceiver:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)  # a held request ends at stop
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -361,18 +367,26 @@ class WebhookReceiver:
         async with self._changed:
             self.requests.append(Request(request.path, dict(request.headers), body, asyncio.get_running_loop().time()))
             self._changed.notify_all()
+        if request.path in self.hold and len(self.to(request.path)) == 1:
+            await asyncio.sleep(3600)
+        if delay := self.delay():
+            await asyncio.sleep(delay)
         return web.Response(status=status, text="ok" if status < 300 else "nope", headers=headers)
 
-    async def wait_for(self, path: str, count: int = 1, *, timeout: float = 30.0) -> list[Request]:
+    async def wait_for(self, path: str | None, count: int = 1, *, timeout: float = 30.0) -> list[Request]:
+        """The requests to ``path`` (None: to any path) once there are ``count``."""
+        def arrived() -> list[Request]:
+            return self.requests if path is None else self.to(path)
+
         async def wait() -> None:
             async with self._changed:
-                await self._changed.wait_for(lambda: len(self.to(path)) >= count)
+                await self._changed.wait_for(lambda: len(arrived()) >= count)
 
         try:
             await asyncio.wait_for(wait(), timeout)
         except TimeoutError:
-            raise AssertionError(f"{path}: {len(self.to(path))} of {count} requests within {timeout} s") from None
-        return self.to(path)
+            raise AssertionError(f"{path}: {len(arrived())} of {count} requests within {timeout} s") from None
+        return arrived()
 
 
 async def eventually(probe: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.1) -> Any:

@@ -9,7 +9,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from uptimed.config import ConfigError, ConfigProblem
-from uptimed.supervisor import Part, Supervisor
+from uptimed.supervisor import Part, Supervisor, progress
+from uptimed.watch import ServiceWatch
 
 
 async def test_a_crashed_part_is_logged_by_name_and_restarted_with_backoff() -> None:
@@ -63,3 +64,89 @@ async def test_stop_before_run_is_not_lost() -> None:
     with anyio.fail_after(2):
         await supervisor.run()
     assert started == []
+
+
+async def test_a_part_is_named_while_it_backs_off_then_ready_once_it_makes_progress() -> None:
+    crashes = 0
+    progressing = anyio.Event()
+
+    async def consumer() -> None:
+        nonlocal crashes
+        if crashes < 1:
+            crashes += 1
+            raise RuntimeError("lost its way")
+        progress()
+        progressing.set()
+        await anyio.sleep_forever()
+
+    part = Part("notifier", consumer, progress_bound=5)
+    supervisor = Supervisor([part], backoff_initial=0.3)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(supervisor.run)
+        with anyio.fail_after(2):
+            while part.restart_at is None:
+                await anyio.sleep(0.01)
+        assert supervisor.problems()["notifier"].startswith("crashed (RuntimeError: lost its way); restarting in")
+        with anyio.fail_after(2):
+            await progressing.wait()
+        assert supervisor.problems() == {}
+        supervisor.stop()
+
+
+def test_a_part_without_progress_for_longer_than_its_bound_is_stalled() -> None:
+    async def never() -> None: ...
+
+    part = Part("dispatcher", never, progress_bound=10)
+    part.healthy, part.started_at = True, 100.0
+    assert part.problem(now=105.0) is None
+    part.last_progress = 104.0
+    assert part.problem(now=113.0) is None and not part.stalled(now=113.0)
+    assert part.problem(now=115.0) == "no progress for 11 s (bound 10 s)" and part.stalled(now=115.0)
+    unbounded = Part("api", never)
+    unbounded.healthy, unbounded.started_at = True, 0.0
+    assert unbounded.problem(now=1e6) is None
+    assert Part("retention", never).problem() == "not running"
+
+
+def test_progress_outside_a_part_does_nothing() -> None:
+    progress()
+
+
+async def test_a_crash_during_an_outage_is_one_warning_per_part_and_restarts_when_the_service_is_back() -> None:
+    watch = ServiceWatch(probe_timeout=0.5)
+    reachable = False
+
+    async def probe() -> None:
+        if not reachable:
+            raise ConnectionRefusedError("refused")
+
+    watch.add("postgresql", probe)
+    started: list[float] = []
+    running = anyio.Event()
+
+    async def part() -> None:
+        started.append(anyio.current_time())
+        if not reachable:
+            raise ConnectionRefusedError("[Errno 111] Connect call failed")
+        running.set()
+        await anyio.sleep_forever()
+
+    supervisor = Supervisor([Part("evaluator", part)], backoff_initial=0.05, backoff_max=10, watch=watch)
+    with capture_logs() as logs:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(supervisor.run)
+            with anyio.fail_after(5):
+                while len(started) < 6:  # 0.05 + 0.1 + 0.2 + 0.4 + 0.8: the backoff grows to 1.6 s
+                    await anyio.sleep(0.01)
+            reachable = True
+            back = anyio.current_time()
+            await watch._check(watch._services["postgresql"])
+            with anyio.fail_after(1):  # not after the remaining 1.6 s of backoff
+                await running.wait()
+            supervisor.stop()
+    assert anyio.current_time() - back < 0.5
+    interrupted = [e for e in logs if e["event"] == "part.interrupted"]
+    assert [e["log_level"] for e in interrupted].count("warning") == 1
+    assert not [e for e in logs if e["event"] == "part.crashed"]
+    assert [e["event"] for e in logs if e["event"].startswith("service.")] == ["service.unreachable", "service.back"]
+    assert next(e for e in logs if e["event"] == "service.back")["folded"] >= 5

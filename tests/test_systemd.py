@@ -101,3 +101,39 @@ async def test_without_notify_socket_nothing_is_sent(stack: Stack, start_daemon)
     daemon = await start_daemon(stack.toml())
     assert not daemon.events("systemd.notify_failed")
     assert await daemon.stop() == 0
+
+
+async def test_status_says_what_readiness_says_and_an_outage_does_not_stop_the_watchdog(
+    stack: Stack, systemd: FakeSystemd, target: Target, start_daemon
+) -> None:
+    from tests.test_outages import outage
+
+    env = {"NOTIFY_SOCKET": str(systemd.path), "WATCHDOG_USEC": "1000000"}
+    await start_daemon(stack.toml(monitor(target.url("/a"), name="a")), env=env)
+    await systemd.until("READY")
+    async with outage("redis"):
+        while "redis unreachable" not in (ping := await systemd.until("WATCHDOG", timeout=5))["STATUS"]:
+            pass
+        assert ping["STATUS"].startswith("degraded: ")
+    while not (ping := await systemd.until("WATCHDOG", timeout=5))["STATUS"].startswith("1 monitors"):
+        pass
+
+
+def test_a_part_stalled_while_every_service_answers_withholds_the_watchdog(stack: Stack) -> None:
+    import time
+
+    from uptimed.daemon import Daemon
+    from uptimed.supervisor import Part, Supervisor
+
+    async def never() -> None: ...
+
+    daemon = Daemon(stack.settings())
+    stalled = Part("dispatcher", never, progress_bound=30)
+    stalled.healthy, stalled.started_at = True, time.monotonic() - 31
+    daemon.supervisor = Supervisor([stalled], watch=daemon.watch)
+    daemon.watch.add("postgresql", never)
+
+    assert daemon.stuck() == ["dispatcher"]
+    assert daemon.status_now().startswith("degraded: dispatcher no progress for 31 s")
+    daemon.watch._failed(daemon.watch._services["postgresql"], "OSError: refused")
+    assert daemon.stuck() == []  # an outage explains it: restarting would not help

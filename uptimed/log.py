@@ -1,10 +1,18 @@
-"""Structured logging: JSON lines for journald and files, a readable console on a terminal."""
+"""Structured logging: JSON lines for journald and files, a readable console on a terminal.
+
+The client libraries (aiokafka, asyncpg, redis) log through the standard
+library. While the daemon runs, their records go to its
+:class:`~uptimed.watch.ServiceWatch` instead of the output
+(:func:`fold_library_records`): it folds them into uptimed's own lines about
+the service, so a broker outage is three lines, not two hundred a second.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -23,6 +31,28 @@ def redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
         elif isinstance(value, str) and "@" in value:
             event[key] = _URL_CREDENTIALS.sub(r"\g<scheme>***@", value)
     return event
+
+
+LIBRARIES = {"aiokafka": "kafka", "kafka": "kafka", "asyncpg": "postgresql", "redis": "redis"}
+"""Top-level logger name of a client library -> the service it talks to."""
+
+_fold: Callable[[str, logging.LogRecord], None] | None = None
+
+
+def fold_library_records(into: Callable[[str, logging.LogRecord], None] | None) -> None:
+    """Hand the client libraries' records to ``into(service, record)`` instead of writing them; None: write them."""
+    global _fold
+    _fold = into
+
+
+class _LibraryFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        fold = _fold
+        service = LIBRARIES.get(record.name.partition(".")[0])
+        if fold is None or service is None:
+            return True
+        fold(service, record)
+        return False
 
 
 def configure(settings: LogSettings, *, stream: Any = None) -> None:
@@ -53,6 +83,7 @@ def configure(settings: LogSettings, *, stream: Any = None) -> None:
             ]
         )
     )
+    handler.addFilter(_LibraryFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     # Libraries are chatty at INFO (aiokafka logs every rebalance step); keep them at WARNING.

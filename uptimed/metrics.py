@@ -9,7 +9,7 @@ topics and partitions: never a URL, a config value or anything secret.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import (
@@ -19,7 +19,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from uptimed.bus.messages import CheckResult, MonitorEvent
@@ -169,6 +169,47 @@ REGISTRY.register(_CHANNELS)
 def track_channels(registry: Any) -> None:
     """Report this :class:`~uptimed.channels.registry.ChannelRegistry`'s loaded and broken channels."""
     _CHANNELS.registry = registry
+
+
+class _PartsCollector(Collector):
+    """The supervisor's parts and the watched services, read at scrape time.
+
+    ``uptimed_part_restarts_total{part}``, ``uptimed_part_ready{part}``,
+    ``uptimed_part_progress_age_seconds{part}`` (since its last progress, or
+    its start; absent while it is not running) and ``uptimed_service_up{service}``.
+    """
+
+    def __init__(self) -> None:
+        self.parts: Callable[[], Iterable[Any]] = lambda: ()
+        self.services: Callable[[], Mapping[str, str | None]] = dict
+
+    def collect(self) -> Iterable[Any]:
+        restarts = CounterMetricFamily("uptimed_part_restarts", "Restarts of each part after a crash.", labels=["part"])
+        ready = GaugeMetricFamily("uptimed_part_ready", "1 when the part is usable (as /readyz says).", labels=["part"])
+        age = GaugeMetricFamily(
+            "uptimed_part_progress_age_seconds", "Seconds since the part last made progress (or started).",
+            labels=["part"],
+        )
+        now = time.monotonic()
+        for part in self.parts():
+            restarts.add_metric([part.name], part.restarts)
+            ready.add_metric([part.name], 0 if part.problem(now) else 1)
+            idle = part.idle_for(now)
+            if idle is not None:
+                age.add_metric([part.name], idle)
+        up = GaugeMetricFamily("uptimed_service_up", "1 while the service answers its probe.", labels=["service"])
+        for name, problem in self.services().items():
+            up.add_metric([name], 0 if problem else 1)
+        yield from (restarts, ready, age, up)
+
+
+_PARTS = _PartsCollector()
+REGISTRY.register(_PARTS)
+
+
+def track_parts(parts: Callable[[], Iterable[Any]], services: Callable[[], Mapping[str, str | None]]) -> None:
+    """Report these supervisor parts (``Part`` objects) and services (``ServiceWatch.problems``)."""
+    _PARTS.parts, _PARTS.services = parts, services
 
 
 def render() -> bytes:

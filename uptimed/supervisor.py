@@ -4,20 +4,48 @@ A part is a named coroutine that runs until cancelled. When one crashes, the
 supervisor logs it by name and starts it again after a backoff, so a lost
 connection degrades the daemon instead of ending it. A configuration error is
 not retried: it ends the daemon with the message.
+
+Each part keeps its own state for readiness, answered without any I/O:
+running, crashed and backing off, or stalled. A part that has a
+``progress_bound`` calls :func:`progress` whenever it does useful work or
+polls (a consumer after each poll, the dispatcher after each claim); one that
+has not done so for longer than its bound is stalled. A crash while a service
+is out of reach (see :class:`~uptimed.watch.ServiceWatch`) is a consequence
+of the outage, not news: it is logged once per part and outage, without a
+traceback, and counted in the outage's own lines.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import anyio
 import structlog
+from anyio.abc import TaskStatus
 
 from uptimed.config import ConfigError
 
+if TYPE_CHECKING:
+    from uptimed.watch import ServiceWatch
+
 log = structlog.get_logger()
+
+_running: ContextVar[Part | None] = ContextVar("uptimed_part", default=None)
+
+
+def progress() -> None:
+    """Tell the supervisor that the part running this code did useful work or polled.
+
+    Tasks a part starts inherit it. Outside a supervised part (a test that
+    drives a component directly) this does nothing.
+    """
+    part = _running.get()
+    if part is not None:
+        part.progress()
 
 
 @dataclass
@@ -28,9 +56,46 @@ class Part:
     run: Callable[[], Awaitable[None]]
     drain: Callable[[], Awaitable[None]] | None = None
     """Finish work in hand and take no more (a graceful stop); cancelled at the deadline."""
+    progress_bound: float | None = None
+    """Seconds the part may go without calling :func:`progress` while it runs; None: running is enough."""
     restarts: int = 0
     healthy: bool = False
+    """Running (not crashed, not finished)."""
     last_error: str | None = None
+    started_at: float | None = None
+    """Monotonic time of the current run's start."""
+    last_progress: float | None = None
+    """Monotonic time of the last :func:`progress` in the current run."""
+    restart_at: float | None = None
+    """While it backs off after a crash: the monotonic time it starts again."""
+
+    def progress(self) -> None:
+        self.last_progress = time.monotonic()
+
+    def idle_for(self, now: float | None = None) -> float | None:
+        """Seconds since the part last made progress (or started, when it has not yet); None when not running."""
+        if not self.healthy or self.started_at is None:
+            return None
+        now = time.monotonic() if now is None else now
+        return now - (self.last_progress if self.last_progress is not None else self.started_at)
+
+    def stalled(self, now: float | None = None) -> bool:
+        """Running, but without progress for longer than its bound."""
+        idle = self.idle_for(now)
+        return self.progress_bound is not None and idle is not None and idle > self.progress_bound
+
+    def problem(self, now: float | None = None) -> str | None:
+        """Why the part is not usable now, in a few words; None when it is."""
+        now = time.monotonic() if now is None else now
+        if self.restart_at is not None:
+            return f"crashed ({self.last_error}); restarting in {max(self.restart_at - now, 0):.1f} s"
+        if not self.healthy:
+            return "not running"
+        if self.stalled(now):
+            return f"no progress for {self.idle_for(now):.0f} s (bound {self.progress_bound:g} s)"
+        if self.progress_bound is not None and self.restarts and self.last_progress is None:
+            return f"restarted after: {self.last_error}; no progress yet"
+        return None
 
 
 @dataclass
@@ -40,17 +105,25 @@ class Supervisor:
     backoff_max: float = 30.0
     stable_after: float = 60.0
     """A part that ran this long before crashing restarts with the initial backoff."""
+    watch: ServiceWatch | None = None
+    """Tells a crash caused by an unreachable service from a bug."""
     _scope: anyio.CancelScope | None = field(default=None, init=False, repr=False)
     _stop_requested: bool = field(default=False, init=False, repr=False)
 
-    async def run(self) -> None:
-        """Run every part until :meth:`stop` is called or a configuration error occurs."""
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Run every part until :meth:`stop` is called or a configuration error occurs.
+
+        Started (for ``TaskGroup.start``) once every part is on its way.
+        """
         async with anyio.create_task_group() as tg:
             self._scope = tg.cancel_scope
             if self._stop_requested:  # stop() came before run(): start nothing
+                task_status.started()
                 return
             for part in self.parts:
+                part.healthy, part.started_at = True, time.monotonic()
                 tg.start_soon(self._keep_running, part, name=part.name)
+            task_status.started()
             await anyio.sleep_forever()
 
     async def shutdown(self, grace: float) -> None:
@@ -73,10 +146,17 @@ class Supervisor:
     def part(self, name: str) -> Part:
         return next(p for p in self.parts if p.name == name)
 
+    def problems(self) -> dict[str, str]:
+        """Each part that is not usable now, with why."""
+        now = time.monotonic()
+        return {part.name: problem for part in self.parts if (problem := part.problem(now)) is not None}
+
     async def _keep_running(self, part: Part) -> None:
+        _running.set(part)  # this task's context: part.run() and the tasks it starts see it
         backoff = self.backoff_initial
         while True:
             started = time.monotonic()
+            part.started_at, part.last_progress, part.restart_at = started, None, None
             part.healthy = True
             try:
                 await part.run()
@@ -90,8 +170,29 @@ class Supervisor:
                 part.last_error = f"{type(exc).__name__}: {exc}"
                 if time.monotonic() - started > self.stable_after:
                     backoff = self.backoff_initial
-                log.exception("part.crashed", part=part.name, restart_in_s=round(backoff, 2), restarts=part.restarts)
-                await anyio.sleep(backoff)
+                part.restart_at = time.monotonic() + backoff
+                cause = await self.watch.unreachable_cause(exc) if self.watch is not None else None
+                if cause is None:
+                    log.exception("part.crashed", part=part.name, restart_in_s=round(backoff, 2), restarts=part.restarts)
+                else:
+                    # A consequence of the outage, not news: the first crash of this part in it says so, the
+                    # service's own lines count the rest.
+                    cause.folded += 1
+                    level = log.warning if part.name not in cause.parts else log.debug
+                    cause.parts.add(part.name)
+                    level(
+                        "part.interrupted", part=part.name, service=cause.service, error=_short(part.last_error),
+                        restart_in_s=round(backoff, 2),
+                    )
+                with anyio.move_on_after(backoff):
+                    if cause is None:
+                        await anyio.sleep_forever()
+                    await cause.ended.wait()  # back sooner: start again at once
                 backoff = min(backoff * 2, self.backoff_max)
             finally:
                 part.healthy = False
+
+
+def _short(text: str, limit: int = 200) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"

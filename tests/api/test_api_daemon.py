@@ -44,7 +44,7 @@ async def test_the_daemon_serves_health_readiness_and_metrics_of_its_pipeline(st
         await target.stop()
 
     parts = readiness.json()["parts"]
-    assert {"postgresql", "redis", "kafka_producer", "evaluator", "notifier", "dispatcher", "api"} <= set(parts)
+    assert {"postgresql", "redis", "kafka", "evaluator", "notifier", "dispatcher", "api"} <= set(parts)
     assert all(parts.values())
     assert samples[("uptimed_check_duration_seconds_count", "default")] >= 2
     assert samples[("uptimed_schedule_lag_seconds_count", "default")] >= 2

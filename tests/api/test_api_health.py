@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+import time
 
-import pytest
-import redis.asyncio as aioredis
+import anyio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from fastapi.routing import APIRoute
 from prometheus_client.parser import text_string_to_metric_families
@@ -25,7 +23,8 @@ from uptimed.api import (
     users,
 )
 from uptimed.api import metrics as metrics_route
-from uptimed.api.health import service_readiness
+from uptimed.api.health import daemon_readiness
+from uptimed.supervisor import Part
 from uptimed.bus.messages import CheckResult, CheckStatus, EventType, MonitorEvent
 
 
@@ -51,34 +50,30 @@ async def test_readyz_is_200_when_every_part_is_usable_and_503_naming_the_one_th
     assert not_ready.json()["parts"]["postgresql"] is True
 
 
-@dataclass
-class FakePart:
-    name: str
-    healthy: bool
+async def test_readyz_says_why_a_part_is_not_usable(api: Api) -> None:
+    api.ready["dispatcher"] = "crashed (ConnectionRefusedError: ...); restarting in 2.0 s"
+
+    response = await api.client().get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json()["parts"]["dispatcher"] is False
+    assert response.json()["problems"] == {"dispatcher": "crashed (ConnectionRefusedError: ...); restarting in 2.0 s"}
 
 
-@pytest.fixture
-async def producer(stack: Stack) -> AsyncIterator[AIOKafkaProducer]:
-    client = AIOKafkaProducer(bootstrap_servers=stack.bootstrap)
-    await client.start()
-    yield client
-    await client.stop()
+async def test_daemon_readiness_reads_the_parts_and_the_watch_without_any_io() -> None:
+    async def forever() -> None:
+        await anyio.sleep_forever()
 
+    running, crashed = Part("notifier", forever), Part("dispatcher", forever)
+    running.healthy, running.started_at = True, time.monotonic()
+    crashed.last_error, crashed.restart_at = "OSError: refused", time.monotonic() + 4
+    services = {"postgresql": None, "kafka": "unreachable for 3 s: KafkaConnectionError"}
 
-async def test_service_readiness_asks_the_real_services(api: Api, stack: Stack, producer: AIOKafkaProducer) -> None:
-    redis = aioredis.from_url(stack.redis_url)
-    unreachable = aioredis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
-    parts = [FakePart("evaluator", True), FakePart("notifier", False)]
-    try:
-        healthy = await service_readiness(pool=api.pool, redis=redis, producer=producer, parts=lambda: parts)()
-        degraded = await service_readiness(pool=api.pool, redis=unreachable, producer=producer, parts=lambda: parts)()
-    finally:
-        await redis.aclose()
-        await unreachable.aclose()
+    states = await daemon_readiness(services=lambda: services, parts=lambda: [running, crashed])()
 
-    assert healthy == {"postgresql": True, "redis": True, "kafka_producer": True, "evaluator": True, "notifier": False}
-    assert degraded["redis"] is False
-    assert degraded["postgresql"] is True
+    assert states["postgresql"] is True and states["notifier"] is True
+    assert states["kafka"] == "unreachable for 3 s: KafkaConnectionError"
+    assert isinstance(states["dispatcher"], str) and states["dispatcher"].startswith("crashed (OSError: refused)")
 
 
 async def test_metrics_parse_and_carry_every_series_the_pipeline_records(api: Api, topics: Stack) -> None:

@@ -25,6 +25,24 @@ async def deliveries(api: Api, person: Person, monitor_id: int, integration_id: 
     ]
 
 
+async def attempt(api: Api, delivery_id: int, outcome: str, error: str = "") -> None:
+    """One attempt at a row as the dispatcher makes it: claimed, started, then its outcome."""
+    await api.pool.execute("UPDATE notification_log SET next_attempt_at = now() WHERE id = $1", delivery_id)
+    claimed = await notification_log.claim_due(api.pool, owner="test", limit=100, lease_s=30)
+    assert delivery_id in {d.id for d in claimed}
+    number = await notification_log.start_attempt(api.pool, delivery_id, owner="test", lease_s=30)
+    assert number is not None
+    if outcome == "sent":
+        await notification_log.mark_sent(api.pool, delivery_id, owner="test", attempt=number)
+    elif outcome == "retrying":
+        await notification_log.mark_retrying(api.pool, delivery_id, owner="test", attempt=number, delay_s=0, error=error)
+    else:
+        await notification_log.mark_failed(api.pool, delivery_id, owner="test", attempt=number, error=error)
+    await api.pool.execute(  # give back what the claim took along, untouched
+        "UPDATE notification_log SET lease_owner = NULL, next_attempt_at = created_at WHERE lease_owner = 'test'"
+    )
+
+
 async def setup(api: Api, person: Person) -> tuple[int, int]:
     monitor = (await person.client.post("/api/v1/monitors", json=monitor_body())).json()["id"]
     integration = (
@@ -36,9 +54,9 @@ async def setup(api: Api, person: Person) -> tuple[int, int]:
 async def test_notifications_newest_first_with_attempts_and_errors(api: Api, alice: Person) -> None:
     monitor, integration = await setup(api, alice)
     sent, failed, pending = await deliveries(api, alice, monitor, integration, 3)
-    await notification_log.mark_sent(api.pool, sent)
-    await notification_log.mark_retrying(api.pool, failed, delay_s=0, error="HTTP 503: busy")
-    await notification_log.mark_failed(api.pool, failed, error="HTTP 410: gone")
+    await attempt(api, sent, "sent")
+    await attempt(api, failed, "retrying", "HTTP 503: busy")
+    await attempt(api, failed, "failed", "HTTP 410: gone")
 
     listed = (await alice.client.get("/api/v1/notifications")).json()
 
@@ -60,7 +78,7 @@ async def test_notifications_filter_by_status_integration_and_time(api: Api, ali
     second = (await alice.client.post("/api/v1/integrations", json={"type": "email", "config": {"email": "b@x.org"}})).json()["id"]
     a, b = await deliveries(api, alice, monitor, first, 2)
     (c,) = await deliveries(api, alice, monitor, second, 1)
-    await notification_log.mark_sent(api.pool, b)
+    await attempt(api, b, "sent")
     await api.pool.execute("UPDATE notification_log SET created_at = now() - interval '2 days' WHERE id = $1", a)
 
     def ids(response) -> list[int]:

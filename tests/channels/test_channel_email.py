@@ -6,6 +6,8 @@ TLS uses a private CA made for the session; the client trusts it only through
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from uptimed.channels.base import (
@@ -193,3 +195,16 @@ def test_good_addresses_are_accepted() -> None:
 
     for address in ("ops@example.com", "first.last+alerts@mail.example.co.uk", "root@localhost"):
         assert registry.validate_config("email", {"email": f" {address} "}).email == address
+
+
+async def test_every_attempt_at_one_event_and_integration_has_the_same_message_id(smtp_server, make_notification) -> None:
+    server = await smtp_server("plain")
+    notification = make_notification(channel, TO, smtp=settings(server))
+
+    await channel.send(notification)
+    await channel.send(dataclasses.replace(notification, attempt=2))
+    await channel.send(dataclasses.replace(notification, integration_id=100))
+
+    first, second, other = [(await server.mail.get()).message for _ in range(3)]
+    assert first["Message-ID"] == second["Message-ID"] == f"<uptimed.{notification.event.eventId}.99@example.org>"
+    assert other["Message-ID"] != first["Message-ID"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import hmac
 import time
@@ -91,6 +93,17 @@ async def test_event_id_is_the_same_on_every_retry(receiver, make_notification) 
 
     first, second = await receiver.next(), await receiver.next()
     assert first.headers["X-Uptimed-Event-Id"] == second.headers["X-Uptimed-Event-Id"] == str(notification.event.eventId)
+
+
+async def test_the_attempt_header_counts_the_attempts(receiver, make_notification) -> None:
+    notification = make_notification(channel, {"webhookUrl": receiver.url})
+
+    await channel.send(notification)
+    await channel.send(dataclasses.replace(notification, attempt=2))
+
+    first, second = await receiver.next(), await receiver.next()
+    assert (first.headers["X-Uptimed-Attempt"], second.headers["X-Uptimed-Attempt"]) == ("1", "2")
+    assert first.headers["X-Uptimed-Event-Id"] == second.headers["X-Uptimed-Event-Id"]
 
 
 async def test_500_is_retryable(receiver, make_notification) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -10,8 +10,8 @@ from fastapi import Depends, Request
 
 from uptimed.rules.services import Services
 
-Readiness = Callable[[], Awaitable[dict[str, bool]]]
-"""Each part's state (``{"postgresql": True, "kafka_producer": False, ...}``)."""
+Readiness = Callable[[], Awaitable[Mapping[str, bool | str]]]
+"""Each part's state: True when usable, else False or why not (``{"postgresql": True, "dispatcher": "crashed ..."}``)."""
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,8 @@ class ApiContext(Services):
     readiness: Readiness
 
 
-def api_context(request: Request) -> ApiContext:
+async def api_context(request: Request) -> ApiContext:
+    # async: a plain function would run in FastAPI's thread pool, a thread hop per request for a lookup.
     context: ApiContext = request.app.state.context
     return context
 

@@ -1,29 +1,29 @@
 """``/healthz`` and ``/readyz``: for load balancers and systemd, without auth.
 
-``/healthz`` says the process answers. ``/readyz`` asks each part the
-daemon depends on (PostgreSQL, Redis, the Kafka producer, the consumers and
-other supervised parts) and answers 200 only when every one is usable.
+``/healthz`` says the process answers, nothing more. ``/readyz`` says
+whether every part of the daemon is usable, from the state the parts keep
+(the supervisor's parts, the services' watch): it makes no query of its own,
+so it answers at once however busy the pool or the broker is. 503 names each
+part that is not usable, with why (crashed and restarting, no progress for
+longer than its bound, a service out of reach).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any, Literal
+from collections.abc import Callable, Iterable, Mapping
+from typing import Literal
 
-import anyio
 import structlog
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from uptimed.api.context import Context, Readiness
 from uptimed.api.errors import MALFORMED
+from uptimed.supervisor import Part
 
 log = structlog.get_logger()
 
 router = APIRouter(tags=["health"], responses=MALFORMED)
-
-READINESS_TIMEOUT_S = 5.0
-"""The whole of /readyz; each service check gets less."""
 
 
 class Health(BaseModel):
@@ -33,6 +33,7 @@ class Health(BaseModel):
 class Ready(BaseModel):
     ready: bool
     parts: dict[str, bool] = Field(description="each part's state: true when usable")
+    problems: dict[str, str] = Field(default_factory=dict, description="why each part that is not usable is not")
 
 
 @router.get("/healthz", response_model=Health, summary="The process answers")
@@ -42,67 +43,36 @@ async def healthz() -> Health:
 
 @router.get(
     "/readyz", response_model=Ready,
-    responses={503: {"model": Ready, "description": "a part is not usable; `parts` says which"}},
+    responses={503: {"model": Ready, "description": "a part is not usable; `parts` says which, `problems` why"}},
     summary="Every part the daemon needs is usable",
 )
 async def readyz(response: Response, context: Context) -> Ready:
-    parts: dict[str, bool] = {}
     try:
-        with anyio.fail_after(READINESS_TIMEOUT_S):
-            parts = dict(await context.readiness())
-    except Exception as exc:  # noqa: BLE001 - an unanswerable probe means not ready
+        states = dict(await context.readiness())
+    except Exception as exc:  # noqa: BLE001 - an unanswerable readiness means not ready
         log.warning("api.readiness_failed", error_type=type(exc).__name__)
-        parts["readiness"] = False
-    ready = bool(parts) and all(parts.values())
+        states = {"readiness": "could not be determined"}
+    parts = {name: state is True for name, state in states.items()}
+    problems = {name: state if isinstance(state, str) else "not usable" for name, state in states.items() if state is not True}
+    ready = bool(parts) and not problems
     if not ready:
         response.status_code = 503
-    return Ready(ready=ready, parts=parts)
+    return Ready(ready=ready, parts=parts, problems=problems)
 
 
-def service_readiness(
-    *,
-    pool: Any,
-    redis: Any,
-    producer: Any,
-    parts: Callable[[], Iterable[Any]],
-    timeout: float = 2.0,
+def daemon_readiness(
+    *, services: Callable[[], Mapping[str, str | None]], parts: Callable[[], Iterable[Part]]
 ) -> Readiness:
     """The readiness of a running daemon, for :func:`uptimed.api.server.create_app`.
 
-    ``pool`` is the asyncpg pool, ``redis`` the Redis client, ``producer``
-    the started ``AIOKafkaProducer``; ``parts`` returns the supervisor's
-    parts (each with ``name`` and ``healthy``), consumers among them.
+    ``services`` is :meth:`uptimed.watch.ServiceWatch.problems`; ``parts``
+    returns the supervisor's parts. Each entry is True, or why it is not usable.
     """
 
-    async def postgresql() -> bool:
-        return await pool.fetchval("SELECT 1") == 1
-
-    async def redis_ping() -> bool:
-        return bool(await redis.ping())
-
-    async def kafka_producer() -> bool:
-        # A metadata request answered by a broker: the producer can reach the cluster.
-        return bool(await producer.client.fetch_all_metadata())
-
-    async def check(probe: Callable[[], Any]) -> bool:
-        try:
-            with anyio.fail_after(timeout):
-                return await probe()
-        except Exception:  # noqa: BLE001 - any failure means not usable
-            return False
-
-    async def readiness() -> dict[str, bool]:
-        states: dict[str, bool] = {}
-
-        async def run(name: str, probe: Callable[[], Any]) -> None:
-            states[name] = await check(probe)
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(run, "postgresql", postgresql)
-            tg.start_soon(run, "redis", redis_ping)
-            tg.start_soon(run, "kafka_producer", kafka_producer)
+    async def readiness() -> dict[str, bool | str]:
+        states: dict[str, bool | str] = {name: problem or True for name, problem in services().items()}
         for part in parts():
-            states[part.name] = bool(part.healthy)
+            states[part.name] = part.problem() or True
         return states
 
     return readiness

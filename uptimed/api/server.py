@@ -50,7 +50,8 @@ class AccessLog:
             await self.app(scope, receive, sending)
         finally:
             ms = round((time.perf_counter() - started) * 1000, 1)
-            level = log.warning if status >= 500 else log.debug
+            # A 503 from /readyz is an answer, not a failure: a load balancer polling through an outage is no news.
+            level = log.warning if status >= 500 and scope["path"] != "/readyz" else log.debug
             level("api.request", method=scope["method"], path=scope["path"], status=status, ms=ms)
 
 

@@ -59,6 +59,8 @@ class Notification:
     smtp: SmtpSettings | None = None
     """The ``[smtp]`` section, for channels that send mail."""
     integration_id: int | None = None
+    attempt: int = 1
+    """Which attempt this is for (event, integration): 2 and up are retries, possibly of a request that arrived."""
 
     @property
     def monitor_name(self) -> str:

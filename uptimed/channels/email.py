@@ -17,7 +17,7 @@ import re
 import ssl
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime, make_msgid, parseaddr
 from typing import ClassVar
 
 import aiosmtplib
@@ -97,11 +97,19 @@ def build_message(notification: Notification, *, sender: str, recipient: str) ->
     message["From"] = sender
     message["To"] = recipient
     message["Date"] = format_datetime(datetime.now(UTC))
-    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+    message["Message-ID"] = message_id(notification, sender=sender)
     message["X-Uptimed-Event-Id"] = str(event.eventId)
     message.set_content(text)
     message.add_alternative(body, subtype="html")
     return message
+
+
+def message_id(notification: Notification, *, sender: str) -> str:
+    """The same for every attempt at one (event, integration), so a second copy threads with or replaces the first."""
+    domain = parseaddr(sender)[1].rpartition("@")[2] or None
+    if notification.integration_id is None:  # a test send from the pages or the API: no log row to match
+        return make_msgid(domain=domain)
+    return f"<uptimed.{notification.event.eventId}.{notification.integration_id}@{domain or 'uptimed.invalid'}>"
 
 
 def tls_context(settings: SmtpSettings) -> ssl.SSLContext:

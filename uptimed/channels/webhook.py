@@ -6,7 +6,11 @@ The body keeps the original design's fields (``event``, ``url``, ``status``,
 ``sha256=<hex HMAC-SHA256 of the raw body with the secret>``; a receiver
 recomputes it over the bytes it received and compares in constant time.
 ``X-Uptimed-Event-Id`` is the event's id, the same on every retry, so a
-receiver can drop duplicates.
+receiver can drop duplicates; ``X-Uptimed-Attempt`` counts the attempts (1, 2,
+...). uptimed delivers at least once: a second copy of an event arrives only
+when a process died while its request was in flight (or the receiver answered
+after the timeout), so a receiver that must act once deduplicates on
+``X-Uptimed-Event-Id``.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from uptimed.channels.http import SecretHttpUrl, post, raise_for_status
 SIGNATURE_HEADER = "X-Uptimed-Signature"
 TIMESTAMP_HEADER = "X-Uptimed-Timestamp"
 EVENT_ID_HEADER = "X-Uptimed-Event-Id"
+ATTEMPT_HEADER = "X-Uptimed-Attempt"
 
 _STATUS = {EventType.DOWN: "down", EventType.UP: "up", EventType.SLOW: "slow"}
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP header name (RFC 9110 token)
@@ -91,7 +96,11 @@ class WebhookChannel:
         custom = {name: value.get_secret_value() for name, value in config.headers.items()}
         headers = httpx.Headers({"User-Agent": "uptimed-webhook"})
         headers.update(custom)  # case-insensitive: a custom User-Agent replaces ours
-        headers.update({"Content-Type": "application/json", EVENT_ID_HEADER: str(notification.event.eventId)})
+        headers.update({
+            "Content-Type": "application/json",
+            EVENT_ID_HEADER: str(notification.event.eventId),
+            ATTEMPT_HEADER: str(notification.attempt),
+        })
         secrets = list(custom.values())
         if config.secret is not None:
             headers[TIMESTAMP_HEADER] = str(int(time.time()))

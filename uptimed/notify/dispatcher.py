@@ -1,18 +1,28 @@
 """Delivers due rows of ``notification_log``, each on its own, with retries.
 
 Rows are claimed with a lease (several processes share the work; a crashed
-one's rows come due again). Every delivery runs in its own task under a cap
-per channel type and a rate limit per destination, so one slow or failing
-destination never holds back another. Outcomes: SENT; RETRYING with the next
-attempt after an exponential backoff with jitter, or after what the service
-asked for (``Retry-After`` and the like); FAILED for a permanent error or
-after the last attempt.
+one's rows come due again). The lease is one attempt's timeout plus
+:data:`LEASE_MARGIN_S`, renewed every :data:`RENEW_EVERY_S` while this process
+holds the row, so a row whose process died comes due again within about
+``delivery_timeout`` + 4 s. Each attempt is on record before its request
+leaves; a retry after a crash carries the same event id and the next attempt
+number (``Notification.attempt``), and the log shows the first one's outcome
+as unknown.
+
+Every delivery runs in its own task under a cap per channel type and a rate
+limit per destination, so one slow or failing destination never holds back
+another. Outcomes: SENT; RETRYING with the next attempt after an exponential
+backoff with jitter, or after what the service asked for (``Retry-After`` and
+the like); FAILED for a permanent error or after the last attempt.
 """
 
 from __future__ import annotations
 
+import os
 import random
+import socket
 import time
+import uuid
 from collections import defaultdict
 
 import anyio
@@ -29,11 +39,19 @@ from uptimed.config import NotifySettings, SmtpSettings
 from uptimed.failpoints import failpoint
 from uptimed.store import notification_log
 from uptimed.store.notification_log import Delivery
+from uptimed.supervisor import progress
 
 log = structlog.get_logger()
 
-LEASE_MARGIN_S = 15.0
-"""A claim outlives one attempt's timeout by this much before another process may take the row."""
+LEASE_MARGIN_S = 3.0
+"""A claim outlives one attempt's timeout by this much before another process may take the row.
+
+Small, because the owner renews it: the margin only has to cover a renewal
+that is late, and it is most of the wait before a dead process's delivery is
+tried again.
+"""
+RENEW_EVERY_S = 1.0
+"""How often the rows this process holds get their lease extended."""
 
 
 def backoff_delay(attempt: int, settings: NotifySettings, *, retry_after: float | None = None) -> float:
@@ -54,14 +72,20 @@ class Dispatcher:
         settings: NotifySettings,
         smtp: SmtpSettings,
         http: httpx.AsyncClient,
+        owner: str | None = None,
     ) -> None:
         self.pool = pool
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        """Who holds this process's leases, as the log shows it: host, pid and a random suffix."""
         self.registry = registry
         self.settings = settings
         self.smtp = smtp
         self.http = http
         self.lease_s = settings.delivery_timeout + LEASE_MARGIN_S
+        self.progress_bound = max(30.0, 2 * settings.delivery_timeout)
+        """Seconds without a claim or a finished delivery after which the dispatcher counts as stuck."""
         self.in_flight = 0
+        self._held: set[int] = set()
         self.draining = False
         self._wake = anyio.Event()
         self._slot_freed = anyio.Event()
@@ -76,6 +100,7 @@ class Dispatcher:
 
     async def run(self) -> None:
         async with anyio.create_task_group() as tg:
+            tg.start_soon(self._renew_leases)
             while not self.draining:
                 free = self.settings.concurrency - self.in_flight
                 if free <= 0:
@@ -84,13 +109,24 @@ class Dispatcher:
                     continue
                 await failpoint("notify.before_delivery")
                 self._wake = anyio.Event()  # before claiming, so a wake() during the claim is not lost
-                claimed = await notification_log.claim_due(self.pool, limit=min(free, 500), lease_s=self.lease_s)
+                claimed = await notification_log.claim_due(
+                    self.pool, owner=self.owner, limit=min(free, 500), lease_s=self.lease_s
+                )
+                progress()
                 for delivery in claimed:
                     self.in_flight += 1
+                    self._held.add(delivery.id)
                     tg.start_soon(self._deliver, delivery)
                 if len(claimed) < free:
                     await self._idle()
             await anyio.sleep_forever()
+
+    async def _renew_leases(self) -> None:
+        """Keep the rows this process holds from coming due for another process while it works on them."""
+        while True:
+            await anyio.sleep(RENEW_EVERY_S)
+            if self._held:
+                await notification_log.renew(self.pool, list(self._held), owner=self.owner, lease_s=self.lease_s)
 
     async def drain(self) -> None:
         """Claim nothing more; let the deliveries in flight finish and record their outcome."""
@@ -113,14 +149,21 @@ class Dispatcher:
         except Exception:  # noqa: BLE001 - the row stays leased and comes due again
             log.exception("delivery.crashed", delivery_id=delivery.id, integration_id=delivery.integration_id)
         finally:
+            self._held.discard(delivery.id)
             self.in_flight -= 1
             self._slot_freed.set()
+            progress()
 
     async def _attempt(self, delivery: Delivery) -> None:
         context = {"delivery_id": delivery.id, "integration_id": delivery.integration_id, "channel": delivery.type,
                    "event_id": str(delivery.event_id)}
+        if delivery.abandoned_by is not None:
+            metrics.observe_delivery(delivery.type, "unknown")
+            log.warning("delivery.outcome_unknown", attempt=delivery.attempts, owner=delivery.abandoned_by, **context)
         if not delivery.enabled:
-            await notification_log.mark_failed(self.pool, delivery.id, error="integration is disabled", attempted=False)
+            await notification_log.mark_failed(
+                self.pool, delivery.id, owner=self.owner, error="integration is disabled", attempt=None
+            )
             metrics.observe_delivery(delivery.type, "skipped")
             log.info("delivery.skipped", reason="integration disabled", **context)
             return
@@ -130,7 +173,7 @@ class Dispatcher:
             event = MonitorEvent.model_validate(delivery.payload)
         except (UnknownChannelError, InvalidConfigError, ValidationError) as exc:
             message = str(exc) if not isinstance(exc, ValidationError) else "stored event is invalid"
-            await notification_log.mark_failed(self.pool, delivery.id, error=message, attempted=False)
+            await notification_log.mark_failed(self.pool, delivery.id, owner=self.owner, error=message, attempt=None)
             metrics.observe_delivery(delivery.type, "failed")
             log.error("delivery.failed", error=message, **context)
             return
@@ -140,18 +183,24 @@ class Dispatcher:
             now = time.monotonic()
             allowed = self._next_allowed.get(delivery.integration_id, 0.0)
             if now < allowed:
-                await notification_log.postpone(self.pool, delivery.id, delay_s=allowed - now)
+                await notification_log.postpone(self.pool, delivery.id, owner=self.owner, delay_s=allowed - now)
                 return
             self._next_allowed[delivery.integration_id] = now + 1 / rate
 
-        notification = Notification(
-            kind=NotificationKind.of(event), event=event, config=config, http=self.http, smtp=self.smtp,
-            integration_id=delivery.integration_id,
-        )
-        attempt = delivery.attempts + 1
         error: DeliveryError | None = None
-        started = time.monotonic()
         async with self._per_channel[delivery.type]:
+            # On record before the request leaves: if this process dies during it, the log says so.
+            attempt = await notification_log.start_attempt(
+                self.pool, delivery.id, owner=self.owner, lease_s=self.lease_s
+            )
+            if attempt is None:
+                log.warning("delivery.lease_lost", **context)  # another process took it over
+                return
+            notification = Notification(
+                kind=NotificationKind.of(event), event=event, config=config, http=self.http, smtp=self.smtp,
+                integration_id=delivery.integration_id, attempt=attempt,
+            )
+            started = time.monotonic()
             try:
                 with anyio.fail_after(self.settings.delivery_timeout):
                     await channel.send(notification)
@@ -164,15 +213,19 @@ class Dispatcher:
         elapsed_ms = round((time.monotonic() - started) * 1000, 1)
 
         if error is None:
-            await notification_log.mark_sent(self.pool, delivery.id)
+            await notification_log.mark_sent(self.pool, delivery.id, owner=self.owner, attempt=attempt)
             metrics.observe_delivery(delivery.type, "sent", elapsed_ms / 1000)
             log.info("delivery.sent", attempt=attempt, ms=elapsed_ms, **context)
         elif error.retryable and attempt < self.settings.max_attempts:
             delay = backoff_delay(attempt, self.settings, retry_after=error.retry_after)
-            await notification_log.mark_retrying(self.pool, delivery.id, delay_s=delay, error=error.message)
+            await notification_log.mark_retrying(
+                self.pool, delivery.id, owner=self.owner, attempt=attempt, delay_s=delay, error=error.message
+            )
             metrics.observe_delivery(delivery.type, "retrying", elapsed_ms / 1000)
             log.warning("delivery.retrying", attempt=attempt, retry_in_s=round(delay, 2), error=error.message, **context)
         else:
-            await notification_log.mark_failed(self.pool, delivery.id, error=error.message)
+            await notification_log.mark_failed(
+                self.pool, delivery.id, owner=self.owner, error=error.message, attempt=attempt
+            )
             metrics.observe_delivery(delivery.type, "failed", elapsed_ms / 1000)
             log.error("delivery.failed", attempt=attempt, error=error.message, **context)

@@ -18,13 +18,14 @@ from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
 from uptimed import metrics
-from uptimed.bus.dead_letters import dead_letter
+from uptimed.bus.dead_letters import dead_letter, invalid
 from uptimed.bus.kafka import make_consumer
 from uptimed.bus.messages import MonitorEvent
 from uptimed.config import Settings
 from uptimed.notify.dispatcher import Dispatcher
 from uptimed.store import integrations, notification_log
 from uptimed.store.notification_log import Intent
+from uptimed.supervisor import progress
 
 log = structlog.get_logger()
 
@@ -45,6 +46,7 @@ class Notifier:
             await consumer.start()  # inside the try: a stop during the start still leaves the group
             while True:
                 batch = await consumer.getmany(timeout_ms=500, max_records=500)
+                progress()
                 metrics.observe_consumer_lag(consumer, self.settings.kafka.notification_group, batch)
                 if not batch:
                     continue
@@ -66,8 +68,7 @@ class Notifier:
                 try:
                     events.append(MonitorEvent.model_validate_json(record.value or b""))
                 except ValidationError as exc:
-                    reason = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
-                    await dead_letter(self.producer, self.topics.dead_letters, record, f"invalid event: {reason}")
+                    await dead_letter(self.producer, self.topics.dead_letters, record, invalid("event", exc))
         if not events:
             return 0
         async with self.pool.acquire() as conn, conn.transaction():

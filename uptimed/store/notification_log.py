@@ -4,6 +4,9 @@ The row is written as a PENDING intent before the event's offset is
 committed; the unique key on (event id, integration id) makes a redelivered
 event a no-op. Deliveries claim due rows with a lease, so several processes
 share the work and a crashed one's rows come due again when the lease ends.
+Each attempt is on record before its request leaves (``start_attempt``), so
+an attempt cut short by a dying process shows as ``unknown`` in
+``attempt_log``, and the retry counts as the next attempt.
 """
 
 from __future__ import annotations
@@ -56,68 +59,128 @@ class Delivery:
     type: str
     config: dict[str, Any]
     enabled: bool
+    abandoned_by: str | None = None
+    """Set when the previous attempt was in flight in a process that stopped: its outcome is unknown."""
 
 
-async def claim_due(pool: asyncpg.Pool, *, limit: int, lease_s: float) -> list[Delivery]:
-    """Take up to ``limit`` due PENDING / RETRYING rows for ``lease_s`` seconds, oldest first."""
+async def claim_due(pool: asyncpg.Pool, *, owner: str, limit: int, lease_s: float) -> list[Delivery]:
+    """Hold up to ``limit`` due PENDING / RETRYING rows for ``owner`` for ``lease_s`` seconds, oldest first.
+
+    A due row whose attempt was started but never finished (its owner died
+    during the request and the lease ran out) has that attempt put on record
+    as ``unknown`` here, before it is tried again.
+    """
     rows = await pool.fetch(
         """
         WITH due AS (
-            SELECT id FROM notification_log
+            SELECT id, lease_owner AS abandoned_by, attempt_started_at AS abandoned_at FROM notification_log
             WHERE status IN ('PENDING', 'RETRYING') AND next_attempt_at <= now()
             ORDER BY next_attempt_at
             LIMIT $1
             FOR UPDATE SKIP LOCKED
         )
-        UPDATE notification_log n SET next_attempt_at = now() + make_interval(secs => $2), updated_at = now()
+        UPDATE notification_log n
+        SET next_attempt_at = now() + make_interval(secs => $2), updated_at = now(), lease_owner = $3,
+            attempt_started_at = NULL,
+            attempt_log = CASE WHEN due.abandoned_at IS NULL THEN n.attempt_log ELSE n.attempt_log || jsonb_build_object(
+                'attempt', n.attempts, 'outcome', 'unknown', 'owner', due.abandoned_by, 'started_at', due.abandoned_at
+            ) END,
+            error_message = CASE WHEN due.abandoned_at IS NULL THEN n.error_message ELSE format(
+                'attempt %s: outcome unknown (%s stopped during the request)', n.attempts, due.abandoned_by
+            ) END
         FROM due, integrations i
         WHERE n.id = due.id AND i.id = n.integration_id
-        RETURNING n.id, n.event_id, n.integration_id, n.attempts, n.payload, i.type, i.config, i.enabled
+        RETURNING n.id, n.event_id, n.integration_id, n.attempts, n.payload, i.type, i.config, i.enabled,
+                  CASE WHEN due.abandoned_at IS NULL THEN NULL ELSE coalesce(due.abandoned_by, '?') END AS abandoned_by
         """,
-        limit, lease_s,
+        limit, lease_s, owner,
     )
     return [Delivery(**dict(row)) for row in rows]
 
 
-async def mark_sent(pool: asyncpg.Pool, delivery_id: int) -> None:
-    await pool.execute(
+async def renew(pool: asyncpg.Pool, delivery_ids: Sequence[int], *, owner: str, lease_s: float) -> int:
+    """Extend ``owner``'s lease on these rows by ``lease_s`` from now; returns how many it still holds."""
+    if not delivery_ids:
+        return 0
+    status = await pool.execute(
+        """
+        UPDATE notification_log SET next_attempt_at = now() + make_interval(secs => $3)
+        WHERE id = ANY($1::bigint[]) AND lease_owner = $2 AND status IN ('PENDING', 'RETRYING')
+        """,
+        list(delivery_ids), owner, lease_s,
+    )
+    return int(status.rsplit(" ", 1)[1])
+
+
+async def start_attempt(pool: asyncpg.Pool, delivery_id: int, *, owner: str, lease_s: float) -> int | None:
+    """Put on record that ``owner`` sends now, before the request leaves; the attempt's number.
+
+    None when ``owner`` no longer holds the row (its lease ran out and another took it).
+    """
+    return await pool.fetchval(
         """
         UPDATE notification_log
-        SET status = 'SENT', attempts = attempts + 1, sent_at = now(), updated_at = now(), error_message = NULL
-        WHERE id = $1
+        SET attempts = attempts + 1, attempt_started_at = now(), updated_at = now(),
+            next_attempt_at = now() + make_interval(secs => $3)
+        WHERE id = $1 AND lease_owner = $2 AND status IN ('PENDING', 'RETRYING')
+        RETURNING attempts
         """,
-        delivery_id,
+        delivery_id, owner, lease_s,
     )
 
 
-async def mark_retrying(pool: asyncpg.Pool, delivery_id: int, *, delay_s: float, error: str) -> None:
+# The outcome of attempt $3 of row $1 by owner $2, appended to attempt_log; a later owner's row is left alone.
+_FINISH = """
+    UPDATE notification_log
+    SET {changes}, updated_at = now(), lease_owner = NULL, attempt_started_at = NULL,
+        attempt_log = attempt_log || jsonb_build_object(
+            'attempt', attempts, 'outcome', $4::text, 'owner', lease_owner, 'started_at', attempt_started_at,
+            'ended_at', now(), 'error', $5::text
+        )
+    WHERE id = $1 AND lease_owner = $2 AND attempts = $3 AND attempt_started_at IS NOT NULL
+"""
+
+
+async def mark_sent(pool: asyncpg.Pool, delivery_id: int, *, owner: str, attempt: int) -> None:
+    """SENT. The error column keeps only what a reader must know: earlier attempts whose outcome is unknown."""
+    changes = """status = 'SENT', sent_at = now(), error_message = (
+        SELECT string_agg(format('attempt %s: outcome unknown (%s stopped during the request)',
+                                 a->>'attempt', a->>'owner'), '; ')
+        FROM jsonb_array_elements(attempt_log) a WHERE a->>'outcome' = 'unknown'
+    )"""
+    await pool.execute(_FINISH.format(changes=changes), delivery_id, owner, attempt, "sent", None)
+
+
+async def mark_retrying(
+    pool: asyncpg.Pool, delivery_id: int, *, owner: str, attempt: int, delay_s: float, error: str
+) -> None:
+    changes = "status = 'RETRYING', error_message = $5, next_attempt_at = now() + make_interval(secs => $6)"
+    await pool.execute(_FINISH.format(changes=changes), delivery_id, owner, attempt, "retrying", error[:2000], delay_s)
+
+
+async def mark_failed(pool: asyncpg.Pool, delivery_id: int, *, owner: str, error: str, attempt: int | None) -> None:
+    """FAILED after attempt ``attempt``, or without any attempt (``None``: nothing can be sent)."""
+    if attempt is not None:
+        changes = "status = 'FAILED', error_message = $5"
+        await pool.execute(_FINISH.format(changes=changes), delivery_id, owner, attempt, "failed", error[:2000])
+        return
     await pool.execute(
         """
-        UPDATE notification_log
-        SET status = 'RETRYING', attempts = attempts + 1, error_message = $3, updated_at = now(),
-            next_attempt_at = now() + make_interval(secs => $2)
-        WHERE id = $1
+        UPDATE notification_log SET status = 'FAILED', error_message = $3, updated_at = now(), lease_owner = NULL
+        WHERE id = $1 AND lease_owner = $2
         """,
-        delivery_id, delay_s, error[:2000],
+        delivery_id, owner, error[:2000],
     )
 
 
-async def mark_failed(pool: asyncpg.Pool, delivery_id: int, *, error: str, attempted: bool = True) -> None:
+async def postpone(pool: asyncpg.Pool, delivery_id: int, *, owner: str, delay_s: float) -> None:
+    """Give a held row back, due ``delay_s`` from now, without counting an attempt (its destination's rate limit)."""
     await pool.execute(
         """
-        UPDATE notification_log
-        SET status = 'FAILED', attempts = attempts + $3::int, error_message = $2, updated_at = now()
-        WHERE id = $1
+        UPDATE notification_log SET next_attempt_at = now() + make_interval(secs => $3), lease_owner = NULL
+        WHERE id = $1 AND lease_owner = $2
         """,
-        delivery_id, error[:2000], 1 if attempted else 0,
-    )
-
-
-async def postpone(pool: asyncpg.Pool, delivery_id: int, *, delay_s: float) -> None:
-    """Move a claimed row later without counting an attempt (its destination's rate limit)."""
-    await pool.execute(
-        "UPDATE notification_log SET next_attempt_at = now() + make_interval(secs => $2) WHERE id = $1",
-        delivery_id, delay_s,
+        delivery_id, owner, delay_s,
     )
 
 
