@@ -51,7 +51,8 @@ STOP_GRACE_S = 20.0
 DRAIN_S = 10.0
 """Of that, how long in-flight checks and deliveries may take to finish (the rest closes connections)."""
 POLL_BOUND_S = 30.0
-"""A consumer polls every half second; one that has not for this long is stuck (readiness says so)."""
+"""A consumer polls every half second, a scheduler, worker or forwarder loops every second at most;
+one that has not for this long is stuck (readiness says so)."""
 
 
 async def connect_redis(settings: RedisSettings) -> aioredis.Redis:
@@ -133,9 +134,10 @@ class Daemon:
             )
             self.workers.append(worker)
             parts += [
-                Part(f"scheduler:{region}", scheduler.run),
+                Part(f"scheduler:{region}", scheduler.run, progress_bound=POLL_BOUND_S),
+                # No bound: a check may rightly take up to its timeout, which can be minutes.
                 Part(f"probe:{region}", worker.run, drain=worker.drain),
-                Part(f"forwarder:{region}", forwarder.run, drain=forwarder.drain),
+                Part(f"forwarder:{region}", forwarder.run, drain=forwarder.drain, progress_bound=POLL_BOUND_S),
             ]
         self.evaluator = Evaluator(settings=settings, pool=self.pool, producer=self.producer)
         self.dispatcher = Dispatcher(

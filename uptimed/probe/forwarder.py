@@ -31,6 +31,7 @@ from aiokafka.errors import KafkaError
 from uptimed import metrics
 from uptimed.probe.leadership import Leadership
 from uptimed.probe.queue import results_stream
+from uptimed.supervisor import progress
 
 log = structlog.get_logger()
 
@@ -103,6 +104,7 @@ class Forwarder:
         away_since = 0.0
         while True:
             reply = await self.redis.xread({self.stream: cursor}, count=BATCH, block=1000)
+            progress()
             entries = reply[0][1] if reply else []
             if not entries:
                 self._caught_up.set()

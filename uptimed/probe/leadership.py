@@ -14,6 +14,8 @@ import anyio
 import redis.asyncio as aioredis
 import structlog
 
+from uptimed.supervisor import progress
+
 log = structlog.get_logger()
 
 LOCK_TTL_S = 5.0
@@ -50,6 +52,7 @@ class Leadership:
         """Compete for the lead forever; run ``work`` (cancelled when the lead is lost) while leading."""
         try:
             while True:
+                progress()
                 if await self.redis.set(self.key, self.token, nx=True, px=self.ttl_ms):
                     self.is_leader = True
                     log.info(f"{role}.leader", region=region, holder=self.token)
@@ -71,3 +74,4 @@ class Leadership:
             if not await self._renew(keys=[self.key], args=[self.token, self.ttl_ms]):
                 scope.cancel()
                 return
+            progress()

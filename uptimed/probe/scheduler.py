@@ -26,6 +26,7 @@ import structlog
 from uptimed.monitor import Monitor
 from uptimed.probe.leadership import LOCK_TTL_S, Leadership
 from uptimed.probe.queue import EncodedMonitor, ProbeQueue
+from uptimed.supervisor import progress
 
 log = structlog.get_logger()
 
@@ -120,6 +121,7 @@ class Scheduler:
         next_refresh = now + self.refresh_s
         log.info("scheduler.started", region=self.region, monitors=len(monitors))
         while True:
+            progress()
             now = self.clock()
             if now >= next_refresh:
                 monitors, heap, due = await self._refresh(monitors, due, now)

@@ -23,6 +23,7 @@ import structlog
 from uptimed import metrics
 from uptimed.probe.kinds import run_probe
 from uptimed.probe.queue import ProbeJob, ProbeQueue
+from uptimed.supervisor import progress
 
 log = structlog.get_logger()
 
@@ -87,6 +88,7 @@ class ProbeWorker:
                 jobs = await self.queue.read(
                     self.consumer, count=min(self.concurrency - self.running, 1000), block_ms=1000
                 )
+                progress()
                 if self.draining:  # read while draining: left pending for another worker to reclaim
                     break
                 self._start(jobs)
