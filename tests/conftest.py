@@ -3,6 +3,9 @@
 Each test gets a clean state of its own: a fresh database cloned from a
 migrated template, Kafka topics and consumer groups with a unique prefix, and
 a unique Redis key prefix.
+
+Tests that start ``uptimed run`` or use Kafka carry the marker ``kafka``: `make
+test` runs them a second time on the oldest supported broker.
 """
 
 from __future__ import annotations
@@ -21,6 +24,14 @@ import pytest
 
 from tests.support import SERVICES, DaemonProcess, Stack
 
+KAFKA_FIXTURES = {"start_daemon", "daemons", "topics"}
+"""A test using one of these starts ``uptimed run`` or talks to Kafka: it is marked ``kafka`` by itself."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if KAFKA_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.kafka)
 
 
 @pytest.fixture(scope="session")

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.machinery
+import importlib.util
 import json
 import os
 import sys
 import uuid
+from functools import cache
+from types import ModuleType
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +22,23 @@ from aiokafka import AIOKafkaConsumer
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ROOT / "scripts" / "services"
+
+
+@cache
+def services_script() -> ModuleType:
+    """scripts/services as a module (its file has no .py suffix), for its rules about Kafka versions."""
+    loader = importlib.machinery.SourceFileLoader("uptimed_scripts_services", str(SERVICES))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[loader.name] = module  # its dataclasses look their module up there
+    loader.exec_module(module)
+    return module
+
+
+def kafka_version() -> str:
+    """The broker release this session runs on: ``UPTIMED_KAFKA_VERSION``, else scripts/kafka/versions' default."""
+    return services_script().kafka_version()
 
 
 @dataclass
