@@ -1,9 +1,19 @@
 # The two commands the README opens with:
 #   make demo   local services up, a demo config, a monitor that goes down, notifications you can see
-#   make test   the whole test suite against real PostgreSQL, Redis and Kafka
+#   make test   the whole test suite against real PostgreSQL, Redis and Kafka, then the
+#               Kafka tests (marker `kafka`) again on the oldest supported broker
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+
+# KAFKA_VERSION (the default broker) and KAFKA_OLDEST_VERSION: chosen there only.
+include scripts/kafka/versions
+# The oldest broker runs beside the default one, on ports 10 above it.
+KAFKA_PORT := $(or $(UPTIMED_KAFKA_PORT),59092)
+KAFKA_CONTROLLER_PORT := $(or $(UPTIMED_KAFKA_CONTROLLER_PORT),59093)
+OLDEST := UPTIMED_KAFKA_VERSION=$(KAFKA_OLDEST_VERSION) \
+	UPTIMED_KAFKA_PORT=$(shell echo $$(($(KAFKA_PORT) + 10))) \
+	UPTIMED_KAFKA_CONTROLLER_PORT=$(shell echo $$(($(KAFKA_CONTROLLER_PORT) + 10)))
 
 .PHONY: test demo browser services-up services-down services-status clean
 
@@ -27,6 +37,8 @@ browser:
 
 test: $(VENV)/.installed services-up browser
 	$(PY) -m pytest
+	$(OLDEST) $(PY) -m pytest -m kafka -p no:cacheprovider; status=$$?; \
+	$(OLDEST) scripts/services down kafka; exit $$status
 
 demo: $(VENV)/.installed services-up
 	$(PY) scripts/demo.py $(DEMO_ARGS)

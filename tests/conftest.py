@@ -3,6 +3,9 @@
 Each test gets a clean state of its own: a fresh database cloned from a
 migrated template, Kafka topics and consumer groups with a unique prefix, and
 a unique Redis key prefix.
+
+Tests that start ``uptimed run`` or use Kafka carry the marker ``kafka``: `make
+test` runs them a second time on the oldest supported broker.
 """
 
 from __future__ import annotations
@@ -19,8 +22,19 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.support import SERVICES, DaemonProcess, Stack
+from tests.support import SERVICES, DaemonProcess, KafkaCluster, Stack
 
+KAFKA_FIXTURES = {"start_daemon", "daemons", "topics", "kafka_cluster"}
+"""A test using one of these starts ``uptimed run`` or talks to Kafka: it is marked ``kafka`` by itself."""
+
+CLUSTER_PORT_OFFSET = 20
+"""The 3-broker cluster listens on UPTIMED_KAFKA_PORT + 20, 22, 24 (controllers + 21, 23, 25)."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if KAFKA_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.kafka)
 
 
 @pytest.fixture(scope="session")
@@ -31,6 +45,32 @@ def services() -> dict[str, str]:
         [sys.executable, str(SERVICES), "env", "--json"], check=True, capture_output=True, text=True
     ).stdout
     return json.loads(out)
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster(services: dict[str, str]) -> Iterator[KafkaCluster]:
+    """A 3-broker KRaft cluster of the session's Kafka version, beside the single broker.
+
+    Its own ports (from UPTIMED_KAFKA_PORT, see :data:`CLUSTER_PORT_OFFSET`) and
+    data folder (``kafka/<version>-cluster``); stopped at the end of the session.
+    """
+    port = int(os.environ.get("UPTIMED_KAFKA_PORT", "59092")) + CLUSTER_PORT_OFFSET
+    env = {
+        "UPTIMED_KAFKA_BROKERS": "3",
+        "UPTIMED_KAFKA_PORT": str(port),
+        "UPTIMED_KAFKA_CONTROLLER_PORT": str(port + 1),
+        "UPTIMED_KAFKA_PORTS": "",
+        "UPTIMED_KAFKA_CONTROLLER_PORTS": "",
+    }
+    command = [sys.executable, str(SERVICES)]
+    subprocess.run([*command, "up", "kafka"], env={**os.environ, **env}, check=True)
+    try:
+        out = subprocess.run(
+            [*command, "env", "--json"], env={**os.environ, **env}, check=True, capture_output=True, text=True
+        ).stdout
+        yield KafkaCluster(env=env, bootstrap=json.loads(out)["UPTIMED_KAFKA__BOOTSTRAP_SERVERS"])
+    finally:
+        subprocess.run([*command, "down", "kafka"], env={**os.environ, **env}, check=False)
 
 
 def _with_database(dsn: str, name: str) -> str:

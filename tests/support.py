@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.machinery
+import importlib.util
 import json
 import os
 import signal
@@ -10,6 +12,8 @@ import subprocess
 import sys
 import time
 import uuid
+from functools import cache
+from types import ModuleType
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +25,23 @@ from aiokafka import AIOKafkaConsumer
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ROOT / "scripts" / "services"
+
+
+@cache
+def services_script() -> ModuleType:
+    """scripts/services as a module (its file has no .py suffix), for its rules about Kafka versions."""
+    loader = importlib.machinery.SourceFileLoader("uptimed_scripts_services", str(SERVICES))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[loader.name] = module  # its dataclasses look their module up there
+    loader.exec_module(module)
+    return module
+
+
+def kafka_version() -> str:
+    """The broker release this session runs on: ``UPTIMED_KAFKA_VERSION``, else scripts/kafka/versions' default."""
+    return services_script().kafka_version()
 
 
 @dataclass
@@ -177,7 +198,7 @@ class Stack:
             "database": {"dsn": self.dsn},
             "redis": {"url": self.redis_url, "key_prefix": f"{p}:"},
             "kafka": {
-                "bootstrap_servers": [self.bootstrap],
+                "bootstrap_servers": self.bootstrap.split(","),
                 "partitions": 3,
                 "evaluator_group": f"{p}.evaluator",
                 "notification_group": f"{p}.notification-group",
@@ -306,6 +327,83 @@ class DaemonProcess:
             await self.process.wait()
         if self._reader:
             await self._reader
+
+
+@dataclass
+class KafkaCluster:
+    """A KRaft cluster of three combined broker + controller nodes that scripts/services started on its own ports.
+
+    For fault tests: ``await cluster.kill(2)`` (kill -9), ``await cluster.start(2)``,
+    ``await cluster.leader_of(topic, 0)``. The commands run as subprocesses the
+    event loop awaits, so a test's own servers keep answering meanwhile.
+    """
+
+    env: dict[str, str]
+    """The scripts/services variables that name this cluster (its size and ports)."""
+    bootstrap: str
+    """All brokers, comma-separated."""
+    node_ids: tuple[int, ...] = (1, 2, 3)
+
+    async def services(self, *args: str, check: bool = True) -> tuple[int, str]:
+        """Run ``scripts/services ARGS`` for this cluster: its exit code and output (stdout, then stderr)."""
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, str(SERVICES), *args, env={**os.environ, **self.env},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await process.communicate()
+        assert process.returncode is not None
+        if check and process.returncode != 0:
+            raise AssertionError(f"scripts/services {' '.join(args)} exited {process.returncode}: {err.decode()}{out.decode()}")
+        return process.returncode, out.decode() + err.decode()
+
+    async def kill(self, node_id: int) -> None:
+        """kill -9 that node's process: its broker and its controller crash at once."""
+        await self.services("down", "kafka", "--node", str(node_id), "--kill")
+
+    async def stop(self, node_id: int) -> None:
+        """Stop that node cleanly (a controlled shutdown moves its leaderships first)."""
+        await self.services("down", "kafka", "--node", str(node_id))
+
+    async def start(self, node_id: int) -> None:
+        """Start that node again; returns once the cluster's metadata lists it."""
+        await self.services("up", "kafka", "--node", str(node_id))
+
+    async def partitions(self, topic: str, *, timeout: float = 15.0) -> list[dict[str, Any]]:
+        """The topic's partitions as the cluster's metadata has them now (leader, replicas, in-sync replicas).
+
+        A topic just created may be unknown to the broker asked for a moment
+        (its metadata reaches the brokers after the controller): that is awaited.
+        """
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        async def described() -> dict[str, Any] | None:
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+            await admin.start()
+            try:
+                [found] = await admin.describe_topics([topic])
+            finally:
+                await admin.close()
+            return None if found["error_code"] else found
+
+        found = await eventually(described, timeout=timeout, interval=0.2)
+        return sorted(found["partitions"], key=lambda p: p["partition"])
+
+    async def leader_of(self, topic: str, partition: int = 0) -> int:
+        """The node id of the broker that leads that partition now (-1 while it has no leader)."""
+        for found in await self.partitions(topic):
+            if found["partition"] == partition:
+                return found["leader"]
+        raise AssertionError(f"{topic} has no partition {partition}")
+
+    async def wait_in_sync(self, topic: str, *, timeout: float = 60.0) -> None:
+        """Wait until every partition of ``topic`` has a leader and all its replicas in sync (after a restart)."""
+
+        async def settled() -> bool:
+            return all(
+                p["leader"] >= 0 and sorted(p["isr"]) == sorted(p["replicas"]) for p in await self.partitions(topic)
+            )
+
+        await eventually(settled, timeout=timeout, interval=0.5)
 
 
 @dataclass

@@ -7,11 +7,15 @@ import signal
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from tests.support import Stack, to_toml
+from tests.support import Stack, kafka_version, to_toml
 
 
 async def test_run_connects_and_stops_cleanly_on_sigterm(stack: Stack, start_daemon) -> None:
     daemon = await start_daemon(stack.toml())
+    [broker] = daemon.events("kafka.broker")  # logged once, before the topics
+    major, minor, _ = kafka_version().split(".")
+    assert broker["version"].startswith(f"{major}.{minor}") and broker["brokers"] == 1
+    assert not daemon.events("kafka.broker_unsupported")
     created = await daemon.wait_for("kafka.topics_created")
     assert sorted(created["topics"]) == sorted(
         [f"{stack.prefix}.checks", f"{stack.prefix}.website.events", f"{stack.prefix}.dead-letters"]

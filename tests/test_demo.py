@@ -18,6 +18,8 @@ from tests.support import ROOT, SERVICES
 
 ERROR_LINE = re.compile(r"\[(error|critical)\s*\]|\"level\": \"(error|critical)\"|Traceback", re.IGNORECASE)
 
+pytestmark = pytest.mark.kafka
+
 
 def test_demo_shows_down_then_up(services) -> None:
     result = subprocess.run(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, SERVICES
+from tests.support import ROOT, SERVICES, kafka_version, services_script
 
 
 def free_port() -> int:
@@ -69,11 +69,50 @@ def test_up_is_idempotent_and_down_stops_only_its_own(own_services: dict[str, st
     assert services("status", env={}).returncode == 0
 
 
-def test_the_session_stack_answers(services: dict[str, str]) -> None:
+@pytest.mark.kafka
+async def test_the_session_stack_answers_with_the_configured_kafka(services: dict[str, str]) -> None:
+    from uptimed.bus.kafka import broker_releases
+    from uptimed.config import KafkaSettings
+
+    configured = kafka_version()
     result = subprocess.run([sys.executable, str(SERVICES), "status"], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
-    assert "kafka: 3.9.1 running" in result.stdout
-    assert services["UPTIMED_KAFKA__BOOTSTRAP_SERVERS"].startswith("127.0.0.1:")
+    assert f"kafka: {configured} running" in result.stdout
+    # The broker itself, asked over the protocol, is that release.
+    bootstrap = services["UPTIMED_KAFKA__BOOTSTRAP_SERVERS"]
+    assert bootstrap.startswith("127.0.0.1:")
+    releases = await broker_releases(KafkaSettings(bootstrap_servers=bootstrap))
+    major, minor, _ = configured.split(".")
+    assert {r.release for r in releases.values()} == {(int(major), int(minor))}
+
+
+@pytest.mark.kafka
+def test_another_kafka_version_on_the_same_port_is_refused_naming_the_running_one(services: dict[str, str]) -> None:
+    versions = services_script().kafka_versions()
+    running = kafka_version()
+    other = versions["KAFKA_OLDEST_VERSION"] if running == versions["KAFKA_VERSION"] else versions["KAFKA_VERSION"]
+    result = subprocess.run(
+        [sys.executable, str(SERVICES), "up", "kafka"], env={**os.environ, "UPTIMED_KAFKA_VERSION": other},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 1
+    port = services["UPTIMED_KAFKA__BOOTSTRAP_SERVERS"].rsplit(":", 1)[1]
+    assert f"port {port} is taken by the broker in " in result.stderr and f"kafka/{running}" in result.stderr
+    # Each version keeps its own folder: the running broker's was not touched.
+    assert subprocess.run([sys.executable, str(SERVICES), "status", "kafka"], capture_output=True).returncode == 0
+
+
+def test_the_default_and_the_oldest_kafka_are_chosen_in_scripts_kafka_versions() -> None:
+    from uptimed.bus.kafka import OLDEST_SUPPORTED, SUPPORTED_BROKERS
+
+    versions = services_script().kafka_versions()
+    default, oldest = versions["KAFKA_VERSION"], versions["KAFKA_OLDEST_VERSION"]
+    assert default.startswith("4.") and oldest.startswith("3.9.")
+    assert tuple(int(part) for part in oldest.split(".")[:2]) == OLDEST_SUPPORTED
+    assert f"tested: {oldest} and {default}" in SUPPORTED_BROKERS
+    # The pom holds no version of its own: scripts/services passes it.
+    assert "<kafka.version>" not in (ROOT / "scripts" / "kafka" / "pom.xml").read_text()
+    assert (ROOT / "scripts" / "kafka" / "pom.xml").read_text().count("${kafka.version}") == 1
 
 
 def test_a_service_that_cannot_start_is_named_with_its_log(own_services: dict[str, str], services) -> None:

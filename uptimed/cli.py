@@ -1,4 +1,4 @@
-"""The ``uptimed`` command: run, check-config, migrate, channels, user (create, passwd), token."""
+"""The ``uptimed`` command: run, check-config [--connect], migrate, channels, user (create, passwd), token."""
 
 from __future__ import annotations
 
@@ -47,6 +47,34 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         f"{_plural(len(settings.integrations), 'integration')}, "
         f"regions: {', '.join(settings.probe.regions)})"
     )
+    if args.connect:
+        return asyncio.run(_check_services(settings))
+    return EXIT_OK
+
+
+async def _check_services(settings: Settings) -> int:
+    """``check-config --connect``: reach PostgreSQL, Redis and Kafka as ``run`` would, one line each."""
+    from uptimed.bus.kafka import SUPPORTED_BROKERS, BrokerRelease, broker_releases
+    from uptimed.daemon import connect_redis
+    from uptimed.store.database import connect
+
+    pool = await connect(settings.database)
+    try:
+        server = await pool.fetchval("SHOW server_version")
+    finally:
+        await pool.close()
+    print(f"postgresql: OK (PostgreSQL {server})")
+    redis = await connect_redis(settings.redis)
+    try:
+        info = await redis.info("server")
+    finally:
+        await redis.aclose()
+    print(f"redis: OK (Redis {info.get('redis_version', '?')})")
+    releases = await broker_releases(settings.kafka)
+    oldest = min(releases.values(), key=BrokerRelease.sort_key)
+    print(f"kafka: OK ({_plural(len(releases), 'broker')}, Kafka {oldest})")
+    if not oldest.supported:
+        print(f"uptimed: warning: kafka: a broker runs Kafka {oldest}; uptimed supports {SUPPORTED_BROKERS}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -254,6 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = add("check-config", cmd_check_config, "validate a config file and summarise it")
     check.add_argument("path", nargs="?", metavar="PATH", help="config file to check")
+    check.add_argument(
+        "--connect", action="store_true",
+        help="also connect to PostgreSQL, Redis and Kafka and report their versions (exit 1 when one is out of reach)",
+    )
     add("migrate", cmd_migrate, "apply the schema steps (migrations/) the configured database lacks")
     add("run", cmd_run, "run the daemon")
     add("channels", cmd_channels, "list notification channels, their config fields, and broken plugins")

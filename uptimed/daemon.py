@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from uptimed import __version__, metrics
-from uptimed.bus.kafka import ensure_topics, make_producer
+from uptimed.bus.kafka import ensure_topics, log_broker_release, make_producer
 from uptimed.channels.registry import ChannelRegistry, default_registry
 from uptimed import log as uptimed_log
 from uptimed.config import ConfigError, ConfigProblem, RedisSettings, Settings, load_settings
@@ -194,6 +194,7 @@ class Daemon:
             log.info("database.ready", schema_version=migration.version, migrated=migration.applied)
             self.redis = await connect_redis(settings.redis)
             stack.push_async_callback(self.redis.aclose)
+            await log_broker_release(settings.kafka)
             await ensure_topics(settings.kafka)
             self.producer = await start_producer(settings)
             stack.push_async_callback(self.producer.stop)

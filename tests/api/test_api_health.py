@@ -11,6 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.api.conftest import Api
 from tests.support import Stack
+
+pytestmark = pytest.mark.kafka
 from uptimed import metrics
 from uptimed.api import (
     channels,

@@ -16,6 +16,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from tests.support import EventReader, Stack, WebhookReceiver, eventually
+
+pytestmark = pytest.mark.kafka
 from uptimed.bus.messages import EventType, MonitorEvent
 
 FAST_RETRIES = "[notify]\nbackoff_initial = 0.3\nmax_attempts = 4\ndelivery_timeout = 5\n"

@@ -22,6 +22,8 @@ import respx
 
 from tests.channels.conftest import smtp_server, tls_files  # noqa: F401 - fixtures
 from tests.support import Stack, Target, WebhookReceiver, eventually
+
+pytestmark = pytest.mark.kafka
 from uptimed.channels.registry import default_registry
 from uptimed.daemon import Daemon
 

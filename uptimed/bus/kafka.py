@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
 from aiokafka.partitioner import murmur2
+from aiokafka.protocol.admin import ApiVersionRequest
 
 from uptimed.config import KafkaSettings
 from uptimed.errors import ServiceUnavailable
@@ -121,3 +125,80 @@ async def ensure_topics(settings: KafkaSettings, *, timeout: float = 30.0) -> li
         raise ServiceUnavailable("kafka", f"cannot reach {','.join(settings.bootstrap_servers)}: {exc or type(exc).__name__}") from exc
     finally:
         await admin.close()
+
+
+OLDEST_SUPPORTED = (3, 9)
+SUPPORTED_BROKERS = "Kafka 3.9 and 4.x (tested: 3.9.1 and 4.4.0)"
+"""The brokers uptimed supports, as the warning about an older one names them."""
+
+# Which release a broker runs, read from its ApiVersions answer (Kafka has no
+# request that names its version). Each row: the release that first advertised
+# that version of that request, measured on brokers 3.9.1, 4.0.2, 4.1.2,
+# 4.2.1, 4.3.1 and 4.4.0. A release only adds versions, so the first row a
+# broker meets is its release.
+RELEASE_MARKS: tuple[tuple[tuple[int, int], int, int], ...] = (
+    ((4, 4), 18, 5),  # ApiVersions v5
+    ((4, 3), 35, 5),  # DescribeLogDirs v5
+    ((4, 2), 2, 11),  # ListOffsets v11
+    ((4, 1), 0, 13),  # Produce v13
+    ((4, 0), 3, 13),  # Metadata v13
+    ((3, 9), 1, 17),  # Fetch v17 (KIP-853)
+)
+
+
+@dataclass(frozen=True)
+class BrokerRelease:
+    """A broker's release as far as its ApiVersions tell: ``(major, minor)``, or None when older than 3.9."""
+
+    release: tuple[int, int] | None
+
+    @classmethod
+    def from_api_versions(cls, api_versions: Mapping[int, tuple[int, int]]) -> BrokerRelease:
+        """From ApiVersions: api key -> (min version, max version)."""
+        for release, api_key, version in RELEASE_MARKS:
+            if api_versions.get(api_key, (0, -1))[1] >= version:
+                return cls(release)
+        return cls(None)
+
+    @property
+    def supported(self) -> bool:
+        return self.release is not None and self.release >= OLDEST_SUPPORTED
+
+    def sort_key(self) -> tuple[int, int]:
+        return self.release or (0, 0)
+
+    def __str__(self) -> str:
+        if self.release is None:
+            return f"older than {OLDEST_SUPPORTED[0]}.{OLDEST_SUPPORTED[1]}"
+        text = f"{self.release[0]}.{self.release[1]}"
+        return f"{text} or newer" if self.release == RELEASE_MARKS[0][0] else text
+
+
+async def broker_releases(settings: KafkaSettings, *, timeout: float = 30.0) -> dict[int, BrokerRelease]:
+    """Each broker's release (node id -> release), from an ApiVersions request to every broker in the metadata."""
+    client = AIOKafkaClient(**connection_options(settings))
+    try:
+        async with asyncio.timeout(timeout):
+            await client.bootstrap()
+            releases: dict[int, BrokerRelease] = {}
+            for broker in sorted(client.cluster.brokers(), key=lambda b: b.nodeId):
+                response = await client.send(broker.nodeId, ApiVersionRequest())
+                versions = {key: (low, high) for key, low, high in response.api_versions}
+                releases[broker.nodeId] = BrokerRelease.from_api_versions(versions)
+    except (KafkaError, OSError, TimeoutError) as exc:
+        raise ServiceUnavailable("kafka", f"cannot reach {','.join(settings.bootstrap_servers)}: {exc or type(exc).__name__}") from exc
+    finally:
+        await client.close()
+    if not releases:
+        raise ServiceUnavailable("kafka", f"{','.join(settings.bootstrap_servers)} listed no broker")
+    return releases
+
+
+async def log_broker_release(settings: KafkaSettings) -> BrokerRelease:
+    """Log the brokers' release once (the oldest, during a rolling upgrade); warn when it is unsupported."""
+    releases = await broker_releases(settings)
+    oldest = min(releases.values(), key=BrokerRelease.sort_key)
+    log.info("kafka.broker", version=str(oldest), brokers=len(releases))
+    if not oldest.supported:
+        log.warning("kafka.broker_unsupported", version=str(oldest), supported=SUPPORTED_BROKERS)
+    return oldest
