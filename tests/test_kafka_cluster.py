@@ -6,14 +6,19 @@ acknowledged by all in-sync replicas, so one broker may be lost.
 
 from __future__ import annotations
 
+import asyncio
+import statistics
+import time
 import uuid
 
+import asyncpg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from tests.support import EventReader, KafkaCluster, Stack, Target, kafka_version, to_toml
+from tests.support import EventReader, KafkaCluster, Stack, Target, WebhookReceiver, kafka_version, to_toml
 from tests.test_monitoring import monitor, target  # noqa: F401 - the target fixture
+from uptimed.bus.kafka import partition_of
 
 
 @pytest.fixture
@@ -101,3 +106,82 @@ async def test_a_killed_leader_is_replaced_writes_go_on_and_it_catches_up_after_
     finally:
         await producer.stop()
         await kafka_cluster.start(leader)  # whatever happened, the next test gets three brokers
+
+
+async def test_the_leader_killed_under_load_loses_and_doubles_no_alert(
+    kafka_cluster: KafkaCluster, cluster_stack: Stack, start_daemon
+) -> None:
+    target = await Target().start()
+    receiver = await WebhookReceiver().start()
+    sections = cluster_stack.sections()
+    sections["kafka"].update(replication_factor=3, min_insync_replicas=2)
+    flappers = [f"f{i}" for i in range(6)]
+    config = (
+        to_toml(sections)
+        + "\n"
+        + "".join(monitor(target.url(f"/s{i}"), name=f"s{i}") for i in range(30))
+        + "".join(
+            monitor(target.url(f"/{name}"), name=name, failure_threshold=1, success_threshold=1) for name in flappers
+        )
+        + f'[[integrations]]\nowner = "alice"\nkey = "hook"\ntype = "webhook"\n'
+        f'config = {{ webhookUrl = "{receiver.url("/hook")}" }}\n'
+    )
+    loop = asyncio.get_running_loop()
+    flipped: list[tuple[str, str, float]] = []
+    killed = None
+    try:
+        await start_daemon(config)
+        await target.wait_hits(3, path="/f5", status=200)
+        await target.wait_hits(2, path="/s29", status=200)
+
+        async def flips(count: int) -> None:
+            for _ in range(count):
+                name = flappers[len(flipped) % len(flappers)]
+                down = target.by_path.get(f"/{name}", 200) == 200
+                target.by_path[f"/{name}"] = 500 if down else 200
+                flipped.append((name, "website.down" if down else "website.up", time.time()))
+                # The load's own pace (a flip every 0.75 s), not a condition to await.
+                await asyncio.sleep(0.75)
+
+        await flips(12)  # baseline
+        baseline = len(flipped)
+        await receiver.wait_for("/hook", count=baseline, timeout=30)
+        fault_started = time.time()
+        # The broker leading the checks and events of the first flapper (and of whoever shares its partition).
+        partition = partition_of(int(await _monitor_id(cluster_stack.dsn, "f0")), 3)
+        killed = await kafka_cluster.leader_of(f"{cluster_stack.prefix}.checks", partition)
+        await kafka_cluster.kill(killed)
+        await flips(16)  # under the fault
+        await receiver.wait_for("/hook", count=len(flipped), timeout=60)
+    finally:
+        if killed is not None:
+            await kafka_cluster.start(killed)
+        await target.stop()
+        await receiver.stop()
+
+    sent = [(request, request.json()["data"]) for request in receiver.to("/hook")]
+    assert len({data["eventId"] for _, data in sent}) == len(sent) == len(flipped)  # none lost, none doubled
+    for name in flappers:
+        told = [data["type"] for _, data in sorted(sent, key=lambda s: s[1]["timestamp"]) if data["name"] == name]
+        assert told == [kind for n, kind, _ in flipped if n == name]
+
+    def latency(request: object, data: dict[str, object]) -> float:
+        arrived = time.time() - (loop.time() - request.at)  # type: ignore[attr-defined]
+        return arrived - int(data["timestamp"]) / 1000  # type: ignore[arg-type]
+
+    before = [latency(r, d) for r, d in sent if int(d["timestamp"]) / 1000 < fault_started]
+    during = [latency(r, d) for r, d in sent if int(d["timestamp"]) / 1000 >= fault_started]
+    assert len(before) >= 10 and len(during) >= 10
+    assert p99(during) <= p99(before) + 5.0, (sorted(before), sorted(during))
+
+
+def p99(values: list[float]) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[98]
+
+
+async def _monitor_id(dsn: str, name: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(await conn.fetchval("SELECT id FROM monitors WHERE name = $1", name))
+    finally:
+        await conn.close()
