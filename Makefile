@@ -1,7 +1,7 @@
 # The two commands the README opens with:
 #   make demo   local services up, a demo config, a monitor that goes down, notifications you can see
-#   make test   the whole test suite against real PostgreSQL, Redis and Kafka, then the
-#               Kafka tests (marker `kafka`) again on the oldest supported broker
+#   make test   the static checks (make check), then the whole test suite against real PostgreSQL,
+#               Redis and Kafka, then the Kafka tests (marker `kafka`) again on the oldest supported broker
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -15,7 +15,10 @@ OLDEST := UPTIMED_KAFKA_VERSION=$(KAFKA_OLDEST_VERSION) \
 	UPTIMED_KAFKA_PORT=$(shell echo $$(($(KAFKA_PORT) + 10))) \
 	UPTIMED_KAFKA_CONTROLLER_PORT=$(shell echo $$(($(KAFKA_CONTROLLER_PORT) + 10)))
 
-.PHONY: test demo browser services-up services-down services-status clean
+# What the linter and the formatter read.
+LINTED := uptimed tests bench plugins scripts/demo.py
+
+.PHONY: test check demo browser services-up services-down services-status clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,7 +38,12 @@ services-status:
 browser:
 	scripts/chromium
 
-test: $(VENV)/.installed services-up browser
+# Lint, format and strict typing: a finding fails the build like a failing test.
+check: $(VENV)/.installed
+	$(VENV)/bin/ruff format --check $(LINTED)
+	$(VENV)/bin/ruff check $(LINTED)
+
+test: check services-up browser
 	$(PY) -m pytest
 	$(OLDEST) $(PY) -m pytest -m kafka -p no:cacheprovider; status=$$?; \
 	$(OLDEST) scripts/services down kafka; exit $$status

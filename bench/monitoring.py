@@ -352,7 +352,13 @@ async def one_run(
         await migrate(pool)
         timeout = min(10.0, config.interval)
         specs = [
-            MonitorSpec(owner="bench", name=f"m{i}", target=f"http://127.0.0.1:{port}/m{i}", interval=config.interval, timeout=timeout)
+            MonitorSpec(
+                owner="bench",
+                name=f"m{i}",
+                target=f"http://127.0.0.1:{port}/m{i}",
+                interval=config.interval,
+                timeout=timeout,
+            )
             for i in range(config.monitors)
         ]
         await monitors.sync_from_config(pool, specs)
@@ -441,7 +447,9 @@ def cpu_by_process() -> dict[tuple[int, str], float]:
         except OSError:
             continue
         fields = text[text.rindex(")") + 2 :].split()
-        out[(int(entry.name), text[text.index("(") + 1 : text.rindex(")")])] = (int(fields[11]) + int(fields[12])) / ticks
+        out[(int(entry.name), text[text.index("(") + 1 : text.rindex(")")])] = (
+            int(fields[11]) + int(fields[12])
+        ) / ticks
     return out
 
 
@@ -485,8 +493,21 @@ def start_profiler(directory: str, pid: int, config: Config, run: int) -> subpro
     Path(directory).mkdir(parents=True, exist_ok=True)
     name = f"n{config.monitors}-i{config.interval:g}{'-eval' if config.evaluator else ''}-run{run + 1}.txt"
     return subprocess.Popen(
-        ["py-spy", "record", "--nonblocking", "--format", "raw", "--rate", "200",
-         "--duration", str(int(config.duration) - 1), "--pid", str(pid), "--output", str(Path(directory) / name)],
+        [
+            "py-spy",
+            "record",
+            "--nonblocking",
+            "--format",
+            "raw",
+            "--rate",
+            "200",
+            "--duration",
+            str(int(config.duration) - 1),
+            "--pid",
+            str(pid),
+            "--output",
+            str(Path(directory) / name),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -538,8 +559,10 @@ def print_table(rows: list[tuple[Config, list[dict[str, Any]]]]) -> None:
             cells.append(fmt.format(statistics.median(r[key] for r in runs)) if runs else "-")
         lines.append(cells)
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    print(f"\nmedians (targets: >= {THROUGHPUT_TARGET:,} checks/s; lag p99 < {LAG_TARGET_MS} ms at 10,000 @ 60 s; "
-          "RSS baseline <= 80 MiB, <= 2 KiB/monitor)")
+    print(
+        f"\nmedians (targets: >= {THROUGHPUT_TARGET:,} checks/s; lag p99 < {LAG_TARGET_MS} ms at 10,000 @ 60 s; "
+        "RSS baseline <= 80 MiB, <= 2 KiB/monitor)"
+    )
     for line in lines:
         print("  " + "  ".join(cell.rjust(width) for cell, width in zip(line, widths, strict=True)))
 
@@ -550,8 +573,11 @@ async def orchestrate(args: argparse.Namespace, env: dict[str, str], port: int, 
 
     configure(LogSettings(level="warning"), stream=sys.stderr)
     configs = SUITE if args.suite else [Config(args.monitors, args.interval, args.duration, args.evaluator)]
-    print(f"target 127.0.0.1:{port} ({'new connection each check' if args.close else 'keep-alive'}), "
-          f"concurrency {args.concurrency}, warmup {args.warmup:g} s, {os.cpu_count()} CPUs", flush=True)
+    print(
+        f"target 127.0.0.1:{port} ({'new connection each check' if args.close else 'keep-alive'}), "
+        f"concurrency {args.concurrency}, warmup {args.warmup:g} s, {os.cpu_count()} CPUs",
+        flush=True,
+    )
     rows: list[tuple[Config, list[dict[str, Any]]]] = []
     try:
         for config in configs:
@@ -593,7 +619,9 @@ def main() -> None:
     else:
         env = services_env()
         target = subprocess.Popen(
-            [sys.executable, __file__, "--serve", *(["--close"] if args.close else [])], stdout=subprocess.PIPE, text=True
+            [sys.executable, __file__, "--serve", *(["--close"] if args.close else [])],
+            stdout=subprocess.PIPE,
+            text=True,
         )
         try:
             assert target.stdout is not None

@@ -146,8 +146,10 @@ async def measure(spec: dict[str, Any], log_file: TextIO) -> None:
     producer = make_producer(settings.kafka)
     await producer.start()
     http = httpx.AsyncClient(
-        timeout=httpx.Timeout(settings.notify.delivery_timeout), follow_redirects=False,
-        headers={"User-Agent": f"uptimed/{__version__}"}, **http_experiment(spec["http"], settings),
+        timeout=httpx.Timeout(settings.notify.delivery_timeout),
+        follow_redirects=False,
+        headers={"User-Agent": f"uptimed/{__version__}"},
+        **http_experiment(spec["http"], settings),
     )
     registry = default_registry()
     dispatcher = Dispatcher(pool=pool, registry=registry, settings=settings.notify, smtp=settings.smtp, http=http)
@@ -216,7 +218,11 @@ class AiohttpTransport:
         headers = [(k, v) for k, v in request.headers.multi_items() if k.lower() not in ("host", "content-length")]
         try:
             async with self.session.request(
-                request.method, str(request.url), headers=headers, data=await request.aread(), timeout=timeout,
+                request.method,
+                str(request.url),
+                headers=headers,
+                data=await request.aread(),
+                timeout=timeout,
                 allow_redirects=False,
             ) as response:
                 content = await response.read()
@@ -225,7 +231,9 @@ class AiohttpTransport:
         except aiohttp.ClientConnectionError as exc:
             raise httpx.ConnectError(str(exc), request=request) from exc
         return httpx.Response(
-            response.status, headers=[(k.decode(), v.decode()) for k, v in response.raw_headers], content=content,
+            response.status,
+            headers=[(k.decode(), v.decode()) for k, v in response.raw_headers],
+            content=content,
             request=request,
         )
 
@@ -249,8 +257,12 @@ class Measured:
     @classmethod
     async def start(cls, spec: dict[str, Any]) -> Measured:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, __file__, "--measure", json.dumps(spec),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            sys.executable,
+            __file__,
+            "--measure",
+            json.dumps(spec),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
         )
         self = cls(process)
         message = await self._read()
@@ -419,9 +431,21 @@ def start_profiler(directory: str, pid: int, name: str) -> subprocess.Popen:
         raise SystemExit("--profile needs py-spy (pip install py-spy)")
     Path(directory).mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
-        ["py-spy", "record", "--nonblocking", "--format", "raw", "--rate", "250", "--pid", str(pid),
-         "--output", str(Path(directory) / name)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            "py-spy",
+            "record",
+            "--nonblocking",
+            "--format",
+            "raw",
+            "--rate",
+            "250",
+            "--pid",
+            str(pid),
+            "--output",
+            str(Path(directory) / name),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -457,7 +481,9 @@ def summarise_profile(path: Path, top: int = 15) -> None:
         print(f"    {count / samples:6.1%}  {frame}")
 
 
-async def one_run(mode: str, args: argparse.Namespace, env: dict[str, str], receiver: Receiver, run: int) -> dict[str, Any]:
+async def one_run(
+    mode: str, args: argparse.Namespace, env: dict[str, str], receiver: Receiver, run: int
+) -> dict[str, Any]:
     import asyncpg
 
     from uptimed.bus.kafka import ensure_topics, make_producer
@@ -479,30 +505,43 @@ async def one_run(mode: str, args: argparse.Namespace, env: dict[str, str], rece
         settings = Settings(**sections)
         pool = await connect(DatabaseSettings(dsn=dsn))
         await migrate(pool)
-        user = await pool.fetchval("INSERT INTO users (username, email) VALUES ('bench', 'bench@example.com') RETURNING id")
+        user = await pool.fetchval(
+            "INSERT INTO users (username, email) VALUES ('bench', 'bench@example.com') RETURNING id"
+        )
         monitor_ids = [
-            r["id"] for r in await pool.fetch(
+            r["id"]
+            for r in await pool.fetch(
                 """
                 INSERT INTO monitors (owner_id, name, target, interval_s, timeout_s, failure_threshold, success_threshold)
                 SELECT $1, 'm' || i, 'https://m' || i || '.example/', 60, 10, 1, 1 FROM generate_series(1, $2) AS i
                 RETURNING id
                 """,
-                user, args.monitors,
+                user,
+                args.monitors,
             )
         ]
         hooks = args.integrations if mode == "fanout" else 1
         for i in range(hooks):
-            await integrations.create(pool, user, "webhook", {"webhookUrl": receiver.url(f"/{prefix}/{i}"), "headers": {}})
+            await integrations.create(
+                pool, user, "webhook", {"webhookUrl": receiver.url(f"/{prefix}/{i}"), "headers": {}}
+            )
         await pool.close()
         await ensure_topics(settings.kafka)
         producer = make_producer(settings.kafka)
         await producer.start()
         db = await asyncpg.connect(dsn)
 
-        spec = {"settings": sections, "evaluator": mode == "pipeline", "http": args.http, "log_path": str(Path(args.log_dir) / f"{prefix}.log")}
+        spec = {
+            "settings": sections,
+            "evaluator": mode == "pipeline",
+            "http": args.http,
+            "log_path": str(Path(args.log_dir) / f"{prefix}.log"),
+        }
         measured = await Measured.start(spec)
         runner = run_fanout if mode == "fanout" else run_pipeline
-        return await runner(args, settings, user, monitor_ids, hooks, producer, db, receiver, measured, f"{mode}-run{run + 1}")
+        return await runner(
+            args, settings, user, monitor_ids, hooks, producer, db, receiver, measured, f"{mode}-run{run + 1}"
+        )
     finally:
         if measured:
             await measured.stop()
@@ -514,15 +553,24 @@ async def one_run(mode: str, args: argparse.Namespace, env: dict[str, str], rece
         await cleanup(env, prefix)
 
 
-async def run_fanout(args, settings, user, monitor_ids, hooks, producer, db, receiver, measured, name) -> dict[str, Any]:
+async def run_fanout(
+    args, settings, user, monitor_ids, hooks, producer, db, receiver, measured, name
+) -> dict[str, Any]:
     from uptimed.bus.messages import EventType, MonitorEvent
 
     topic = settings.kafka.topics.events
 
     def event(monitor: int) -> MonitorEvent:
         return MonitorEvent(
-            type=EventType.DOWN, websiteId=monitor, userId=user, url=f"https://m{monitor}.example/", regionId=REGION,
-            reason="status: HTTP 503", regions={REGION: "down"}, name=f"m{monitor}", responseTime=12.5,
+            type=EventType.DOWN,
+            websiteId=monitor,
+            userId=user,
+            url=f"https://m{monitor}.example/",
+            regionId=REGION,
+            reason="status: HTTP 503",
+            regions={REGION: "down"},
+            name=f"m{monitor}",
+            responseTime=12.5,
         )
 
     # Warm-up: the consumer group joins, connections open; one event to every integration.
@@ -606,7 +654,9 @@ async def run_fanout(args, settings, user, monitor_ids, hooks, producer, db, rec
     return out
 
 
-async def run_pipeline(args, settings, user, monitor_ids, hooks, producer, db, receiver, measured, name) -> dict[str, Any]:
+async def run_pipeline(
+    args, settings, user, monitor_ids, hooks, producer, db, receiver, measured, name
+) -> dict[str, Any]:
     from uptimed.bus.messages import CheckResult, CheckStatus, ErrorClass
     from uptimed.evaluate.events import EVENT_ID_NAMESPACE
 
@@ -622,14 +672,25 @@ async def run_pipeline(args, settings, user, monitor_ids, hooks, producer, db, r
         last_checked[monitor] = checked_at_ms
         if new is CheckStatus.DOWN:
             check = CheckResult(
-                monitor_id=monitor, region=REGION, status=new, response_time_ms=3.2, status_code=503,
-                error_class=ErrorClass.STATUS, error="HTTP 503", checked_at_ms=checked_at_ms,
+                monitor_id=monitor,
+                region=REGION,
+                status=new,
+                response_time_ms=3.2,
+                status_code=503,
+                error_class=ErrorClass.STATUS,
+                error="HTTP 503",
+                checked_at_ms=checked_at_ms,
                 scheduled_at_ms=checked_at_ms - 1,
             )
         else:
             check = CheckResult(
-                monitor_id=monitor, region=REGION, status=new, response_time_ms=3.2, status_code=200,
-                checked_at_ms=checked_at_ms, scheduled_at_ms=checked_at_ms - 1,
+                monitor_id=monitor,
+                region=REGION,
+                status=new,
+                response_time_ms=3.2,
+                status_code=200,
+                checked_at_ms=checked_at_ms,
+                scheduled_at_ms=checked_at_ms - 1,
             )
         # As uptimed.evaluate.events.event_id_for derives it from the change.
         event_id = uuid.uuid5(EVENT_ID_NAMESPACE, f"{monitor}/{new.value}/{REGION}@{checked_at_ms}")
@@ -716,17 +777,28 @@ async def run_pipeline(args, settings, user, monitor_ids, hooks, producer, db, r
 
 COLUMNS = {
     "fanout": [
-        ("notif/s", "per_s", "{:,.0f}"), ("CPU s/1k", "cpu_per_1000", "{:.3f}"), ("cores", "cores", "{:.2f}"),
-        ("machine", "machine", "{:.0%}"), ("p50 ms", "p50_ms", "{:,.0f}"), ("p99 ms", "p99_ms", "{:,.0f}"),
-        ("->intent p50", "to_intent_p50_ms", "{:,.0f}"), ("intent->recv p50", "intent_recv_p50_ms", "{:,.0f}"),
-        ("failed", "failed", "{:.0f}"), ("missing", "missing", "{:.0f}"), ("dup", "duplicates", "{:.0f}"),
+        ("notif/s", "per_s", "{:,.0f}"),
+        ("CPU s/1k", "cpu_per_1000", "{:.3f}"),
+        ("cores", "cores", "{:.2f}"),
+        ("machine", "machine", "{:.0%}"),
+        ("p50 ms", "p50_ms", "{:,.0f}"),
+        ("p99 ms", "p99_ms", "{:,.0f}"),
+        ("->intent p50", "to_intent_p50_ms", "{:,.0f}"),
+        ("intent->recv p50", "intent_recv_p50_ms", "{:,.0f}"),
+        ("failed", "failed", "{:.0f}"),
+        ("missing", "missing", "{:.0f}"),
+        ("dup", "duplicates", "{:.0f}"),
     ],
     "pipeline": [
-        ("p50 ms", "p50_ms", "{:.1f}"), ("p99 ms", "p99_ms", "{:.1f}"), ("max ms", "max_ms", "{:.0f}"),
+        ("p50 ms", "p50_ms", "{:.1f}"),
+        ("p99 ms", "p99_ms", "{:.1f}"),
+        ("max ms", "max_ms", "{:.0f}"),
         ("->eval p50/p99", ("to_eval_p50_ms", "to_eval_p99_ms"), "{:.0f}"),
         ("->intent p50/p99", ("eval_intent_p50_ms", "eval_intent_p99_ms"), "{:.0f}"),
         ("->recv p50/p99", ("intent_recv_p50_ms", "intent_recv_p99_ms"), "{:.0f}"),
-        ("cores", "cores", "{:.2f}"), ("machine", "machine", "{:.0%}"), ("dup", "duplicates", "{:.0f}"),
+        ("cores", "cores", "{:.2f}"),
+        ("machine", "machine", "{:.0%}"),
+        ("dup", "duplicates", "{:.0f}"),
     ],
 }
 
@@ -737,8 +809,11 @@ def print_table(mode: str, runs: list[dict[str, Any]]) -> None:
             return "/".join(cell(k, fmt) for k in key)
         return fmt.format(statistics.median(r[key] for r in runs))
 
-    target = (f">= {FANOUT_TARGET:,.0f} notifications/s" if mode == "fanout"
-              else f"p50 < {P50_TARGET_MS:g} ms, p99 < {P99_TARGET_MS:g} ms")
+    target = (
+        f">= {FANOUT_TARGET:,.0f} notifications/s"
+        if mode == "fanout"
+        else f"p50 < {P50_TARGET_MS:g} ms, p99 < {P99_TARGET_MS:g} ms"
+    )
     header = ["runs", *(c[0] for c in COLUMNS[mode])]
     values = [str(len(runs)), *(cell(key, fmt) for _, key, fmt in COLUMNS[mode])]
     widths = [max(len(h), len(v)) for h, v in zip(header, values, strict=True)]
@@ -757,8 +832,11 @@ async def orchestrate(args: argparse.Namespace) -> None:
     modes = ["fanout", "pipeline"] if args.mode == "both" else [args.mode]
     receiver = Receiver()
     results: dict[str, list[dict[str, Any]]] = {}
-    print(f"receiver 127.0.0.1:{receiver.port} (aiohttp, own process); {os.cpu_count()} CPUs; measured process logs at "
-          f"{args.log_level} into {args.log_dir}; http client {args.http}; overrides {args.set or 'none'}", flush=True)
+    print(
+        f"receiver 127.0.0.1:{receiver.port} (aiohttp, own process); {os.cpu_count()} CPUs; measured process logs at "
+        f"{args.log_level} into {args.log_dir}; http client {args.http}; overrides {args.set or 'none'}",
+        flush=True,
+    )
     try:
         for mode in modes:
             results[mode] = []
@@ -782,15 +860,28 @@ def main() -> None:
     parser.add_argument("--integrations", type=int, default=10, help="fanout: webhook integrations of the user")
     parser.add_argument("--monitors", type=int, default=100, help="monitors the events / results are about")
     parser.add_argument("--transitions", type=int, default=300, help="pipeline: results measured, each a transition")
-    parser.add_argument("--spacing-ms", type=float, default=50.0, help="pipeline: time between results (+0-50%% jitter)")
-    parser.add_argument("--poll-ms", type=float, default=20.0, help="fanout: how often PostgreSQL is asked for SENT rows")
+    parser.add_argument(
+        "--spacing-ms", type=float, default=50.0, help="pipeline: time between results (+0-50%% jitter)"
+    )
+    parser.add_argument(
+        "--poll-ms", type=float, default=20.0, help="fanout: how often PostgreSQL is asked for SENT rows"
+    )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds a measured phase may take")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
     parser.add_argument("--log-dir", default="/tmp/uptimed-bench-notify", help="where the measured process logs")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override a setting of the measured process")
-    parser.add_argument("--http", choices=["daemon", "keepalive", "aiohttp"], default="daemon",
-                        help="the channels' httpx client: as the daemon builds it, or an experiment")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a setting of the measured process",
+    )
+    parser.add_argument(
+        "--http",
+        choices=["daemon", "keepalive", "aiohttp"],
+        default="daemon",
+        help="the channels' httpx client: as the daemon builds it, or an experiment",
+    )
     parser.add_argument("--profile", metavar="DIR", help="py-spy the measured process over each window into DIR")
     parser.add_argument("--receive", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--measure", metavar="SPEC", help=argparse.SUPPRESS)

@@ -48,7 +48,7 @@ def services_env() -> dict[str, str]:
 
 
 def monitor_toml(url: str, name: str, *, thresholds: int | None = None) -> str:
-    lines = [f'owner = "bench"', f'name = "{name}"', f'target = "{url}"', 'interval = "1s"', 'timeout = "0.5s"']
+    lines = ['owner = "bench"', f'name = "{name}"', f'target = "{url}"', 'interval = "1s"', 'timeout = "0.5s"']
     if thresholds:
         lines += [f"failure_threshold = {thresholds}", f"success_threshold = {thresholds}"]
     return "[[monitors]]\n" + "\n".join(lines) + "\n"
@@ -62,8 +62,12 @@ async def one_run(env: dict[str, str], args: argparse.Namespace, workdir: Path) 
     admin = await asyncpg.connect(admin_dsn)
     await admin.execute(f"CREATE DATABASE {database}")
     dsn = admin_dsn.rsplit("/", 1)[0] + "/" + database
-    stack = Stack(dsn=dsn, redis_url=env["UPTIMED_REDIS__URL"], bootstrap=env["UPTIMED_KAFKA__BOOTSTRAP_SERVERS"],
-                  prefix=f"b{uuid.uuid4().hex[:8]}")
+    stack = Stack(
+        dsn=dsn,
+        redis_url=env["UPTIMED_REDIS__URL"],
+        bootstrap=env["UPTIMED_KAFKA__BOOTSTRAP_SERVERS"],
+        prefix=f"b{uuid.uuid4().hex[:8]}",
+    )
     target = await Target().start()
     receiver = await WebhookReceiver().start()
     broker = Broker(stack.bootstrap)
@@ -81,9 +85,10 @@ async def one_run(env: dict[str, str], args: argparse.Namespace, workdir: Path) 
     try:
         await daemon.wait_for("daemon.ready", timeout=60)
         deadline = time.monotonic() + 60
-        while await conn.fetchval(
-            "SELECT count(*) FROM monitor_state WHERE state->>'status' = 'up'"
-        ) < args.monitors + args.flapping:
+        while (
+            await conn.fetchval("SELECT count(*) FROM monitor_state WHERE state->>'status' = 'up'")
+            < args.monitors + args.flapping
+        ):
             if time.monotonic() > deadline:
                 raise RuntimeError("the monitors did not all come up within 60 s")
             await asyncio.sleep(0.2)
@@ -92,8 +97,13 @@ async def one_run(env: dict[str, str], args: argparse.Namespace, workdir: Path) 
         killed_at = time.time()
         flips: dict[str, list[tuple[str, float]]] = {name: [] for name in flappers}
         twice = flappers[: len(flappers) // 2]
-        script = [(0.15, flappers, 500), (0.35, twice, 200), (0.5, flappers[len(twice):], 200), (0.6, twice, 500),
-                  (0.8, twice, 200)]
+        script = [
+            (0.15, flappers, 500),
+            (0.35, twice, 200),
+            (0.5, flappers[len(twice) :], 200),
+            (0.6, twice, 500),
+            (0.8, twice, 200),
+        ]
         for share, names, status in script:
             await asyncio.sleep(max(0.0, share * args.outage - (time.time() - killed_at)))
             for name in names:
@@ -163,11 +173,15 @@ def main() -> None:
         load = Path("/proc/loadavg").read_text().split()[:3]
         figures = asyncio.run(one_run(env, args, workdir))
         runs.append(figures)
-        print(f"run {index + 1} (load {' '.join(load)}): " + ", ".join(
-            f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in figures.items()
-        ), flush=True)
-    print(f"\nmedians of {len(runs)} runs, {args.monitors} + {args.flapping} flapping monitors at 1 s, "
-          f"{args.outage:g} s without a broker:")
+        print(
+            f"run {index + 1} (load {' '.join(load)}): "
+            + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in figures.items()),
+            flush=True,
+        )
+    print(
+        f"\nmedians of {len(runs)} runs, {args.monitors} + {args.flapping} flapping monitors at 1 s, "
+        f"{args.outage:g} s without a broker:"
+    )
     for key in runs[0]:
         values = [r[key] for r in runs if r[key] is not None]
         if values:

@@ -43,7 +43,9 @@ PAGES = ("/partials/monitors", "/", "/monitors/1", "/monitors/1?range=30d", "/st
 def services_env() -> dict[str, str]:
     script = str(ROOT / "scripts" / "services")
     subprocess.run([sys.executable, script, "up"], check=True, capture_output=True)
-    return json.loads(subprocess.run([sys.executable, script, "env", "--json"], check=True, capture_output=True, text=True).stdout)
+    return json.loads(
+        subprocess.run([sys.executable, script, "env", "--json"], check=True, capture_output=True, text=True).stdout
+    )
 
 
 async def seed(pool: asyncpg.Pool, monitors: int, days: int) -> int:
@@ -54,7 +56,8 @@ async def seed(pool: asyncpg.Pool, monitors: int, days: int) -> int:
     await pool.execute(
         "INSERT INTO monitors (owner_id, name, target, interval_s, timeout_s) "
         "SELECT $1, 'monitor ' || n, 'https://m' || n || '.example/', 60, 10 FROM generate_series(1, $2) n",
-        owner, monitors,
+        owner,
+        monitors,
     )
     await pool.execute(
         "INSERT INTO status_pages (owner_id, slug, title, published, monitor_ids) "
@@ -72,7 +75,9 @@ async def seed(pool: asyncpg.Pool, monitors: int, days: int) -> int:
         days * 1440,
     )
     await pool.execute("ANALYZE")
-    print(f"seeded {monitors:,} monitors x {days} days: {monitors * days * 1440:,} checks in {time.perf_counter() - started:.1f} s")
+    print(
+        f"seeded {monitors:,} monitors x {days} days: {monitors * days * 1440:,} checks in {time.perf_counter() - started:.1f} s"
+    )
     return owner
 
 
@@ -103,8 +108,14 @@ async def time_inserts(pool: asyncpg.Pool, batches: int) -> None:
         times = []
         for _ in range(batches):
             results = [
-                CheckResult(monitor_id=monitor_ids[i % len(monitor_ids)], region="eu", checked_at_ms=base + i,
-                            scheduled_at_ms=base + i, status=CheckStatus.UP, response_time_ms=30.0)
+                CheckResult(
+                    monitor_id=monitor_ids[i % len(monitor_ids)],
+                    region="eu",
+                    checked_at_ms=base + i,
+                    scheduled_at_ms=base + i,
+                    status=CheckStatus.UP,
+                    response_time_ms=30.0,
+                )
                 for i in range(2000)
             ]
             base += 2000

@@ -28,7 +28,9 @@ from pathlib import Path
 from aiohttp import web
 
 ROOT = Path(__file__).resolve().parent.parent
-BOLD, RED, GREEN, DIM, RESET = ("\033[1m", "\033[31m", "\033[32m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("",) * 5
+BOLD, RED, GREEN, DIM, RESET = (
+    ("\033[1m", "\033[31m", "\033[32m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("",) * 5
+)
 DEMO_USER, DEMO_PASSWORD = "demo", "uptimed-demo"
 
 
@@ -62,7 +64,9 @@ async def main(args: argparse.Namespace) -> int:
     notified: asyncio.Queue[dict] = asyncio.Queue()
 
     async def shop_page(_: web.Request) -> web.Response:
-        return web.Response(status=shop["status"], text="Welcome to the demo shop" if shop["status"] == 200 else "Internal error")
+        return web.Response(
+            status=shop["status"], text="Welcome to the demo shop" if shop["status"] == 200 else "Internal error"
+        )
 
     async def webhook(request: web.Request) -> web.Response:
         body = await request.json()
@@ -88,17 +92,18 @@ async def main(args: argparse.Namespace) -> int:
     folder = Path(os.environ.get("UPTIMED_DATA_DIR", ROOT / ".data")) / "demo"
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "uptimed.toml"
-    config.write_text(textwrap.dedent(f"""\
+    config.write_text(
+        textwrap.dedent(f"""\
         # Written by scripts/demo.py
         [database]
-        dsn = "{env['UPTIMED_DATABASE__DSN']}"
+        dsn = "{env["UPTIMED_DATABASE__DSN"]}"
 
         [redis]
-        url = "{env['UPTIMED_REDIS__URL']}"
+        url = "{env["UPTIMED_REDIS__URL"]}"
         key_prefix = "demo:"
 
         [kafka]
-        bootstrap_servers = ["{env['UPTIMED_KAFKA__BOOTSTRAP_SERVERS']}"]
+        bootstrap_servers = ["{env["UPTIMED_KAFKA__BOOTSTRAP_SERVERS"]}"]
         evaluator_group = "demo-evaluator"
         notification_group = "demo-notification-group"
         topics = {{ checks = "demo.checks", events = "demo.website.events", dead_letters = "demo.dead-letters" }}
@@ -126,17 +131,24 @@ async def main(args: argparse.Namespace) -> int:
         key = "console"
         type = "webhook"
         config = {{ webhookUrl = "http://127.0.0.1:{hook_port}/hook" }}
-        """))
+        """)
+    )
     say(f"config written to {config}")
     say(f"the shop answers on http://127.0.0.1:{shop_port}/ ; notifications go to http://127.0.0.1:{hook_port}/hook")
     clean_env = {k: v for k, v in os.environ.items() if not k.startswith("UPTIMED_")}
     uptimed = [sys.executable, "-m", "uptimed"]
     # The config's [[monitors]] create the user too; creating it first lets us give it a password.
     # (It exists already from an earlier demo: that failure is fine.)
-    await run([*uptimed, "user", "create", DEMO_USER, "--email", "demo@example.com", "-c", str(config)],
-              env=clean_env, check=False)
-    await run([*uptimed, "user", "passwd", DEMO_USER, "--password-stdin", "-c", str(config)],
-              env=clean_env, input=DEMO_PASSWORD + "\n")
+    await run(
+        [*uptimed, "user", "create", DEMO_USER, "--email", "demo@example.com", "-c", str(config)],
+        env=clean_env,
+        check=False,
+    )
+    await run(
+        [*uptimed, "user", "passwd", DEMO_USER, "--password-stdin", "-c", str(config)],
+        env=clean_env,
+        input=DEMO_PASSWORD + "\n",
+    )
     say(f"{BOLD}the dashboard: http://127.0.0.1:{api_port}/{RESET} (sign in as {DEMO_USER} / {DEMO_PASSWORD})")
     daemon = await asyncio.create_subprocess_exec(*uptimed, "run", "-c", str(config), env=clean_env)
     try:
@@ -150,8 +162,11 @@ async def main(args: argparse.Namespace) -> int:
         say(f"{GREEN}the shop is fixed{RESET}: uptimed calls it up after 2 good checks")
         second = await asyncio.wait_for(notified.get(), 60)
         ok = first["event"] == "website.down" and second["event"] == "website.up"
-        say("done: one down and one up notification, each delivered once and recorded in notification_log"
-            if ok else f"unexpected notifications: {first['event']}, {second['event']}")
+        say(
+            "done: one down and one up notification, each delivered once and recorded in notification_log"
+            if ok
+            else f"unexpected notifications: {first['event']}, {second['event']}"
+        )
         if args.stay:
             say(f"uptimed keeps running: http://127.0.0.1:{api_port}/ ; Ctrl-C to stop")
             await daemon.wait()

@@ -80,8 +80,8 @@ def _with_database(dsn: str, name: str) -> str:
 @pytest.fixture(scope="session")
 async def template_database(services: dict[str, str]) -> AsyncIterator[str]:
     """A database with the schema applied once; each test clones it."""
-    from uptimed.store.database import connect, migrate
     from uptimed.config import DatabaseSettings
+    from uptimed.store.database import connect, migrate
 
     admin_dsn = services["UPTIMED_DATABASE__DSN"]
     name = f"uptimed_template_{os.getpid()}"

@@ -12,12 +12,12 @@ import subprocess
 import sys
 import time
 import uuid
-from functools import cache
-from types import ModuleType
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from aiohttp import web
@@ -168,7 +168,9 @@ class EventReader:
             e for e in self.events if e.get("type") == type_ and (reminder is None or e.get("reminder") == reminder)
         ]
 
-    async def wait_for(self, type_: str, *, count: int = 1, reminder: bool | None = None, timeout: float = 30.0) -> list[dict[str, Any]]:
+    async def wait_for(
+        self, type_: str, *, count: int = 1, reminder: bool | None = None, timeout: float = 30.0
+    ) -> list[dict[str, Any]]:
         async def wait() -> None:
             async with self._changed:
                 await self._changed.wait_for(lambda: len(self.of(type_, reminder=reminder)) >= count)
@@ -265,8 +267,15 @@ class DaemonProcess:
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("UPTIMED_")}
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "uptimed", "run", "-c", str(self.config),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env={**env, **self.env},
+            sys.executable,
+            "-m",
+            "uptimed",
+            "run",
+            "-c",
+            str(self.config),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env={**env, **self.env},
         )
         self._changed = asyncio.Condition()
         self._reader = asyncio.create_task(self._read())
@@ -295,9 +304,7 @@ class DaemonProcess:
         import asyncio
 
         def match() -> list[dict[str, Any]]:
-            return [
-                line for line in self.events(name) if all(line.get(k) == v for k, v in fields.items())
-            ]
+            return [line for line in self.events(name) if all(line.get(k) == v for k, v in fields.items())]
 
         async def condition() -> dict[str, Any]:
             async with self._changed:
@@ -347,13 +354,19 @@ class KafkaCluster:
     async def services(self, *args: str, check: bool = True) -> tuple[int, str]:
         """Run ``scripts/services ARGS`` for this cluster: its exit code and output (stdout, then stderr)."""
         process = await asyncio.create_subprocess_exec(
-            sys.executable, str(SERVICES), *args, env={**os.environ, **self.env},
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            str(SERVICES),
+            *args,
+            env={**os.environ, **self.env},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         out, err = await process.communicate()
         assert process.returncode is not None
         if check and process.returncode != 0:
-            raise AssertionError(f"scripts/services {' '.join(args)} exited {process.returncode}: {err.decode()}{out.decode()}")
+            raise AssertionError(
+                f"scripts/services {' '.join(args)} exited {process.returncode}: {err.decode()}{out.decode()}"
+            )
         return process.returncode, out.decode() + err.decode()
 
     async def kill(self, node_id: int) -> None:
@@ -473,6 +486,7 @@ class WebhookReceiver:
 
     async def wait_for(self, path: str | None, count: int = 1, *, timeout: float = 30.0) -> list[Request]:
         """The requests to ``path`` (None: to any path) once there are ``count``."""
+
         def arrived() -> list[Request]:
             return self.requests if path is None else self.to(path)
 
@@ -511,7 +525,8 @@ async def add_monitor(pool: Any, *, username: str = "owner", name: str = "m") ->
     monitor = await pool.fetchval(
         "INSERT INTO monitors (owner_id, name, target, interval_s, timeout_s) "
         "VALUES ($1, $2, 'https://m.example/', 60, 10) RETURNING id",
-        owner, name,
+        owner,
+        name,
     )
     return owner, monitor
 

@@ -14,8 +14,14 @@ from uptimed.store import checks, monitors
 
 def result(monitor: int, at: datetime, status: str, ms: float | None = 50.0, region: str = "eu") -> CheckResult:
     at_ms = int(at.timestamp() * 1000)
-    return CheckResult(monitor_id=monitor, region=region, status=CheckStatus(status), response_time_ms=ms,
-                       checked_at_ms=at_ms, scheduled_at_ms=at_ms)
+    return CheckResult(
+        monitor_id=monitor,
+        region=region,
+        status=CheckStatus(status),
+        response_time_ms=ms,
+        checked_at_ms=at_ms,
+        scheduled_at_ms=at_ms,
+    )
 
 
 async def store(pool: asyncpg.Pool, results: list[CheckResult]) -> None:
@@ -36,7 +42,9 @@ async def test_each_stored_check_is_counted_once_in_its_hour(pool: asyncpg.Pool)
     await store(pool, batch)
     await store(pool, batch[:3])  # redelivered: already stored, so not counted again
 
-    rows = await pool.fetch("SELECT region, hour, checks, up, up_ms_sum, up_ms_count FROM check_hours ORDER BY hour, region")
+    rows = await pool.fetch(
+        "SELECT region, hour, checks, up, up_ms_sum, up_ms_count FROM check_hours ORDER BY hour, region"
+    )
     assert [tuple(r) for r in rows] == [
         ("eu", hour, 3, 2, 100.0, 2),  # the down check's time is not a response time
         ("us", hour, 1, 1, 70.0, 1),
@@ -51,7 +59,9 @@ async def test_uptime_windows_read_from_the_hours_match_the_checks(pool: asyncpg
     batch = []
     for n in range(10 * 144):
         at = now - timedelta(minutes=10 * n + 1)
-        down = timedelta(days=2) < now - at <= timedelta(days=3) or timedelta(minutes=61) < now - at <= timedelta(minutes=121)
+        down = timedelta(days=2) < now - at <= timedelta(days=3) or timedelta(minutes=61) < now - at <= timedelta(
+            minutes=121
+        )
         batch.append(result(monitor, at, "down" if down else "up"))
     await store(pool, batch)
 

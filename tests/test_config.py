@@ -33,7 +33,11 @@ def test_example_config_loads_and_documents_every_key() -> None:
 
 
 def test_ok_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = check(tmp_path, '[probe]\nregions = ["eu", "us"]\n[[monitors]]\nowner = "a"\nname = "x"\ntarget = "http://x/"\n', capsys)
+    code, out, _ = check(
+        tmp_path,
+        '[probe]\nregions = ["eu", "us"]\n[[monitors]]\nowner = "a"\nname = "x"\ntarget = "http://x/"\n',
+        capsys,
+    )
     assert code == 0
     assert out.strip().endswith("OK (1 monitor, 0 integrations, regions: eu, us)")
 
@@ -90,14 +94,26 @@ def test_monitor_errors_point_into_the_right_table(tmp_path: Path, capsys: pytes
     ("monitor", "key", "reason"),
     [
         ('target = "ftp://a/"', "monitors[0]", "needs an http:// or https:// URL"),
-        ('target = "http://a/"\ninterval = 5\ntimeout = 10', "monitors[0]", "timeout (10 s) is longer than interval (5 s)"),
+        (
+            'target = "http://a/"\ninterval = 5\ntimeout = 10',
+            "monitors[0]",
+            "timeout (10 s) is longer than interval (5 s)",
+        ),
         ('target = "http://a/"\nquorum = 3', "monitors[0].quorum", "quorum 3 is more than its 2 regions"),
         ('target = "http://a/"\nregions = ["mars"]', "monitors[0].regions", "unknown region 'mars'"),
         ('kind = "tcp"\ntarget = "db.internal"', "monitors[0]", "a tcp monitor needs host:port"),
-        ('target = "http://a/"\n[monitors.http]\naccepted_statuses = ["2xx"]', "monitors[0].http.accepted_statuses", "expected a status code or range"),
+        (
+            'target = "http://a/"\n[monitors.http]\naccepted_statuses = ["2xx"]',
+            "monitors[0].http.accepted_statuses",
+            "expected a status code or range",
+        ),
         # The API's and the pages' rules too (uptimed.rules.monitors).
         ('target = "http://a/"\nrepeat_interval = "60d"', "monitors[0].repeat_interval", "must be at most 30 days"),
-        ('target = "http://a/"\nregions = ["eu"]\nquorum = 2', "monitors[0].quorum", "quorum 2 is more than its 1 regions"),
+        (
+            'target = "http://a/"\nregions = ["eu"]\nquorum = 2',
+            "monitors[0].quorum",
+            "quorum 2 is more than its 1 regions",
+        ),
     ],
 )
 def test_invalid_monitor_values_are_rejected_with_key_and_reason(

@@ -65,7 +65,9 @@ async def test_topics_managed_elsewhere_are_not_created(stack: Stack, start_daem
     assert await daemon.stop() == 0
 
 
-async def test_a_bad_integration_in_the_file_stops_run_with_the_check_config_message(stack: Stack, start_daemon) -> None:
+async def test_a_bad_integration_in_the_file_stops_run_with_the_check_config_message(
+    stack: Stack, start_daemon
+) -> None:
     bad = '[[integrations]]\nowner = "a"\nkey = "k"\ntype = "slack"\nconfig = { webhookUrl = "not a url" }\n'
     daemon = await start_daemon(stack.toml(bad), wait_ready=False)
     assert await daemon.process.wait() == 2

@@ -24,7 +24,10 @@ pytestmark = pytest.mark.kafka
 def test_demo_shows_down_then_up(services) -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "demo.py"), "--down-after", "2", "--down-for", "2"],
-        capture_output=True, text=True, timeout=180, check=False,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     down = result.stdout.index(">>> notification: website.down")
@@ -36,7 +39,9 @@ def test_demo_shows_down_then_up(services) -> None:
 def test_stopping_the_demo_stops_uptimed_too(services) -> None:
     demo = subprocess.Popen(
         [sys.executable, str(ROOT / "scripts" / "demo.py"), "--down-after", "1", "--down-for", "1", "--stay"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         for line in demo.stdout:  # blocks until the demo says uptimed keeps running
@@ -78,11 +83,15 @@ def fresh_broker(services: dict[str, str]) -> Iterator[dict[str, str]]:
         "UPTIMED_KAFKA_PORT": str(free_port()),
         "UPTIMED_KAFKA_CONTROLLER_PORT": str(free_port()),
     }
-    subprocess.run([sys.executable, str(SERVICES), "up", "kafka"], env=env, check=True, capture_output=True, timeout=180)
+    subprocess.run(
+        [sys.executable, str(SERVICES), "up", "kafka"], env=env, check=True, capture_output=True, timeout=180
+    )
     try:
         yield env
     finally:
-        subprocess.run([sys.executable, str(SERVICES), "down", "kafka"], env=env, check=False, capture_output=True, timeout=120)
+        subprocess.run(
+            [sys.executable, str(SERVICES), "down", "kafka"], env=env, check=False, capture_output=True, timeout=120
+        )
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -90,7 +99,11 @@ def test_the_demo_on_a_broker_that_never_ran_prints_no_error_line(fresh_broker: 
     # A fresh clone's first `make demo`: the consumer groups meet a broker whose offsets topic does not exist yet.
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "demo.py"), "--down-after", "2", "--down-for", "2"],
-        capture_output=True, text=True, timeout=180, check=False, env=fresh_broker,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        env=fresh_broker,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]

@@ -86,7 +86,9 @@ def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     assert here.exists(), f"{here}: uptimed is not installed in the test environment"
     unit = tmp_path / "uptimed.service"
     unit.write_text(UNIT.read_text().replace(UNIT_UPTIMED, str(here)))
-    result = subprocess.run([systemd_analyze(), "verify", str(unit)], capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [systemd_analyze(), "verify", str(unit)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr + result.stdout
 
 
@@ -95,7 +97,10 @@ def test_unit_is_hardened(tmp_path: Path) -> None:
     unit.write_text(UNIT.read_text().replace(UNIT_UPTIMED, "/bin/true"))
     result = subprocess.run(
         [systemd_analyze(), "security", "--offline=yes", "--no-pager", str(unit)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     match = re.search(r"Overall exposure level for uptimed\.service: ([\d.]+)", result.stdout)
     assert match, result.stdout + result.stderr
@@ -123,11 +128,21 @@ def test_unit_matches_what_the_daemon_does() -> None:
     assert (service["User"], service["Group"]) == ("uptimed", "uptimed")
     assert int(service["LimitNOFILE"]) >= 4 * ProbeSettings.model_fields["concurrency"].default
     for key, value in {
-        "NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes", "PrivateTmp": "yes",
-        "PrivateDevices": "yes", "ProtectKernelTunables": "yes", "ProtectKernelModules": "yes",
-        "ProtectKernelLogs": "yes", "ProtectControlGroups": "yes", "RestrictNamespaces": "yes",
-        "LockPersonality": "yes", "MemoryDenyWriteExecute": "yes", "SystemCallArchitectures": "native",
-        "CapabilityBoundingSet": "", "StateDirectory": "uptimed",
+        "NoNewPrivileges": "yes",
+        "ProtectSystem": "strict",
+        "ProtectHome": "yes",
+        "PrivateTmp": "yes",
+        "PrivateDevices": "yes",
+        "ProtectKernelTunables": "yes",
+        "ProtectKernelModules": "yes",
+        "ProtectKernelLogs": "yes",
+        "ProtectControlGroups": "yes",
+        "RestrictNamespaces": "yes",
+        "LockPersonality": "yes",
+        "MemoryDenyWriteExecute": "yes",
+        "SystemCallArchitectures": "native",
+        "CapabilityBoundingSet": "",
+        "StateDirectory": "uptimed",
         "RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX",
     }.items():
         assert service.get(key) == value, f"{key}={service.get(key)!r}, expected {value!r}"
@@ -159,7 +174,7 @@ def test_production_kafka_example_is_valid_once_uncommented() -> None:
     from uptimed.config import KafkaSettings
 
     text = (ROOT / "config.example.toml").read_text()
-    section = text[text.index("\n# [kafka]\n") + 1:]
+    section = text[text.index("\n# [kafka]\n") + 1 :]
     uncommented = [re.sub(r"^# ?", "", line) for line in section.splitlines()]
     kafka = KafkaSettings(**tomllib.loads("\n".join(uncommented))["kafka"])
     assert (kafka.replication_factor, kafka.min_insync_replicas) == (3, 2)
@@ -221,7 +236,12 @@ def sandbox_spec(tool: str) -> dict[str, Any]:
 
 
 class _ArgCmp(ctypes.Structure):
-    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int), ("datum_a", ctypes.c_uint64), ("datum_b", ctypes.c_uint64)]
+    _fields_ = [
+        ("arg", ctypes.c_uint),
+        ("op", ctypes.c_int),
+        ("datum_a", ctypes.c_uint64),
+        ("datum_b", ctypes.c_uint64),
+    ]
 
 
 _ALLOW = 0x7FFF0000
@@ -253,7 +273,11 @@ def enter_sandbox(spec: dict[str, Any]) -> None:
     lib.seccomp_init.argtypes = [ctypes.c_uint32]
     lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
     lib.seccomp_rule_add_array.argtypes = [
-        ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint, ctypes.POINTER(_ArgCmp)
+        ctypes.c_void_p,
+        ctypes.c_uint32,
+        ctypes.c_int,
+        ctypes.c_uint,
+        ctypes.POINTER(_ArgCmp),
     ]
     lib.seccomp_load.argtypes = [ctypes.c_void_p]
     lib.seccomp_release.argtypes = [ctypes.c_void_p]
@@ -371,22 +395,31 @@ async def test_installed_daemon_runs_under_the_units_sandbox(
     # What systemd passes (less USER/HOME of the uptimed user); WATCHDOG_USEC
     # is 1 s instead of the unit's 30 s so that pings come quickly.
     env = {
-        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
-        "NOTIFY_SOCKET": str(notify_socket.path), "WATCHDOG_USEC": "1000000", **environment_file,
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "LANG": "C.UTF-8",
+        "NOTIFY_SOCKET": str(notify_socket.path),
+        "WATCHDOG_USEC": "1000000",
+        **environment_file,
     }
     state = tmp_path / "state"
     state.mkdir()
 
     check = await asyncio.create_subprocess_exec(
-        *command(directives["Service.ExecStartPre"]), cwd=state, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        *command(directives["Service.ExecStartPre"]),
+        cwd=state,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     checked = (await asyncio.wait_for(check.communicate(), 120))[0].decode()
     assert check.returncode == 0 and ": OK (1 monitor" in checked, checked
 
     process = await asyncio.create_subprocess_exec(
-        *command(directives["Service.ExecStart"]), cwd=state, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        *command(directives["Service.ExecStart"]),
+        cwd=state,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     try:
         ready = await notify_socket.until("READY", timeout=_seconds(directives["Service.TimeoutStartSec"]))
@@ -478,8 +511,15 @@ def dockerignored(relative: str, patterns: list[str]) -> bool:
         negate = pattern.startswith("!")
         glob = pattern.removeprefix("!").strip("/")
         regex = "".join(
-            "(.*/)?" if token == "**/" else ".*" if token == "**" else "[^/]*" if token == "*"
-            else "[^/]" if token == "?" else re.escape(token)
+            "(.*/)?"
+            if token == "**/"
+            else ".*"
+            if token == "**"
+            else "[^/]*"
+            if token == "*"
+            else "[^/]"
+            if token == "?"
+            else re.escape(token)
             for token in re.findall(r"\*\*/|\*\*|\*|\?|[^*?]+", glob)
         )
         if any(re.fullmatch(regex, candidate) for candidate in candidates):
@@ -492,7 +532,8 @@ def test_docker_build_context_builds_the_wheel(dockerfile: Any, tmp_path: Path) 
     from tests.test_packaging import build_wheel
 
     patterns = [
-        line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
     assert dockerignored(".data/postgres/data/PG_VERSION", patterns)
@@ -584,7 +625,9 @@ def test_image_entry_command_works_from_a_plain_virtualenv(
     env = {**installed.env(), **{k: v for k, v in dockerfile.envs.items() if k.startswith("UPTIMED_")}}
     env["UPTIMED_CONFIG"] = str(config)
 
-    usage = subprocess.run([*argv, "--help"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
+    usage = subprocess.run(
+        [*argv, "--help"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+    )
     assert usage.returncode == 0 and "run the daemon" in usage.stdout, usage.stderr
     # The image's default config path (UPTIMED_CONFIG), with the environment compose gives uptimed.
     compose = _compose()
@@ -637,7 +680,7 @@ def test_compose_runs_uptimed_with_postgres_redis_and_kafka_in_kraft_mode(monkey
     assert (COMPOSE.parent / uptimed["build"]["context"] / uptimed["build"]["dockerfile"]).resolve() == DOCKERFILE
     assert uptimed["depends_on"] == {name: {"condition": "service_healthy"} for name in ("postgres", "redis", "kafka")}
     mounts = [volume.split(":") for volume in uptimed["volumes"]]
-    (source, _, mode), = [m for m in mounts if m[1] == IMAGE_CONFIG]
+    ((source, _, mode),) = [m for m in mounts if m[1] == IMAGE_CONFIG]
     assert mode == "ro"
     assert _seconds(uptimed["stop_grace_period"]) > STOP_GRACE_S
 

@@ -70,7 +70,8 @@ async def test_a_broker_outage_neither_stops_checking_nor_loses_or_doubles_an_al
         async def all_up() -> bool:
             return await conn.fetchval(
                 "SELECT count(*) FROM monitor_state s JOIN monitors m ON m.id = s.monitor_id"
-                " WHERE m.name = ANY($1::text[]) AND s.state->>'status' = 'up'", flappers
+                " WHERE m.name = ANY($1::text[]) AND s.state->>'status' = 'up'",
+                flappers,
             ) == len(flappers)
 
         await eventually(all_up, timeout=60)
@@ -125,7 +126,9 @@ async def test_a_broker_outage_neither_stops_checking_nor_loses_or_doubles_an_al
                 assert event["lateReason"] == "the message bus was unavailable"
                 assert event["detectedAt"] / 1000 >= restarted_at
             # downtime from check times: within one interval of the outage the target really had
-            real = [up_at - down_at for (_, down_at), (_, up_at) in zip(flips[name][::2], flips[name][1::2], strict=True)]
+            real = [
+                up_at - down_at for (_, down_at), (_, up_at) in zip(flips[name][::2], flips[name][1::2], strict=True)
+            ]
             told = [e["downtimeSeconds"] for e in mine if e["type"] == "website.up"]
             assert all(abs(t - r) <= 1.0 for t, r in zip(told, real, strict=True)), (name, told, real)
         assert not any(d["data"]["name"].startswith("s") for d in sent)
@@ -186,7 +189,9 @@ async def test_a_dead_region_does_not_blind_a_quorum_monitor_and_its_silence_sho
         # The dashboard says so.
         from uptimed.passwords import hash_password
 
-        await conn.execute("UPDATE users SET password_hash = $1 WHERE username = 'alice'", hash_password("long enough pw"))
+        await conn.execute(
+            "UPDATE users SET password_hash = $1 WHERE username = 'alice'", hash_password("long enough pw")
+        )
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{eu_port}", follow_redirects=False) as client:
             page = await client.get("/login")
             token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]

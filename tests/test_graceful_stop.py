@@ -54,7 +54,7 @@ async def test_a_check_in_flight_finishes_and_is_published(topics: Stack, start_
         assert await asyncio.wait_for(daemon.process.wait(), 30) == 0
         await daemon._reader
         names = [line.get("event") for line in daemon.lines]
-        assert "probe.checked" in names[names.index("daemon.stopping"):], "the check in flight was abandoned"
+        assert "probe.checked" in names[names.index("daemon.stopping") :], "the check in flight was abandoned"
         [record] = await checks.wait_records(1)
         assert json.loads(record.value)["status"] == "up"
         client = aioredis.from_url(stack.redis_url)

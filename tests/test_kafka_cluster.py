@@ -24,7 +24,9 @@ from uptimed.bus.kafka import partition_of
 @pytest.fixture
 def cluster_stack(kafka_cluster: KafkaCluster, stack: Stack) -> Stack:
     """This test's names and database, with Kafka on the cluster."""
-    return Stack(dsn=stack.dsn, redis_url=stack.redis_url, bootstrap=kafka_cluster.bootstrap, prefix=f"c{uuid.uuid4().hex[:10]}")
+    return Stack(
+        dsn=stack.dsn, redis_url=stack.redis_url, bootstrap=kafka_cluster.bootstrap, prefix=f"c{uuid.uuid4().hex[:10]}"
+    )
 
 
 async def topic_config(bootstrap: str, topic: str, name: str) -> str:
@@ -100,7 +102,9 @@ async def test_a_killed_leader_is_replaced_writes_go_on_and_it_catches_up_after_
         assert code == 1 and f"degraded, node {leader} of 3 down" in status
 
         await kafka_cluster.start(leader)
-        assert (await kafka_cluster.services("status", "kafka"))[1].startswith(f"kafka: {kafka_version()} running, 3 brokers")
+        assert (await kafka_cluster.services("status", "kafka"))[1].startswith(
+            f"kafka: {kafka_version()} running, 3 brokers"
+        )
         await kafka_cluster.wait_in_sync(topic)
         await producer.send_and_wait(topic, b"after", partition=0)
     finally:

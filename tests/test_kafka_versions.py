@@ -30,8 +30,15 @@ def api_versions(release: str) -> dict[int, tuple[int, int]]:
 
 @pytest.mark.parametrize(
     ("recorded", "told"),
-    [("3.8.1", "older than 3.9"), ("3.9.1", "3.9"), ("4.0.2", "4.0"), ("4.1.2", "4.1"), ("4.2.1", "4.2"),
-     ("4.3.1", "4.3"), ("4.4.0", "4.4 or newer")],
+    [
+        ("3.8.1", "older than 3.9"),
+        ("3.9.1", "3.9"),
+        ("4.0.2", "4.0"),
+        ("4.1.2", "4.1"),
+        ("4.2.1", "4.2"),
+        ("4.3.1", "4.3"),
+        ("4.4.0", "4.4 or newer"),
+    ],
 )
 def test_each_recorded_broker_is_told_apart_by_its_api_versions(recorded: str, told: str) -> None:
     from uptimed.bus.kafka import BrokerRelease
@@ -53,7 +60,10 @@ def check_config(path: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("UPTIMED_")}
     return subprocess.run(
         [sys.executable, "-m", "uptimed", "check-config", "--connect", str(path)],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -86,8 +96,10 @@ def unsupported_broker(services: dict[str, str]) -> Iterator[str]:
     """A Kafka 3.8 broker of its own (UPTIMED_KAFKA_PORT + 40), stopped afterwards."""
     port = int(os.environ.get("UPTIMED_KAFKA_PORT", "59092")) + 40
     env = {
-        **os.environ, "UPTIMED_KAFKA_VERSION": UNSUPPORTED_KAFKA,
-        "UPTIMED_KAFKA_PORT": str(port), "UPTIMED_KAFKA_CONTROLLER_PORT": str(port + 1),
+        **os.environ,
+        "UPTIMED_KAFKA_VERSION": UNSUPPORTED_KAFKA,
+        "UPTIMED_KAFKA_PORT": str(port),
+        "UPTIMED_KAFKA_CONTROLLER_PORT": str(port + 1),
         "UPTIMED_KAFKA_HEAP": "-Xms128m -Xmx384m",
     }
     subprocess.run([sys.executable, str(SERVICES), "up", "kafka"], env=env, check=True, cwd=ROOT)

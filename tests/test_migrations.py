@@ -228,11 +228,13 @@ async def fill(conn: asyncpg.Connection, version: int) -> None:
     bob = await conn.fetchval("INSERT INTO users (username, email) VALUES ('bob', 'bob@localhost') RETURNING id")
     await conn.execute(
         "INSERT INTO api_tokens (user_id, name, prefix, token_hash, last_used_at) VALUES ($1, 'ci', 'upt_abcd', $2, now())",
-        alice, b"\x01" * 32,
+        alice,
+        b"\x01" * 32,
     )
     await conn.execute(
         "INSERT INTO api_tokens (user_id, prefix, token_hash, revoked_at) VALUES ($1, 'upt_efgh', $2, now())",
-        bob, b"\x02" * 32,
+        bob,
+        b"\x02" * 32,
     )
     a = await conn.fetchval(
         """
@@ -286,7 +288,9 @@ async def fill(conn: asyncpg.Connection, version: int) -> None:
         VALUES ('0b0f7f0e-0000-4000-8000-000000000001', 'website.down', $1, $2, $3, 'SENT', 1, '{}', NULL, now()),
                ('0b0f7f0e-0000-4000-8000-000000000002', 'website.up', $1, $2, $3, 'FAILED', 6, '{}', 'HTTP 500', NULL)
         """,
-        hook, alice, a,
+        hook,
+        alice,
+        a,
     )
     await conn.execute(
         """
@@ -305,11 +309,13 @@ async def fill(conn: asyncpg.Connection, version: int) -> None:
             INSERT INTO web_sessions (token_hash, user_id, csrf_token, notice, expires_at)
             VALUES ($1, $2, 'csrf', 'Saved “a”.', now() + interval '14 days')
             """,
-            b"\x03" * 32, alice,
+            b"\x03" * 32,
+            alice,
         )
         await conn.execute(
             "INSERT INTO status_pages (owner_id, slug, title, published, monitor_ids) VALUES ($1, 'alice', 'Alice', true, $2)",
-            alice, [a],
+            alice,
+            [a],
         )
 
 
@@ -374,7 +380,8 @@ async def test_a_database_of_each_past_version_upgrades_keeping_every_row(
     later = [s.name for s in steps()[version:]]
     assert [line.removeprefix("applied ") for line in out.splitlines() if line.startswith("applied ")] == later
     assert out.splitlines()[-1] == (
-        f"schema version {LATEST}: applied {len(later)} step{'s' * (len(later) != 1)}" if later
+        f"schema version {LATEST}: applied {len(later)} step{'s' * (len(later) != 1)}"
+        if later
         else f"schema version {LATEST}: already up to date"
     )
     assert kept(before, await rows(conn)) == {}
@@ -406,7 +413,9 @@ async def test_processes_migrating_at_once_apply_each_step_once(new_database: Ne
             tg.start_soon(one)
     assert sorted(name for applied in results for name in applied) == [s.name for s in steps()]
     conn = await asyncpg.connect(dsn)
-    assert [r[0] for r in await conn.fetch("SELECT version FROM schema_version ORDER BY 1")] == list(range(1, LATEST + 1))
+    assert [r[0] for r in await conn.fetch("SELECT version FROM schema_version ORDER BY 1")] == list(
+        range(1, LATEST + 1)
+    )
     await conn.close()
 
 

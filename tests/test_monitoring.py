@@ -32,8 +32,16 @@ async def events(topics: Stack) -> AsyncIterator[EventReader]:
 
 
 def monitor(url: str, name: str = "site", **fields: object) -> str:
-    values = {"owner": "alice", "name": name, "target": url, "interval": 1, "timeout": 0.5,
-              "failure_threshold": 3, "success_threshold": 2, **fields}
+    values = {
+        "owner": "alice",
+        "name": name,
+        "target": url,
+        "interval": 1,
+        "timeout": 0.5,
+        "failure_threshold": 3,
+        "success_threshold": 2,
+        **fields,
+    }
     body = "\n".join(f"{k} = {_toml(v)}" for k, v in values.items())
     return f"[[monitors]]\n{body}\n"
 
@@ -48,7 +56,9 @@ def _toml(value: object) -> str:
     return str(value)
 
 
-async def test_down_after_threshold_then_up_exactly_once(stack: Stack, target: Target, events: EventReader, start_daemon) -> None:
+async def test_down_after_threshold_then_up_exactly_once(
+    stack: Stack, target: Target, events: EventReader, start_daemon
+) -> None:
     daemon = await start_daemon(stack.toml(monitor(target.url())))
     await target.wait_hits(3, status=200)
 
@@ -100,7 +110,9 @@ async def test_region_quorum(stack: Stack, target: Target, events: EventReader, 
     assert len(events.of("website.down")) == 1
 
 
-async def test_reminders_while_down_and_none_after_up(stack: Stack, target: Target, events: EventReader, start_daemon) -> None:
+async def test_reminders_while_down_and_none_after_up(
+    stack: Stack, target: Target, events: EventReader, start_daemon
+) -> None:
     target.status = 500
     await start_daemon(stack.toml(monitor(target.url(), failure_threshold=1, success_threshold=1, repeat_interval=2)))
     [down] = await events.wait_for("website.down", reminder=False)
@@ -116,7 +128,9 @@ async def test_reminders_while_down_and_none_after_up(stack: Stack, target: Targ
     assert len(events.of("website.down", reminder=True)) == sent
 
 
-async def test_recovery_while_stopped_gives_one_up_after_restart(stack: Stack, target: Target, events: EventReader, start_daemon) -> None:
+async def test_recovery_while_stopped_gives_one_up_after_restart(
+    stack: Stack, target: Target, events: EventReader, start_daemon
+) -> None:
     config = stack.toml(monitor(target.url(), failure_threshold=2, success_threshold=2))
     target.status = 500
     first = await start_daemon(config)
@@ -207,7 +221,9 @@ async def test_unparseable_check_is_dead_lettered_and_the_partition_keeps_flowin
         await dead.stop()
 
 
-async def test_monitor_removed_from_the_file_is_disabled_not_deleted(stack: Stack, target: Target, start_daemon) -> None:
+async def test_monitor_removed_from_the_file_is_disabled_not_deleted(
+    stack: Stack, target: Target, start_daemon
+) -> None:
     first = await start_daemon(stack.toml(monitor(target.url("/a"), name="a") + monitor(target.url("/b"), name="b")))
     conn = await asyncpg.connect(stack.dsn)
     count_b = "SELECT count(*) FROM checks c JOIN monitors m ON m.id = c.monitor_id WHERE m.config_key = 'b'"

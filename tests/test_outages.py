@@ -107,9 +107,13 @@ def fault(name: str):
 
 @pytest.mark.parametrize(
     ("name", "service", "seconds"),
-    [("postgres", "postgresql", 3), ("redis", "redis", 3), ("kafka", "kafka", 3),
-     # Hung long enough for a batch deadline (8 s) and the probes' timeout to cut queries short.
-     ("postgres-hung", "postgresql", 8)],
+    [
+        ("postgres", "postgresql", 3),
+        ("redis", "redis", 3),
+        ("kafka", "kafka", 3),
+        # Hung long enough for a batch deadline (8 s) and the probes' timeout to cut queries short.
+        ("postgres-hung", "postgresql", 8),
+    ],
 )
 async def test_a_service_out_of_reach_is_named_then_every_part_works_again_without_residue(
     topics: Stack, target: Target, receiver: WebhookReceiver, start_daemon, name: str, service: str, seconds: float
@@ -136,8 +140,10 @@ async def test_a_service_out_of_reach_is_named_then_every_part_works_again_witho
     assert {line["event"] for line in loud(after)} <= {"service.back", "part.interrupted"}, loud(after)
     assert not [line for line in daemon.raw if any(text in line for text in RESIDUE)]
     assert len(loud(outage_lines)) <= 8, [line.get("event") for line in loud(outage_lines)]
-    print(f"{name}: {len(loud(outage_lines))} warning lines during the outage:",
-          sorted({str(line.get("event")) for line in loud(outage_lines)}))
+    print(
+        f"{name}: {len(loud(outage_lines))} warning lines during the outage:",
+        sorted({str(line.get("event")) for line in loud(outage_lines)}),
+    )
 
 
 async def test_broker_down_30_s_is_a_handful_of_lines(
@@ -154,9 +160,14 @@ async def test_broker_down_30_s_is_a_handful_of_lines(
         await alerts_again(target, receiver)
 
     lines = daemon.lines[before:]
-    about_it = [line for line in lines if line.get("service") == "kafka" or str(line.get("logger", "")).startswith("aiokafka")]
-    print(f"broker down 30 s: {len(about_it)} lines about it, {len(loud(lines))} at warning or above:",
-          [line["event"] for line in about_it], [line["event"] for line in loud(lines)])
+    about_it = [
+        line for line in lines if line.get("service") == "kafka" or str(line.get("logger", "")).startswith("aiokafka")
+    ]
+    print(
+        f"broker down 30 s: {len(about_it)} lines about it, {len(loud(lines))} at warning or above:",
+        [line["event"] for line in about_it],
+        [line["event"] for line in loud(lines)],
+    )
     assert len(about_it) <= 5 and len(loud(lines)) <= 6
     assert [line["event"] for line in about_it].count("service.back") == 1
     assert errors(lines) == []
@@ -180,4 +191,3 @@ async def frozen_postgres() -> AsyncIterator[None]:
     finally:
         for pid in pids:
             os.kill(pid, signal.SIGCONT)
-

@@ -56,8 +56,13 @@ class InstalledWheel:
     def run(self, *args: str | Path, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """``uptimed ARGS`` from the virtualenv, outside the source tree."""
         return subprocess.run(
-            [str(self.uptimed), *map(str, args)], cwd=cwd, env=self.env(),
-            capture_output=True, text=True, timeout=timeout, check=False,
+            [str(self.uptimed), *map(str, args)],
+            cwd=cwd,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
 
 
@@ -133,7 +138,8 @@ def test_wheel_holds_the_schema_package_data_and_channel_entry_points(installed:
             assert wheel.read(f"uptimed/migrations/{step.name}") == step.read_bytes()
         # Every file the package ships beside its modules (web assets among them) is in the wheel.
         data = {
-            p.relative_to(ROOT).as_posix() for p in (ROOT / "uptimed").rglob("*")
+            p.relative_to(ROOT).as_posix()
+            for p in (ROOT / "uptimed").rglob("*")
             if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts
         }
         assert data <= names, f"missing from the wheel: {sorted(data - names)}"
@@ -154,11 +160,21 @@ def test_installed_uptimed_runs_from_a_fresh_virtualenv(installed: InstalledWhee
 
     # The package imported is the installed one, and it finds its schema inside itself.
     where = subprocess.run(
-        [str(installed.python), "-c",
-         ("import uptimed, importlib.resources as r; from uptimed.store.database import schema_sql, steps;"
-          "print(uptimed.__file__); print(r.files('uptimed').joinpath('schema.sql').is_file());"
-          "print(len(schema_sql())); print(','.join(s.name for s in steps()))")],
-        cwd=tmp_path, env=installed.env(), capture_output=True, text=True, timeout=60, check=False,
+        [
+            str(installed.python),
+            "-c",
+            (
+                "import uptimed, importlib.resources as r; from uptimed.store.database import schema_sql, steps;"
+                "print(uptimed.__file__); print(r.files('uptimed').joinpath('schema.sql').is_file());"
+                "print(len(schema_sql())); print(','.join(s.name for s in steps()))"
+            ),
+        ],
+        cwd=tmp_path,
+        env=installed.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     module, packaged, length, step_names = where.stdout.split()
     assert Path(module).is_relative_to(installed.venv), module

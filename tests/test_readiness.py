@@ -23,12 +23,17 @@ BACKLOG = 40_000
 async def monitors_of_one_user(dsn: str, target: Target, count: int) -> list[int]:
     conn = await asyncpg.connect(dsn)
     try:
-        owner = await conn.fetchval("INSERT INTO users (username, email) VALUES ('load', 'load@example.com') RETURNING id")
+        owner = await conn.fetchval(
+            "INSERT INTO users (username, email) VALUES ('load', 'load@example.com') RETURNING id"
+        )
         return [
-            r["id"] for r in await conn.fetch(
+            r["id"]
+            for r in await conn.fetch(
                 "INSERT INTO monitors (owner_id, name, target, interval_s, timeout_s) "
                 "SELECT $1, 'm' || n, $2, 60, 5 FROM generate_series(1, $3) n RETURNING id",
-                owner, target.url(), count,
+                owner,
+                target.url(),
+                count,
             )
         ]
     finally:
@@ -57,9 +62,16 @@ async def test_readyz_answers_in_under_50_ms_while_the_daemon_works_off_a_backlo
             monitor = ids[n % MONITORS]
             # One outage for a tenth of them: a backlog is mostly checks, a few transitions (and their log lines).
             status = CheckStatus.DOWN if n % MONITORS < 20 and 50 <= n // MONITORS < 55 else CheckStatus.UP
-            result = CheckResult(monitor_id=monitor, region="default", status=status, response_time_ms=12.0,
-                                 checked_at_ms=start_ms + n * 10)
-            futures.append(await producer.send(f"{stack.prefix}.checks", result.model_dump_json().encode(), key=result.key()))
+            result = CheckResult(
+                monitor_id=monitor,
+                region="default",
+                status=status,
+                response_time_ms=12.0,
+                checked_at_ms=start_ms + n * 10,
+            )
+            futures.append(
+                await producer.send(f"{stack.prefix}.checks", result.model_dump_json().encode(), key=result.key())
+            )
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
@@ -89,9 +101,11 @@ async def test_readyz_answers_in_under_50_ms_while_the_daemon_works_off_a_backlo
 
     ready, live = (sorted(latencies[path]) for path in ("/readyz", "/healthz"))
     p50, p95, p99 = (percentile(ready, q) for q in (0.5, 0.95, 0.99))
-    print(f"/readyz over a backlog of {BACKLOG} checks: {len(ready)} requests, "
-          f"p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms, max {ready[-1]:.1f} ms "
-          f"(/healthz meanwhile: p50 {percentile(live, 0.5):.1f} ms, p95 {percentile(live, 0.95):.1f} ms)")
+    print(
+        f"/readyz over a backlog of {BACKLOG} checks: {len(ready)} requests, "
+        f"p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms, max {ready[-1]:.1f} ms "
+        f"(/healthz meanwhile: p50 {percentile(live, 0.5):.1f} ms, p95 {percentile(live, 0.95):.1f} ms)"
+    )
     assert len(ready) >= 100, "the backlog was worked off before readiness could be measured"
     assert p50 < 20
     # The tail of both is the operating system's: on a 2-core machine the daemon, PostgreSQL, Kafka and this
@@ -137,7 +151,8 @@ async def samples(client: httpx.AsyncClient) -> dict[tuple[str, str], float]:
     text = (await client.get("/metrics")).text
     return {
         (s.name, s.labels.get("part") or s.labels.get("service", "")): s.value
-        for family in text_string_to_metric_families(text) for s in family.samples
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
     }
 
 

@@ -26,13 +26,16 @@ async def seed(pool: asyncpg.Pool) -> tuple[int, int]:
     integration = await pool.fetchval(
         "INSERT INTO integrations (owner_id, type, config) VALUES ($1, 'webhook', '{}') RETURNING id", owner
     )
-    for n, (status, age_days) in enumerate([("SENT", 100), ("FAILED", 95), ("RETRYING", 100), ("SENT", 10)]):
+    for status, age_days in [("SENT", 100), ("FAILED", 95), ("RETRYING", 100), ("SENT", 10)]:
         await pool.execute(
             """
             INSERT INTO notification_log (event_id, event_type, integration_id, user_id, status, payload, updated_at)
             VALUES (gen_random_uuid(), 'website.down', $1, $2, $3, '{}', now() - make_interval(days => $4))
             """,
-            integration, owner, status, age_days,
+            integration,
+            owner,
+            status,
+            age_days,
         )
     return owner, monitor
 
@@ -41,7 +44,9 @@ async def test_prunes_what_is_older_than_configured_and_keeps_the_rest(pool: asy
     await seed(pool)
     hours_before = await pool.fetchval("SELECT sum(checks) FROM check_hours")
 
-    pruned = await Retention(pool=pool, settings=RetentionSettings(checks=35 * DAY, notifications=90 * DAY)).prune_once()
+    pruned = await Retention(
+        pool=pool, settings=RetentionSettings(checks=35 * DAY, notifications=90 * DAY)
+    ).prune_once()
 
     assert pruned is not None
     assert pruned.checks == 25 * 24

@@ -72,7 +72,14 @@ def test_pydantic_errors_keep_their_structure() -> None:
 
 @pytest.mark.parametrize(
     ("quorum", "regions", "expected"),
-    [(None, ["a"], 1), (None, ["a", "b"], 2), (None, ["a", "b", "c"], 2), (2, ["a", "b", "c"], 2), (5, ["a", "b"], 2), (None, [], 1)],
+    [
+        (None, ["a"], 1),
+        (None, ["a", "b"], 2),
+        (None, ["a", "b", "c"], 2),
+        (2, ["a", "b", "c"], 2),
+        (5, ["a", "b"], 2),
+        (None, [], 1),
+    ],
 )
 def test_the_quorum_is_the_monitors_capped_at_its_regions_or_a_majority(
     quorum: int | None, regions: list[str], expected: int

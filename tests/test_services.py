@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -92,8 +92,11 @@ def test_another_kafka_version_on_the_same_port_is_refused_naming_the_running_on
     running = kafka_version()
     other = versions["KAFKA_OLDEST_VERSION"] if running == versions["KAFKA_VERSION"] else versions["KAFKA_VERSION"]
     result = subprocess.run(
-        [sys.executable, str(SERVICES), "up", "kafka"], env={**os.environ, "UPTIMED_KAFKA_VERSION": other},
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, str(SERVICES), "up", "kafka"],
+        env={**os.environ, "UPTIMED_KAFKA_VERSION": other},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 1
     port = services["UPTIMED_KAFKA__BOOTSTRAP_SERVERS"].rsplit(":", 1)[1]
@@ -120,7 +123,11 @@ def test_a_service_that_cannot_start_is_named_with_its_log(own_services: dict[st
     taken = services["UPTIMED_DATABASE__DSN"].rsplit(":", 1)[1].split("/")[0]
     env = {**own_services, "UPTIMED_PG_PORT": taken}
     result = subprocess.run(
-        [sys.executable, str(SERVICES), "up", "postgres"], env={**os.environ, **env}, capture_output=True, text=True, timeout=120
+        [sys.executable, str(SERVICES), "up", "postgres"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 1
     assert "postgres" in result.stderr

@@ -61,7 +61,9 @@ async def target() -> AsyncIterator[Target]:
     await server.stop()
 
 
-async def test_ready_watchdog_reload_and_stop(stack: Stack, systemd: FakeSystemd, target: Target, start_daemon, tmp_path) -> None:
+async def test_ready_watchdog_reload_and_stop(
+    stack: Stack, systemd: FakeSystemd, target: Target, start_daemon, tmp_path
+) -> None:
     env = {"NOTIFY_SOCKET": str(systemd.path), "WATCHDOG_USEC": "1000000"}
     daemon = await start_daemon(stack.toml(monitor(target.url("/a"), name="a")), env=env)
     ready = await systemd.until("READY")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-
 from collections.abc import Iterator
 
 import anyio
@@ -82,20 +81,35 @@ async def test_library_records_while_the_service_answers_are_one_summary_never_a
         async with anyio.create_task_group() as tg:
             tg.start_soon(watch.run)
             for _ in range(3):
-                watch.library_record("kafka", logging.makeLogRecord({
-                    "name": "aiokafka.consumer.group_coordinator", "levelno": logging.ERROR,
-                    "msg": "Group Coordinator Request failed: [Error 15] GroupCoordinatorNotAvailableError",
-                }))
+                watch.library_record(
+                    "kafka",
+                    logging.makeLogRecord(
+                        {
+                            "name": "aiokafka.consumer.group_coordinator",
+                            "levelno": logging.ERROR,
+                            "msg": "Group Coordinator Request failed: [Error 15] GroupCoordinatorNotAvailableError",
+                        }
+                    ),
+                )
             await anyio.sleep(0.2)
-            watch.library_record("kafka", logging.makeLogRecord({
-                "name": "aiokafka.producer", "levelno": logging.ERROR, "msg": "something new",
-            }))
+            watch.library_record(
+                "kafka",
+                logging.makeLogRecord(
+                    {
+                        "name": "aiokafka.producer",
+                        "levelno": logging.ERROR,
+                        "msg": "something new",
+                    }
+                ),
+            )
             await anyio.sleep(0.2)
             tg.cancel_scope.cancel()
         watch.flush()  # at exit: what is still folded is written
     notices = [e for e in logs if e["event"] == "service.client_messages"]
     assert [(n["log_level"], n["count"]) for n in notices] == [("info", 3), ("warning", 1)]
-    assert notices[0]["messages"] == {"Group Coordinator Request failed: [Error 15] GroupCoordinatorNotAvailableError": 3}
+    assert notices[0]["messages"] == {
+        "Group Coordinator Request failed: [Error 15] GroupCoordinatorNotAvailableError": 3
+    }
     assert not [e for e in logs if e["log_level"] == "error"]
 
 
@@ -115,10 +129,16 @@ async def test_what_the_libraries_say_just_after_an_outage_is_its_echo_not_news(
             await anyio.sleep(0.2)
             kafka.down = False
             await anyio.sleep(0.2)
-            watch.library_record("kafka", logging.makeLogRecord({
-                "name": "aiokafka.consumer.group_coordinator", "levelno": logging.ERROR,
-                "msg": "Heartbeat session expired - marking coordinator dead",
-            }))
+            watch.library_record(
+                "kafka",
+                logging.makeLogRecord(
+                    {
+                        "name": "aiokafka.consumer.group_coordinator",
+                        "levelno": logging.ERROR,
+                        "msg": "Heartbeat session expired - marking coordinator dead",
+                    }
+                ),
+            )
             await anyio.sleep(0.3)
             tg.cancel_scope.cancel()
         watch.flush()

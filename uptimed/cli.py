@@ -74,7 +74,10 @@ async def _check_services(settings: Settings) -> int:
     oldest = min(releases.values(), key=BrokerRelease.sort_key)
     print(f"kafka: OK ({_plural(len(releases), 'broker')}, Kafka {oldest})")
     if not oldest.supported:
-        print(f"uptimed: warning: kafka: a broker runs Kafka {oldest}; uptimed supports {SUPPORTED_BROKERS}", file=sys.stderr)
+        print(
+            f"uptimed: warning: kafka: a broker runs Kafka {oldest}; uptimed supports {SUPPORTED_BROKERS}",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 
@@ -274,7 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     def add(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help_text, description=help_text)
         command.add_argument(
-            "-c", "--config", metavar="PATH",
+            "-c",
+            "--config",
+            metavar="PATH",
             help=f"config file (default: $UPTIMED_CONFIG or {DEFAULT_CONFIG})",
         )
         command.set_defaults(handler=handler)
@@ -283,7 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     check = add("check-config", cmd_check_config, "validate a config file and summarise it")
     check.add_argument("path", nargs="?", metavar="PATH", help="config file to check")
     check.add_argument(
-        "--connect", action="store_true",
+        "--connect",
+        action="store_true",
         help="also connect to PostgreSQL, Redis and Kafka and report their versions (exit 1 when one is out of reach)",
     )
     add("migrate", cmd_migrate, "apply the schema steps (migrations/) the configured database lacks")
@@ -295,7 +301,10 @@ def build_parser() -> argparse.ArgumentParser:
     ) -> argparse.ArgumentParser:
         command = group.add_parser(name, help=help_text, description=help_text)
         command.add_argument(
-            "-c", "--config", metavar="PATH", default=argparse.SUPPRESS,
+            "-c",
+            "--config",
+            metavar="PATH",
+            default=argparse.SUPPRESS,
             help=f"config file (default: $UPTIMED_CONFIG or {DEFAULT_CONFIG})",
         )
         command.set_defaults(handler=handler)
@@ -306,12 +315,16 @@ def build_parser() -> argparse.ArgumentParser:
     create_user.add_argument("name", metavar="NAME", help="username: letters, digits, '.', '_' or '-'")
     create_user.add_argument("--email", required=True, metavar="ADDR")
     create_user.add_argument("--admin", action="store_true", help="may list every user through the API")
-    passwd = action(user, "passwd", cmd_user_passwd, "set a user's password for the web pages (signs them out everywhere)")
+    passwd = action(
+        user, "passwd", cmd_user_passwd, "set a user's password for the web pages (signs them out everywhere)"
+    )
     passwd.add_argument("name", metavar="NAME", help="username")
     passwd.add_argument(
         "--password-stdin", action="store_true", help="read the password from the first line of standard input"
     )
-    token = add("token", cmd_token_list, "manage API tokens").add_subparsers(dest="action", required=True, metavar="ACTION")
+    token = add("token", cmd_token_list, "manage API tokens").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
     create_token = action(token, "create", cmd_token_create, "create an API token for a user and print it once")
     create_token.add_argument("user", metavar="USER", help="username")
     create_token.add_argument("--name", default="", help="what the token is for")

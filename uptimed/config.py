@@ -248,17 +248,25 @@ class Settings(BaseSettings):
                 raise Located(("monitors", index, *problem.loc), problem.msg)
             identity = (spec.owner, spec.stable_key)
             if identity in seen:
-                raise Located(("monitors", index, "key"), f"two monitors of {spec.owner!r} share the key {spec.stable_key!r}")
+                raise Located(
+                    ("monitors", index, "key"), f"two monitors of {spec.owner!r} share the key {spec.stable_key!r}"
+                )
             seen.add(identity)
         keys = {(spec.owner, spec.stable_key) for spec in self.monitors}
         integrations: set[tuple[str, str]] = set()
         for index, integration in enumerate(self.integrations):
             if (integration.owner, integration.key) in integrations:
-                raise Located(("integrations", index, "key"), f"two integrations of {integration.owner!r} share the key {integration.key!r}")
+                raise Located(
+                    ("integrations", index, "key"),
+                    f"two integrations of {integration.owner!r} share the key {integration.key!r}",
+                )
             integrations.add((integration.owner, integration.key))
             for key in integration.monitors or []:
                 if (integration.owner, key) not in keys:
-                    raise Located(("integrations", index, "monitors"), f"{integration.owner!r} has no monitor with key {key!r} in this file")
+                    raise Located(
+                        ("integrations", index, "monitors"),
+                        f"{integration.owner!r} has no monitor with key {key!r} in this file",
+                    )
         return self
 
 
@@ -390,7 +398,7 @@ def key_lines(text: str) -> dict[Loc, int]:
             continue
         if match := _KEY.match(line):
             found[(*table, *_key_parts(match[1]))] = number
-            rest = line[match.end():]
+            rest = line[match.end() :]
             for quote in ('"""', "'''"):
                 if rest.count(quote) == 1:
                     in_multiline = quote

@@ -10,24 +10,24 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 import aiohttp
-import httpx
 import anyio
-from anyio.abc import TaskStatus
 import asyncpg
+import httpx
 import redis.asyncio as aioredis
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from anyio.abc import TaskStatus
 
 from uptimed import __version__, metrics
-from uptimed.bus.kafka import ensure_topics, log_broker_release, make_producer
-from uptimed.channels.registry import ChannelRegistry, default_registry
 from uptimed import log as uptimed_log
-from uptimed.config import ConfigError, ConfigProblem, RedisSettings, Settings, load_settings
-from uptimed.errors import ServiceUnavailable
 from uptimed.api.health import daemon_readiness
 from uptimed.api.server import bind, serve
 from uptimed.app import create_app
+from uptimed.bus.kafka import ensure_topics, log_broker_release, make_producer
+from uptimed.channels.registry import ChannelRegistry, default_registry
+from uptimed.config import ConfigError, ConfigProblem, RedisSettings, Settings, load_settings
+from uptimed.errors import ServiceUnavailable
 from uptimed.evaluate.evaluator import Evaluator
 from uptimed.notify.dispatcher import Dispatcher
 from uptimed.notify.notifier import Notifier
@@ -141,25 +141,37 @@ class Daemon:
             ]
         self.evaluator = Evaluator(settings=settings, pool=self.pool, producer=self.producer)
         self.dispatcher = Dispatcher(
-            pool=self.pool, registry=self.registry, settings=settings.notify, smtp=settings.smtp, http=self.http,
+            pool=self.pool,
+            registry=self.registry,
+            settings=settings.notify,
+            smtp=settings.smtp,
+            http=self.http,
             owner=identity,
         )
         notifier = Notifier(settings=settings, pool=self.pool, producer=self.producer, dispatcher=self.dispatcher)
         parts += [
             Part("evaluator", self.evaluator.run, progress_bound=POLL_BOUND_S),
             Part("notifier", notifier.run, progress_bound=POLL_BOUND_S),
-            Part("dispatcher", self.dispatcher.run, drain=self.dispatcher.drain,
-                 progress_bound=self.dispatcher.progress_bound),
+            Part(
+                "dispatcher",
+                self.dispatcher.run,
+                drain=self.dispatcher.drain,
+                progress_bound=self.dispatcher.progress_bound,
+            ),
             Part("retention", Retention(pool=self.pool, settings=settings.retention).run),
         ]
         if settings.api.enabled:
             readiness = daemon_readiness(services=self.watch.problems, parts=lambda: self.supervisor.parts)
-            app = create_app(pool=self.pool, registry=self.registry, settings=settings, http=self.http, readiness=readiness)
+            app = create_app(
+                pool=self.pool, registry=self.registry, settings=settings, http=self.http, readiness=readiness
+            )
             # Listening before READY=1, so systemd's "ready" includes the API; a taken address fails start-up.
             try:
                 listening: socket.socket | None = bind(settings.api)
             except OSError as exc:
-                raise ServiceUnavailable("api", f"cannot listen on {settings.api.host}:{settings.api.port}: {exc.strerror}") from exc
+                raise ServiceUnavailable(
+                    "api", f"cannot listen on {settings.api.host}:{settings.api.port}: {exc.strerror}"
+                ) from exc
 
             async def run_api() -> None:
                 nonlocal listening
@@ -201,7 +213,8 @@ class Daemon:
             self.session = make_session(limit=settings.probe.concurrency)
             stack.push_async_callback(self.session.close)
             self.http = httpx.AsyncClient(
-                timeout=httpx.Timeout(settings.notify.delivery_timeout), follow_redirects=False,
+                timeout=httpx.Timeout(settings.notify.delivery_timeout),
+                follow_redirects=False,
                 headers={"User-Agent": f"uptimed/{__version__}"},
             )
             stack.push_async_callback(self.http.aclose)

@@ -32,7 +32,7 @@ Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 def format_duration(seconds: float) -> str:
     """``3725`` -> ``"1h 2m 5s"``."""
-    total = int(round(seconds))
+    total = round(seconds)
     days, rest = divmod(total, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)

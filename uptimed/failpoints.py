@@ -17,6 +17,7 @@ import structlog
 
 log = structlog.get_logger()
 
+
 def _parse(spec: str) -> dict[str, float | None]:
     """``"a,b=2"`` -> ``{"a": None, "b": 2.0}`` (None: forever)."""
     active: dict[str, float | None] = {}

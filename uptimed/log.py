@@ -78,9 +78,8 @@ def configure(settings: LogSettings, *, stream: Any = None) -> None:
     handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared], processors=[
-                structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer
-            ]
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )
     handler.addFilter(_LibraryFilter())

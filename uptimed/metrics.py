@@ -34,45 +34,64 @@ CHECKS = Counter(
     "uptimed_checks", "Checks completed, by region and result (up / down).", ["region", "result"], registry=REGISTRY
 )
 CHECK_DURATION = Histogram(
-    "uptimed_check_duration_seconds", "How long a check took, by region.", ["region"],
-    buckets=_LATENCY_BUCKETS, registry=REGISTRY,
+    "uptimed_check_duration_seconds",
+    "How long a check took, by region.",
+    ["region"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
 )
 SCHEDULE_LAG = Histogram(
-    "uptimed_schedule_lag_seconds", "Delay between a check being due and starting, by region.", ["region"],
-    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0), registry=REGISTRY,
+    "uptimed_schedule_lag_seconds",
+    "Delay between a check being due and starting, by region.",
+    ["region"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+    registry=REGISTRY,
 )
 EVENTS_PUBLISHED = Counter(
     "uptimed_events_published", "Monitor events published to Kafka, by type.", ["type"], registry=REGISTRY
 )
 DELIVERIES = Counter(
-    "uptimed_deliveries", "Delivery attempts, by channel and outcome (sent / retrying / failed / skipped).",
-    ["channel", "status"], registry=REGISTRY,
+    "uptimed_deliveries",
+    "Delivery attempts, by channel and outcome (sent / retrying / failed / skipped).",
+    ["channel", "status"],
+    registry=REGISTRY,
 )
 DELIVERY_DURATION = Histogram(
-    "uptimed_delivery_duration_seconds", "How long one delivery attempt took, by channel.", ["channel"],
-    buckets=_LATENCY_BUCKETS, registry=REGISTRY,
+    "uptimed_delivery_duration_seconds",
+    "How long one delivery attempt took, by channel.",
+    ["channel"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
 )
 CONSUMER_LAG = Gauge(
-    "uptimed_consumer_lag", "Records behind the partition's high watermark, per consumer group and partition.",
-    ["group", "topic", "partition"], registry=REGISTRY,
+    "uptimed_consumer_lag",
+    "Records behind the partition's high watermark, per consumer group and partition.",
+    ["group", "topic", "partition"],
+    registry=REGISTRY,
 )
 REGION_LAST_RESULT = Gauge(
     "uptimed_region_last_result_timestamp_seconds",
     "Check time of the newest result this process evaluated from each region; its age tells a silent region.",
-    ["region"], registry=REGISTRY,
+    ["region"],
+    registry=REGISTRY,
 )
 REGION_SILENT_MONITORS = Gauge(
     "uptimed_region_silent_monitors",
     "Monitors of this process's partitions for which a region has stopped reporting (it no longer counts).",
-    ["region"], registry=REGISTRY,
+    ["region"],
+    registry=REGISTRY,
 )
 RESULTS_BUFFERED = Gauge(
-    "uptimed_results_buffered", "Check results waiting in Redis for the message bus, per region.", ["region"],
+    "uptimed_results_buffered",
+    "Check results waiting in Redis for the message bus, per region.",
+    ["region"],
     registry=REGISTRY,
 )
 RESULTS_DROPPED = Counter(
-    "uptimed_results_dropped", "Check results lost because the buffer was full while the bus was away, per region.",
-    ["region"], registry=REGISTRY,
+    "uptimed_results_dropped",
+    "Check results lost because the buffer was full while the bus was away, per region.",
+    ["region"],
+    registry=REGISTRY,
 )
 
 
@@ -187,7 +206,8 @@ class _PartsCollector(Collector):
         restarts = CounterMetricFamily("uptimed_part_restarts", "Restarts of each part after a crash.", labels=["part"])
         ready = GaugeMetricFamily("uptimed_part_ready", "1 when the part is usable (as /readyz says).", labels=["part"])
         age = GaugeMetricFamily(
-            "uptimed_part_progress_age_seconds", "Seconds since the part last made progress (or started).",
+            "uptimed_part_progress_age_seconds",
+            "Seconds since the part last made progress (or started).",
             labels=["part"],
         )
         now = time.monotonic()

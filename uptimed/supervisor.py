@@ -164,7 +164,7 @@ class Supervisor:
                 return
             except ConfigError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - a crashed part must not take the daemon down
+            except Exception as exc:
                 part.healthy = False
                 part.restarts += 1
                 part.last_error = f"{type(exc).__name__}: {exc}"
@@ -173,7 +173,9 @@ class Supervisor:
                 part.restart_at = time.monotonic() + backoff
                 cause = await self.watch.unreachable_cause(exc) if self.watch is not None else None
                 if cause is None:
-                    log.exception("part.crashed", part=part.name, restart_in_s=round(backoff, 2), restarts=part.restarts)
+                    log.exception(
+                        "part.crashed", part=part.name, restart_in_s=round(backoff, 2), restarts=part.restarts
+                    )
                 else:
                     # A consequence of the outage, not news: the first crash of this part in it says so, the
                     # service's own lines count the rest.
@@ -181,7 +183,10 @@ class Supervisor:
                     level = log.warning if part.name not in cause.parts else log.debug
                     cause.parts.add(part.name)
                     level(
-                        "part.interrupted", part=part.name, service=cause.service, error=_short(part.last_error),
+                        "part.interrupted",
+                        part=part.name,
+                        service=cause.service,
+                        error=_short(part.last_error),
                         restart_in_s=round(backoff, 2),
                     )
                 with anyio.move_on_after(backoff):

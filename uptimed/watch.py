@@ -234,7 +234,9 @@ class ServiceWatch:
             service.settling_until = time.monotonic() + SETTLE_S
             self._attribute(service, outage, before=float("inf"))
             log.info(
-                "service.back", service=service.name, down_s=round(time.monotonic() - outage.since, 1),
+                "service.back",
+                service=service.name,
+                down_s=round(time.monotonic() - outage.since, 1),
                 folded=outage.folded,
             )
 
@@ -246,8 +248,11 @@ class ServiceWatch:
                 self._attribute(service, outage, before=before)
                 if now - outage.last_line >= self.summary_every or final:
                     log.warning(
-                        "service.still_unreachable", service=service.name, for_s=round(now - outage.since),
-                        error=outage.error, folded=outage.folded - outage.reported,
+                        "service.still_unreachable",
+                        service=service.name,
+                        for_s=round(now - outage.since),
+                        error=outage.error,
+                        folded=outage.folded - outage.reported,
                     )
                     outage.last_line, outage.reported = now, outage.folded
             else:
@@ -281,7 +286,9 @@ class ServiceWatch:
         common = sorted(service.notices, key=service.notices.__getitem__, reverse=True)[:3]
         level = log.info if service.notices_benign else log.warning
         level(
-            "service.client_messages", service=service.name, count=count,
+            "service.client_messages",
+            service=service.name,
+            count=count,
             messages={service.notice_text[key]: service.notices[key] for key in common},
         )
         service.notices, service.notice_text, service.notices_benign = {}, {}, True
@@ -293,8 +300,12 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__
 
 
-_POSTGRES = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.exceptions.OperatorInterventionError,
-             asyncpg.exceptions.CannotConnectNowError)
+_POSTGRES = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.CannotConnectNowError,
+)
 _REDIS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
@@ -362,4 +373,3 @@ def kafka_probe(client: Any) -> Probe:
         await client.fetch_all_metadata()
 
     return metadata
-

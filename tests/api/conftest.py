@@ -46,7 +46,9 @@ class Api:
             self.responses.append(response)
 
         client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=self.app), base_url="http://uptimed.test", headers=headers,
+            transport=httpx.ASGITransport(app=self.app),
+            base_url="http://uptimed.test",
+            headers=headers,
             event_hooks={"response": [keep]},
         )
         self.clients.append(client)
@@ -118,13 +120,18 @@ async def config_monitor(api: Api, owner_id: int, key: str = "declared") -> int:
         INSERT INTO monitors (owner_id, config_key, name, target, interval_s, timeout_s)
         VALUES ($1, $2, $2, 'https://declared.example/', 60, 10) RETURNING id
         """,
-        owner_id, key,
+        owner_id,
+        key,
     )
 
 
-async def config_integration(api: Api, owner_id: int, key: str = "declared", url: str = "https://hooks.example/declared-secret-path") -> int:
+async def config_integration(
+    api: Api, owner_id: int, key: str = "declared", url: str = "https://hooks.example/declared-secret-path"
+) -> int:
     """An integration as `[[integrations]]` in the TOML file would store it."""
     return await api.pool.fetchval(
         "INSERT INTO integrations (owner_id, config_key, type, config) VALUES ($1, $2, 'webhook', $3) RETURNING id",
-        owner_id, key, {"webhookUrl": url, "headers": {}},
+        owner_id,
+        key,
+        {"webhookUrl": url, "headers": {}},
     )

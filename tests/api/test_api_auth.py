@@ -40,7 +40,9 @@ PROTECTED = [
         ("Basic YWxpY2U6c2VjcmV0", 'Bearer realm="uptimed"'),
     ],
 )
-async def test_every_api_route_answers_401_with_a_challenge(api: Api, alice: Person, authorization: str | None, challenge: str) -> None:
+async def test_every_api_route_answers_401_with_a_challenge(
+    api: Api, alice: Person, authorization: str | None, challenge: str
+) -> None:
     client = api.client(**({"Authorization": authorization} if authorization else {}))
     for method, path in PROTECTED:
         response = await client.request(method, path, json={} if method in ("POST", "PUT") else None)

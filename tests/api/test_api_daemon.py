@@ -34,7 +34,8 @@ async def test_the_daemon_serves_health_readiness_and_metrics_of_its_pipeline(st
                 text = (await client.get("/metrics")).text
                 samples = {
                     (s.name, s.labels.get("region") or s.labels.get("state") or s.labels.get("group", "")): s.value
-                    for family in text_string_to_metric_families(text) for s in family.samples
+                    for family in text_string_to_metric_families(text)
+                    for s in family.samples
                 }
                 evaluated = any(name == "uptimed_consumer_lag" for name, _ in samples)
                 return samples if samples.get(("uptimed_checks_total", "default"), 0) >= 2 and evaluated else None

@@ -89,13 +89,19 @@ def fuzz(spec: dict[str, Any], base_url: str, new_token: Callable[[], str]) -> l
     return failures
 
 
-def examples(operation: Any, mode: GenerationMode, base_url: str, headers: dict[str, str], checks: list[Any]) -> Callable[[], None]:
+def examples(
+    operation: Any, mode: GenerationMode, base_url: str, headers: dict[str, str], checks: list[Any]
+) -> Callable[[], None]:
     """A Hypothesis test sending ``operation`` cases of ``mode`` and validating each answer."""
 
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(
-        max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None, derandomize=True,
-        phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck),
+        max_examples=EXAMPLES_PER_OPERATION,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
     )
     def run(case: Any) -> None:
         case.call_and_validate(base_url=base_url, headers=headers, checks=checks)
@@ -107,9 +113,13 @@ async def test_schemathesis_finds_no_5xx_and_no_undocumented_answer(api: Api, al
     # Something to find: a monitor and an integration of the caller.
     await alice.client.post("/api/v1/monitors", json=monitor_body())
     await alice.client.post("/api/v1/integrations", json={"type": "email", "config": {"email": "a@x.org"}})
-    builtins = ChannelRegistry.from_channels([EmailChannel, WebhookChannel, SlackChannel, DiscordChannel, TelegramChannel])
+    builtins = ChannelRegistry.from_channels(
+        [EmailChannel, WebhookChannel, SlackChannel, DiscordChannel, TelegramChannel]
+    )
     deliveries = httpx.AsyncClient(transport=httpx.MockTransport(lambda request: httpx.Response(200, text="ok")))
-    fuzz_settings = api.settings.model_copy(update={"smtp": api.settings.smtp.model_copy(update={"port": 1, "timeout": 2})})
+    fuzz_settings = api.settings.model_copy(
+        update={"smtp": api.settings.smtp.model_copy(update={"port": 1, "timeout": 2})}
+    )
 
     async def ready() -> dict[str, bool]:
         return {"postgresql": True}

@@ -5,14 +5,13 @@ from __future__ import annotations
 import time
 
 import anyio
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from fastapi.routing import APIRoute
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.api.conftest import Api
 from tests.support import Stack
-
-pytestmark = pytest.mark.kafka
 from uptimed import metrics
 from uptimed.api import (
     channels,
@@ -26,8 +25,10 @@ from uptimed.api import (
 )
 from uptimed.api import metrics as metrics_route
 from uptimed.api.health import daemon_readiness
-from uptimed.supervisor import Part
 from uptimed.bus.messages import CheckResult, CheckStatus, EventType, MonitorEvent
+from uptimed.supervisor import Part
+
+pytestmark = pytest.mark.kafka
 
 
 async def test_healthz_answers_without_a_token(api: Api) -> None:
@@ -81,8 +82,14 @@ async def test_daemon_readiness_reads_the_parts_and_the_watch_without_any_io() -
 async def test_metrics_parse_and_carry_every_series_the_pipeline_records(api: Api, topics: Stack) -> None:
     # What the probe worker, evaluator, dispatcher and consumers record (see uptimed.metrics), here by hand.
     metrics.observe_check(
-        CheckResult(monitor_id=1, region="eu-west", status=CheckStatus.UP, response_time_ms=42.0,
-                    checked_at_ms=1_700_000_000_250, scheduled_at_ms=1_700_000_000_000)
+        CheckResult(
+            monitor_id=1,
+            region="eu-west",
+            status=CheckStatus.UP,
+            response_time_ms=42.0,
+            checked_at_ms=1_700_000_000_250,
+            scheduled_at_ms=1_700_000_000_000,
+        )
     )
     metrics.observe_check(CheckResult(monitor_id=1, region="eu-west", status=CheckStatus.DOWN))
     metrics.observe_events([MonitorEvent(type=EventType.DOWN, websiteId=1, userId=1, url="https://x.example/")])
@@ -97,7 +104,9 @@ async def test_metrics_parse_and_carry_every_series_the_pipeline_records(api: Ap
             await producer.send_and_wait(topic, b"x%d" % n, partition=0)
     finally:
         await producer.stop()
-    consumer = AIOKafkaConsumer(bootstrap_servers=topics.bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=topics.bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
     await consumer.start()
     try:
         consumer.assign([TopicPartition(topic, 0)])
@@ -131,8 +140,10 @@ async def test_openapi_describes_every_route_with_its_errors(api: Api) -> None:
 
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
     routes = [
-        r for module in (integrations, channels, monitors, notifications, incidents, users, tokens, health, metrics_route)
-        for r in module.router.routes if isinstance(r, APIRoute)
+        r
+        for module in (integrations, channels, monitors, notifications, incidents, users, tokens, health, metrics_route)
+        for r in module.router.routes
+        if isinstance(r, APIRoute)
     ]
     assert len(routes) == sum(len(operations) for operations in spec["paths"].values()) >= 25
     for route in routes:
@@ -146,7 +157,11 @@ async def test_openapi_describes_every_route_with_its_errors(api: Api) -> None:
                 assert operation["security"] == [{"token": []}]
             if "{" in route.path:
                 assert "404" in responses and "422" in responses, (method, route.path)
-            if route.path.startswith(("/api/v1/monitors/{", "/api/v1/integrations/{")) and method in ("PUT", "PATCH", "DELETE"):
+            if route.path.startswith(("/api/v1/monitors/{", "/api/v1/integrations/{")) and method in (
+                "PUT",
+                "PATCH",
+                "DELETE",
+            ):
                 assert "409" in responses, (method, route.path)
     assert spec["components"]["securitySchemes"]["token"]["scheme"] == "bearer"
     assert {"Problem", "ValidationProblem", "IntegrationOut", "MonitorOut"} <= set(spec["components"]["schemas"])

@@ -44,15 +44,22 @@ async def test_list_is_newest_first_and_shows_only_the_callers(alice: Person, bo
 
 async def test_list_pages_by_cursor(alice: Person) -> None:
     ids = [
-        (await alice.client.post("/api/v1/integrations", json={"type": "email", "config": {"email": f"{n}@x.org"}})).json()["id"]
+        (
+            await alice.client.post("/api/v1/integrations", json={"type": "email", "config": {"email": f"{n}@x.org"}})
+        ).json()["id"]
         for n in range(5)
     ]
 
     first = await alice.client.get("/api/v1/integrations", params={"limit": 2})
-    second = await alice.client.get("/api/v1/integrations", params={"limit": 2, "cursor": first.headers["X-Next-Cursor"]})
-    third = await alice.client.get(first.headers["Link"].split(";")[0].strip("<>").replace(
-        first.headers["X-Next-Cursor"], second.headers["X-Next-Cursor"]
-    ))
+    second = await alice.client.get(
+        "/api/v1/integrations", params={"limit": 2, "cursor": first.headers["X-Next-Cursor"]}
+    )
+    third = await alice.client.get(
+        first.headers["Link"]
+        .split(";")[0]
+        .strip("<>")
+        .replace(first.headers["X-Next-Cursor"], second.headers["X-Next-Cursor"])
+    )
 
     assert [i["id"] for i in first.json() + second.json() + third.json()] == ids[::-1]
     assert "X-Next-Cursor" not in third.headers
@@ -102,12 +109,17 @@ async def test_a_body_without_type_is_a_422_naming_it(alice: Person) -> None:
     assert response.json()["detail"][0]["field"] == "type"
 
 
-async def test_put_replaces_config_and_keeps_secrets_left_out_or_sent_back_masked(api: Api, alice: Person, receiver: WebhookReceiver) -> None:
+async def test_put_replaces_config_and_keeps_secrets_left_out_or_sent_back_masked(
+    api: Api, alice: Person, receiver: WebhookReceiver
+) -> None:
     url = receiver.url("/hook-with-a-long-secret-path")
     created = (
         await alice.client.post(
             "/api/v1/integrations",
-            json={"type": "webhook", "config": {"webhookUrl": url, "headers": {"Authorization": "Bearer header-secret-9876"}}},
+            json={
+                "type": "webhook",
+                "config": {"webhookUrl": url, "headers": {"Authorization": "Bearer header-secret-9876"}},
+            },
         )
     ).json()
 
@@ -131,20 +143,29 @@ async def test_put_replaces_config_and_keeps_secrets_left_out_or_sent_back_maske
 
 
 async def test_put_with_a_new_secret_replaces_it_and_validates(api: Api, alice: Person) -> None:
-    created = (await alice.client.post("/api/v1/integrations", json={"type": "slack", "config": {"webhookUrl": HOOK}})).json()
+    created = (
+        await alice.client.post("/api/v1/integrations", json={"type": "slack", "config": {"webhookUrl": HOOK}})
+    ).json()
     new_hook = "https://hooks.slack.com/services/T000/B000/another-secret-ABCD"
 
-    replaced = await alice.client.put(f"/api/v1/integrations/{created['id']}", json={"config": {"webhookUrl": new_hook}})
+    replaced = await alice.client.put(
+        f"/api/v1/integrations/{created['id']}", json={"config": {"webhookUrl": new_hook}}
+    )
     invalid = await alice.client.put(f"/api/v1/integrations/{created['id']}", json={"config": {"webhookUrl": "nope"}})
 
     assert replaced.json()["config"] == {"webhookUrl": "…ABCD"}
     assert invalid.status_code == 422
     assert invalid.json()["detail"][0]["field"] == "config.webhookUrl"
-    assert await api.pool.fetchval("SELECT config->>'webhookUrl' FROM integrations WHERE id = $1", created["id"]) == new_hook
+    assert (
+        await api.pool.fetchval("SELECT config->>'webhookUrl' FROM integrations WHERE id = $1", created["id"])
+        == new_hook
+    )
 
 
 async def test_toggle_answers_id_and_enabled_and_flips_back(alice: Person) -> None:
-    created = (await alice.client.post("/api/v1/integrations", json={"type": "email", "config": {"email": "a@x.org"}})).json()
+    created = (
+        await alice.client.post("/api/v1/integrations", json={"type": "email", "config": {"email": "a@x.org"}})
+    ).json()
 
     off = await alice.client.patch(f"/api/v1/integrations/{created['id']}/toggle")
     on = await alice.client.patch(f"/api/v1/integrations/{created['id']}/toggle")
@@ -154,7 +175,9 @@ async def test_toggle_answers_id_and_enabled_and_flips_back(alice: Person) -> No
 
 
 async def test_delete_answers_success_and_the_integration_is_gone(alice: Person) -> None:
-    created = (await alice.client.post("/api/v1/integrations", json={"type": "email", "config": {"email": "a@x.org"}})).json()
+    created = (
+        await alice.client.post("/api/v1/integrations", json={"type": "email", "config": {"email": "a@x.org"}})
+    ).json()
 
     deleted = await alice.client.delete(f"/api/v1/integrations/{created['id']}")
     again = await alice.client.delete(f"/api/v1/integrations/{created['id']}")
@@ -170,7 +193,9 @@ async def test_config_declared_integrations_are_read_only(api: Api, alice: Perso
 
     shown = await alice.client.get(f"/api/v1/integrations/{declared}")
     changes = [
-        await alice.client.put(f"/api/v1/integrations/{declared}", json={"config": {"webhookUrl": "https://x.example/"}}),
+        await alice.client.put(
+            f"/api/v1/integrations/{declared}", json={"config": {"webhookUrl": "https://x.example/"}}
+        ),
         await alice.client.patch(f"/api/v1/integrations/{declared}/toggle"),
         await alice.client.delete(f"/api/v1/integrations/{declared}"),
     ]
@@ -183,7 +208,9 @@ async def test_config_declared_integrations_are_read_only(api: Api, alice: Perso
 
 async def test_test_notification_reaches_a_real_webhook(alice: Person, receiver: WebhookReceiver) -> None:
     created = (
-        await alice.client.post("/api/v1/integrations", json={"type": "webhook", "config": {"webhookUrl": receiver.url("/hook")}})
+        await alice.client.post(
+            "/api/v1/integrations", json={"type": "webhook", "config": {"webhookUrl": receiver.url("/hook")}}
+        )
     ).json()
 
     response = await alice.client.post(f"/api/v1/integrations/{created['id']}/test")
@@ -199,8 +226,16 @@ async def test_test_notification_reaches_a_real_webhook(alice: Person, receiver:
 async def test_test_notification_reports_the_channels_error(alice: Person, receiver: WebhookReceiver) -> None:
     receiver.script("/broken", 503)
     receiver.script("/gone", 410)
-    broken = (await alice.client.post("/api/v1/integrations", json={"type": "webhook", "config": {"webhookUrl": receiver.url("/broken")}})).json()
-    gone = (await alice.client.post("/api/v1/integrations", json={"type": "webhook", "config": {"webhookUrl": receiver.url("/gone")}})).json()
+    broken = (
+        await alice.client.post(
+            "/api/v1/integrations", json={"type": "webhook", "config": {"webhookUrl": receiver.url("/broken")}}
+        )
+    ).json()
+    gone = (
+        await alice.client.post(
+            "/api/v1/integrations", json={"type": "webhook", "config": {"webhookUrl": receiver.url("/gone")}}
+        )
+    ).json()
 
     retryable = await alice.client.post(f"/api/v1/integrations/{broken['id']}/test")
     permanent = await alice.client.post(f"/api/v1/integrations/{gone['id']}/test")
@@ -211,10 +246,14 @@ async def test_test_notification_reports_the_channels_error(alice: Person, recei
     assert "410" in permanent.json()["error"]
 
 
-async def test_test_notification_to_a_closed_port_fails_without_revealing_the_url(alice: Person, receiver: WebhookReceiver) -> None:
+async def test_test_notification_to_a_closed_port_fails_without_revealing_the_url(
+    alice: Person, receiver: WebhookReceiver
+) -> None:
     await receiver.stop()  # nothing listens there any more
     url = receiver.url("/secret-path-token-QQQQ")
-    created = (await alice.client.post("/api/v1/integrations", json={"type": "webhook", "config": {"webhookUrl": url}})).json()
+    created = (
+        await alice.client.post("/api/v1/integrations", json={"type": "webhook", "config": {"webhookUrl": url}})
+    ).json()
 
     response = await alice.client.post(f"/api/v1/integrations/{created['id']}/test")
 

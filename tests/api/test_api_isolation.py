@@ -12,7 +12,9 @@ async def test_another_users_objects_answer_404_by_every_route_and_stay_unchange
     api: Api, alice: Person, bob: Person, receiver: WebhookReceiver
 ) -> None:
     integration = (
-        await alice.client.post("/api/v1/integrations", json={"type": "webhook", "config": {"webhookUrl": receiver.url("/alice")}})
+        await alice.client.post(
+            "/api/v1/integrations", json={"type": "webhook", "config": {"webhookUrl": receiver.url("/alice")}}
+        )
     ).json()
     monitor = (await alice.client.post("/api/v1/monitors", json=monitor_body())).json()
     (entry,) = await deliveries(api, alice, monitor["id"], integration["id"], 1)
@@ -41,9 +43,15 @@ async def test_another_users_objects_answer_404_by_every_route_and_stay_unchange
         assert response.status_code == 404, (method, path, response.status_code)
         assert response.json()["detail"].endswith("not found")
         # The same answer as for an id that does not exist at all: nothing tells the two apart.
-        missing = await bob.client.request(method, path.replace(f"/{i}", "/999999").replace(f"/{m}", "/999998")
-                                           .replace(f"/{entry}", "/999997").replace(f"/{incident}", "/999996")
-                                           .replace(f"/{token.id}", "/999995"), json=body)
+        missing = await bob.client.request(
+            method,
+            path.replace(f"/{i}", "/999999")
+            .replace(f"/{m}", "/999998")
+            .replace(f"/{entry}", "/999997")
+            .replace(f"/{incident}", "/999996")
+            .replace(f"/{token.id}", "/999995"),
+            json=body,
+        )
         assert missing.json() == response.json()
 
     # Bob's lists and filters show nothing of Alice's.

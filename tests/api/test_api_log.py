@@ -19,7 +19,8 @@ async def deliveries(api: Api, person: Person, monitor_id: int, integration_id: 
     async with api.pool.acquire() as conn:
         await notification_log.add_intents(conn, [Intent(e, integration_id) for e in events])
     return [
-        r["id"] for r in await api.pool.fetch(
+        r["id"]
+        for r in await api.pool.fetch(
             "SELECT id FROM notification_log WHERE integration_id = $1 ORDER BY id", integration_id
         )
     ]
@@ -35,7 +36,9 @@ async def attempt(api: Api, delivery_id: int, outcome: str, error: str = "") -> 
     if outcome == "sent":
         await notification_log.mark_sent(api.pool, delivery_id, owner="test", attempt=number)
     elif outcome == "retrying":
-        await notification_log.mark_retrying(api.pool, delivery_id, owner="test", attempt=number, delay_s=0, error=error)
+        await notification_log.mark_retrying(
+            api.pool, delivery_id, owner="test", attempt=number, delay_s=0, error=error
+        )
     else:
         await notification_log.mark_failed(api.pool, delivery_id, owner="test", attempt=number, error=error)
     await api.pool.execute(  # give back what the claim took along, untouched
@@ -64,7 +67,11 @@ async def test_notifications_newest_first_with_attempts_and_errors(api: Api, ali
     by_id = {n["id"]: n for n in listed}
     assert (by_id[sent]["status"], by_id[sent]["attempts"], by_id[sent]["error"]) == ("SENT", 1, None)
     assert by_id[sent]["sent_at"] is not None
-    assert (by_id[failed]["status"], by_id[failed]["attempts"], by_id[failed]["error"]) == ("FAILED", 2, "HTTP 410: gone")
+    assert (by_id[failed]["status"], by_id[failed]["attempts"], by_id[failed]["error"]) == (
+        "FAILED",
+        2,
+        "HTTP 410: gone",
+    )
     assert by_id[pending]["status"] == "PENDING"
     assert by_id[pending]["next_attempt_at"] is not None
     assert by_id[pending]["integration_type"] == "email"
@@ -75,7 +82,9 @@ async def test_notifications_newest_first_with_attempts_and_errors(api: Api, ali
 
 async def test_notifications_filter_by_status_integration_and_time(api: Api, alice: Person) -> None:
     monitor, first = await setup(api, alice)
-    second = (await alice.client.post("/api/v1/integrations", json={"type": "email", "config": {"email": "b@x.org"}})).json()["id"]
+    second = (
+        await alice.client.post("/api/v1/integrations", json={"type": "email", "config": {"email": "b@x.org"}})
+    ).json()["id"]
     a, b = await deliveries(api, alice, monitor, first, 2)
     (c,) = await deliveries(api, alice, monitor, second, 1)
     await attempt(api, b, "sent")

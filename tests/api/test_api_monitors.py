@@ -16,7 +16,10 @@ async def add_checks(api: Api, monitor_id: int, *rows: tuple[timedelta, str, str
     """Checks ``ago`` before now: (ago, region, "up" | "down", response time)."""
     results = [
         CheckResult(
-            monitor_id=monitor_id, region=region, status=CheckStatus(status), response_time_ms=ms,
+            monitor_id=monitor_id,
+            region=region,
+            status=CheckStatus(status),
+            response_time_ms=ms,
             checked_at_ms=int((NOW - ago).timestamp() * 1000),
         )
         for ago, region, status, ms in rows
@@ -46,15 +49,18 @@ async def test_list_shows_status_last_response_time_and_uptime_windows(api: Api,
     monitor = (await alice.client.post("/api/v1/monitors", json=monitor_body())).json()
     paused = (await alice.client.post("/api/v1/monitors", json=monitor_body(name="old", enabled=False))).json()
     await add_checks(
-        api, monitor["id"],
-        (timedelta(hours=1), "eu-west", "up", 120.0),        # 24 h: 1 up of 2
+        api,
+        monitor["id"],
+        (timedelta(hours=1), "eu-west", "up", 120.0),  # 24 h: 1 up of 2
         (timedelta(minutes=1), "eu-west", "down", None),
-        (timedelta(days=3), "eu-west", "up", 80.0),          # 7 d: 2 up of 4
+        (timedelta(days=3), "eu-west", "up", 80.0),  # 7 d: 2 up of 4
         (timedelta(days=5), "us-east", "down", None),
-        (timedelta(days=20), "eu-west", "up", 90.0),         # 30 d: 3 up of 5
-        (timedelta(days=45), "eu-west", "down", None),       # outside every window
+        (timedelta(days=20), "eu-west", "up", 90.0),  # 30 d: 3 up of 5
+        (timedelta(days=45), "eu-west", "down", None),  # outside every window
     )
-    state = MonitorState(status=MonitorStatus.DOWN, incident=Incident(opened_at_ms=int(NOW.timestamp() * 1000) - 60_000, cause="x"))
+    state = MonitorState(
+        status=MonitorStatus.DOWN, incident=Incident(opened_at_ms=int(NOW.timestamp() * 1000) - 60_000, cause="x")
+    )
     async with api.pool.acquire() as conn:
         await monitor_state.save_many(conn, {monitor["id"]: state.to_json()})
 
@@ -71,7 +77,9 @@ async def test_list_shows_status_last_response_time_and_uptime_windows(api: Api,
 
 
 async def test_list_pages_by_cursor(alice: Person) -> None:
-    ids = [(await alice.client.post("/api/v1/monitors", json=monitor_body(name=f"m{n}"))).json()["id"] for n in range(3)]
+    ids = [
+        (await alice.client.post("/api/v1/monitors", json=monitor_body(name=f"m{n}"))).json()["id"] for n in range(3)
+    ]
 
     first = await alice.client.get("/api/v1/monitors", params={"limit": 2})
     rest = await alice.client.get("/api/v1/monitors", params={"limit": 2, "cursor": first.headers["X-Next-Cursor"]})
@@ -177,7 +185,8 @@ async def test_config_declared_monitors_answer_409_saying_so(api: Api, alice: Pe
 async def test_checks_newest_first_filtered_and_paged(api: Api, alice: Person) -> None:
     monitor = (await alice.client.post("/api/v1/monitors", json=monitor_body())).json()
     await add_checks(
-        api, monitor["id"],
+        api,
+        monitor["id"],
         *[(timedelta(minutes=m), region, "up", float(m)) for m in range(1, 6) for region in ("eu-west", "us-east")],
     )
     path = f"/api/v1/monitors/{monitor['id']}/checks"
@@ -191,14 +200,21 @@ async def test_checks_newest_first_filtered_and_paged(api: Api, alice: Person) -
         if "X-Next-Cursor" not in page.headers:
             break
         params = {"limit": 3, "cursor": page.headers["X-Next-Cursor"]}
-    eu = await alice.client.get(path, params={"region": "eu-west", "since": (NOW - timedelta(minutes=3, seconds=30)).isoformat()})
+    eu = await alice.client.get(
+        path, params={"region": "eu-west", "since": (NOW - timedelta(minutes=3, seconds=30)).isoformat()}
+    )
     window = await alice.client.get(
-        path, params={"since": (NOW - timedelta(minutes=4)).isoformat(), "until": (NOW - timedelta(minutes=2)).isoformat()}
+        path,
+        params={"since": (NOW - timedelta(minutes=4)).isoformat(), "until": (NOW - timedelta(minutes=2)).isoformat()},
     )
 
     assert len(seen) == 10 == len(set(seen))
     assert seen == sorted(seen, reverse=True)
-    assert [(c["region"], c["response_time_ms"]) for c in eu.json()] == [("eu-west", 1.0), ("eu-west", 2.0), ("eu-west", 3.0)]
+    assert [(c["region"], c["response_time_ms"]) for c in eu.json()] == [
+        ("eu-west", 1.0),
+        ("eu-west", 2.0),
+        ("eu-west", 3.0),
+    ]
     assert sorted(c["response_time_ms"] for c in window.json()) == [3.0, 3.0, 4.0, 4.0]
 
 
@@ -206,7 +222,9 @@ async def test_checks_refuse_bad_ranges(alice: Person) -> None:
     monitor = (await alice.client.post("/api/v1/monitors", json=monitor_body())).json()
     path = f"/api/v1/monitors/{monitor['id']}/checks"
 
-    backwards = await alice.client.get(path, params={"since": NOW.isoformat(), "until": (NOW - timedelta(hours=1)).isoformat()})
+    backwards = await alice.client.get(
+        path, params={"since": NOW.isoformat(), "until": (NOW - timedelta(hours=1)).isoformat()}
+    )
     ancient = await alice.client.get(path, params={"since": "0001-01-01T00:00:00+14:00"})
     region = await alice.client.get(path, params={"region": "eu west"})
 

@@ -43,11 +43,16 @@ async def test_no_secret_or_token_in_any_response_log_line_or_metric(
     secrets = [TELEGRAM, SLACK, HEADER, SIGNING, REPLACED, hook, "path-secret-8642", alice.token, bob.token]
     client = alice.client
 
-    telegram = await client.post("/api/v1/integrations", json={"type": "telegram", "config": {"botToken": TELEGRAM, "chatId": 5}})
+    telegram = await client.post(
+        "/api/v1/integrations", json={"type": "telegram", "config": {"botToken": TELEGRAM, "chatId": 5}}
+    )
     slack = await client.post("/api/v1/integrations", json={"type": "slack", "config": {"webhookUrl": SLACK}})
     webhook = await client.post(
         "/api/v1/integrations",
-        json={"type": "webhook", "config": {"webhookUrl": hook, "headers": {"Authorization": HEADER}, "secret": SIGNING}},
+        json={
+            "type": "webhook",
+            "config": {"webhookUrl": hook, "headers": {"Authorization": HEADER}, "secret": SIGNING},
+        },
     )
     ids = [r.json()["id"] for r in (telegram, slack, webhook)]
     created = await client.post("/api/v1/tokens", json={"name": "one more"})
@@ -67,11 +72,17 @@ async def test_no_secret_or_token_in_any_response_log_line_or_metric(
         unreachable = await client.post(f"/api/v1/integrations/{ids[1]}/test")
     # Secrets in rejected input are not echoed back either.
     rejected = [
-        await client.post("/api/v1/integrations", json={"type": "webhook", "config": {"webhookUrl": f"ftp://{TELEGRAM}"}}),
-        await client.post("/api/v1/integrations", json={"type": "telegram", "config": {"botToken": TELEGRAM, "chatId": [SLACK]}}),
+        await client.post(
+            "/api/v1/integrations", json={"type": "webhook", "config": {"webhookUrl": f"ftp://{TELEGRAM}"}}
+        ),
+        await client.post(
+            "/api/v1/integrations", json={"type": "telegram", "config": {"botToken": TELEGRAM, "chatId": [SLACK]}}
+        ),
         await client.post("/api/v1/integrations", json={"type": f"x{'y' * 70}", "config": {"botToken": TELEGRAM}}),
         await client.post("/api/v1/integrations", json={"type": "slack", "config": {"webhookUrl": SLACK + "\u0000"}}),
-        await client.put(f"/api/v1/integrations/{ids[0]}", json={"config": {"botToken": 12, "chatId": {"k": TELEGRAM}}}),
+        await client.put(
+            f"/api/v1/integrations/{ids[0]}", json={"config": {"botToken": 12, "chatId": {"k": TELEGRAM}}}
+        ),
     ]
     await api.client(f"upt_{TELEGRAM}").get("/api/v1/me")
     await bob.client.get(f"/api/v1/integrations/{ids[0]}")

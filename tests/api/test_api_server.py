@@ -54,7 +54,9 @@ async def test_serves_on_a_real_socket_and_finishes_requests_in_flight_when_canc
 ) -> None:
     sock = bind(ApiSettings(host="127.0.0.1", port=0))
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    integration = (await alice.client.post("/api/v1/integrations", json={"type": "webhook", "config": {"webhookUrl": held.url}})).json()
+    integration = (
+        await alice.client.post("/api/v1/integrations", json={"type": "webhook", "config": {"webhookUrl": held.url}})
+    ).json()
 
     serving = anyio.CancelScope()
 

@@ -125,7 +125,9 @@ class Receiver:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def reply(self, status: int = 200, body: str = "ok", headers: dict[str, str] | None = None, *, hang: bool = False) -> None:
+    def reply(
+        self, status: int = 200, body: str = "ok", headers: dict[str, str] | None = None, *, hang: bool = False
+    ) -> None:
         """Answer the next request so (calls queue up in order); unqueued requests get 200 "ok"."""
         self.replies.append(Reply(status, body, headers or {}, hang))
 
@@ -215,9 +217,15 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                key_encipherment=False, data_encipherment=False, key_agreement=False,
-                encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -234,25 +242,19 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     files = TlsFiles(directory / "ca.pem", directory / "server.pem", directory / "server.key")
     files.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     files.key.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return files
 
@@ -285,7 +287,9 @@ class SmtpServer:
         self._server: asyncio.Server | None = None
 
     # aiosmtpd handler hooks
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]) -> str:
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
         if address in self.refuse:
             return self.refuse[address]
         envelope.rcpt_tos.append(address)
@@ -299,7 +303,9 @@ class SmtpServer:
         )
         return "250 Message accepted"
 
-    def _authenticate(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
+    def _authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
         ok = isinstance(data, LoginPassword) and self.users.get(data.login.decode()) == data.password.decode()
         # handled=False: aiosmtpd then answers 535 itself
         return AuthResult(success=ok, handled=False, auth_data=data if ok else None)
@@ -319,9 +325,7 @@ class SmtpServer:
                 loop=loop,
             )
 
-        self._server = await loop.create_server(
-            protocol, self.host, 0, ssl=context if self.mode == "tls" else None
-        )
+        self._server = await loop.create_server(protocol, self.host, 0, ssl=context if self.mode == "tls" else None)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 

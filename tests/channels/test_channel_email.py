@@ -197,7 +197,9 @@ def test_good_addresses_are_accepted() -> None:
         assert registry.validate_config("email", {"email": f" {address} "}).email == address
 
 
-async def test_every_attempt_at_one_event_and_integration_has_the_same_message_id(smtp_server, make_notification) -> None:
+async def test_every_attempt_at_one_event_and_integration_has_the_same_message_id(
+    smtp_server, make_notification
+) -> None:
     server = await smtp_server("plain")
     notification = make_notification(channel, TO, smtp=settings(server))
 

@@ -7,6 +7,7 @@ import json
 import httpx
 import respx
 
+from tests.channels.conftest import make_event
 from tests.channels.test_channel_discord import URL as DISCORD_URL
 from tests.channels.test_channel_email import TO, settings
 from tests.channels.test_channel_slack import URL as SLACK_URL
@@ -17,7 +18,6 @@ from uptimed.channels.discord import DiscordChannel
 from uptimed.channels.email import EmailChannel
 from uptimed.channels.slack import SlackChannel
 from uptimed.channels.telegram import TelegramChannel
-from tests.channels.conftest import make_event
 
 T0 = 1_700_000_000_000
 LATE = {"timestamp": T0, "detectedAt": T0 + 40_000, "lateReason": "the message bus was unavailable"}
@@ -47,7 +47,9 @@ async def test_slack_discord_and_telegram_say_it(make_notification) -> None:
 
 async def test_email_says_it(smtp_server, make_notification) -> None:
     server = await smtp_server("plain")
-    await EmailChannel().send(make_notification(EmailChannel(), TO, NotificationKind.DOWN, smtp=settings(server), **LATE))
+    await EmailChannel().send(
+        make_notification(EmailChannel(), TO, NotificationKind.DOWN, smtp=settings(server), **LATE)
+    )
     mail = await server.mail.get()
     assert f"Detected: {SAID}" in mail.message.get_body(("plain",)).get_content()
 

@@ -25,7 +25,7 @@ BUILT_IN = {"email", "webhook", "slack", "discord", "telegram"}
 def test_built_in_channels_are_found_through_entry_points() -> None:
     registry = ChannelRegistry.discover()
 
-    assert BUILT_IN <= set(registry.names())
+    assert set(registry.names()) >= BUILT_IN
     version = importlib.metadata.version("uptimed")
     for name in BUILT_IN:
         loaded = registry.channels[name]
@@ -35,7 +35,9 @@ def test_built_in_channels_are_found_through_entry_points() -> None:
     assert not [b for b in registry.broken if b.distribution == "uptimed"]
 
 
-def write_distribution(root: Path, name: str, version: str, entry_points: dict[str, str], modules: dict[str, str]) -> None:
+def write_distribution(
+    root: Path, name: str, version: str, entry_points: dict[str, str], modules: dict[str, str]
+) -> None:
     """A minimal installed distribution: a .dist-info with METADATA and entry_points.txt, plus modules."""
     info = root / f"{name}-{version}.dist-info"
     info.mkdir()
@@ -46,7 +48,7 @@ def write_distribution(root: Path, name: str, version: str, entry_points: dict[s
         (root / f"{module}.py").write_text(textwrap.dedent(source))
 
 
-GOOD_PLUGIN = '''
+GOOD_PLUGIN = """
     from pydantic import BaseModel
 
     class PagerConfig(BaseModel):
@@ -60,7 +62,7 @@ GOOD_PLUGIN = '''
             pass
 
     INSTANCE = Pager()
-'''
+"""
 
 
 def test_broken_plugins_are_reported_and_the_rest_still_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -80,7 +82,7 @@ def test_broken_plugins_are_reported_and_the_rest_still_load(tmp_path: Path, mon
         {
             "acme_good": GOOD_PLUGIN,
             "acme_explodes": "raise RuntimeError('plugin bug at import')\n",
-            "acme_bad": '''
+            "acme_bad": """
                 from pydantic import BaseModel
 
                 class NotAChannel:
@@ -109,14 +111,14 @@ def test_broken_plugins_are_reported_and_the_rest_still_load(tmp_path: Path, mon
 
                     async def send(self, notification):
                         pass
-            ''',
+            """,
         },
     )
     monkeypatch.syspath_prepend(str(tmp_path))
 
     registry = ChannelRegistry.discover()
 
-    assert BUILT_IN <= set(registry.names())
+    assert set(registry.names()) >= BUILT_IN
     pager = registry.channels["pager"]
     assert (pager.distribution, pager.version) == ("acme_channels", "2.3.4")
     broken = {b.name: b for b in registry.broken if b.distribution == "acme_channels"}
@@ -176,7 +178,11 @@ def test_redacted_config_shows_only_the_last_four_characters_of_long_secrets() -
     registry = ChannelRegistry.from_channels([WebhookChannel, TelegramChannel])
     webhook = registry.validate_config(
         "webhook",
-        {"webhookUrl": "https://hooks.example.com/T0/abcdef", "headers": {"X-Key": "short"}, "secret": "0123456789abcdef"},
+        {
+            "webhookUrl": "https://hooks.example.com/T0/abcdef",
+            "headers": {"X-Key": "short"},
+            "secret": "0123456789abcdef",
+        },
     )
     telegram = registry.validate_config(
         "telegram", {"botToken": "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDcdef", "chatId": -42}

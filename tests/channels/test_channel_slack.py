@@ -101,7 +101,9 @@ async def test_mrkdwn_control_characters_are_escaped(slack, make_notification) -
 async def test_a_10000_character_name_still_fits_block_kit_limits(slack, make_notification) -> None:
     slack.mock(return_value=httpx.Response(200, text="ok"))
 
-    await channel.send(make_notification(channel, {"webhookUrl": URL}, name="&" * 10_000, url="https://x/" + "<" * 10_000))
+    await channel.send(
+        make_notification(channel, {"webhookUrl": URL}, name="&" * 10_000, url="https://x/" + "<" * 10_000)
+    )
 
     body = sent(slack)
     header = body["blocks"][0]["text"]["text"]
@@ -129,7 +131,9 @@ async def test_500_is_retryable(slack, make_notification) -> None:
     assert caught.value.retry_after is None
 
 
-@pytest.mark.parametrize(("status", "text"), [(400, "invalid_payload"), (404, "no_service"), (410, "channel_is_archived")])
+@pytest.mark.parametrize(
+    ("status", "text"), [(400, "invalid_payload"), (404, "no_service"), (410, "channel_is_archived")]
+)
 async def test_4xx_is_permanent(slack, make_notification, status, text) -> None:
     slack.mock(return_value=httpx.Response(status, text=text))
 

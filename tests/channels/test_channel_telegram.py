@@ -96,7 +96,9 @@ async def test_request_shape(telegram, make_notification) -> None:
         "\n"
         f"uptimed · incident #17 · event {notification.event.eventId}"
     )
-    assert body["text"].startswith("*🔴 Example API is DOWN*\n\n*URL:* https://status\\.example\\.com/health\\_check/v1\\.2?a\\=b")
+    assert body["text"].startswith(
+        "*🔴 Example API is DOWN*\n\n*URL:* https://status\\.example\\.com/health\\_check/v1\\.2?a\\=b"
+    )
 
 
 async def test_new_options(telegram, make_notification) -> None:
@@ -167,7 +169,9 @@ async def test_429_uses_parameters_retry_after(telegram, make_notification) -> N
     assert caught.value.retry_after == 7
 
 
-async def test_a_group_that_became_a_supergroup_is_permanent_and_names_the_new_chat(telegram, make_notification) -> None:
+async def test_a_group_that_became_a_supergroup_is_permanent_and_names_the_new_chat(
+    telegram, make_notification
+) -> None:
     telegram.mock(
         return_value=httpx.Response(
             400,
@@ -191,7 +195,9 @@ async def test_a_group_that_became_a_supergroup_is_permanent_and_names_the_new_c
     [(400, "Bad Request: chat not found"), (401, "Unauthorized"), (403, "Forbidden: bot was blocked by the user")],
 )
 async def test_client_errors_are_permanent(telegram, make_notification, status, description) -> None:
-    telegram.mock(return_value=httpx.Response(status, json={"ok": False, "error_code": status, "description": description}))
+    telegram.mock(
+        return_value=httpx.Response(status, json={"ok": False, "error_code": status, "description": description})
+    )
 
     with pytest.raises(PermanentDeliveryError) as caught:
         await channel.send(make_notification(channel, CONFIG))

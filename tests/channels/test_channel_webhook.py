@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-
 import hashlib
 import hmac
 import time
@@ -92,7 +91,9 @@ async def test_event_id_is_the_same_on_every_retry(receiver, make_notification) 
     await channel.send(notification)
 
     first, second = await receiver.next(), await receiver.next()
-    assert first.headers["X-Uptimed-Event-Id"] == second.headers["X-Uptimed-Event-Id"] == str(notification.event.eventId)
+    assert (
+        first.headers["X-Uptimed-Event-Id"] == second.headers["X-Uptimed-Event-Id"] == str(notification.event.eventId)
+    )
 
 
 async def test_the_attempt_header_counts_the_attempts(receiver, make_notification) -> None:

@@ -13,7 +13,9 @@ from tests.channels.test_channel_registry import write_distribution
 def test_lists_built_ins_plugins_and_broken_ones(installed_plugins: None, tmp_path: Path) -> None:
     write_distribution(tmp_path, "acme_channels", "2.3.4", {"pager": "acme_missing:Channel"}, {})
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
-    result = subprocess.run([sys.executable, "-m", "uptimed", "channels"], capture_output=True, text=True, env=env, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "uptimed", "channels"], capture_output=True, text=True, env=env, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     out = result.stdout
     for name in ("email", "webhook", "slack", "discord", "telegram"):

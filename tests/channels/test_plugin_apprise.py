@@ -40,7 +40,9 @@ def test_discovered_through_its_entry_point(apprise_channel) -> None:
         (NotificationKind.TEST, "info", "✅ Test notification from uptimed for Example API"),
     ],
 )
-async def test_delivers_end_to_end_through_json_url(apprise_channel, receiver, make_notification, kind, apprise_type, title) -> None:
+async def test_delivers_end_to_end_through_json_url(
+    apprise_channel, receiver, make_notification, kind, apprise_type, title
+) -> None:
     registry, channel = apprise_channel
     config = {"url": f"json://127.0.0.1:{receiver.port}/uptimed-hook"}
     registry.validate_config("apprise", config)
@@ -55,7 +57,9 @@ async def test_delivers_end_to_end_through_json_url(apprise_channel, receiver, m
     assert "URL: https://status.example.com/health_check/v1.2?a=b" in body["message"]
 
 
-async def test_a_failed_delivery_is_retryable_and_masks_credentials(apprise_channel, receiver, make_notification) -> None:
+async def test_a_failed_delivery_is_retryable_and_masks_credentials(
+    apprise_channel, receiver, make_notification
+) -> None:
     _, channel = apprise_channel
     receiver.reply(status=500, body="down for maintenance")
     config = {"url": f"json://alerts:hunter2-s3cret@127.0.0.1:{receiver.port}/hook"}

@@ -55,7 +55,11 @@ def test_an_event_decided_late_says_so_and_why() -> None:
 def test_the_nth_reminder_of_an_incident_has_one_id_whoever_fires_it_and_when() -> None:
     def reminder(at: int, sequence: int, opened: int = T0 - 600_000) -> StateChange:
         return change(
-            ChangeKind.REMINDER, at_ms=at, region=None, checked_at_ms=None, sequence=sequence,
+            ChangeKind.REMINDER,
+            at_ms=at,
+            region=None,
+            checked_at_ms=None,
+            sequence=sequence,
             incident_opened_at_ms=opened,
         )
 

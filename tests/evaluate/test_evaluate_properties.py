@@ -109,7 +109,11 @@ def play(
 
 
 def check_tick(
-    monitor: Monitor, step: Step, before: MonitorState, after: MonitorState, changes: tuple[StateChange, ...],
+    monitor: Monitor,
+    step: Step,
+    before: MonitorState,
+    after: MonitorState,
+    changes: tuple[StateChange, ...],
     accepted: bool,
 ) -> None:
     if not accepted:

@@ -385,7 +385,10 @@ def test_a_flap_inside_one_backlog_gives_each_change_its_own_time() -> None:
     machine = Run(("a",), failure_threshold=1, success_threshold=1)
     machine.script("a- a+ a- a+")
     assert [(c.kind.value, c.at_ms) for _, c in machine.log] == [
-        ("down", T0 + STEP), ("up", T0 + 2 * STEP), ("down", T0 + 3 * STEP), ("up", T0 + 4 * STEP)
+        ("down", T0 + STEP),
+        ("up", T0 + 2 * STEP),
+        ("down", T0 + 3 * STEP),
+        ("up", T0 + 4 * STEP),
     ]
     assert [c.downtime_s for _, c in machine.log if c.kind is ChangeKind.UP] == [60.0, 60.0]
 

@@ -50,10 +50,16 @@ class Feed:
 
 def result(monitor_id: int, ok: bool, at: int, region: str = "default") -> CheckResult:
     if ok:
-        return CheckResult(monitor_id=monitor_id, region=region, status=CheckStatus.UP, response_time_ms=12.0, checked_at_ms=at)
+        return CheckResult(
+            monitor_id=monitor_id, region=region, status=CheckStatus.UP, response_time_ms=12.0, checked_at_ms=at
+        )
     return CheckResult(
-        monitor_id=monitor_id, region=region, status=CheckStatus.DOWN, error_class=ErrorClass.STATUS,
-        error="HTTP 500", checked_at_ms=at,
+        monitor_id=monitor_id,
+        region=region,
+        status=CheckStatus.DOWN,
+        error_class=ErrorClass.STATUS,
+        error="HTTP 500",
+        checked_at_ms=at,
     )
 
 
@@ -80,7 +86,7 @@ class Running:
             try:
                 with scope:
                     await evaluator.run()
-            except Exception as exc:  # noqa: BLE001 - the test asserts there were none
+            except Exception as exc:
                 self.crashes.append(exc)
                 raise
 
@@ -145,7 +151,9 @@ async def make_monitors(pool: asyncpg.Pool, count: int, **columns: Any) -> list[
         await pool.fetchval(
             f"INSERT INTO monitors (owner_id, name, target, {names}) VALUES ($1, $2, 'https://m.example/', {params})"
             " RETURNING id",
-            owner, f"m{i}", *values.values(),
+            owner,
+            f"m{i}",
+            *values.values(),
         )
         for i in range(count)
     ]
@@ -169,9 +177,9 @@ async def test_a_backlog_gets_each_change_its_own_time_and_says_why_it_is_late(
         assert event["detectedAt"] - event["timestamp"] >= 35_000
         assert event["lateReason"] == "the message bus was unavailable"
     incidents = await pool.fetch("SELECT opened_at, resolved_at FROM incidents WHERE monitor_id = $1 ORDER BY id", mid)
-    assert [(round(i["opened_at"].timestamp() * 1000), round(i["resolved_at"].timestamp() * 1000)) for i in incidents] == [
-        (start + 1000, start + 3000), (start + 4000, start + 5000)
-    ]
+    assert [
+        (round(i["opened_at"].timestamp() * 1000), round(i["resolved_at"].timestamp() * 1000)) for i in incidents
+    ] == [(start + 1000, start + 3000), (start + 4000, start + 5000)]
     assert not evaluators.crashes
 
 
@@ -203,7 +211,10 @@ async def test_reminders_come_on_time_from_the_timer_when_no_results_arrive(
     opened = down["timestamp"]
     for n, reminder in enumerate(reminders, start=1):
         # each within half a second of its due time, one after another
-        assert 0 <= reminder["timestamp"] - (opened + n * 1500) < 500 + (n - 1) * 500, (n, reminder["timestamp"] - opened)
+        assert 0 <= reminder["timestamp"] - (opened + n * 1500) < 500 + (n - 1) * 500, (
+            n,
+            reminder["timestamp"] - opened,
+        )
         assert reminder["incidentId"] == down["incidentId"]
     assert len({r["eventId"] for r in reminders}) == 3
     wake = await pool.fetchval("SELECT wake_at FROM monitor_state WHERE monitor_id = $1", mid)
@@ -269,8 +280,16 @@ async def test_rebalances_under_load_lose_and_double_nothing(
 ) -> None:
     rng = random.Random(11)
     ids = await make_monitors(pool, 30)
-    monitor = Monitor(id=0, owner_id=0, name="m", target="https://m.example/", interval=1, timeout=0.5,
-                      failure_threshold=1, success_threshold=1)
+    monitor = Monitor(
+        id=0,
+        owner_id=0,
+        name="m",
+        target="https://m.example/",
+        interval=1,
+        timeout=0.5,
+        failure_threshold=1,
+        success_threshold=1,
+    )
     streams = flapping(ids, 300, now_ms() - 30_000, rng)
     expected = sorted(c for stream in streams for c in expected_changes(stream, monitor))
     assert len(expected) > 500
@@ -279,7 +298,7 @@ async def test_rebalances_under_load_lose_and_double_nothing(
         evaluators.start()
     rebalances = 0
     for step in range(0, 300, 10):
-        await feed.send([r for stream in streams for r in stream[step: step + 10]])
+        await feed.send([r for stream in streams for r in stream[step : step + 10]])
         # One evaluator leaves and another joins: two rebalances per round, with results in flight.
         await evaluators.stop(evaluators.tasks[rng.randrange(len(evaluators.tasks))])
         evaluators.start()

@@ -53,7 +53,7 @@ async def rows(db: asyncpg.Connection) -> list[asyncpg.Record]:
 async def test_a_kill_during_the_request_retries_within_the_timeout_plus_5_s_as_attempt_2(
     stack: Stack, db, receiver: WebhookReceiver, producer: AIOKafkaProducer, start_daemon
 ) -> None:
-    user, monitor, ids = await owner_with_webhooks(db, receiver, "/hook")
+    user, monitor, _ = await owner_with_webhooks(db, receiver, "/hook")
     receiver.hold.add("/hook")
     daemons = await two_daemons(stack, start_daemon)
     event = down_event(user, monitor)
@@ -86,14 +86,18 @@ async def test_a_kill_during_the_request_retries_within_the_timeout_plus_5_s_as_
     survivor = next(d for d in daemons if d is not killed)
     await survivor.wait_for("delivery.outcome_unknown", attempt=1)
     assert len(receiver.requests) == 2
-    print(f"crash window: retried {second.at - killed_at:.2f} s after the kill (delivery_timeout {DELIVERY_TIMEOUT:g} s)")
+    print(
+        f"crash window: retried {second.at - killed_at:.2f} s after the kill (delivery_timeout {DELIVERY_TIMEOUT:g} s)"
+    )
 
 
-async def publish_many(producer: AIOKafkaProducer, stack: Stack, user: int, monitor: int, count: int) -> list[MonitorEvent]:
+async def publish_many(
+    producer: AIOKafkaProducer, stack: Stack, user: int, monitor: int, count: int
+) -> list[MonitorEvent]:
     events = [down_event(user, monitor) for _ in range(count)]
-    await asyncio.gather(*(
-        publish(producer, stack, e.model_dump_json().encode(), key=str(n % 7).encode()) for n, e in enumerate(events)
-    ))
+    await asyncio.gather(
+        *(publish(producer, stack, e.model_dump_json().encode(), key=str(n % 7).encode()) for n, e in enumerate(events))
+    )
     return events
 
 
@@ -146,7 +150,7 @@ async def test_hundreds_of_events_with_a_kill_arrive_once_except_where_the_log_s
 async def test_hundreds_of_events_without_a_kill_are_each_sent_once(
     stack: Stack, db, receiver: WebhookReceiver, producer: AIOKafkaProducer, start_daemon
 ) -> None:
-    user, monitor, ids = await owner_with_webhooks(db, receiver, "/a", "/b")
+    user, monitor, _ = await owner_with_webhooks(db, receiver, "/a", "/b")
     receiver.delay = lambda: random.uniform(0.0, 0.2)
     await two_daemons(stack, start_daemon)
     events = await publish_many(producer, stack, user, monitor, 200)

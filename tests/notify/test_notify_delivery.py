@@ -16,9 +16,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from tests.support import EventReader, Stack, WebhookReceiver, eventually
+from uptimed.bus.messages import EventType, MonitorEvent
 
 pytestmark = pytest.mark.kafka
-from uptimed.bus.messages import EventType, MonitorEvent
 
 FAST_RETRIES = "[notify]\nbackoff_initial = 0.3\nmax_attempts = 4\ndelivery_timeout = 5\n"
 
@@ -46,7 +46,9 @@ async def db(stack: Stack) -> AsyncIterator[asyncpg.Connection]:
     await conn.close()
 
 
-async def owner_with_webhooks(db: asyncpg.Connection, receiver: WebhookReceiver, *paths: str) -> tuple[int, int, dict[str, int]]:
+async def owner_with_webhooks(
+    db: asyncpg.Connection, receiver: WebhookReceiver, *paths: str
+) -> tuple[int, int, dict[str, int]]:
     """A user, one of their monitors, and a webhook integration per path."""
     user = await db.fetchval("INSERT INTO users (username, email) VALUES ('alice', 'alice@example.com') RETURNING id")
     monitor = await db.fetchval(
@@ -57,15 +59,23 @@ async def owner_with_webhooks(db: asyncpg.Connection, receiver: WebhookReceiver,
     for path in paths:
         ids[path] = await db.fetchval(
             "INSERT INTO integrations (owner_id, type, config) VALUES ($1, 'webhook', $2) RETURNING id",
-            user, {"webhookUrl": receiver.url(path), "headers": {}},
+            user,
+            {"webhookUrl": receiver.url(path), "headers": {}},
         )
     return user, monitor, ids
 
 
 def down_event(user: int, monitor: int) -> MonitorEvent:
     return MonitorEvent(
-        type=EventType.DOWN, websiteId=monitor, userId=user, url="https://shop.example/", regionId="default",
-        reason="status: HTTP 500", regions={"default": "down"}, name="shop", eventId=uuid.uuid4(),
+        type=EventType.DOWN,
+        websiteId=monitor,
+        userId=user,
+        url="https://shop.example/",
+        regionId="default",
+        reason="status: HTTP 500",
+        regions={"default": "down"},
+        name="shop",
+        eventId=uuid.uuid4(),
     )
 
 
@@ -108,7 +118,9 @@ async def test_retries_rate_limits_and_permanent_failures_do_not_delay_a_healthy
     assert len(receiver.to("/broken")) == 1
 
 
-async def test_delivery_gives_up_after_the_last_attempt(stack: Stack, db, receiver: WebhookReceiver, producer, start_daemon) -> None:
+async def test_delivery_gives_up_after_the_last_attempt(
+    stack: Stack, db, receiver: WebhookReceiver, producer, start_daemon
+) -> None:
     user, monitor, ids = await owner_with_webhooks(db, receiver, "/down")
     receiver.script("/down", 503, 503, 503, 503, 503)
     await start_daemon(stack.toml(FAST_RETRIES))
@@ -127,7 +139,7 @@ async def test_delivery_gives_up_after_the_last_attempt(stack: Stack, db, receiv
 async def test_sigkill_after_intents_then_restart_delivers_each_exactly_once(
     stack: Stack, db, receiver: WebhookReceiver, producer, start_daemon
 ) -> None:
-    user, monitor, ids = await owner_with_webhooks(db, receiver, "/a", "/b")
+    user, monitor, _ = await owner_with_webhooks(db, receiver, "/a", "/b")
     frozen = await start_daemon(stack.toml(FAST_RETRIES), env={"UPTIMED_FAILPOINTS": "notify.before_delivery"})
     await frozen.wait_for("failpoint.hit")
 

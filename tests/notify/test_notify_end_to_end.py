@@ -22,10 +22,10 @@ import respx
 
 from tests.channels.conftest import smtp_server, tls_files  # noqa: F401 - fixtures
 from tests.support import Stack, Target, WebhookReceiver, eventually
-
-pytestmark = pytest.mark.kafka
 from uptimed.channels.registry import default_registry
 from uptimed.daemon import Daemon
+
+pytestmark = pytest.mark.kafka
 
 SLACK = "https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXXXXXXXXXX"
 DISCORD = "https://discord.com/api/webhooks/123/abcdefabcdefabcdef"
@@ -47,21 +47,46 @@ async def receiver() -> AsyncIterator[WebhookReceiver]:
     await server.stop()
 
 
-async def test_down_reaches_every_channel_once(stack: Stack, target: Target, receiver: WebhookReceiver, smtp_server, tls_files) -> None:  # noqa: F811
+async def test_down_reaches_every_channel_once(
+    stack: Stack, target: Target, receiver: WebhookReceiver, smtp_server, tls_files
+) -> None:
     mail = await smtp_server(mode="starttls")
     monitor_url = target.url("/shop_v2.0/health")
     settings = stack.settings(
-        smtp={"host": "127.0.0.1", "port": mail.port, "tls": "starttls", "cafile": str(tls_files.ca),
-              "from_address": "uptimed@example.com"},
-        monitors=[{"owner": "alice", "name": "shop", "target": monitor_url, "interval": 1, "timeout": 0.5,
-                   "failure_threshold": 2, "success_threshold": 1}],
+        smtp={
+            "host": "127.0.0.1",
+            "port": mail.port,
+            "tls": "starttls",
+            "cafile": str(tls_files.ca),
+            "from_address": "uptimed@example.com",
+        },
+        monitors=[
+            {
+                "owner": "alice",
+                "name": "shop",
+                "target": monitor_url,
+                "interval": 1,
+                "timeout": 0.5,
+                "failure_threshold": 2,
+                "success_threshold": 1,
+            }
+        ],
         integrations=[
-            {"owner": "alice", "key": "hook", "type": "webhook",
-             "config": {"webhookUrl": receiver.url("/hook"), "headers": {"X-Team": "ops"}, "secret": SECRET}},
+            {
+                "owner": "alice",
+                "key": "hook",
+                "type": "webhook",
+                "config": {"webhookUrl": receiver.url("/hook"), "headers": {"X-Team": "ops"}, "secret": SECRET},
+            },
             {"owner": "alice", "key": "mail", "type": "email", "config": {"email": "ops@example.com"}},
             {"owner": "alice", "key": "slack", "type": "slack", "config": {"webhookUrl": SLACK}},
             {"owner": "alice", "key": "discord", "type": "discord", "config": {"webhookUrl": DISCORD}},
-            {"owner": "alice", "key": "telegram", "type": "telegram", "config": {"botToken": TELEGRAM_TOKEN, "chatId": -100123}},
+            {
+                "owner": "alice",
+                "key": "telegram",
+                "type": "telegram",
+                "config": {"botToken": TELEGRAM_TOKEN, "chatId": -100123},
+            },
         ],
     )
     with respx.mock(assert_all_called=True) as router:
@@ -95,8 +120,11 @@ async def test_down_reaches_every_channel_once(stack: Stack, target: Target, rec
 
             conn = await asyncpg.connect(stack.dsn)
             try:
+
                 async def all_sent() -> list[asyncpg.Record] | None:
-                    rows = await conn.fetch("SELECT i.type, n.status, n.attempts FROM notification_log n JOIN integrations i ON i.id = n.integration_id")
+                    rows = await conn.fetch(
+                        "SELECT i.type, n.status, n.attempts FROM notification_log n JOIN integrations i ON i.id = n.integration_id"
+                    )
                     return rows if len(rows) == 5 and all(r["status"] == "SENT" for r in rows) else None
 
                 rows = await eventually(all_sent)
@@ -113,5 +141,10 @@ async def test_down_reaches_every_channel_once(stack: Stack, target: Target, rec
             assert message["chat_id"] == -100123 and message["parse_mode"] == "MarkdownV2"
             # The URL full of '_' and '.' arrives intact once MarkdownV2 escapes are undone.
             assert monitor_url.replace("_", "\\_").replace(".", "\\.") in message["text"]
-            assert (slack.call_count, discord.call_count, telegram.call_count, len(receiver.to("/hook"))) == (1, 1, 1, 1)
+            assert (slack.call_count, discord.call_count, telegram.call_count, len(receiver.to("/hook"))) == (
+                1,
+                1,
+                1,
+                1,
+            )
             tg.cancel_scope.cancel()

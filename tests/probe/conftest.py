@@ -155,7 +155,9 @@ def _write_certs_with_openssl(folder: Path) -> TlsFiles:
         "-days", str(CERT_DAYS), "-extfile", "trusted.ext", "-out", "trusted.pem")  # fmt: skip
     run("req", "-x509", *ec_key, "-keyout", "untrusted.key", "-out", "untrusted.pem", "-days", str(CERT_DAYS),
         "-subj", "/CN=127.0.0.1", "-addext", san)  # fmt: skip
-    return TlsFiles(*(folder / name for name in ("ca.pem", "trusted.pem", "trusted.key", "untrusted.pem", "untrusted.key")))
+    return TlsFiles(
+        *(folder / name for name in ("ca.pem", "trusted.pem", "trusted.key", "untrusted.pem", "untrusted.key"))
+    )
 
 
 @pytest.fixture(scope="session")
@@ -279,7 +281,9 @@ async def target(tls_files: TlsFiles) -> AsyncIterator[Target]:
     sites = [
         web.TCPSite(runner, "127.0.0.1", 0),
         web.TCPSite(runner, "127.0.0.1", 0, ssl_context=_tls_context(tls_files.trusted_cert, tls_files.trusted_key)),
-        web.TCPSite(runner, "127.0.0.1", 0, ssl_context=_tls_context(tls_files.untrusted_cert, tls_files.untrusted_key)),
+        web.TCPSite(
+            runner, "127.0.0.1", 0, ssl_context=_tls_context(tls_files.untrusted_cert, tls_files.untrusted_key)
+        ),
     ]
     ports = []
     for site in sites:

@@ -48,7 +48,12 @@ async def fill(redis: aioredis.Redis, stream: str, count: int, *, start: int = 0
 
 def forwarder(redis: aioredis.Redis, producer: AIOKafkaProducer, topic: str, prefix: str, **options: int) -> Forwarder:
     return Forwarder(
-        redis=redis, producer=producer, topic=topic, prefix=prefix, region="eu", token=uuid.uuid4().hex,
+        redis=redis,
+        producer=producer,
+        topic=topic,
+        prefix=prefix,
+        region="eu",
+        token=uuid.uuid4().hex,
         buffer_max=options.get("buffer_max", 1_000_000),
     )
 

@@ -15,9 +15,7 @@ from uptimed.bus.messages import CheckResult, CheckStatus, ErrorClass
 Check = Callable[..., Awaitable[CheckResult]]
 
 
-async def test_a_healthy_page_is_up_with_its_status_and_response_time(
-    check: Check, target: Any
-) -> None:
+async def test_a_healthy_page_is_up_with_its_status_and_response_time(check: Check, target: Any) -> None:
     before_ms = time.time_ns() // 1_000_000
     result = await check(target.url + "/")
 
@@ -106,9 +104,7 @@ async def test_a_keyword_is_looked_for_in_the_first_2_mib_of_a_large_page(check:
     ("json_path", "json_equals"),
     [("status", "ok"), ("checks.0.ok", True), ("checks.1.name", "cache"), ("workers", 1), ("checks.1", None)],
 )
-async def test_a_json_value_that_matches_is_up(
-    check: Check, target: Any, json_path: str, json_equals: object
-) -> None:
+async def test_a_json_value_that_matches_is_up(check: Check, target: Any, json_path: str, json_equals: object) -> None:
     result = await check(target.url + "/health", json_path=json_path, json_equals=json_equals)
 
     assert result.status is CheckStatus.UP, result.error
@@ -178,9 +174,7 @@ async def test_cookies_of_one_check_never_reach_another(check: Check, target: An
     assert result.status is CheckStatus.UP, result.error
 
 
-async def test_a_target_that_does_not_answer_times_out_within_the_timeout(
-    check: Check, target: Any
-) -> None:
+async def test_a_target_that_does_not_answer_times_out_within_the_timeout(check: Check, target: Any) -> None:
     started = time.perf_counter()
     result = await check(target.url + "/slow", timeout=0.2)
     elapsed = time.perf_counter() - started
@@ -191,9 +185,7 @@ async def test_a_target_that_does_not_answer_times_out_within_the_timeout(
     assert 0.2 <= elapsed < 1.0
 
 
-async def test_a_body_that_never_ends_times_out_when_a_keyword_needs_it(
-    check: Check, target: Any
-) -> None:
+async def test_a_body_that_never_ends_times_out_when_a_keyword_needs_it(check: Check, target: Any) -> None:
     result = await check(target.url + "/slow-body", timeout=0.2, keyword="</html>")
 
     assert result.status is CheckStatus.DOWN
@@ -224,18 +216,14 @@ async def test_a_refused_connection_is_a_connect_failure(check: Check, closed_po
     assert "connection refused" in result.error
 
 
-async def test_a_server_that_hangs_up_without_answering_is_a_connect_failure(
-    check: Check, hang_up_port: int
-) -> None:
+async def test_a_server_that_hangs_up_without_answering_is_a_connect_failure(check: Check, hang_up_port: int) -> None:
     result = await check(f"http://127.0.0.1:{hang_up_port}/")
 
     assert result.status is CheckStatus.DOWN
     assert result.error_class is ErrorClass.CONNECT
 
 
-async def test_errors_never_repeat_the_url_which_may_hold_a_token(
-    check: Check, closed_port: int
-) -> None:
+async def test_errors_never_repeat_the_url_which_may_hold_a_token(check: Check, closed_port: int) -> None:
     result = await check(f"http://127.0.0.1:{closed_port}/status?token=s3cret", timeout=0.2)
 
     assert "s3cret" not in result.error
@@ -256,9 +244,7 @@ async def test_an_untrusted_certificate_fails_with_tls(check: Check, target: Any
     assert "certificate" in result.error
 
 
-async def test_an_untrusted_certificate_is_accepted_with_verify_tls_off(
-    check: Check, target: Any
-) -> None:
+async def test_an_untrusted_certificate_is_accepted_with_verify_tls_off(check: Check, target: Any) -> None:
     result = await check(target.untrusted_tls_url + "/", verify_tls=False, keyword="All systems operational")
 
     assert result.status is CheckStatus.UP, result.error
@@ -286,9 +272,7 @@ async def test_a_certificate_expiring_within_the_warning_is_down(
 
 
 @pytest.mark.parametrize("verify_tls", [True, False])
-async def test_a_certificate_expiring_after_the_warning_is_up(
-    check: Check, target: Any, verify_tls: bool
-) -> None:
+async def test_a_certificate_expiring_after_the_warning_is_up(check: Check, target: Any, verify_tls: bool) -> None:
     url = target.trusted_tls_url if verify_tls else target.untrusted_tls_url
     first = await check(url + "/", verify_tls=verify_tls, cert_expiry_days=2)
     # The second check reuses the pooled connection; the certificate is still known.

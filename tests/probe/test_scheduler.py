@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import statistics
 import time
 from collections import defaultdict
@@ -32,9 +33,7 @@ class RecordingQueue(ProbeQueue):
     async def wait_for_jobs(self, monitor_id: int, count: int) -> None:
         """Until the scheduler has asked for ``count`` jobs of ``monitor_id``."""
         async with self._changed:
-            await self._changed.wait_for(
-                lambda: sum(e.monitor.id == monitor_id for _, e, _ in self.jobs()) >= count
-            )
+            await self._changed.wait_for(lambda: sum(e.monitor.id == monitor_id for _, e, _ in self.jobs()) >= count)
 
     def jobs(self) -> list[tuple[int, EncodedMonitor, int]]:
         """(enqueued at ms, monitor, due ms) of every job the scheduler asked for."""
@@ -59,7 +58,9 @@ async def test_due_monitors_are_enqueued_in_batches_each_at_its_exact_grid_time(
     async def load() -> list[Monitor]:
         return monitors
 
-    scheduler = Scheduler(redis=redis, queue=queue, load_monitors=load, configured_regions=["default"], prefix=key_prefix)
+    scheduler = Scheduler(
+        redis=redis, queue=queue, load_monitors=load, configured_regions=["default"], prefix=key_prefix
+    )
     started = time.monotonic()
     await run_for(scheduler, 3.0)
     elapsed = time.monotonic() - started
@@ -71,12 +72,14 @@ async def test_due_monitors_are_enqueued_in_batches_each_at_its_exact_grid_time(
     due_by_monitor: dict[int, list[int]] = defaultdict(list)
     for enqueued_ms, encoded, due_ms in jobs:
         m = encoded.monitor
-        grid = phase_of(m.id, m.interval) + round((due_ms / 1000 - phase_of(m.id, m.interval)) / m.interval) * m.interval
+        grid = (
+            phase_of(m.id, m.interval) + round((due_ms / 1000 - phase_of(m.id, m.interval)) / m.interval) * m.interval
+        )
         assert abs(due_ms - grid * 1000) <= 1  # the job carries its grid point, not the wake-up time
         assert enqueued_ms >= due_ms  # never early
         due_by_monitor[m.id].append(due_ms)
     for dues in due_by_monitor.values():
-        assert all(abs(later - earlier - 1000) <= 1 for earlier, later in zip(dues, dues[1:]))  # no drift
+        assert all(abs(later - earlier - 1000) <= 1 for earlier, later in itertools.pairwise(dues))  # no drift
     assert statistics.median(enqueued - due for enqueued, _, due in jobs) <= ENQUEUE_TICK_S * 1000 + 50
 
     # Nothing acknowledged them: each monitor is in flight after its first job, and not enqueued again.

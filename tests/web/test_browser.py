@@ -39,8 +39,14 @@ class Uptimed:
 
 def monitor_toml(name: str, target: str, **extra: object) -> str:
     lines = [
-        "[[monitors]]", 'owner = "alice"', f'name = "{name}"', f'target = "{target}"', 'interval = "1s"',
-        'timeout = "1s"', "failure_threshold = 2", "success_threshold = 2",
+        "[[monitors]]",
+        'owner = "alice"',
+        f'name = "{name}"',
+        f'target = "{target}"',
+        'interval = "1s"',
+        'timeout = "1s"',
+        "failure_threshold = 2",
+        "success_threshold = 2",
     ]
     lines += [f"{key} = {value!r}" if isinstance(value, str) else f"{key} = {value}" for key, value in extra.items()]
     return "\n".join(lines) + "\n"
@@ -97,7 +103,8 @@ async def add_history(uptimed: Uptimed, name: str, *, hours: int) -> None:
         FROM monitors m, generate_series(1, $2 * 30) AS n
         WHERE m.name = $1
         """,
-        name, hours,
+        name,
+        hours,
     )
 
 

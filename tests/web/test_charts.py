@@ -143,7 +143,7 @@ def test_each_region_has_its_own_dash_pattern_as_well_as_colour():
     classes = [only(lines[name]).get("class") for name in names]
     assert classes[:6] == [f"chart-line series-{n}" for n in range(6)] and classes[6] == "chart-line series-0"
     # the legend shows the same sample as the line, beside the region's name
-    samples = [e for e in all_of(svg, "line", "chart-line")]
+    samples = list(all_of(svg, "line", "chart-line"))
     assert [s.get("stroke-dasharray") for s in samples] == dashes
     assert texts(svg, "chart-legend") == names
 
@@ -193,9 +193,7 @@ def test_time_axis_shows_hours_on_short_ranges_and_dates_on_long_ones():
     day = texts(chart({"eu": series([10] * 24, step=timedelta(hours=1))}, hours=24), "chart-tick")
     assert "Nov 25" in day and "12:00" in day  # the date where the day changes
     month = parse(
-        response_chart(
-            {"eu": series([10] * 30, step=timedelta(days=1))}, start=START, end=START + timedelta(days=30)
-        )
+        response_chart({"eu": series([10] * 30, step=timedelta(days=1))}, start=START, end=START + timedelta(days=30))
     )
     dates = [t for t in texts(month, "chart-tick") if not t.endswith("ms")]
     assert dates and all(t.split()[0] in ("Nov", "Dec") and t.split()[1].isdigit() for t in dates)
@@ -232,8 +230,14 @@ def bars(svg: ET.Element) -> list[ET.Element]:
 
 
 def test_each_day_is_a_bar_classed_by_its_uptime():
-    days = [day(0, 1000, 1000), day(1, 1000, 999), day(2, 10000, 9989), day(3, 100, 99), day(4, 10000, 9899),
-            day(5, 0, 0)]
+    days = [
+        day(0, 1000, 1000),
+        day(1, 1000, 999),
+        day(2, 10000, 9989),
+        day(3, 100, 99),
+        day(4, 10000, 9899),
+        day(5, 0, 0),
+    ]
     svg = parse(uptime_bars(days, label="shop"))
     classes = [b.get("class").split()[1] for b in bars(svg)]
     assert classes == ["bar-ok", "bar-ok", "bar-warn", "bar-warn", "bar-bad", "bar-none"]

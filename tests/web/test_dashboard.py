@@ -9,15 +9,24 @@ from tests.web.fixtures import Person, Site
 from uptimed.evaluate.state import Incident, MonitorState, MonitorStatus
 
 
-async def add_monitor(site: Site, owner: Person, name: str, *, state: MonitorState | None = None,
-                      enabled: bool = True, checks: list[tuple[str, float]] = ()) -> int:
+async def add_monitor(
+    site: Site,
+    owner: Person,
+    name: str,
+    *,
+    state: MonitorState | None = None,
+    enabled: bool = True,
+    checks: list[tuple[str, float]] = (),
+) -> int:
     """A monitor with the evaluator's state and checks (status, response ms) over the last hour."""
     monitor_id = await site.pool.fetchval(
         """
         INSERT INTO monitors (owner_id, name, target, interval_s, timeout_s, enabled)
         VALUES ($1, $2, 'https://' || $2 || '.example/', 60, 10, $3) RETURNING id
         """,
-        owner.id, name, enabled,
+        owner.id,
+        name,
+        enabled,
     )
     if state is not None:
         await site.pool.execute(
@@ -29,7 +38,10 @@ async def add_monitor(site: Site, owner: Person, name: str, *, state: MonitorSta
             INSERT INTO checks (monitor_id, region, checked_at, status, response_time_ms)
             VALUES ($1, 'eu-west', now() - make_interval(mins => $2), $3, $4)
             """,
-            monitor_id, minutes_ago, status, ms,
+            monitor_id,
+            minutes_ago,
+            status,
+            ms,
         )
     return monitor_id
 
@@ -51,7 +63,9 @@ async def test_empty_dashboard_says_how_to_add_the_first_monitor(alice: Person) 
 async def test_dashboard_shows_status_response_time_and_uptime(site: Site, alice: Person) -> None:
     down_since = int(time.time() * 1000) - 5 * 60_000
     down = await add_monitor(
-        site, alice, "api",
+        site,
+        alice,
+        "api",
         state=MonitorState(status=MonitorStatus.DOWN, incident=Incident(opened_at_ms=down_since, cause="HTTP 500")),
         checks=[("up", 120.0), ("down", 30.0), ("down", 31.0), ("down", 29.0)],
     )

@@ -110,7 +110,9 @@ def test_built_in_channels_get_the_fields_the_dialog_needs() -> None:
     assert (timeout.control, timeout.maximum, timeout.initial) == ("number", 120, "10")
     telegram = channel_form(default_registry(), "telegram")
     assert [(f.label, f.control) for f in telegram.fields] == [
-        ("Bot token", "password"), ("Chat ID", "text"), ("Message thread ID", "number"),
+        ("Bot token", "password"),
+        ("Chat ID", "text"),
+        ("Message thread ID", "number"),
         ("Disable notification", "checkbox"),
     ]
 
@@ -151,13 +153,16 @@ def test_a_posted_form_reads_back_into_a_config(form: ChannelForm, registry: Cha
 
 
 def test_what_the_form_cannot_read_is_named_with_the_field_and_line(form: ChannelForm) -> None:
-    read = read_config(form, {
-        "pager_duty.retries": ["three"],
-        "pager_duty.ratio": ["nan"],
-        "pager_duty.region": ["mars"],
-        "pager_duty.headers": ["X-Team: ops\nAuthorization Bearer x"],
-        "pager_duty.limits": ["{per_minute: 3}"],
-    })
+    read = read_config(
+        form,
+        {
+            "pager_duty.retries": ["three"],
+            "pager_duty.ratio": ["nan"],
+            "pager_duty.region": ["mars"],
+            "pager_duty.headers": ["X-Team: ops\nAuthorization Bearer x"],
+            "pager_duty.limits": ["{per_minute: 3}"],
+        },
+    )
 
     assert read.errors == {
         "pager_duty.retries": "must be a whole number",
@@ -182,10 +187,16 @@ def test_header_lines_parse_and_bad_lines_are_named() -> None:
 
 
 def test_the_models_complaints_land_on_their_fields(form: ChannelForm, registry: ChannelRegistry) -> None:
-    raw = read_config(form, {
-        "pager_duty.region": ["eu"], "pager_duty.retries": ["11"], "pager_duty.target": ["svc"],
-        "pager_duty.speed": ["gentle"], "pager_duty.loud": ["on"],
-    }).config
+    raw = read_config(
+        form,
+        {
+            "pager_duty.region": ["eu"],
+            "pager_duty.retries": ["11"],
+            "pager_duty.target": ["svc"],
+            "pager_duty.speed": ["gentle"],
+            "pager_duty.loud": ["on"],
+        },
+    ).config
     with pytest.raises(InvalidInput) as caught:
         validated(registry, "pager_duty", raw)
 
@@ -200,18 +211,31 @@ def test_the_models_complaints_land_on_their_fields(form: ChannelForm, registry:
 
 
 def test_what_is_shown_again_never_holds_a_secret(form: ChannelForm) -> None:
-    shown = entered(form, {
-        "pager_duty.apiKey": ["key-0123456789abcdef"], "pager_duty.retries": ["4"], "pager_duty.loud": ["on"],
-        "pager_duty.target": ["svc"],
-    })
+    shown = entered(
+        form,
+        {
+            "pager_duty.apiKey": ["key-0123456789abcdef"],
+            "pager_duty.retries": ["4"],
+            "pager_duty.loud": ["on"],
+            "pager_duty.target": ["svc"],
+        },
+    )
     assert "pager_duty.apiKey" not in shown
     assert shown["pager_duty.retries"] == "4" and shown["pager_duty.loud"] == "on"
     assert shown["pager_duty.target"] == "svc" and shown["pager_duty.ratio"] == ""
 
 
 def test_a_summary_is_one_line_in_the_forms_order(form: ChannelForm) -> None:
-    masked = {"target": "svc", "apiKey": "…cdef", "retries": 3.0, "loud": True, "headers": {"X-B": "…", "A": "…"},
-              "ratio": None, "tags": [], "zone": "eu-1"}
+    masked = {
+        "target": "svc",
+        "apiKey": "…cdef",
+        "retries": 3.0,
+        "loud": True,
+        "headers": {"X-B": "…", "A": "…"},
+        "ratio": None,
+        "tags": [],
+        "zone": "eu-1",
+    }
     assert summary(form, masked) == "API key: …cdef · Retries: 3 · Loud · Headers: A, X-B · Target: svc · Zone: eu-1"
     assert summary(None, {"routingKey": "********"}) == "Routing key: ********"
     assert len(summary(form, {"target": "x" * 500})) == 160
@@ -221,7 +245,11 @@ def test_a_summary_is_one_line_in_the_forms_order(form: ChannelForm) -> None:
 def test_channel_titles() -> None:
     channel_title = ChannelRegistry.discover().title
     assert [channel_title(n) for n in ("webhook", "ntfy", "email", "pager_duty", "my-hook")] == [
-        "Webhook", "ntfy", "Email", "Pager duty", "My hook"
+        "Webhook",
+        "ntfy",
+        "Email",
+        "Pager duty",
+        "My hook",
     ]
 
 
@@ -232,12 +260,15 @@ def test_the_fieldset_renders_labelled_controls_described_by_their_help_and_erro
     values = {"pager_duty.retries": "4", "pager_duty.loud": "", "pager_duty.apiKey": "never-shown-key"}
     html = template.render(form=form, values=values, errors={"pager_duty.retries": "too many"}, chosen="pager_duty")
 
-    assert '<legend>Pager duty settings</legend>' in html
+    assert "<legend>Pager duty settings</legend>" in html
     assert (
         '<input type="password" autocomplete="off" spellcheck="false" id="field-pager_duty-apiKey" '
         'name="pager_duty.apiKey" aria-describedby="field-pager_duty-apiKey-help" aria-required="true">'
     ) in html
-    assert '<label for="field-pager_duty-apiKey">API key<span class="required" aria-hidden="true"> *</span></label>' in html
+    assert (
+        '<label for="field-pager_duty-apiKey">API key<span class="required" aria-hidden="true"> *</span></label>'
+        in html
+    )
     assert "never-shown-key" not in html
     assert (
         'id="field-pager_duty-retries" name="pager_duty.retries" '

@@ -28,9 +28,7 @@ class Element:
     children: list[Element | str] = field(default_factory=list)
 
     def text(self) -> str:
-        return " ".join(
-            " ".join((c if isinstance(c, str) else c.text()).split()) for c in self.children
-        ).strip()
+        return " ".join(" ".join((c if isinstance(c, str) else c.text()).split()) for c in self.children).strip()
 
     def all(self, tag: str | None = None, **attrs: str) -> list[Element]:
         """Descendants with this tag and these attribute values (``class_`` for ``class``)."""
@@ -114,8 +112,12 @@ async def test_adding_a_webhook_through_the_form_lists_it_with_the_url_masked(
     url = receiver.url(SECRET_PATH)
     answer = await alice.post(
         "/integrations",
-        {"type": "webhook", "webhook.webhookUrl": url, "webhook.timeout": "5",
-         "webhook.headers": "Authorization: Bearer header-token-77\n\nX-Team: ops"},
+        {
+            "type": "webhook",
+            "webhook.webhookUrl": url,
+            "webhook.timeout": "5",
+            "webhook.headers": "Authorization: Bearer header-token-77\n\nX-Team: ops",
+        },
     )
     assert answer.status_code == 303
     assert answer.headers["location"] == "/integrations"
@@ -159,7 +161,9 @@ async def test_the_dialog_has_a_labelled_fieldset_per_channel_type(alice: Person
     timeout = dialog.one("input", name="webhook.timeout")
     assert (timeout.attrs["type"], timeout.attrs["max"], timeout.attrs["value"]) == ("number", "120", "10")
     headers = dialog.one("textarea", name="webhook.headers")
-    assert html.label_of(headers) == "Headers" and "Name: value" in html.one(id=headers.attrs["aria-describedby"]).text()
+    assert (
+        html.label_of(headers) == "Headers" and "Name: value" in html.one(id=headers.attrs["aria-describedby"]).text()
+    )
     assert dialog.one("input", name="telegram.disableNotification").attrs["type"] == "checkbox"
     assert dialog.one("input", name="telegram.chatId").attrs["type"] == "text"
     assert dialog.one("button", type="submit", class_="btn btn-primary").text() == "Save integration"
@@ -169,9 +173,12 @@ async def test_the_dialog_has_a_labelled_fieldset_per_channel_type(alice: Person
     assert without_script.one("option", value="telegram").attrs.get("selected") == ""
 
 
-async def test_an_invalid_url_answers_422_naming_the_field_and_keeping_what_is_not_secret(site: Site, alice: Person) -> None:
+async def test_an_invalid_url_answers_422_naming_the_field_and_keeping_what_is_not_secret(
+    site: Site, alice: Person
+) -> None:
     answer = await alice.post(
-        "/integrations", {"type": "webhook", "webhook.webhookUrl": "ftp://files.example/secret-place", "webhook.timeout": "7"}
+        "/integrations",
+        {"type": "webhook", "webhook.webhookUrl": "ftp://files.example/secret-place", "webhook.timeout": "7"},
     )
 
     assert answer.status_code == 422
@@ -205,8 +212,12 @@ async def test_missing_required_fields_answer_422_naming_each(site: Site, alice:
 async def test_a_bad_header_line_or_number_is_named(site: Site, alice: Person) -> None:
     answer = await alice.post(
         "/integrations",
-        {"type": "webhook", "webhook.webhookUrl": "https://hooks.example/x", "webhook.timeout": "soon",
-         "webhook.headers": "X-Team: ops\nno colon on this line"},
+        {
+            "type": "webhook",
+            "webhook.webhookUrl": "https://hooks.example/x",
+            "webhook.timeout": "soon",
+            "webhook.headers": "X-Team: ops\nno colon on this line",
+        },
     )
 
     assert answer.status_code == 422
@@ -219,7 +230,8 @@ async def test_a_bad_header_line_or_number_is_named(site: Site, alice: Person) -
 
 async def test_a_header_the_channel_refuses_is_shown_with_its_own_message(site: Site, alice: Person) -> None:
     answer = await alice.post(
-        "/integrations", {"type": "webhook", "webhook.webhookUrl": "https://hooks.example/x", "webhook.headers": "Host: evil"}
+        "/integrations",
+        {"type": "webhook", "webhook.webhookUrl": "https://hooks.example/x", "webhook.headers": "Host: evil"},
     )
 
     assert answer.status_code == 422
@@ -295,7 +307,8 @@ async def test_another_users_integration_is_not_found(site: Site, alice: Person,
 async def test_an_integration_declared_in_the_config_file_is_read_only(site: Site, alice: Person) -> None:
     declared = await site.pool.fetchval(
         "INSERT INTO integrations (owner_id, config_key, type, config) VALUES ($1, 'ops', 'webhook', $2) RETURNING id",
-        alice.id, {"webhookUrl": "https://hooks.example/declared-secret-path", "headers": {}},
+        alice.id,
+        {"webhookUrl": "https://hooks.example/declared-secret-path", "headers": {}},
     )
 
     html = (await alice.get("/integrations")).text
@@ -353,7 +366,8 @@ async def test_send_test_with_script_answers_the_outcome_as_json(
 async def test_a_test_through_a_channel_that_is_not_installed_fails_plainly(site: Site, alice: Person) -> None:
     gone = await site.pool.fetchval(
         "INSERT INTO integrations (owner_id, type, config) VALUES ($1, 'pager', $2) RETURNING id",
-        alice.id, {"routingKey": "pager-routing-key-123456"},
+        alice.id,
+        {"routingKey": "pager-routing-key-123456"},
     )
 
     html = (await alice.get("/integrations")).text
@@ -388,7 +402,9 @@ async def test_a_plugin_channel_gets_its_form_and_card_without_page_code(
 ) -> None:
     registry = site.app.state.context.registry
     monkeypatch.setitem(registry.channels, "beacon", LoadedChannel("beacon", BeaconChannel(), "uptimed-beacon", "1.0"))
-    monkeypatch.setattr(registry, "broken", [BrokenChannel("klaxon", "import failed: ModuleNotFoundError", "uptimed-klaxon")])
+    monkeypatch.setattr(
+        registry, "broken", [BrokenChannel("klaxon", "import failed: ModuleNotFoundError", "uptimed-klaxon")]
+    )
 
     html = page((await alice.get("/integrations")).text)
     fieldset = html.one("fieldset", id="channel-beacon")
@@ -399,7 +415,9 @@ async def test_a_plugin_channel_gets_its_form_and_card_without_page_code(
     assert (level.attrs["min"], level.attrs["max"], level.attrs["step"]) == ("1", "3", "1")
     assert "klaxon" in html.one("div", id="broken-channels").text()
 
-    added = await alice.post("/integrations", {"type": "beacon", "beacon.apiKey": "beacon-key-0123456789", "beacon.level": "3"})
+    added = await alice.post(
+        "/integrations", {"type": "beacon", "beacon.apiKey": "beacon-key-0123456789", "beacon.level": "3"}
+    )
     assert added.status_code == 303
     (made,) = await integrations.page_for_owner(site.pool, alice.id, before_id=None, limit=10)
     assert made.config == {"apiKey": "beacon-key-0123456789", "level": 3}
@@ -451,7 +469,8 @@ async def test_an_invalid_edit_answers_422_at_the_field_and_changes_nothing(site
 
 async def test_an_optional_secret_can_be_removed_on_edit(site: Site, alice: Person) -> None:
     answer = await alice.post(
-        "/integrations", {"type": "webhook", "webhook.webhookUrl": "https://hooks.example/p", "webhook.secret": "hmac-key-0123456789"}
+        "/integrations",
+        {"type": "webhook", "webhook.webhookUrl": "https://hooks.example/p", "webhook.secret": "hmac-key-0123456789"},
     )
     assert answer.status_code == 303
     made = await site.pool.fetchval("SELECT max(id) FROM integrations")
@@ -475,10 +494,13 @@ class LanternChannel(BeaconChannel):
 
 async def test_a_channel_names_and_draws_itself(site: Site, alice: Person, monkeypatch: pytest.MonkeyPatch) -> None:
     registry = site.app.state.context.registry
-    monkeypatch.setitem(registry.channels, "lantern", LoadedChannel("lantern", LanternChannel(), "uptimed-lantern", "1.0"))
+    monkeypatch.setitem(
+        registry.channels, "lantern", LoadedChannel("lantern", LanternChannel(), "uptimed-lantern", "1.0")
+    )
     made = await site.pool.fetchval(
         "INSERT INTO integrations (owner_id, type, config) VALUES ($1, 'lantern', $2) RETURNING id",
-        alice.id, {"apiKey": "lantern-key-0123456789"},
+        alice.id,
+        {"apiKey": "lantern-key-0123456789"},
     )
 
     html = (await alice.get("/integrations")).text

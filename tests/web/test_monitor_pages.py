@@ -25,22 +25,39 @@ async def _config_monitor(site: Site, owner: Person) -> int:
 
 
 async def _check(
-    site: Site, monitor_id: int, region: str, at: datetime, *, status: str = "up", ms: float | None = 120.0,
-    code: int | None = 200, error: str | None = None,
+    site: Site,
+    monitor_id: int,
+    region: str,
+    at: datetime,
+    *,
+    status: str = "up",
+    ms: float | None = 120.0,
+    code: int | None = 200,
+    error: str | None = None,
 ) -> None:
     await site.pool.execute(
         """
         INSERT INTO checks (monitor_id, region, checked_at, status, response_time_ms, status_code, error_class, error)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
         """,
-        monitor_id, region, at, status, ms, code, "connect" if error else None, error,
+        monitor_id,
+        region,
+        at,
+        status,
+        ms,
+        code,
+        "connect" if error else None,
+        error,
     )
 
 
 async def _incident(site: Site, monitor_id: int, opened: datetime, resolved: datetime | None, cause: str) -> None:
     await site.pool.execute(
         "INSERT INTO incidents (monitor_id, opened_at, resolved_at, cause) VALUES ($1, $2, $3, $4)",
-        monitor_id, opened, resolved, cause,
+        monitor_id,
+        opened,
+        resolved,
+        cause,
     )
 
 
@@ -51,21 +68,33 @@ async def _row(site: Site, monitor_id: int) -> dict[str, Any] | None:
 
 def _section(html: str, id_: str) -> str:
     start = html.index(f'id="{id_}"')
-    return html[start:html.index("</section>", start)]
+    return html[start : html.index("</section>", start)]
 
 
 def _chart(html: str) -> str:
-    start = html.index('<svg', html.index('id="response-chart"'))
-    return html[start:html.index("</svg>", start)]
+    start = html.index("<svg", html.index('id="response-chart"'))
+    return html[start : html.index("</svg>", start)]
 
 
 def _form(values: dict[str, Any]) -> list[tuple[str, str]]:
     """A filled-in monitor form as the browser sends it (unchecked boxes are left out)."""
     fields = {
-        "name": "shop", "kind": "http", "target": "https://shop.example.com/health", "interval": "1m",
-        "timeout": "10s", "failure_threshold": "3", "success_threshold": "2", "quorum": "", "slow_threshold_ms": "",
-        "repeat_interval": "", "http.method": "GET", "http.accepted_statuses": "200-399",
-        "http.keyword": "", "http.keyword_absent": "", "http.follow_redirects": "on", "http.verify_tls": "on",
+        "name": "shop",
+        "kind": "http",
+        "target": "https://shop.example.com/health",
+        "interval": "1m",
+        "timeout": "10s",
+        "failure_threshold": "3",
+        "success_threshold": "2",
+        "quorum": "",
+        "slow_threshold_ms": "",
+        "repeat_interval": "",
+        "http.method": "GET",
+        "http.accepted_statuses": "200-399",
+        "http.keyword": "",
+        "http.keyword_absent": "",
+        "http.follow_redirects": "on",
+        "http.verify_tls": "on",
     } | values
     regions = fields.pop("regions", [])
     return [(k, v) for k, v in fields.items() if v is not None] + [("regions", r) for r in regions]
@@ -77,10 +106,23 @@ async def test_monitor_page_shows_chart_per_region_checks_and_incidents(site: Si
     for minutes in range(1, 11):
         await _check(site, monitor_id, "eu-west", now - timedelta(minutes=minutes), ms=100 + minutes)
         await _check(site, monitor_id, "us-east", now - timedelta(minutes=minutes, seconds=30), ms=200 + minutes)
-    await _check(site, monitor_id, "us-east", now - timedelta(seconds=5), status="down", ms=None, code=None,
-                 error="connection refused")
-    await _incident(site, monitor_id, now - timedelta(hours=3), now - timedelta(hours=3) + timedelta(minutes=5),
-                    "HTTP 503 from eu-west")
+    await _check(
+        site,
+        monitor_id,
+        "us-east",
+        now - timedelta(seconds=5),
+        status="down",
+        ms=None,
+        code=None,
+        error="connection refused",
+    )
+    await _incident(
+        site,
+        monitor_id,
+        now - timedelta(hours=3),
+        now - timedelta(hours=3) + timedelta(minutes=5),
+        "HTTP 503 from eu-west",
+    )
     await _incident(site, monitor_id, now - timedelta(minutes=12), None, "timeout in us-east")
 
     page = await alice.get(f"/monitors/{monitor_id}")
@@ -92,8 +134,8 @@ async def test_monitor_page_shows_chart_per_region_checks_and_incidents(site: Si
     assert "eu-west" in chart and "us-east" in chart
     checks = _section(page.text, "checks")
     assert checks.count('class="check-row') == 21
-    first = checks[checks.index('class="check-row'):]
-    assert "connection refused" in first[:first.index("</tr>")]  # newest first
+    first = checks[checks.index('class="check-row') :]
+    assert "connection refused" in first[: first.index("</tr>")]  # newest first
     assert "101 ms" in checks
     incidents = _section(page.text, "incidents")
     assert "HTTP 503 from eu-west" in incidents and "5 min" in incidents
@@ -155,7 +197,9 @@ async def test_new_monitor_form_creates_one(site: Site, alice: Person) -> None:
     assert form.status_code == 200
     assert '<label for="interval">Interval</label>' in form.text
 
-    created = await alice.post("/monitors", _form({"name": "api", "target": "https://api.example.com/", "regions": ["eu-west"]}))
+    created = await alice.post(
+        "/monitors", _form({"name": "api", "target": "https://api.example.com/", "regions": ["eu-west"]})
+    )
 
     assert created.status_code == 303
     row = await site.pool.fetchrow("SELECT id, name, regions, interval_s FROM monitors WHERE owner_id = $1", alice.id)
@@ -212,7 +256,9 @@ async def test_invalid_input_is_shown_next_to_its_field_and_changes_nothing(
     error = re.search(rf'<p class="field-error" id="{field}-error">([^<]*)</p>', answer.text)
     assert error and message in error[1]
     if field != "regions":
-        assert re.search(rf'<input id="{field}"[^>]*aria-invalid="true"[^>]*aria-describedby="[^"]*{field}-error', answer.text)
+        assert re.search(
+            rf'<input id="{field}"[^>]*aria-invalid="true"[^>]*aria-describedby="[^"]*{field}-error', answer.text
+        )
     assert 'value="renamed"' in answer.text  # what was typed is kept
     assert await _row(site, monitor_id) == before
     create = await alice.post("/monitors", _form(values))

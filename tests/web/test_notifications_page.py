@@ -14,8 +14,15 @@ LONG_ERROR = "connection failed (ConnectError: " + "the receiver closed the conn
 
 
 async def log_row(
-    site: Site, person: Person, integration_id: int, *, status: str = "SENT", event: str = "website.down",
-    monitor_id: int | None = None, attempts: int = 1, error: str | None = None,
+    site: Site,
+    person: Person,
+    integration_id: int,
+    *,
+    status: str = "SENT",
+    event: str = "website.down",
+    monitor_id: int | None = None,
+    attempts: int = 1,
+    error: str | None = None,
     next_attempt: datetime | None = None,
 ) -> int:
     """A notification_log row as the notifier would have left it."""
@@ -26,7 +33,15 @@ async def log_row(
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, now()), '{}')
         RETURNING id
         """,
-        uuid.uuid4(), event, integration_id, person.id, monitor_id, status, attempts, error, next_attempt,
+        uuid.uuid4(),
+        event,
+        integration_id,
+        person.id,
+        monitor_id,
+        status,
+        attempts,
+        error,
+        next_attempt,
     )
 
 
@@ -44,11 +59,19 @@ async def test_the_log_shows_each_delivery_with_its_badges_newest_first(site: Si
     retry_at = datetime.now(UTC) + timedelta(minutes=5)
     sent = await log_row(site, alice, hook.id, monitor_id=shop.id)
     retrying = await log_row(
-        site, alice, hook.id, status="RETRYING", event="website.up", monitor_id=shop.id, attempts=2,
-        error="HTTP 503: nope", next_attempt=retry_at,
+        site,
+        alice,
+        hook.id,
+        status="RETRYING",
+        event="website.up",
+        monitor_id=shop.id,
+        attempts=2,
+        error="HTTP 503: nope",
+        next_attempt=retry_at,
     )
-    failed = await log_row(site, alice, hook.id, status="FAILED", event="website.slow", monitor_id=9999, attempts=5,
-                           error=LONG_ERROR)
+    failed = await log_row(
+        site, alice, hook.id, status="FAILED", event="website.slow", monitor_id=9999, attempts=5, error=LONG_ERROR
+    )
 
     html = (await alice.get("/notifications")).text
 
@@ -57,7 +80,7 @@ async def test_the_log_shows_each_delivery_with_its_badges_newest_first(site: Si
     assert f'<a href="/monitors/{shop.id}">shop</a>' in first
     assert f"Webhook #{hook.id}" in first
     assert 'data-status="SENT"' in first and "✓</span> SENT" in first
-    assert '▼</span> Down' in first
+    assert "▼</span> Down" in first
     second = row_html(html, retrying)
     assert "↻</span> RETRYING" in second and "HTTP 503: nope" in second
     assert retry_at.strftime("%Y-%m-%d %H:%M") in second  # when the next attempt is due

@@ -31,7 +31,8 @@ async def add_monitor(pool: asyncpg.Pool, owner_id: int, name: str) -> int:
         INSERT INTO monitors (owner_id, name, target, interval_s, timeout_s, regions)
         VALUES ($1, $2, 'https://example.com', 60, 10, '{eu-west,us-east}') RETURNING id
         """,
-        owner_id, name,
+        owner_id,
+        name,
     )
 
 
@@ -53,9 +54,12 @@ async def test_recent_response_times_average_up_checks_per_bucket_and_flag_down_
     since = datetime.now(UTC) - timedelta(hours=6)
     middle = since + TEN_MINUTES / 2  # checks in the middle of their bucket, clear of its edges
     await add_checks(
-        pool, shop,
-        (middle, "eu-west", "up", 10), (middle, "us-east", "up", 30),
-        (middle + 5 * TEN_MINUTES, "eu-west", "up", 100), (middle + 5 * TEN_MINUTES, "us-east", "down", 9000),
+        pool,
+        shop,
+        (middle, "eu-west", "up", 10),
+        (middle, "us-east", "up", 30),
+        (middle + 5 * TEN_MINUTES, "eu-west", "up", 100),
+        (middle + 5 * TEN_MINUTES, "us-east", "down", 9000),
         (middle + 10 * TEN_MINUTES, "eu-west", "down", None),
         (since - timedelta(minutes=1), "eu-west", "up", 5000),  # before the range
     )
@@ -78,8 +82,10 @@ async def test_region_response_times_split_the_series_by_region(pool):
     alice = await add_user(pool, "alice")
     shop = await add_monitor(pool, alice, "shop")
     await add_checks(
-        pool, shop,
-        (START + timedelta(minutes=1), "us-east", "up", 40), (START + timedelta(minutes=2), "us-east", "up", 60),
+        pool,
+        shop,
+        (START + timedelta(minutes=1), "us-east", "up", 40),
+        (START + timedelta(minutes=2), "us-east", "up", 60),
         (START + timedelta(minutes=1), "eu-west", "up", 10),
         (START + timedelta(minutes=59), "eu-west", "down", None),
         (START + timedelta(minutes=61), "eu-west", "up", 999),  # after the range
@@ -115,7 +121,8 @@ async def test_daily_uptime_counts_checks_per_utc_day(pool, database):
     today = date(2026, 11, 24)
     midnight = datetime.combine(today, time(), UTC)
     await add_checks(
-        pool, shop,
+        pool,
+        shop,
         *[(at_noon(today) + timedelta(minutes=n), "eu-west", "up", 10) for n in range(3)],
         (at_noon(today), "us-east", "down", None),
         (midnight - timedelta(seconds=1), "eu-west", "up", 10),  # the last second of yesterday
@@ -132,8 +139,11 @@ async def test_daily_uptime_counts_checks_per_utc_day(pool, database):
 
     days = [today - timedelta(days=n) for n in (4, 3, 2, 1, 0)]
     assert got[shop] == [
-        DayUptime(days[0], 0, 0), DayUptime(days[1], 0, 0), DayUptime(days[2], 1, 1),
-        DayUptime(days[3], 1, 1), DayUptime(days[4], 4, 3),
+        DayUptime(days[0], 0, 0),
+        DayUptime(days[1], 0, 0),
+        DayUptime(days[2], 1, 1),
+        DayUptime(days[3], 1, 1),
+        DayUptime(days[4], 4, 3),
     ]
     assert [d.percent for d in got[shop]] == [None, None, 100, 100, 75]
     assert got[quiet] == [DayUptime(d, 0, 0) for d in days]

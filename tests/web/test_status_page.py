@@ -19,7 +19,8 @@ async def _monitor(site: Site, owner: Person, name: str, target: str) -> int:
 async def _state(site: Site, monitor_id: int, status: MonitorStatus) -> None:
     await site.pool.execute(
         "INSERT INTO monitor_state (monitor_id, state) VALUES ($1, $2)",
-        monitor_id, MonitorState(status=status).to_json(),
+        monitor_id,
+        MonitorState(status=status).to_json(),
     )
 
 
@@ -29,7 +30,12 @@ async def _check(site: Site, monitor_id: int, at: datetime, status: str, error: 
         INSERT INTO checks (monitor_id, region, checked_at, status, response_time_ms, status_code, error_class, error)
         VALUES ($1, 'eu-west', $2, $3, 80, $4, $5, $6)
         """,
-        monitor_id, at, status, 200 if status == "up" else 503, "http_status" if error else None, error,
+        monitor_id,
+        at,
+        status,
+        200 if status == "up" else 503,
+        "http_status" if error else None,
+        error,
     )
 
 
@@ -73,7 +79,9 @@ async def test_published_page_shows_only_chosen_monitors_and_nothing_private(sit
     await _check(site, api, now - timedelta(minutes=3), "down", error="HTTP 503: upstream db-primary refused")
     await site.pool.execute(
         "INSERT INTO incidents (monitor_id, opened_at, cause) VALUES ($1, $2, $3)",
-        api, now - timedelta(minutes=25), "HTTP 503 from eu-west: upstream db-primary refused",
+        api,
+        now - timedelta(minutes=25),
+        "HTTP 503 from eu-west: upstream db-primary refused",
     )
 
     saved = await alice.post("/status-page", _settings(monitor_ids=[str(shop), str(api)]))
@@ -93,8 +101,16 @@ async def test_published_page_shows_only_chosen_monitors_and_nothing_private(sit
     assert 'data-status="up"' in page and 'data-status="down"' in page
     assert "Ongoing incident" in page and "25 min" in page
     for private in (
-        "secret-host", "s3cr3t", "Internal DB", "db-primary", "HTTP 503", "alice", "alice@example.com",
-        "/monitors/", "Sign out", "csrf",
+        "secret-host",
+        "s3cr3t",
+        "Internal DB",
+        "db-primary",
+        "HTTP 503",
+        "alice",
+        "alice@example.com",
+        "/monitors/",
+        "Sign out",
+        "csrf",
     ):
         assert private not in page, private
     assert 'data-refresh="/status/acme/partial"' in page

@@ -27,7 +27,9 @@ Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"page size, at most
 CursorQuery = Annotated[
     str | None,
     Query(
-        min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_-]+$",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9_-]+$",
         description="where the next page starts: the `X-Next-Cursor` header of the previous page",
     ),
 ]

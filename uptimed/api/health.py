@@ -42,7 +42,8 @@ async def healthz() -> Health:
 
 
 @router.get(
-    "/readyz", response_model=Ready,
+    "/readyz",
+    response_model=Ready,
     responses={503: {"model": Ready, "description": "a part is not usable; `parts` says which, `problems` why"}},
     summary="Every part the daemon needs is usable",
 )
@@ -53,7 +54,9 @@ async def readyz(response: Response, context: Context) -> Ready:
         log.warning("api.readiness_failed", error_type=type(exc).__name__)
         states = {"readiness": "could not be determined"}
     parts = {name: state is True for name, state in states.items()}
-    problems = {name: state if isinstance(state, str) else "not usable" for name, state in states.items() if state is not True}
+    problems = {
+        name: state if isinstance(state, str) else "not usable" for name, state in states.items() if state is not True
+    }
     ready = bool(parts) and not problems
     if not ready:
         response.status_code = 503

@@ -43,12 +43,16 @@ def out(record: IncidentRecord) -> IncidentOut:
 
 
 @router.get(
-    "", response_model=list[IncidentOut],
+    "",
+    response_model=list[IncidentOut],
     responses={**INVALID, 200: {"description": "newest first", "headers": pagination.HEADERS_DOC}},
     summary="Incidents of the caller's monitors, newest first",
 )
 async def list_incidents(
-    request: Request, response: Response, user: Caller, context: Context,
+    request: Request,
+    response: Response,
+    user: Caller,
+    context: Context,
     monitor: Annotated[int | None, Query(ge=1, le=MAX_ID, description="only this monitor's incidents")] = None,
     open: Annotated[bool, Query(description="only incidents not yet resolved")] = False,
     since: SinceQuery = None,

@@ -95,7 +95,10 @@ def out(registry: ChannelRegistry, integration: Integration) -> IntegrationOut:
 
 
 @router.post(
-    "", status_code=status.HTTP_201_CREATED, response_model=IntegrationOut, responses={**INVALID, **TOO_LARGE},
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=IntegrationOut,
+    responses={**INVALID, **TOO_LARGE},
     summary="Create an integration",
 )
 async def create_integration(body: IntegrationCreate, user: Caller, context: Context) -> IntegrationOut:
@@ -105,13 +108,21 @@ async def create_integration(body: IntegrationCreate, user: Caller, context: Con
 
 
 @router.get(
-    "", response_model=list[IntegrationOut],
-    responses={**INVALID, 200: {"description": "the caller's integrations, newest first", "headers": pagination.HEADERS_DOC}},
+    "",
+    response_model=list[IntegrationOut],
+    responses={
+        **INVALID,
+        200: {"description": "the caller's integrations, newest first", "headers": pagination.HEADERS_DOC},
+    },
     summary="List integrations, newest first",
 )
 async def list_integrations(
-    request: Request, response: Response, user: Caller, context: Context,
-    limit: Limit = MAX_PAGE, cursor: CursorQuery = None,
+    request: Request,
+    response: Response,
+    user: Caller,
+    context: Context,
+    limit: Limit = MAX_PAGE,
+    cursor: CursorQuery = None,
 ) -> list[IntegrationOut]:
     # The original answered every integration at once: the default page is the largest.
     before = pagination.decode(cursor, id_position)
@@ -120,13 +131,17 @@ async def list_integrations(
     return [out(context.registry, i) for i in shown]
 
 
-@router.get("/{integration_id}", response_model=IntegrationOut, responses={**NOT_FOUND, **INVALID}, summary="Get an integration")
+@router.get(
+    "/{integration_id}", response_model=IntegrationOut, responses={**NOT_FOUND, **INVALID}, summary="Get an integration"
+)
 async def get_integration(integration_id: IdPath, user: Caller, context: Context) -> IntegrationOut:
     return out(context.registry, await owned.integration(context.pool, user.id, integration_id))
 
 
 @router.put(
-    "/{integration_id}", response_model=IntegrationOut, responses={**NOT_FOUND, **CONFLICT, **INVALID, **TOO_LARGE},
+    "/{integration_id}",
+    response_model=IntegrationOut,
+    responses={**NOT_FOUND, **CONFLICT, **INVALID, **TOO_LARGE},
     summary="Replace an integration's config",
 )
 async def update_integration(
@@ -138,7 +153,9 @@ async def update_integration(
 
 
 @router.patch(
-    "/{integration_id}/toggle", response_model=Toggled, responses={**NOT_FOUND, **CONFLICT, **INVALID},
+    "/{integration_id}/toggle",
+    response_model=Toggled,
+    responses={**NOT_FOUND, **CONFLICT, **INVALID},
     summary="Enable or disable an integration",
 )
 async def toggle_integration(integration_id: IdPath, user: Caller, context: Context) -> Toggled:
@@ -148,7 +165,9 @@ async def toggle_integration(integration_id: IdPath, user: Caller, context: Cont
 
 
 @router.delete(
-    "/{integration_id}", response_model=Deleted, responses={**NOT_FOUND, **CONFLICT, **INVALID},
+    "/{integration_id}",
+    response_model=Deleted,
+    responses={**NOT_FOUND, **CONFLICT, **INVALID},
     summary="Delete an integration",
 )
 async def delete_integration(integration_id: IdPath, user: Caller, context: Context) -> Deleted:
@@ -157,7 +176,9 @@ async def delete_integration(integration_id: IdPath, user: Caller, context: Cont
 
 
 @router.post(
-    "/{integration_id}/test", response_model=Outcome, responses={**NOT_FOUND, **INVALID},
+    "/{integration_id}/test",
+    response_model=Outcome,
+    responses={**NOT_FOUND, **INVALID},
     summary="Send a test notification through the channel now",
     description="Answers 200 whatever the outcome; `status` says whether the channel accepted it.",
 )
@@ -165,7 +186,10 @@ async def test_integration(integration_id: IdPath, user: Caller, context: Contex
     integration = await owned.integration(context.pool, user.id, integration_id)
     result = await send_test(context, user.id, integration)
     log.info(
-        "integration.tested", integration_id=integration.id, channel=integration.type, status=result.status,
+        "integration.tested",
+        integration_id=integration.id,
+        channel=integration.type,
+        status=result.status,
         user_id=user.id,
     )
     return Outcome(**vars(result))

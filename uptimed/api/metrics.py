@@ -13,7 +13,12 @@ router = APIRouter(tags=["health"], responses=MALFORMED)
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"description": "Prometheus text format 0.0.4", "content": {metrics.CONTENT_TYPE.split(";")[0]: {"schema": {"type": "string"}}}}},
+    responses={
+        200: {
+            "description": "Prometheus text format 0.0.4",
+            "content": {metrics.CONTENT_TYPE.split(";")[0]: {"schema": {"type": "string"}}},
+        }
+    },
     summary="Prometheus metrics",
 )
 async def prometheus() -> Response:

@@ -92,7 +92,10 @@ async def _shown(context: ApiContext, user_id: int, monitor_id: int) -> MonitorO
 
 
 @router.post(
-    "", status_code=status.HTTP_201_CREATED, response_model=MonitorOut, responses={**INVALID, **TOO_LARGE},
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=MonitorOut,
+    responses={**INVALID, **TOO_LARGE},
     summary="Create a monitor",
 )
 async def create_monitor(body: MonitorFields, user: Caller, context: Context) -> MonitorOut:
@@ -101,13 +104,21 @@ async def create_monitor(body: MonitorFields, user: Caller, context: Context) ->
 
 
 @router.get(
-    "", response_model=list[MonitorOut],
-    responses={**INVALID, 200: {"description": "the caller's monitors in creation order", "headers": pagination.HEADERS_DOC}},
+    "",
+    response_model=list[MonitorOut],
+    responses={
+        **INVALID,
+        200: {"description": "the caller's monitors in creation order", "headers": pagination.HEADERS_DOC},
+    },
     summary="List monitors with status, last response time and uptime",
 )
 async def list_monitors(
-    request: Request, response: Response, user: Caller, context: Context,
-    limit: Limit = DEFAULT_PAGE, cursor: CursorQuery = None,
+    request: Request,
+    response: Response,
+    user: Caller,
+    context: Context,
+    limit: Limit = DEFAULT_PAGE,
+    cursor: CursorQuery = None,
 ) -> list[MonitorOut]:
     after = pagination.decode(cursor, id_position)
     silence = context.settings.evaluate.region_silence
@@ -121,7 +132,9 @@ async def get_monitor(monitor_id: IdPath, user: Caller, context: Context) -> Mon
 
 
 @router.put(
-    "/{monitor_id}", response_model=MonitorOut, responses={**NOT_FOUND, **CONFLICT, **INVALID, **TOO_LARGE},
+    "/{monitor_id}",
+    response_model=MonitorOut,
+    responses={**NOT_FOUND, **CONFLICT, **INVALID, **TOO_LARGE},
     summary="Replace a monitor's fields",
 )
 async def update_monitor(monitor_id: IdPath, body: MonitorFields, user: Caller, context: Context) -> MonitorOut:
@@ -131,7 +144,9 @@ async def update_monitor(monitor_id: IdPath, body: MonitorFields, user: Caller, 
 
 
 @router.patch(
-    "/{monitor_id}/toggle", response_model=Toggled, responses={**NOT_FOUND, **CONFLICT, **INVALID},
+    "/{monitor_id}/toggle",
+    response_model=Toggled,
+    responses={**NOT_FOUND, **CONFLICT, **INVALID},
     summary="Pause or resume a monitor",
 )
 async def toggle_monitor(monitor_id: IdPath, user: Caller, context: Context) -> Toggled:
@@ -141,7 +156,9 @@ async def toggle_monitor(monitor_id: IdPath, user: Caller, context: Context) -> 
 
 
 @router.delete(
-    "/{monitor_id}", response_model=Deleted, responses={**NOT_FOUND, **CONFLICT, **INVALID},
+    "/{monitor_id}",
+    response_model=Deleted,
+    responses={**NOT_FOUND, **CONFLICT, **INVALID},
     summary="Delete a monitor with its checks and incidents",
 )
 async def delete_monitor(monitor_id: IdPath, user: Caller, context: Context) -> Deleted:
@@ -150,12 +167,17 @@ async def delete_monitor(monitor_id: IdPath, user: Caller, context: Context) -> 
 
 
 @router.get(
-    "/{monitor_id}/checks", response_model=list[CheckOut],
+    "/{monitor_id}/checks",
+    response_model=list[CheckOut],
     responses={**NOT_FOUND, **INVALID, 200: {"description": "checks, newest first", "headers": pagination.HEADERS_DOC}},
     summary="A monitor's checks, newest first",
 )
 async def list_checks(
-    request: Request, response: Response, monitor_id: IdPath, user: Caller, context: Context,
+    request: Request,
+    response: Response,
+    monitor_id: IdPath,
+    user: Caller,
+    context: Context,
     since: Annotated[Instant | None, Query(description="checks at or after this time (ISO 8601)")] = None,
     until: Annotated[Instant | None, Query(description="checks before this time (ISO 8601)")] = None,
     region: Annotated[str | None, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")] = None,

@@ -67,12 +67,16 @@ def out(entry: LogEntry) -> NotificationOut:
 
 
 @router.get(
-    "", response_model=list[NotificationOut],
+    "",
+    response_model=list[NotificationOut],
     responses={**INVALID, 200: {"description": "newest first", "headers": pagination.HEADERS_DOC}},
     summary="The delivery log, newest first",
 )
 async def list_notifications(
-    request: Request, response: Response, user: Caller, context: Context,
+    request: Request,
+    response: Response,
+    user: Caller,
+    context: Context,
     status: Annotated[DeliveryStatus | None, Query(description="only entries in this state")] = None,
     integration: Annotated[int | None, Query(ge=1, le=MAX_ID, description="only this integration's entries")] = None,
     since: SinceQuery = None,
@@ -81,14 +85,21 @@ async def list_notifications(
 ) -> list[NotificationOut]:
     before = pagination.decode(cursor, id_position)
     rows = await notification_log.page_for_user(
-        context.pool, user.id, status=status, integration_id=integration, since=since, before_id=before,
+        context.pool,
+        user.id,
+        status=status,
+        integration_id=integration,
+        since=since,
+        before_id=before,
         limit=limit + 1,
     )
     return [out(e) for e in pagination.page(rows, limit, request, response, lambda e: {"id": e.id})]
 
 
 @router.get(
-    "/{notification_id}", response_model=NotificationOut, responses={**NOT_FOUND, **INVALID},
+    "/{notification_id}",
+    response_model=NotificationOut,
+    responses={**NOT_FOUND, **INVALID},
     summary="One entry of the delivery log",
 )
 async def get_notification(notification_id: IdPath, user: Caller, context: Context) -> NotificationOut:

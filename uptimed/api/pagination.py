@@ -24,7 +24,7 @@ HEADERS_DOC = {
         "description": "present when there is a next page: pass it as `cursor`",
         "schema": {"type": "string"},
     },
-    "Link": {"description": "present when there is a next page: `<url>; rel=\"next\"`", "schema": {"type": "string"}},
+    "Link": {"description": 'present when there is a next page: `<url>; rel="next"`', "schema": {"type": "string"}},
 }
 """For the OpenAPI ``headers`` of a list route's 200 answer."""
 

@@ -57,7 +57,10 @@ async def list_tokens(user: Caller, context: Context) -> list[TokenOut]:
 
 
 @router.post(
-    "", status_code=status.HTTP_201_CREATED, response_model=NewToken, responses={**INVALID, **TOO_LARGE},
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=NewToken,
+    responses={**INVALID, **TOO_LARGE},
     summary="Create a token for the caller",
 )
 async def create_token(body: TokenCreate, user: Caller, context: Context) -> NewToken:
@@ -67,7 +70,10 @@ async def create_token(body: TokenCreate, user: Caller, context: Context) -> New
 
 
 @router.delete(
-    "/{token_id}", response_model=Deleted, responses={**NOT_FOUND, **INVALID}, summary="Revoke one of the caller's tokens"
+    "/{token_id}",
+    response_model=Deleted,
+    responses={**NOT_FOUND, **INVALID},
+    summary="Revoke one of the caller's tokens",
 )
 async def revoke_token(token_id: IdPath, user: Caller, context: Context) -> Deleted:
     if await api_tokens.revoke(context.pool, token_id, user_id=user.id) is None:

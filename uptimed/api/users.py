@@ -37,13 +37,18 @@ async def me(user: Caller) -> UserOut:
 
 
 @router.get(
-    "/users", response_model=list[UserOut],
+    "/users",
+    response_model=list[UserOut],
     responses={**FORBIDDEN, **INVALID, 200: {"description": "in id order", "headers": pagination.HEADERS_DOC}},
     summary="Every user (admins only)",
 )
 async def list_users(
-    request: Request, response: Response, user: Caller, context: Context,
-    limit: Limit = DEFAULT_PAGE, cursor: CursorQuery = None,
+    request: Request,
+    response: Response,
+    user: Caller,
+    context: Context,
+    limit: Limit = DEFAULT_PAGE,
+    cursor: CursorQuery = None,
 ) -> list[UserOut]:
     if not user.is_admin:
         raise ApiError(403, "listing users needs an admin token")

@@ -110,7 +110,10 @@ async def ensure_topics(settings: KafkaSettings, *, timeout: float = 30.0) -> li
             per_topic = {settings.topics.checks: {"message.timestamp.type": "LogAppendTime"}}
             missing = [
                 NewTopic(
-                    name, settings.partitions, settings.replication_factor, topic_configs=config | per_topic.get(name, {})
+                    name,
+                    settings.partitions,
+                    settings.replication_factor,
+                    topic_configs=config | per_topic.get(name, {}),
                 )
                 for name in names
                 if name not in existing
@@ -122,7 +125,9 @@ async def ensure_topics(settings: KafkaSettings, *, timeout: float = 30.0) -> li
     except TopicAlreadyExistsError:
         return []  # another process created them meanwhile
     except (KafkaError, OSError, TimeoutError) as exc:
-        raise ServiceUnavailable("kafka", f"cannot reach {','.join(settings.bootstrap_servers)}: {exc or type(exc).__name__}") from exc
+        raise ServiceUnavailable(
+            "kafka", f"cannot reach {','.join(settings.bootstrap_servers)}: {exc or type(exc).__name__}"
+        ) from exc
     finally:
         await admin.close()
 
@@ -186,7 +191,9 @@ async def broker_releases(settings: KafkaSettings, *, timeout: float = 30.0) -> 
                 versions = {key: (low, high) for key, low, high in response.api_versions}
                 releases[broker.nodeId] = BrokerRelease.from_api_versions(versions)
     except (KafkaError, OSError, TimeoutError) as exc:
-        raise ServiceUnavailable("kafka", f"cannot reach {','.join(settings.bootstrap_servers)}: {exc or type(exc).__name__}") from exc
+        raise ServiceUnavailable(
+            "kafka", f"cannot reach {','.join(settings.bootstrap_servers)}: {exc or type(exc).__name__}"
+        ) from exc
     finally:
         await client.close()
     if not releases:

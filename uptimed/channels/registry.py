@@ -275,7 +275,9 @@ def _load(entry_point: EntryPoint) -> LoadedChannel | BrokenChannel:
     try:
         obj = entry_point.load()
     except Exception as exc:  # noqa: BLE001 (a plugin may raise anything on import)
-        return BrokenChannel(entry_point.name, f"import failed: {_reason(exc)}", distribution, version, entry_point.value)
+        return BrokenChannel(
+            entry_point.name, f"import failed: {_reason(exc)}", distribution, version, entry_point.value
+        )
     return _instantiate(entry_point.name, entry_point.value, obj, distribution, version)
 
 

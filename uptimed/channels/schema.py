@@ -106,8 +106,10 @@ def _control(scalar: dict[str, Any], schema: dict[str, Any], *, secret: bool) ->
         return {"control": "checkbox"}
     if kind in ("integer", "number"):
         return {
-            "control": "number", "integer": kind == "integer",
-            "minimum": scalar.get("minimum"), "maximum": scalar.get("maximum"),
+            "control": "number",
+            "integer": kind == "integer",
+            "minimum": scalar.get("minimum"),
+            "maximum": scalar.get("maximum"),
         }
     if kind == "string":
         return {"control": "password" if secret else "text", "max_length": scalar.get("maxLength")}

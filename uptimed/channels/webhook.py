@@ -96,11 +96,13 @@ class WebhookChannel:
         custom = {name: value.get_secret_value() for name, value in config.headers.items()}
         headers = httpx.Headers({"User-Agent": "uptimed-webhook"})
         headers.update(custom)  # case-insensitive: a custom User-Agent replaces ours
-        headers.update({
-            "Content-Type": "application/json",
-            EVENT_ID_HEADER: str(notification.event.eventId),
-            ATTEMPT_HEADER: str(notification.attempt),
-        })
+        headers.update(
+            {
+                "Content-Type": "application/json",
+                EVENT_ID_HEADER: str(notification.event.eventId),
+                ATTEMPT_HEADER: str(notification.attempt),
+            }
+        )
         secrets = list(custom.values())
         if config.secret is not None:
             headers[TIMESTAMP_HEADER] = str(int(time.time()))

@@ -473,11 +473,7 @@ def _get(regions: Mapping[str, RegionState], name: str) -> RegionState:
 
 
 def _region_statuses(known: Mapping[str, RegionState], regions: Sequence[str]) -> dict[str, str]:
-    return {
-        name: status.value
-        for name in regions
-        if name in known and (status := known[name].last_status) is not None
-    }
+    return {name: status.value for name in regions if name in known and (status := known[name].last_status) is not None}
 
 
 def _describe_error(region: RegionState) -> str:

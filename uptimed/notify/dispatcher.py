@@ -146,7 +146,7 @@ class Dispatcher:
     async def _deliver(self, delivery: Delivery) -> None:
         try:
             await self._attempt(delivery)
-        except Exception:  # noqa: BLE001 - the row stays leased and comes due again
+        except Exception:
             log.exception("delivery.crashed", delivery_id=delivery.id, integration_id=delivery.integration_id)
         finally:
             self._held.discard(delivery.id)
@@ -155,8 +155,12 @@ class Dispatcher:
             progress()
 
     async def _attempt(self, delivery: Delivery) -> None:
-        context = {"delivery_id": delivery.id, "integration_id": delivery.integration_id, "channel": delivery.type,
-                   "event_id": str(delivery.event_id)}
+        context = {
+            "delivery_id": delivery.id,
+            "integration_id": delivery.integration_id,
+            "channel": delivery.type,
+            "event_id": str(delivery.event_id),
+        }
         if delivery.abandoned_by is not None:
             metrics.observe_delivery(delivery.type, "unknown")
             log.warning("delivery.outcome_unknown", attempt=delivery.attempts, owner=delivery.abandoned_by, **context)
@@ -197,8 +201,13 @@ class Dispatcher:
                 log.warning("delivery.lease_lost", **context)  # another process took it over
                 return
             notification = Notification(
-                kind=NotificationKind.of(event), event=event, config=config, http=self.http, smtp=self.smtp,
-                integration_id=delivery.integration_id, attempt=attempt,
+                kind=NotificationKind.of(event),
+                event=event,
+                config=config,
+                http=self.http,
+                smtp=self.smtp,
+                integration_id=delivery.integration_id,
+                attempt=attempt,
             )
             started = time.monotonic()
             try:
@@ -222,7 +231,9 @@ class Dispatcher:
                 self.pool, delivery.id, owner=self.owner, attempt=attempt, delay_s=delay, error=error.message
             )
             metrics.observe_delivery(delivery.type, "retrying", elapsed_ms / 1000)
-            log.warning("delivery.retrying", attempt=attempt, retry_in_s=round(delay, 2), error=error.message, **context)
+            log.warning(
+                "delivery.retrying", attempt=attempt, retry_in_s=round(delay, 2), error=error.message, **context
+            )
         else:
             await notification_log.mark_failed(
                 self.pool, delivery.id, owner=self.owner, error=error.message, attempt=attempt

@@ -41,7 +41,9 @@ class Notifier:
         self.topics = settings.kafka.topics
 
     async def run(self) -> None:
-        consumer = make_consumer(self.settings.kafka, self.topics.events, group_id=self.settings.kafka.notification_group)
+        consumer = make_consumer(
+            self.settings.kafka, self.topics.events, group_id=self.settings.kafka.notification_group
+        )
         try:
             await consumer.start()  # inside the try: a stop during the start still leaves the group
             while True:

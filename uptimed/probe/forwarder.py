@@ -123,7 +123,9 @@ class Forwarder:
             if failures:
                 backlog = await self.redis.xlen(self.stream)
                 log.info(
-                    "forwarder.bus_back", region=self.region, away_s=round(time.monotonic() - away_since, 1),
+                    "forwarder.bus_back",
+                    region=self.region,
+                    away_s=round(time.monotonic() - away_since, 1),
                     backlog=backlog,
                 )
                 failures = 0
@@ -156,8 +158,12 @@ class Forwarder:
         metrics.RESULTS_DROPPED.labels(self.region).inc(dropped)
         if time.monotonic() - self._drop_logged_at >= DROP_LOG_EVERY_S:
             log.warning(
-                "results.dropped", region=self.region, dropped=self._dropped_unlogged, total=self.dropped,
-                kept=self.buffer_max, reason="buffer_max reached while the message bus is unavailable",
+                "results.dropped",
+                region=self.region,
+                dropped=self._dropped_unlogged,
+                total=self.dropped,
+                kept=self.buffer_max,
+                reason="buffer_max reached while the message bus is unavailable",
             )
             self._dropped_unlogged = 0
             self._drop_logged_at = time.monotonic()

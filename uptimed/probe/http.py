@@ -261,7 +261,9 @@ async def _read_body(response: aiohttp.ClientResponse) -> tuple[bytes, bool]:
     return body, False
 
 
-def _body_problem(response: aiohttp.ClientResponse, body: bytes, truncated: bool, options: HttpOptions) -> Problem | None:
+def _body_problem(
+    response: aiohttp.ClientResponse, body: bytes, truncated: bool, options: HttpOptions
+) -> Problem | None:
     where = f"the first {MAX_BODY_BYTES // (1024 * 1024)} MiB of the body" if truncated else "the body"
     if options.keyword is not None or options.keyword_absent is not None:
         text = _decode(body, response.charset)

@@ -27,6 +27,7 @@ def results_stream(prefix: str, region: str) -> str:
     """The Redis stream where a region's check results wait for the forwarder."""
     return f"{prefix}results:{region}"
 
+
 # KEYS: stream, in-flight hash. ARGV: now_ms, maxlen, then (monitor id, deadline ms, due ms, version, json)...
 # A monitor whose in-flight deadline has not passed is skipped; the rest are
 # marked in flight and appended, atomically, in one round trip.

@@ -120,8 +120,12 @@ class ProbeWorker:
             self.checks_done += 1
             self.last_check_ms = result.checked_at_ms
             log.debug(
-                "probe.checked", monitor_id=result.monitor_id, region=self.region, status=result.status.value,
-                ms=result.response_time_ms, lag_ms=result.checked_at_ms - job.due_ms,
+                "probe.checked",
+                monitor_id=result.monitor_id,
+                region=self.region,
+                status=result.status.value,
+                ms=result.response_time_ms,
+                lag_ms=result.checked_at_ms - job.due_ms,
             )
         finally:
             self.running -= 1

@@ -66,9 +66,7 @@ class Synced:
     """How many integrations the file declares."""
 
 
-async def sync(
-    pool: asyncpg.Pool, settings: Settings, registry: ChannelRegistry, path: Path | None = None
-) -> Synced:
+async def sync(pool: asyncpg.Pool, settings: Settings, registry: ChannelRegistry, path: Path | None = None) -> Synced:
     """Make the database's declared monitors and integrations match ``settings`` (read from ``path``).
 
     Validates every integration first: a file with a bad one changes nothing
@@ -79,7 +77,11 @@ async def sync(
     async with pool.acquire() as conn, conn.transaction():
         count = await integrations.sync_from_config(conn, declared)
     log.info(
-        "config.synced", created=result.created, updated=result.updated, disabled=result.disabled,
-        users_created=result.users_created, integrations=count,
+        "config.synced",
+        created=result.created,
+        updated=result.updated,
+        disabled=result.disabled,
+        users_created=result.users_created,
+        integrations=count,
     )
     return Synced(result.created, result.updated, result.disabled, result.users_created, count)

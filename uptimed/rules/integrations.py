@@ -119,7 +119,11 @@ async def send_test(services: Services, user_id: int, integration: Integration) 
         reason="a test sent from uptimed; nothing is down",
     )
     notification = Notification(
-        kind=NotificationKind.TEST, event=event, config=config, http=services.http, smtp=services.settings.smtp,
+        kind=NotificationKind.TEST,
+        event=event,
+        config=config,
+        http=services.http,
+        smtp=services.settings.smtp,
         integration_id=integration.id,
     )
     timeout = services.settings.notify.delivery_timeout

@@ -41,9 +41,7 @@ async def monitor(pool: asyncpg.Pool, user_id: int, monitor_id: int, *, to_chang
     return _found(await monitors.get_owned(pool, user_id, monitor_id), "monitor", to_change=to_change)
 
 
-async def integration(
-    pool: asyncpg.Pool, user_id: int, integration_id: int, *, to_change: bool = False
-) -> Integration:
+async def integration(pool: asyncpg.Pool, user_id: int, integration_id: int, *, to_change: bool = False) -> Integration:
     """The user's integration; with ``to_change``, only one the config file does not declare."""
     return _found(await integrations.get_owned(pool, user_id, integration_id), "integration", to_change=to_change)
 
@@ -94,7 +92,7 @@ async def toggle(pool: asyncpg.Pool, item: Owned) -> Owned:
 async def delete(pool: asyncpg.Pool, item: Monitor | Integration) -> None:
     """Delete ``item`` (read ``to_change``) with all that hangs off it."""
     what = _what(item)
-    deleted = (monitors.delete_owned if isinstance(item, Monitor) else integrations.delete_owned)
+    deleted = monitors.delete_owned if isinstance(item, Monitor) else integrations.delete_owned
     if not await deleted(pool, item.owner_id, item.id):
         raise NotFound(what)
     log.info(f"{what}.deleted", **{f"{what}_id": item.id}, user_id=item.owner_id)

@@ -46,7 +46,13 @@ class MonitorView:
 
 
 _FIGURES = (
-    "last_checked_at", "last_response_time_ms", "uptime_24h", "uptime_7d", "uptime_30d", "created_at", "updated_at"
+    "last_checked_at",
+    "last_response_time_ms",
+    "uptime_24h",
+    "uptime_7d",
+    "uptime_30d",
+    "created_at",
+    "updated_at",
 )
 """What a view takes from the store's overview as it is."""
 
@@ -95,7 +101,11 @@ async def one(
 
 
 async def page(
-    pool: asyncpg.Pool, user_id: int, *, after_id: int | None, limit: int,
+    pool: asyncpg.Pool,
+    user_id: int,
+    *,
+    after_id: int | None,
+    limit: int,
     silence_intervals: float = DEFAULT_SILENCE_INTERVALS,
 ) -> list[MonitorView]:
     """The user's monitors in creation (id) order, after ``after_id``, as shown."""

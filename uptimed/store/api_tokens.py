@@ -55,7 +55,10 @@ async def create(conn: asyncpg.Pool | asyncpg.Connection, user_id: int, name: st
     token = new_token()
     row = await conn.fetchrow(
         f"INSERT INTO api_tokens (user_id, name, prefix, token_hash) VALUES ($1, $2, $3, $4) RETURNING {_COLUMNS}",
-        user_id, name, token[:PREFIX_LENGTH], token_hash(token),
+        user_id,
+        name,
+        token[:PREFIX_LENGTH],
+        token_hash(token),
     )
     return token, _from_row(row)
 
@@ -97,14 +100,16 @@ async def list_all(conn: asyncpg.Pool | asyncpg.Connection) -> list[tuple[str, A
     """Every token with its owner's username, for the command line."""
     rows = await conn.fetch(
         f"""
-        SELECT u.username, {', '.join('t.' + c.strip() for c in _COLUMNS.split(','))}
+        SELECT u.username, {", ".join("t." + c.strip() for c in _COLUMNS.split(","))}
         FROM api_tokens t JOIN users u ON u.id = t.user_id ORDER BY t.id
         """
     )
     return [(row["username"], _from_row({k: v for k, v in row.items() if k != "username"})) for row in rows]
 
 
-async def revoke(conn: asyncpg.Pool | asyncpg.Connection, token_id: int, *, user_id: int | None = None) -> ApiToken | None:
+async def revoke(
+    conn: asyncpg.Pool | asyncpg.Connection, token_id: int, *, user_id: int | None = None
+) -> ApiToken | None:
     """Revoke a token (only one of ``user_id``'s, when given); the token, or None if there is no such live token."""
     row = await conn.fetchrow(
         f"""
@@ -112,6 +117,7 @@ async def revoke(conn: asyncpg.Pool | asyncpg.Connection, token_id: int, *, user
         WHERE id = $1 AND revoked_at IS NULL AND ($2::bigint IS NULL OR user_id = $2)
         RETURNING {_COLUMNS}
         """,
-        token_id, user_id,
+        token_id,
+        user_id,
     )
     return _from_row(row) if row else None

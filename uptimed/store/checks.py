@@ -80,6 +80,13 @@ async def page_for_owner(
         ORDER BY c.checked_at DESC, c.region DESC
         LIMIT $8
         """,
-        monitor_id, owner_id, since, until, region, before_at, before_region, limit,
+        monitor_id,
+        owner_id,
+        since,
+        until,
+        region,
+        before_at,
+        before_region,
+        limit,
     )
     return [StoredCheck(**dict(row)) for row in rows]

@@ -99,9 +99,7 @@ def steps() -> list[Step]:
     packaged = resources.files("uptimed").joinpath("migrations")
     folder: Traversable = packaged if packaged.is_dir() else _SOURCE_TREE / "migrations"
     found = sorted(
-        (int(match[1]), entry.name, entry)
-        for entry in folder.iterdir()
-        if (match := _STEP_NAME.match(entry.name))
+        (int(match[1]), entry.name, entry) for entry in folder.iterdir() if (match := _STEP_NAME.match(entry.name))
     )
     numbers = [number for number, _, _ in found]
     if numbers != list(range(1, len(found) + 1)):

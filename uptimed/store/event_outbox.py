@@ -41,6 +41,7 @@ async def unpublished(conn: asyncpg.Pool | asyncpg.Connection, *, older_than_s: 
         WHERE published_at IS NULL AND created_at < now() - make_interval(secs => $1)
         ORDER BY seq LIMIT $2
         """,
-        older_than_s, limit,
+        older_than_s,
+        limit,
     )
     return [row["payload"] for row in rows]

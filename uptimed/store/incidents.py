@@ -17,7 +17,9 @@ async def open_incident(conn: asyncpg.Connection, monitor_id: int, *, opened_at_
         ON CONFLICT (monitor_id) WHERE resolved_at IS NULL DO UPDATE SET cause = incidents.cause
         RETURNING id
         """,
-        monitor_id, opened_at_ms, cause,
+        monitor_id,
+        opened_at_ms,
+        cause,
     )
 
 
@@ -29,7 +31,8 @@ async def resolve_incident(conn: asyncpg.Connection, monitor_id: int, *, resolve
         WHERE monitor_id = $1 AND resolved_at IS NULL
         RETURNING id
         """,
-        monitor_id, resolved_at_ms,
+        monitor_id,
+        resolved_at_ms,
     )
 
 
@@ -70,7 +73,12 @@ async def page_for_owner(
           AND ($5::bigint IS NULL OR i.id < $5)
         ORDER BY i.id DESC LIMIT $6
         """,
-        owner_id, monitor_id, open_only, since, before_id, limit,
+        owner_id,
+        monitor_id,
+        open_only,
+        since,
+        before_id,
+        limit,
     )
     return [IncidentRecord(**dict(row)) for row in rows]
 

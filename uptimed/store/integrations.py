@@ -52,7 +52,8 @@ async def for_event(conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, moni
                OR EXISTS (SELECT 1 FROM monitor_integrations WHERE monitor_id = $2 AND integration_id = i.id))
         ORDER BY i.id
         """,
-        owner_id, monitor_id,
+        owner_id,
+        monitor_id,
     )
     return [_from_row(row) for row in rows]
 
@@ -68,7 +69,10 @@ async def create(
     """Store an integration; ``config`` must already be validated by its channel (see the registry)."""
     row = await conn.fetchrow(
         f"INSERT INTO integrations (owner_id, type, config, enabled) VALUES ($1, $2, $3, $4) RETURNING {_COLUMNS}",
-        owner_id, type_, config, enabled,
+        owner_id,
+        type_,
+        config,
+        enabled,
     )
     return _from_row(row)
 
@@ -101,7 +105,11 @@ async def sync_from_config(conn: asyncpg.Connection, specs: Sequence[ConfiguredI
                 type = EXCLUDED.type, config = EXCLUDED.config, enabled = EXCLUDED.enabled, updated_at = now()
             RETURNING id
             """,
-            spec.owner, spec.key, spec.type, spec.config, spec.enabled,
+            spec.owner,
+            spec.key,
+            spec.type,
+            spec.config,
+            spec.enabled,
         )
         kept.append(integration_id)
         await conn.execute("DELETE FROM monitor_integrations WHERE integration_id = $1", integration_id)
@@ -112,7 +120,9 @@ async def sync_from_config(conn: asyncpg.Connection, specs: Sequence[ConfiguredI
                 SELECT m.id, $2 FROM monitors m JOIN users u ON u.id = m.owner_id
                 WHERE u.username = $1 AND m.config_key = ANY($3::text[])
                 """,
-                spec.owner, integration_id, list(spec.monitor_keys),
+                spec.owner,
+                integration_id,
+                list(spec.monitor_keys),
             )
     await conn.execute(
         """
@@ -138,7 +148,9 @@ async def page_for_owner(
         WHERE owner_id = $1 AND ($2::bigint IS NULL OR id < $2)
         ORDER BY id DESC LIMIT $3
         """,
-        owner_id, before_id, limit,
+        owner_id,
+        before_id,
+        limit,
     )
     return [_from_row(row) for row in rows]
 
@@ -160,7 +172,9 @@ async def update_config(
         WHERE id = $1 AND owner_id = $2 AND config_key IS NULL
         RETURNING {_COLUMNS}
         """,
-        integration_id, owner_id, config,
+        integration_id,
+        owner_id,
+        config,
     )
     return _from_row(row) if row else None
 

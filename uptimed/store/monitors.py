@@ -42,9 +42,19 @@ def monitor_from_row(row: asyncpg.Record) -> Monitor:
 def _values(fields: MonitorFields) -> tuple[Any, ...]:
     options = {"http": fields.http.model_dump(mode="json", exclude_defaults=True)}
     return (
-        fields.name, fields.kind.value, fields.target, fields.interval, fields.timeout, list(fields.regions),
-        fields.failure_threshold, fields.success_threshold, fields.quorum, fields.slow_threshold_ms,
-        fields.repeat_interval, options, fields.enabled,
+        fields.name,
+        fields.kind.value,
+        fields.target,
+        fields.interval,
+        fields.timeout,
+        list(fields.regions),
+        fields.failure_threshold,
+        fields.success_threshold,
+        fields.quorum,
+        fields.slow_threshold_ms,
+        fields.repeat_interval,
+        options,
+        fields.enabled,
     )
 
 
@@ -64,9 +74,7 @@ async def list_enabled(conn: asyncpg.Pool | asyncpg.Connection) -> list[Monitor]
     Monitor too. The Monitors returned are shared: never mutate one.
     """
     # The options are compared as jsonb text: decoded, {"json_equals": 1} == {"json_equals": true}.
-    rows = await conn.fetch(
-        f"SELECT {_COLUMNS}, options::text AS options_key FROM monitors WHERE enabled ORDER BY id"
-    )
+    rows = await conn.fetch(f"SELECT {_COLUMNS}, options::text AS options_key FROM monitors WHERE enabled ORDER BY id")
     loaded: dict[int, tuple[tuple[Any, ...], Monitor]] = {}
     for row in rows:
         values = tuple(row.values())
@@ -97,7 +105,8 @@ async def create(conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, fields:
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
         RETURNING {_COLUMNS}
         """,
-        owner_id, *_values(fields),
+        owner_id,
+        *_values(fields),
     )
     return monitor_from_row(row)
 
@@ -154,13 +163,16 @@ async def sync_from_config(pool: asyncpg.Pool, specs: Sequence[MonitorSpec]) -> 
                        EXCLUDED.slow_threshold_ms, EXCLUDED.repeat_interval_s, EXCLUDED.options, EXCLUDED.enabled)
                 RETURNING id, (xmax = 0) AS inserted
                 """,
-                owner_ids[spec.owner], spec.stable_key, *_values(spec),
+                owner_ids[spec.owner],
+                spec.stable_key,
+                *_values(spec),
             )
             if row is None:  # unchanged
                 kept.append(
                     await conn.fetchval(
                         "SELECT id FROM monitors WHERE owner_id = $1 AND config_key = $2",
-                        owner_ids[spec.owner], spec.stable_key,
+                        owner_ids[spec.owner],
+                        spec.stable_key,
                     )
                 )
                 continue
@@ -285,7 +297,9 @@ async def update_owned(
         WHERE id = $1 AND owner_id = $2 AND config_key IS NULL
         RETURNING {_COLUMNS}
         """,
-        monitor_id, owner_id, *_values(fields),
+        monitor_id,
+        owner_id,
+        *_values(fields),
     )
     return monitor_from_row(row) if row else None
 

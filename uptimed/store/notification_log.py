@@ -93,7 +93,9 @@ async def claim_due(pool: asyncpg.Pool, *, owner: str, limit: int, lease_s: floa
         RETURNING n.id, n.event_id, n.integration_id, n.attempts, n.payload, i.type, i.config, i.enabled,
                   CASE WHEN due.abandoned_at IS NULL THEN NULL ELSE coalesce(due.abandoned_by, '?') END AS abandoned_by
         """,
-        limit, lease_s, owner,
+        limit,
+        lease_s,
+        owner,
     )
     return [Delivery(**dict(row)) for row in rows]
 
@@ -107,7 +109,9 @@ async def renew(pool: asyncpg.Pool, delivery_ids: Sequence[int], *, owner: str, 
         UPDATE notification_log SET next_attempt_at = now() + make_interval(secs => $3)
         WHERE id = ANY($1::bigint[]) AND lease_owner = $2 AND status IN ('PENDING', 'RETRYING')
         """,
-        list(delivery_ids), owner, lease_s,
+        list(delivery_ids),
+        owner,
+        lease_s,
     )
     return int(status.rsplit(" ", 1)[1])
 
@@ -125,7 +129,9 @@ async def start_attempt(pool: asyncpg.Pool, delivery_id: int, *, owner: str, lea
         WHERE id = $1 AND lease_owner = $2 AND status IN ('PENDING', 'RETRYING')
         RETURNING attempts
         """,
-        delivery_id, owner, lease_s,
+        delivery_id,
+        owner,
+        lease_s,
     )
 
 
@@ -169,7 +175,9 @@ async def mark_failed(pool: asyncpg.Pool, delivery_id: int, *, owner: str, error
         UPDATE notification_log SET status = 'FAILED', error_message = $3, updated_at = now(), lease_owner = NULL
         WHERE id = $1 AND lease_owner = $2
         """,
-        delivery_id, owner, error[:2000],
+        delivery_id,
+        owner,
+        error[:2000],
     )
 
 
@@ -180,7 +188,9 @@ async def postpone(pool: asyncpg.Pool, delivery_id: int, *, owner: str, delay_s:
         UPDATE notification_log SET next_attempt_at = now() + make_interval(secs => $3), lease_owner = NULL
         WHERE id = $1 AND lease_owner = $2
         """,
-        delivery_id, owner, delay_s,
+        delivery_id,
+        owner,
+        delay_s,
     )
 
 
@@ -241,7 +251,12 @@ async def page_for_user(
           AND ($5::bigint IS NULL OR n.id < $5)
         ORDER BY n.id DESC LIMIT $6
         """,
-        user_id, status, integration_id, since, before_id, limit,
+        user_id,
+        status,
+        integration_id,
+        since,
+        before_id,
+        limit,
     )
     return [LogEntry(**dict(row)) for row in rows]
 

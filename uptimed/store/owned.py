@@ -33,7 +33,8 @@ class OwnedTable(Generic[T]):
             WHERE id = $1 AND owner_id = $2 AND config_key IS NULL
             RETURNING {self.columns}
             """,
-            row_id, owner_id,
+            row_id,
+            owner_id,
         )
         return self.from_row(row) if row else None
 
@@ -41,6 +42,7 @@ class OwnedTable(Generic[T]):
         """Delete one of the owner's rows not declared in the file (what hangs off it goes too); False if none."""
         deleted = await conn.fetchval(
             f"DELETE FROM {self.table} WHERE id = $1 AND owner_id = $2 AND config_key IS NULL RETURNING id",
-            row_id, owner_id,
+            row_id,
+            owner_id,
         )
         return deleted is not None

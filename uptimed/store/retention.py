@@ -32,27 +32,35 @@ async def prune(pool: asyncpg.Pool, *, checks_s: float, notifications_s: float) 
     pruned_checks = 0
     for monitor_id in await pool.fetchval("SELECT array_agg(id) FROM monitors") or []:
         # Through the (monitor_id, checked_at) index: one monitor's old rows at a time.
-        pruned_checks += _count(await pool.execute(
-            "DELETE FROM checks WHERE monitor_id = $1 AND checked_at < now() - make_interval(secs => $2)",
-            monitor_id, checks_s,
-        ))
+        pruned_checks += _count(
+            await pool.execute(
+                "DELETE FROM checks WHERE monitor_id = $1 AND checked_at < now() - make_interval(secs => $2)",
+                monitor_id,
+                checks_s,
+            )
+        )
     pruned_notifications = 0
     while True:
         # Old rows have the lowest ids: the primary key's order finds them first.
-        deleted = _count(await pool.execute(
-            """
+        deleted = _count(
+            await pool.execute(
+                """
             DELETE FROM notification_log WHERE id IN (
                 SELECT id FROM notification_log
                 WHERE status IN ('SENT', 'FAILED') AND updated_at < now() - make_interval(secs => $1)
                 ORDER BY id LIMIT $2
             )
             """,
-            notifications_s, BATCH,
-        ))
+                notifications_s,
+                BATCH,
+            )
+        )
         pruned_notifications += deleted
         if deleted < BATCH:
             break
-    events = _count(await pool.execute(
-        "DELETE FROM event_outbox WHERE published_at < now() - make_interval(secs => $1)", OUTBOX_KEEP_S
-    ))
+    events = _count(
+        await pool.execute(
+            "DELETE FROM event_outbox WHERE published_at < now() - make_interval(secs => $1)", OUTBOX_KEEP_S
+        )
+    )
     return Pruned(checks=pruned_checks, notifications=pruned_notifications, events=events)

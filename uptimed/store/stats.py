@@ -67,7 +67,11 @@ async def recent_response_times(
         GROUP BY 1, 2
         ORDER BY 1
         """,
-        owner_id, since, until, width, list(monitor_ids),
+        owner_id,
+        since,
+        until,
+        width,
+        list(monitor_ids),
     )
     series: dict[int, list[Point]] = {}
     for row in rows:
@@ -103,7 +107,11 @@ async def region_response_times(
         GROUP BY 1, 2
         ORDER BY 1
         """,
-        monitor_id, owner_id, since, until, width,
+        monitor_id,
+        owner_id,
+        since,
+        until,
+        width,
     )
     series: dict[str, list[Point]] = {}
     for row in rows:
@@ -141,7 +149,10 @@ async def daily_uptime(
         GROUP BY 1, 2
         ORDER BY 1
         """,
-        owner_id, since, since + timedelta(days=days), list(monitor_ids),
+        owner_id,
+        since,
+        since + timedelta(days=days),
+        list(monitor_ids),
     )
     counts: dict[int, dict[date, tuple[int, int]]] = {}
     for row in rows:
@@ -150,8 +161,7 @@ async def daily_uptime(
             by_day[row["day"].astimezone(UTC).date()] = (row["checks"], row["up"])
     return {
         monitor_id: [
-            DayUptime(day, *by_day.get(day, (0, 0)))
-            for day in (first + timedelta(days=n) for n in range(days))
+            DayUptime(day, *by_day.get(day, (0, 0))) for day in (first + timedelta(days=n) for n in range(days))
         ]
         for monitor_id, by_day in counts.items()
     }
@@ -175,4 +185,3 @@ def _place(points: list[Point], row: asyncpg.Record, since: datetime, width: tim
     """Put the bucket of ``row`` at its index in ``points``."""
     index = (row["bucket"] - since) // width
     points[index] = Point(at=points[index].at, ms=row["ms"], down=row["down"])
-

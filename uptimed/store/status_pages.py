@@ -42,8 +42,12 @@ _SELECT = """
 
 def _from_row(row: asyncpg.Record) -> StatusPage:
     return StatusPage(
-        owner_id=row["owner_id"], slug=row["slug"], title=row["title"], published=row["published"],
-        monitor_ids=list(row["monitor_ids"]), updated_at=row["updated_at"],
+        owner_id=row["owner_id"],
+        slug=row["slug"],
+        title=row["title"],
+        published=row["published"],
+        monitor_ids=list(row["monitor_ids"]),
+        updated_at=row["updated_at"],
     )
 
 
@@ -87,7 +91,11 @@ async def save(
                 monitor_ids = EXCLUDED.monitor_ids, updated_at = now()
             RETURNING owner_id, slug, title, published, monitor_ids, updated_at
             """,
-            owner_id, slug, title, published, list(monitor_ids),
+            owner_id,
+            slug,
+            title,
+            published,
+            list(monitor_ids),
         )
     except asyncpg.UniqueViolationError:
         raise SlugTaken(slug) from None

@@ -36,7 +36,9 @@ async def create(conn: asyncpg.Pool | asyncpg.Connection, username: str, email: 
     try:
         row = await conn.fetchrow(
             f"INSERT INTO users (username, email, is_admin) VALUES ($1, $2, $3) RETURNING {_COLUMNS}",
-            username, email, is_admin,
+            username,
+            email,
+            is_admin,
         )
     except asyncpg.UniqueViolationError:
         raise UserExists(username) from None
@@ -59,9 +61,7 @@ async def get_by_username(conn: asyncpg.Pool | asyncpg.Connection, username: str
 
 async def page(conn: asyncpg.Pool | asyncpg.Connection, *, after_id: int | None, limit: int) -> list[User]:
     """Users in id order, starting after ``after_id``."""
-    rows = await conn.fetch(
-        f"SELECT {_COLUMNS} FROM users WHERE id > $1 ORDER BY id LIMIT $2", after_id or 0, limit
-    )
+    rows = await conn.fetch(f"SELECT {_COLUMNS} FROM users WHERE id > $1 ORDER BY id LIMIT $2", after_id or 0, limit)
     return [_from_row(row) for row in rows]
 
 

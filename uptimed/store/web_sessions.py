@@ -40,7 +40,10 @@ async def create(conn: asyncpg.Pool | asyncpg.Connection, user_id: int, *, lifet
         INSERT INTO web_sessions (token_hash, user_id, csrf_token, expires_at)
         VALUES ($1, $2, $3, now() + make_interval(secs => $4))
         """,
-        _digest(token), user_id, secrets.token_urlsafe(32), lifetime_s,
+        _digest(token),
+        user_id,
+        secrets.token_urlsafe(32),
+        lifetime_s,
     )
     # Sign-ins are rare: a good moment to forget expired sessions.
     await conn.execute("DELETE FROM web_sessions WHERE expires_at < now() - interval '1 day'")
@@ -66,12 +69,19 @@ async def lookup(conn: asyncpg.Pool | asyncpg.Connection, token: str, *, lifetim
         SELECT s.csrf_token, s.notice, u.id, u.username, u.email, u.is_admin, u.created_at
         FROM web_sessions s JOIN found ON found.token_hash = s.token_hash JOIN users u ON u.id = s.user_id
         """,
-        _digest(token), lifetime_s, float(_TOUCH_AFTER_S),
+        _digest(token),
+        lifetime_s,
+        float(_TOUCH_AFTER_S),
     )
     if row is None:
         return None
-    user = User(id=row["id"], username=row["username"], email=row["email"], is_admin=row["is_admin"],
-                created_at=row["created_at"])
+    user = User(
+        id=row["id"],
+        username=row["username"],
+        email=row["email"],
+        is_admin=row["is_admin"],
+        created_at=row["created_at"],
+    )
     return Session(user=user, csrf_token=row["csrf_token"], notice=row["notice"])
 
 

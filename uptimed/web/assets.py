@@ -53,7 +53,9 @@ _ASSETS = {
 _VENDOR = {
     name: Asset(
         body=_STATIC.joinpath("vendor", "swagger-ui", f"{name}.gz").read_bytes(),
-        media_type=media_type, digest=SWAGGER_UI_VERSION, gzipped=True,
+        media_type=media_type,
+        digest=SWAGGER_UI_VERSION,
+        gzipped=True,
     )
     for name, media_type in (
         ("swagger-ui-bundle.js", "text/javascript; charset=utf-8"),

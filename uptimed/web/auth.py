@@ -54,12 +54,24 @@ def _recent_failures(username: str, now: float) -> deque[float]:
 NextQuery = Annotated[str | None, Query(alias="next", max_length=2000)]
 
 
-def _sign_in_page(request: Request, context: Context, *, next_path: str, username: str = "",
-                  error: str | None = None, status_code: int = 200) -> Response:
+def _sign_in_page(
+    request: Request,
+    context: Context,
+    *,
+    next_path: str,
+    username: str = "",
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
     token = new_sign_in_token()
     response = render(
-        request, "login.html", status_code=status_code, sign_in_token=token, next_path=next_path,
-        username=username, error=error,
+        request,
+        "login.html",
+        status_code=status_code,
+        sign_in_token=token,
+        next_path=next_path,
+        username=username,
+        error=error,
     )
     set_cookie(response, request, context.settings.api, SIGN_IN_COOKIE, token, SIGN_IN_TOKEN_AGE_S)
     return response
@@ -89,7 +101,11 @@ async def sign_in(request: Request, context: Context) -> Response:
         wait = int(recent[0] + FAILURE_WINDOW_S - now) + 1
         log.warning("web.sign_in_throttled", username=username)
         return _sign_in_page(
-            request, context, next_path=next_path, username=username, status_code=429,
+            request,
+            context,
+            next_path=next_path,
+            username=username,
+            status_code=429,
             error=f"Too many failed attempts for this username. Try again in {wait // 60 + 1} minutes.",
         )
     found = await users.get_with_password_hash(context.pool, username) if 0 < len(username) <= 64 else None
@@ -98,7 +114,11 @@ async def sign_in(request: Request, context: Context) -> Response:
         recent.append(now)
         log.info("web.sign_in_failed", username=username)
         return _sign_in_page(
-            request, context, next_path=next_path, username=username, status_code=401,
+            request,
+            context,
+            next_path=next_path,
+            username=username,
+            status_code=401,
             error="Wrong username or password.",
         )
     recent.clear()

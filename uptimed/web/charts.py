@@ -60,8 +60,7 @@ def sparkline(points: Sequence[Point], *, label: str, width: int = 120, height: 
 
     body = [_polyline([bucket(i, p.ms) for i, p in run], "chart-line series-0") for run in _runs(points)]
     body += [
-        _rect(i * slot + 0.5, height - 3, max(slot - 1, 1), 3, "chart-down")
-        for i, p in enumerate(points) if p.down
+        _rect(i * slot + 0.5, height - 3, max(slot - 1, 1), 3, "chart-down") for i, p in enumerate(points) if p.down
     ]
     return _svg("sparkline", width, height, description, body)
 
@@ -114,9 +113,7 @@ def response_chart(
     for index, (region, points) in enumerate(series.items()):
         step = _step(points, end)
         lines = [
-            _polyline(
-                [(x_of(p.at), y_of(p.ms), x_of(p.at + step)) for _, p in run], _series_class(index), _dash(index)
-            )
+            _polyline([(x_of(p.at), y_of(p.ms), x_of(p.at + step)) for _, p in run], _series_class(index), _dash(index))
             for run in _runs(points)
         ]
         body.append(f"<g><title>{escape(region)}</title>{''.join(lines)}</g>")

@@ -91,8 +91,13 @@ def counts(table: list[Row]) -> dict[str, int]:
 async def dashboard(request: Request, visit: Visitor, context: Context) -> HTMLResponse:
     table = await rows(context, visit.user.id)
     return render(
-        request, "dashboard.html", rows=table, counts=counts(table), notice=visit.notice,
-        refresh_s=context.settings.api.page_refresh, regions=context.settings.probe.all_regions,
+        request,
+        "dashboard.html",
+        rows=table,
+        counts=counts(table),
+        notice=visit.notice,
+        refresh_s=context.settings.api.page_refresh,
+        regions=context.settings.probe.all_regions,
         silent=silent_regions(table),
     )
 

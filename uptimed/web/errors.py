@@ -31,7 +31,8 @@ def error_page(request: Request, error: PageError) -> Response:
 def declared_in_file(what: str) -> PageError:
     """The 409 page for changing a monitor or integration that only uptimed.toml may change."""
     return PageError(
-        409, "Declared in uptimed.toml",
+        409,
+        "Declared in uptimed.toml",
         f"This {what} is declared in uptimed.toml, so it can only be changed there: "
         "edit the file and reload uptimed. Nothing was changed.",
     )

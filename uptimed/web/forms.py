@@ -128,9 +128,18 @@ def _form_field(channel: str, config: ConfigField) -> FormField:
     else:
         initial = _initial(default)
     return FormField(
-        channel=channel, key=config.name, label=config.title, control=control, required=config.required,
-        secret=config.secret, help=_sentence(config.description), initial=initial, integer=config.integer,
-        minimum=config.minimum, maximum=config.maximum, max_length=config.max_length,
+        channel=channel,
+        key=config.name,
+        label=config.title,
+        control=control,
+        required=config.required,
+        secret=config.secret,
+        help=_sentence(config.description),
+        initial=initial,
+        integer=config.integer,
+        minimum=config.minimum,
+        maximum=config.maximum,
+        max_length=config.max_length,
         options=tuple(Option(_text(v), v) for v in config.options),
     )
 

@@ -100,14 +100,25 @@ def _default_type(forms: dict[str, ChannelForm], wanted: str | None = None) -> s
 
 
 async def _page(
-    request: Request, visit: Visit, context: Services, forms: dict[str, ChannelForm], adding: Adding,
-    *, status_code: int = 200,
+    request: Request,
+    visit: Visit,
+    context: Services,
+    forms: dict[str, ChannelForm],
+    adding: Adding,
+    *,
+    status_code: int = 200,
 ) -> HTMLResponse:
     items = await integrations.page_for_owner(context.pool, visit.user.id, before_id=None, limit=MAX_INTEGRATIONS)
     broken: list[BrokenChannel] = context.registry.broken
     return render(
-        request, "integrations.html", status_code=status_code, cards=cards(context, items, forms),
-        forms=list(forms.values()), adding=adding, broken=broken, notice=visit.notice,
+        request,
+        "integrations.html",
+        status_code=status_code,
+        cards=cards(context, items, forms),
+        forms=list(forms.values()),
+        adding=adding,
+        broken=broken,
+        notice=visit.notice,
     )
 
 
@@ -129,8 +140,11 @@ async def add_integration(request: Request, visit: Visitor, form: Posted, contex
     chosen = forms.get(form.get("type"))
     if chosen is None:
         adding = Adding(
-            chosen=_default_type(forms), values=initial_values(forms.values()), open=True,
-            errors={"type": "Choose one of the listed types."}, problem="Choose the type of the integration.",
+            chosen=_default_type(forms),
+            values=initial_values(forms.values()),
+            open=True,
+            errors={"type": "Choose one of the listed types."},
+            problem="Choose the type of the integration.",
         )
         return await _page(request, visit, context, forms, adding, status_code=422)
     read = read_config(chosen, form.fields)
@@ -154,7 +168,9 @@ def _problem(form: ChannelForm, errors: dict[str, str]) -> str:
     labels = [item.label for item in form.fields if item.name in errors]
     if form.type in errors:
         labels.append(errors[form.type])
-    secrets = " Secrets are never sent back to the page: enter them again." if any(i.secret for i in form.fields) else ""
+    secrets = (
+        " Secrets are never sent back to the page: enter them again." if any(i.secret for i in form.fields) else ""
+    )
     return f"Check {', '.join(labels)}.{secrets}" if labels else f"Check the {form.title} settings.{secrets}"
 
 
@@ -163,13 +179,24 @@ def _back() -> RedirectResponse:
 
 
 def _edit_page(
-    request: Request, integration: Integration, form: ChannelForm, *, values: dict[str, str],
-    errors: dict[str, str] | None = None, status_code: int = 200,
+    request: Request,
+    integration: Integration,
+    form: ChannelForm,
+    *,
+    values: dict[str, str],
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
 ) -> HTMLResponse:
     errors = errors or {}
     return render(
-        request, "integration_edit.html", status_code=status_code, integration=integration, form=form,
-        values=values, errors=errors, problem=_problem(form, errors) if errors else None,
+        request,
+        "integration_edit.html",
+        status_code=status_code,
+        integration=integration,
+        form=form,
+        values=values,
+        errors=errors,
+        problem=_problem(form, errors) if errors else None,
         removable=removable_secrets(form, integration),
     )
 
@@ -177,7 +204,8 @@ def _edit_page(
 def removable_secrets(form: ChannelForm, integration: Integration) -> list[FormField]:
     """Optional secrets that are set: the edit page offers to remove them (leaving one empty keeps it)."""
     return [
-        item for item in form.fields
+        item
+        for item in form.fields
         if item.secret and not item.required and integration.config.get(item.key) not in (None, "", {}, [])
     ]
 
@@ -186,7 +214,8 @@ def _form_of(context: Services, integration: Integration) -> ChannelForm:
     form = _forms(context).get(integration.type)
     if form is None:
         raise PageError(
-            409, "Channel not installed",
+            409,
+            "Channel not installed",
             f"The {integration.type!r} channel is not installed here, so this integration cannot be edited.",
         )
     return form
@@ -216,7 +245,9 @@ async def edit_integration(
         for name, message in field_errors(form, exc.problems).items():
             errors.setdefault(name, message)
     if errors:
-        return _edit_page(request, integration, form, values=entered(form, posted.fields), errors=errors, status_code=422)
+        return _edit_page(
+            request, integration, form, values=entered(form, posted.fields), errors=errors, status_code=422
+        )
     await owned.update_integration(context.pool, integration, config)
     await web_sessions.set_notice(context.pool, visit.token, f"{form.title} integration #{integration_id} saved.")
     return _back()
@@ -248,7 +279,10 @@ async def test_integration(
     integration = await owned.integration(context.pool, visit.user.id, integration_id)
     result = await send_test(context, visit.user.id, integration)
     log.info(
-        "integration.tested", integration_id=integration.id, channel=integration.type, status=result.status,
+        "integration.tested",
+        integration_id=integration.id,
+        channel=integration.type,
+        status=result.status,
         user_id=visit.user.id,
     )
     if request.headers.get("X-Uptimed-Fetch"):

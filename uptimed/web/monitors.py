@@ -59,6 +59,7 @@ BeforeQuery = Annotated[str | None, Query(min_length=1, max_length=200, pattern=
 
 # The monitor's page
 
+
 @dataclass(frozen=True)
 class Incident:
     record: IncidentRecord
@@ -89,8 +90,12 @@ async def new_form(request: Request, visit: Visitor, context: Context) -> HTMLRe
 
 @router.get("/monitors/{monitor_id}")
 async def monitor_page(
-    request: Request, monitor_id: IdPath, visit: Visitor, context: Context,
-    span: RangeQuery = "24h", before: BeforeQuery = None,
+    request: Request,
+    monitor_id: IdPath,
+    visit: Visitor,
+    context: Context,
+    span: RangeQuery = "24h",
+    before: BeforeQuery = None,
 ) -> HTMLResponse:
     position = _before(before)
     view = await monitor_status.one(
@@ -104,18 +109,38 @@ async def monitor_page(
     )
     chart = charts.response_chart(series, start=now - window.length, end=now)
     rows = await checks.page_for_owner(
-        context.pool, visit.user.id, monitor_id, since=None, until=None, region=None,
-        before=position, limit=CHECKS_PER_PAGE + 1,
+        context.pool,
+        visit.user.id,
+        monitor_id,
+        since=None,
+        until=None,
+        region=None,
+        before=position,
+        limit=CHECKS_PER_PAGE + 1,
     )
     shown = rows[:CHECKS_PER_PAGE]
     found = await incidents.page_for_owner(
-        context.pool, visit.user.id, monitor_id=monitor_id, open_only=False, since=None, before_id=None,
+        context.pool,
+        visit.user.id,
+        monitor_id=monitor_id,
+        open_only=False,
+        since=None,
+        before_id=None,
         limit=INCIDENTS_SHOWN,
     )
     return render(
-        request, "monitor.html", notice=visit.notice, v=view, m=monitor, shown_status=view.shown,
-        span=span, ranges=RANGES, chart=chart,
-        checks=shown, older=_older(shown) if len(rows) > CHECKS_PER_PAGE else None, paged=position is not None,
+        request,
+        "monitor.html",
+        notice=visit.notice,
+        v=view,
+        m=monitor,
+        shown_status=view.shown,
+        span=span,
+        ranges=RANGES,
+        chart=chart,
+        checks=shown,
+        older=_older(shown) if len(rows) > CHECKS_PER_PAGE else None,
+        paged=position is not None,
         incidents=[_incident(r, now) for r in found],
         interval=_duration_text(monitor.interval),
         effective_regions=monitor.effective_regions(context.settings.probe.all_regions),
@@ -145,9 +170,23 @@ Values = dict[str, Any]
 """What the form's fields hold, as text (checkboxes as booleans, regions as a list)."""
 
 FIELDS = (
-    "name", "target", "kind", "interval", "timeout", "regions", "failure_threshold", "success_threshold",
-    "quorum", "slow_threshold_ms", "repeat_interval", "http.method", "http.accepted_statuses",
-    "http.keyword", "http.keyword_absent", "http.follow_redirects", "http.verify_tls",
+    "name",
+    "target",
+    "kind",
+    "interval",
+    "timeout",
+    "regions",
+    "failure_threshold",
+    "success_threshold",
+    "quorum",
+    "slow_threshold_ms",
+    "repeat_interval",
+    "http.method",
+    "http.accepted_statuses",
+    "http.keyword",
+    "http.keyword_absent",
+    "http.follow_redirects",
+    "http.verify_tls",
 )
 """The form's field names: a problem is shown next to the field of the same name."""
 
@@ -164,17 +203,23 @@ def _duration_text(seconds: float | None) -> str:
 def values_of(fields: MonitorFields) -> Values:
     """The form filled in with a monitor's fields."""
     return {
-        "name": fields.name, "target": fields.target, "kind": fields.kind.value,
-        "interval": _duration_text(fields.interval), "timeout": _duration_text(fields.timeout),
+        "name": fields.name,
+        "target": fields.target,
+        "kind": fields.kind.value,
+        "interval": _duration_text(fields.interval),
+        "timeout": _duration_text(fields.timeout),
         "regions": list(fields.regions),
-        "failure_threshold": str(fields.failure_threshold), "success_threshold": str(fields.success_threshold),
+        "failure_threshold": str(fields.failure_threshold),
+        "success_threshold": str(fields.success_threshold),
         "quorum": "" if fields.quorum is None else str(fields.quorum),
         "slow_threshold_ms": "" if fields.slow_threshold_ms is None else str(fields.slow_threshold_ms),
         "repeat_interval": _duration_text(fields.repeat_interval),
         "http.method": fields.http.method,
         "http.accepted_statuses": ", ".join(str(s) for s in fields.http.accepted_statuses),
-        "http.keyword": fields.http.keyword or "", "http.keyword_absent": fields.http.keyword_absent or "",
-        "http.follow_redirects": fields.http.follow_redirects, "http.verify_tls": fields.http.verify_tls,
+        "http.keyword": fields.http.keyword or "",
+        "http.keyword_absent": fields.http.keyword_absent or "",
+        "http.follow_redirects": fields.http.follow_redirects,
+        "http.verify_tls": fields.http.verify_tls,
     }
 
 
@@ -207,10 +252,16 @@ def _fields_data(values: Values, *, base: MonitorFields | None) -> dict[str, Any
         verify_tls=values["http.verify_tls"],
     )
     return {
-        "name": values["name"], "target": values["target"], "kind": values["kind"] or "http",
-        "interval": values["interval"], "timeout": values["timeout"], "regions": values["regions"],
-        "failure_threshold": values["failure_threshold"], "success_threshold": values["success_threshold"],
-        "quorum": _optional(values["quorum"]), "slow_threshold_ms": _optional(values["slow_threshold_ms"]),
+        "name": values["name"],
+        "target": values["target"],
+        "kind": values["kind"] or "http",
+        "interval": values["interval"],
+        "timeout": values["timeout"],
+        "regions": values["regions"],
+        "failure_threshold": values["failure_threshold"],
+        "success_threshold": values["success_threshold"],
+        "quorum": _optional(values["quorum"]),
+        "slow_threshold_ms": _optional(values["slow_threshold_ms"]),
         "repeat_interval": _optional(values["repeat_interval"]),
         "enabled": base.enabled if base else True,
         "http": http,
@@ -236,12 +287,22 @@ def validate(context: Services, values: Values, *, base: MonitorFields | None) -
 
 
 def _form_page(
-    request: Request, context: Services, values: Values, *, monitor: Monitor | None,
+    request: Request,
+    context: Services,
+    values: Values,
+    *,
+    monitor: Monitor | None,
     errors: dict[str, str] | None = None,
 ) -> HTMLResponse:
     return render(
-        request, "monitor_form.html", status_code=422 if errors else 200, values=values, errors=errors or {},
-        monitor=monitor, all_regions=context.settings.probe.all_regions, methods=[(m, m) for m in HTTP_METHODS],
+        request,
+        "monitor_form.html",
+        status_code=422 if errors else 200,
+        values=values,
+        errors=errors or {},
+        monitor=monitor,
+        all_regions=context.settings.probe.all_regions,
+        methods=[(m, m) for m in HTTP_METHODS],
         action=f"/monitors/{monitor.id}/edit" if monitor else "/monitors",
     )
 
@@ -273,4 +334,3 @@ async def edit(request: Request, monitor_id: IdPath, visit: Visitor, form: Poste
     saved = await owned.update_monitor(context.pool, monitor, fields)
     await web_sessions.set_notice(context.pool, visit.token, f"Saved “{saved.name}”.")
     return RedirectResponse(f"/monitors/{monitor_id}", status_code=303)
-

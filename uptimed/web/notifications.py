@@ -93,8 +93,13 @@ async def notifications_page(
     user_id = visit.user.id
     filters = await _filters(context, user_id, status, integration)
     found = await notification_log.page_for_user(
-        context.pool, user_id, status=filters.status, integration_id=filters.integration, since=None,
-        before_id=before, limit=PAGE_SIZE + 1,
+        context.pool,
+        user_id,
+        status=filters.status,
+        integration_id=filters.integration,
+        since=None,
+        before_id=before,
+        limit=PAGE_SIZE + 1,
     )
     entries = found[:PAGE_SIZE]
     older = filters.query(before=entries[-1].id) if len(found) > PAGE_SIZE else None
@@ -110,7 +115,14 @@ async def notifications_page(
     ]
     owned = await integrations.page_for_owner(context.pool, user_id, before_id=None, limit=MAX_INTEGRATIONS)
     return render(
-        request, "notifications.html", rows=rows, filters=filters, statuses=STATUSES, older=older,
-        newest=filters.query() if before is not None else None, error_shown=ERROR_SHOWN,
-        integrations=[(i.id, f"{context.registry.title(i.type)} #{i.id}") for i in owned], notice=visit.notice,
+        request,
+        "notifications.html",
+        rows=rows,
+        filters=filters,
+        statuses=STATUSES,
+        older=older,
+        newest=filters.query() if before is not None else None,
+        error_shown=ERROR_SHOWN,
+        integrations=[(i.id, f"{context.registry.title(i.type)} #{i.id}") for i in owned],
+        notice=visit.notice,
     )

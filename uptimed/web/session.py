@@ -57,9 +57,9 @@ def not_found(what: str) -> PageError:
 
 def forgery() -> PageError:
     return PageError(
-        403, "Form refused",
-        "This request did not carry the page's security token, so nothing was changed. "
-        "Reload the page and try again.",
+        403,
+        "Form refused",
+        "This request did not carry the page's security token, so nothing was changed. Reload the page and try again.",
     )
 
 
@@ -81,9 +81,16 @@ def secure_cookies(settings: ApiSettings, request: Request) -> bool:
     return request.url.scheme == "https"
 
 
-def set_cookie(response: Response, request: Request, settings: ApiSettings, name: str, value: str, max_age: int) -> None:
+def set_cookie(
+    response: Response, request: Request, settings: ApiSettings, name: str, value: str, max_age: int
+) -> None:
     response.set_cookie(
-        name, value, max_age=max_age, path="/", httponly=True, samesite="lax",
+        name,
+        value,
+        max_age=max_age,
+        path="/",
+        httponly=True,
+        samesite="lax",
         secure=secure_cookies(settings, request),
     )
 

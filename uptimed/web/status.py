@@ -47,13 +47,26 @@ def _no_such_page() -> PageError:
 
 # Settings, for the signed-in owner
 
+
 def _settings_page(
-    request: Request, context: Services, *, owned: list[Monitor], values: dict[str, Any], errors: dict[str, str] | None = None,
-    saved: StatusPage | None, notice: str | None = None,
+    request: Request,
+    context: Services,
+    *,
+    owned: list[Monitor],
+    values: dict[str, Any],
+    errors: dict[str, str] | None = None,
+    saved: StatusPage | None,
+    notice: str | None = None,
 ) -> HTMLResponse:
     return render(
-        request, "status_settings.html", status_code=422 if errors else 200, monitors=owned, values=values,
-        errors=errors or {}, saved=saved, notice=notice,
+        request,
+        "status_settings.html",
+        status_code=422 if errors else 200,
+        monitors=owned,
+        values=values,
+        errors=errors or {},
+        saved=saved,
+        notice=notice,
         # A path, not request.url_for(): behind a reverse proxy that would name uptimed's own address.
         public_url=request.app.url_path_for("public_page", slug=saved.slug) if saved and saved.published else None,
     )
@@ -116,6 +129,7 @@ async def save_settings(request: Request, visit: Visitor, form: Posted, context:
 
 # The public page: no Visitor, so no session is read and nothing of the owner's shows
 
+
 @dataclass(frozen=True)
 class OpenIncident:
     opened_at: datetime
@@ -169,7 +183,12 @@ async def public_monitors(context: Services, page: StatusPage) -> list[PublicMon
     now = datetime.now(UTC)
     ongoing: dict[int, list[OpenIncident]] = {}
     for record in await incidents.page_for_owner(
-        context.pool, page.owner_id, monitor_id=None, open_only=True, since=None, before_id=None,
+        context.pool,
+        page.owner_id,
+        monitor_id=None,
+        open_only=True,
+        since=None,
+        before_id=None,
         limit=MAX_OPEN_INCIDENTS,
     ):
         if record.monitor_id in overviews:
@@ -205,8 +224,12 @@ async def _published(context: Services, slug: str) -> StatusPage:
 async def _body(context: Services, page: StatusPage) -> dict[str, Any]:
     shown = await public_monitors(context, page)
     return {
-        "title": page.title, "slug": page.slug, "monitors": shown, "overall": overall([m.status for m in shown]),
-        "days": UPTIME_DAYS, "checked_at": datetime.now(UTC),
+        "title": page.title,
+        "slug": page.slug,
+        "monitors": shown,
+        "overall": overall([m.status for m in shown]),
+        "days": UPTIME_DAYS,
+        "checked_at": datetime.now(UTC),
     }
 
 
@@ -214,7 +237,11 @@ async def _body(context: Services, page: StatusPage) -> dict[str, Any]:
 async def public_page(request: Request, slug: str, context: Context) -> HTMLResponse:
     page = await _published(context, slug)
     return render(
-        request, "status_public.html", private=False, visit=None, refresh_s=context.settings.api.page_refresh,
+        request,
+        "status_public.html",
+        private=False,
+        visit=None,
+        refresh_s=context.settings.api.page_refresh,
         **await _body(context, page),
     )
 

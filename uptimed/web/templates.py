@@ -104,7 +104,9 @@ def _environment() -> jinja2.Environment:
 environment = _environment()
 
 
-def render(request: Request, template: str, *, status_code: int = 200, private: bool = True, **context: Any) -> HTMLResponse:
+def render(
+    request: Request, template: str, *, status_code: int = 200, private: bool = True, **context: Any
+) -> HTMLResponse:
     """The page ``template`` with ``context``; ``private`` pages are never cached."""
     context.setdefault("visit", getattr(request.state, "visit", None))
     context.setdefault("notice", None)
@@ -120,4 +122,4 @@ def fragment(request: Request, template: str, **context: Any) -> HTMLResponse:
     return render(request, template, **context)
 
 
-__all__ = ["escape", "render", "fragment", "environment"]
+__all__ = ["environment", "escape", "fragment", "render"]

@@ -72,7 +72,10 @@ class AppriseChannel:
 
     name: ClassVar[str] = "apprise"
     title: ClassVar[str] = "Apprise"
-    icon: ClassVar[tuple[str, ...]] = ("M3 10v4h4l7 4V6l-7 4z", "M17.5 9a4 4 0 0 1 0 6M20 7a7 7 0 0 1 0 10")  # a loudspeaker
+    icon: ClassVar[tuple[str, ...]] = (
+        "M3 10v4h4l7 4V6l-7 4z",
+        "M17.5 9a4 4 0 0 1 0 6M20 7a7 7 0 0 1 0 10",
+    )  # a loudspeaker
     config_model: ClassVar[type[BaseModel]] = AppriseConfig
 
     async def send(self, notification: Notification) -> None:
@@ -80,8 +83,6 @@ class AppriseChannel:
         url = config.url.get_secret_value()
         body = "\n".join(f"{label}: {value}" for label, value in details(notification))
         # Apprise blocks on network I/O: run it in a worker thread.
-        problem = await asyncio.to_thread(
-            _notify, url, headline(notification), body, _TYPES[notification.kind]
-        )
+        problem = await asyncio.to_thread(_notify, url, headline(notification), body, _TYPES[notification.kind])
         if problem is not None:
             raise RetryableDeliveryError(f"apprise: {scrub(problem, url_secrets(url))}")
