@@ -3,7 +3,7 @@
 -- applies the steps of migrations/ a database lacks, and a test keeps this
 -- file equal to what the steps build. A schema change goes in both: see
 -- migrations/README.md. The version is that of the last step.
--- schema-version: 5
+-- schema-version: 6
 
 CREATE TABLE IF NOT EXISTS schema_version (
     version     integer PRIMARY KEY,
@@ -56,6 +56,20 @@ CREATE TABLE IF NOT EXISTS monitors (
     UNIQUE (owner_id, config_key)
 );
 CREATE INDEX IF NOT EXISTS monitors_owner ON monitors (owner_id, id);
+
+-- Every change to a monitor is announced on the channel uptimed_monitors (the
+-- monitor's id as payload): each process keeps its monitors current from the
+-- notifications (uptimed/store/monitor_feed.py) instead of re-reading them all.
+CREATE OR REPLACE FUNCTION announce_monitor_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('uptimed_monitors', (CASE WHEN TG_OP = 'DELETE' THEN OLD.id ELSE NEW.id END)::text);
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE TRIGGER monitors_announce_change
+    AFTER INSERT OR UPDATE OR DELETE ON monitors
+    FOR EACH ROW EXECUTE FUNCTION announce_monitor_change();
 
 -- The original design's `website_tick`: one row per check. The primary key
 -- makes a redelivered result a no-op.

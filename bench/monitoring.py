@@ -125,8 +125,8 @@ async def measure(spec: dict[str, Any]) -> None:
     from uptimed.probe.queue import ProbeQueue
     from uptimed.probe.scheduler import Scheduler, process_identity
     from uptimed.probe.worker import ProbeWorker
-    from uptimed.store import monitors
     from uptimed.store.database import connect
+    from uptimed.store.monitor_feed import MonitorFeed, MonitorListener
 
     configure(LogSettings(level="warning", format="json"), stream=sys.stderr)
     settings = Settings(**spec["settings"])
@@ -137,11 +137,13 @@ async def measure(spec: dict[str, Any]) -> None:
     await producer.start()
     session = make_session(limit=settings.probe.concurrency)
 
-    queue = ProbeQueue(redis, prefix=settings.redis.key_prefix, region=REGION)
+    feed = MonitorFeed()
+    listener = MonitorListener(feed, pool)
+    queue = ProbeQueue(redis, prefix=settings.redis.key_prefix, region=REGION, feed=feed)
     scheduler = Scheduler(
         redis=redis,
         queue=queue,
-        load_monitors=lambda: monitors.list_enabled(pool),
+        feed=feed,
         configured_regions=settings.probe.all_regions,
         prefix=settings.redis.key_prefix,
     )
@@ -156,7 +158,7 @@ async def measure(spec: dict[str, Any]) -> None:
         buffer_max=settings.probe.buffer_max,
         token=identity,
     )
-    evaluator = Evaluator(settings=settings, pool=pool, producer=producer) if spec["evaluator"] else None
+    evaluator = Evaluator(settings=settings, pool=pool, producer=producer, feed=feed) if spec["evaluator"] else None
 
     async def stored_checks() -> int:
         return await pool.fetchval("SELECT count(*) FROM checks") if evaluator else 0
@@ -171,6 +173,7 @@ async def measure(spec: dict[str, Any]) -> None:
 
     try:
         async with anyio.create_task_group() as parts:
+            parts.start_soon(listener.run)
             parts.start_soon(schedule)
             parts.start_soon(worker.run)
             parts.start_soon(forwarder.run)

@@ -156,7 +156,11 @@ async def measure(spec: dict[str, Any], log_file: TextIO) -> None:
     notifier = Notifier(settings=settings, pool=pool, producer=producer, dispatcher=dispatcher)
     parts = {"notifier": asyncio.create_task(notifier.run()), "dispatcher": asyncio.create_task(dispatcher.run())}
     if spec["evaluator"]:
-        evaluator = Evaluator(settings=settings, pool=pool, producer=producer)
+        from uptimed.store.monitor_feed import MonitorFeed, MonitorListener
+
+        feed = MonitorFeed()
+        evaluator = Evaluator(settings=settings, pool=pool, producer=producer, feed=feed)
+        parts["monitors"] = asyncio.create_task(MonitorListener(feed, pool).run())
         parts["evaluator"] = asyncio.create_task(evaluator.run())
 
     def problem() -> str | None:

@@ -40,6 +40,7 @@ from uptimed.retention import Retention
 from uptimed.rules import declared
 from uptimed.store import monitors
 from uptimed.store.database import connect, migrate
+from uptimed.store.monitor_feed import MonitorFeed, MonitorListener
 from uptimed.supervisor import Part, Supervisor
 from uptimed.systemd import SystemdNotifier
 from uptimed.watch import PostgresProbe, ServiceWatch, kafka_probe, redis_probe
@@ -108,14 +109,15 @@ class Daemon:
     def parts(self) -> list[Part]:
         """The supervised parts this process runs, built from its settings."""
         settings = self.settings
-        parts: list[Part] = []
         identity = process_identity()
+        feed = MonitorFeed()
+        parts: list[Part] = [Part("monitors", MonitorListener(feed, self.pool).run, progress_bound=POLL_BOUND_S)]
         for region in settings.probe.regions:
-            queue = ProbeQueue(self.redis, prefix=settings.redis.key_prefix, region=region)
+            queue = ProbeQueue(self.redis, prefix=settings.redis.key_prefix, region=region, feed=feed)
             scheduler = Scheduler(
                 redis=self.redis,
                 queue=queue,
-                load_monitors=lambda: monitors.list_enabled(self.pool),
+                feed=feed,
                 configured_regions=settings.probe.all_regions,
                 prefix=settings.redis.key_prefix,
             )
@@ -139,7 +141,7 @@ class Daemon:
                 Part(f"probe:{region}", worker.run, drain=worker.drain),
                 Part(f"forwarder:{region}", forwarder.run, drain=forwarder.drain, progress_bound=POLL_BOUND_S),
             ]
-        self.evaluator = Evaluator(settings=settings, pool=self.pool, producer=self.producer)
+        self.evaluator = Evaluator(settings=settings, pool=self.pool, producer=self.producer, feed=feed)
         self.dispatcher = Dispatcher(
             pool=self.pool,
             registry=self.registry,

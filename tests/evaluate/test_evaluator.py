@@ -28,6 +28,7 @@ from uptimed.config import Settings
 from uptimed.evaluate.evaluator import Evaluator
 from uptimed.evaluate.state import MonitorState, evaluate
 from uptimed.monitor import Monitor
+from uptimed.store.monitor_feed import MonitorFeed, MonitorListener
 
 pytestmark = pytest.mark.kafka
 
@@ -74,12 +75,13 @@ class Running:
     settings: Settings
     pool: asyncpg.Pool
     producer: AIOKafkaProducer
+    feed: MonitorFeed
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     crashes: list[BaseException] = field(default_factory=list)
     _scopes: dict[asyncio.Task[None], anyio.CancelScope] = field(default_factory=dict)
 
     def start(self) -> asyncio.Task[None]:
-        evaluator = Evaluator(settings=self.settings, pool=self.pool, producer=self.producer)
+        evaluator = Evaluator(settings=self.settings, pool=self.pool, producer=self.producer, feed=self.feed)
         scope = anyio.CancelScope()
 
         async def run() -> None:
@@ -120,9 +122,20 @@ async def feed(topics: Stack, kafka_producer: AIOKafkaProducer) -> Feed:
 
 @pytest.fixture
 async def evaluators(topics: Stack, pool: asyncpg.Pool, kafka_producer: AIOKafkaProducer) -> AsyncIterator[Running]:
-    running = Running(topics.settings(), pool, kafka_producer)
+    """Evaluators of this process; they share its monitor feed, kept current by a listener like the daemon's."""
+    feed = MonitorFeed()
+    scope = anyio.CancelScope()
+
+    async def listen() -> None:
+        with scope:
+            await MonitorListener(feed, pool).run()
+
+    listener = asyncio.create_task(listen())
+    running = Running(topics.settings(), pool, kafka_producer, feed)
     yield running
     await running.stop_all()
+    scope.cancel()
+    await listener
 
 
 @pytest.fixture

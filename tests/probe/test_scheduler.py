@@ -1,4 +1,4 @@
-"""The scheduler against the real Redis: batched enqueues on the exact grid, edits picked up at refresh."""
+"""The scheduler against the real Redis: batched enqueues on the exact grid, edits picked up as they happen."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import anyio
 import redis.asyncio as aioredis
 
 from uptimed.monitor import Monitor
-from uptimed.probe.queue import EncodedMonitor, ProbeQueue
+from uptimed.probe.queue import ProbeQueue
 from uptimed.probe.scheduler import ENQUEUE_TICK_S, Scheduler, phase_of
+from uptimed.store.monitor_feed import EncodedMonitor, MonitorFeed
 
 
 class RecordingQueue(ProbeQueue):
@@ -54,13 +55,10 @@ async def test_due_monitors_are_enqueued_in_batches_each_at_its_exact_grid_time(
 ) -> None:
     monitors = [monitor(mid) for mid in range(1, 301)]
     queue = RecordingQueue(redis, prefix=key_prefix)
-
-    async def load() -> list[Monitor]:
-        return monitors
-
-    scheduler = Scheduler(
-        redis=redis, queue=queue, load_monitors=load, configured_regions=["default"], prefix=key_prefix
-    )
+    feed = MonitorFeed()
+    feed.put(monitors)
+    feed.ready.set()
+    scheduler = Scheduler(redis=redis, queue=queue, feed=feed, configured_regions=["default"], prefix=key_prefix)
     started = time.monotonic()
     await run_for(scheduler, 3.0)
     elapsed = time.monotonic() - started
@@ -87,35 +85,32 @@ async def test_due_monitors_are_enqueued_in_batches_each_at_its_exact_grid_time(
     assert scheduler.skipped_in_flight == len(jobs) - len(monitors)
 
 
-async def test_a_refresh_picks_up_edits_and_keeps_the_encoding_of_unchanged_monitors(
+async def test_edits_are_picked_up_as_they_happen_and_unchanged_monitors_keep_their_encoding(
     redis: aioredis.Redis, key_prefix: str
 ) -> None:
     kept, edited, removed = monitor(1), monitor(2), monitor(3)
-    current = [kept, edited, removed]
     queue = RecordingQueue(redis, prefix=key_prefix)
-
-    async def load() -> list[Monitor]:
-        return list(current)
-
-    scheduler = Scheduler(
-        redis=redis, queue=queue, load_monitors=load, configured_regions=["default"], prefix=key_prefix, refresh_s=0.2
-    )
+    feed = MonitorFeed()
+    feed.put([kept, edited, removed])
+    feed.ready.set()
+    scheduler = Scheduler(redis=redis, queue=queue, feed=feed, configured_regions=["default"], prefix=key_prefix)
     changed_at_ms = 0
 
     async def edit() -> None:
         nonlocal changed_at_ms
         await queue.wait_for_jobs(edited.id, 2)  # scheduled a few times as it was
-        current[:] = [kept, monitor(2, target="http://127.0.0.1:9/moved")]
         changed_at_ms = int(time.time() * 1000)
+        feed.put([monitor(2, target="http://127.0.0.1:9/moved")])
+        feed.remove([removed.id])
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(edit)
         await run_for(scheduler, 3.5)
 
     jobs = queue.jobs()
-    settled_ms = changed_at_ms + 500  # the next refresh, and a tick
+    settled_ms = changed_at_ms + 100  # a tick
     encodings = {id(encoded) for _, encoded, _ in jobs if encoded.monitor.id == kept.id}
-    assert len(encodings) == 1  # serialised once, reused by every refresh
+    assert len(encodings) == 1  # serialised once, reused by every enqueue
     targets = [(now_ms, encoded.monitor.target) for now_ms, encoded, _ in jobs if encoded.monitor.id == edited.id]
     assert {target for now_ms, target in targets if now_ms < changed_at_ms} == {edited.target}
     assert {target for now_ms, target in targets if now_ms > settled_ms} == {"http://127.0.0.1:9/moved"}

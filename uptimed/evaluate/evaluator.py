@@ -55,12 +55,11 @@ from uptimed.evaluate.state import (
 from uptimed.failpoints import failpoint
 from uptimed.monitor import Monitor
 from uptimed.store import checks, event_outbox, incidents, monitor_state, monitors, regions
+from uptimed.store.monitor_feed import MonitorFeed
 from uptimed.supervisor import progress
 
 log = structlog.get_logger()
 
-MONITOR_CACHE_S = 5.0
-"""How long a monitor's definition is reused before it is read again (edits apply within this)."""
 BATCH_DEADLINE_S = 8.0
 """A batch in progress is finished on stop if it can be within this; normal batches take milliseconds."""
 TIMER_POLL_S = 0.5
@@ -142,9 +141,11 @@ class Evaluator:
         settings: Settings,
         pool: asyncpg.Pool,
         producer: AIOKafkaProducer,
+        feed: MonitorFeed,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
+        self.feed = feed
         self.pool = pool
         self.producer = producer
         self.clock = clock
@@ -156,7 +157,6 @@ class Evaluator:
         self.owned: set[int] = set()
         """Partitions of ``checks`` assigned to this process."""
         self.batch_lock = asyncio.Lock()
-        self._monitors: dict[int, tuple[float, Monitor]] = {}
         self._timers = _Timers()
         self._unpublished: list[MonitorEvent] = []
         self._publish_after = 0.0
@@ -446,21 +446,19 @@ class Evaluator:
         await event_outbox.mark_published(self.pool, [e.eventId for e in events])
 
     async def _load_monitors(self, ids: Iterable[int], *, fresh: bool = False) -> dict[int, Monitor]:
-        now = time.monotonic()
+        """The monitors of ``ids`` from this process's feed; ``fresh`` reads them from PostgreSQL (a retry
+        after a monitor was deleted faster than its notification arrived)."""
         ids = set(ids)
-        stale = {
-            mid for mid in ids if fresh or mid not in self._monitors or now - self._monitors[mid][0] > MONITOR_CACHE_S
-        }
-        if stale:
-            found = await monitors.get_many(self.pool, stale)
-            for mid in stale:
-                if mid in found:
-                    self._monitors[mid] = (now, found[mid])
-                else:
-                    self._monitors.pop(mid, None)
-                    self.states.pop(mid, None)
-                    self._timers.set(mid, None)
-        return {mid: self._monitors[mid][1] for mid in ids if mid in self._monitors}
+        if not self.feed.ready.is_set():
+            await self.feed.ready.wait()
+        known = {} if fresh else self.feed.monitors(ids)
+        if unknown := ids - set(known):
+            # Created a moment ago (its notification is on the way) or deleted: PostgreSQL says which.
+            known.update(await monitors.get_many(self.pool, unknown))
+        for mid in ids - set(known):  # deleted: forget what this process knew of it
+            self.states.pop(mid, None)
+            self._timers.set(mid, None)
+        return known
 
 
 def _late_reason(item: _Input, now_ms: int) -> str | None:

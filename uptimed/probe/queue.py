@@ -12,13 +12,13 @@ worker are taken over with :meth:`reclaim` (XAUTOCLAIM).
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from uptimed.monitor import Monitor
+from uptimed.store.monitor_feed import EncodedMonitor, MonitorFeed
 
 GROUP = "probers"
 
@@ -56,24 +56,18 @@ class ProbeJob:
     due_ms: int
 
 
-@dataclass(frozen=True)
-class EncodedMonitor:
-    """A monitor serialised once per change, for every enqueue until the next."""
-
-    monitor: Monitor
-    json: str
-    version: int
-
-    @classmethod
-    def of(cls, monitor: Monitor) -> EncodedMonitor:
-        text = monitor.model_dump_json()
-        return cls(monitor, text, zlib.crc32(text.encode()))
-
-
 class ProbeQueue:
     """The work queue of one region."""
 
-    def __init__(self, redis: aioredis.Redis, *, prefix: str, region: str, maxlen: int = 100_000) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        *,
+        prefix: str,
+        region: str,
+        feed: MonitorFeed | None = None,
+        maxlen: int = 100_000,
+    ) -> None:
         self.redis = redis
         self.region = region
         self.stream = f"{prefix}probe:{region}"
@@ -81,6 +75,8 @@ class ProbeQueue:
         self.results = results_stream(prefix, region)
         self.maxlen = maxlen
         self._enqueue = redis.register_script(_ENQUEUE)
+        self.feed = feed
+        """This process's monitors: a job whose version matches is resolved to the same object, not decoded."""
         self._decoded: dict[tuple[int, int], Monitor] = {}
 
     async def ensure_group(self) -> None:
@@ -138,9 +134,10 @@ class ProbeQueue:
             if not fields:  # trimmed away while pending
                 continue
             key = (int(fields[b"m"]), int(fields[b"v"]))
-            monitor = self._decoded.get(key)
-            if monitor is None:
-                if len(self._decoded) > 100_000:
+            known = self.feed.entries.get(key[0]) if self.feed is not None else None
+            monitor = known.monitor if known is not None and known.version == key[1] else self._decoded.get(key)
+            if monitor is None:  # edited since it was enqueued (or no feed): the job's own copy
+                if len(self._decoded) > 10_000:
                     self._decoded.clear()
                 monitor = self._decoded[key] = Monitor.model_validate_json(fields[b"j"])
             jobs.append(ProbeJob(entry_id, monitor, int(fields[b"d"])))

@@ -6,7 +6,10 @@ on a fixed grid, ``phase + k * interval``, with the phase spread by the
 monitor's id: 10,000 monitors at 60 s arrive evenly, a slow check never
 shifts the next one (no drift), and a new leader keeps the same grid. Due
 monitors are enqueued in batches, at most every ``ENQUEUE_TICK_S``; each job
-still carries its exact grid time.
+still carries its exact grid time. The monitors come from this process's
+:class:`~uptimed.store.monitor_feed.MonitorFeed`: a created, edited, paused
+or deleted monitor is rescheduled within a moment of the change, and nothing
+is re-read while nothing changes.
 """
 
 from __future__ import annotations
@@ -17,15 +20,15 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
-import anyio
 import redis.asyncio as aioredis
 import structlog
 
 from uptimed.monitor import Monitor
 from uptimed.probe.leadership import LOCK_TTL_S, Leadership
-from uptimed.probe.queue import EncodedMonitor, ProbeQueue
+from uptimed.probe.queue import ProbeQueue
+from uptimed.store.monitor_feed import EncodedMonitor, MonitorFeed, Subscription
 from uptimed.supervisor import progress
 
 log = structlog.get_logger()
@@ -69,19 +72,17 @@ class Scheduler:
         *,
         redis: aioredis.Redis,
         queue: ProbeQueue,
-        load_monitors: Callable[[], Awaitable[list[Monitor]]],
+        feed: MonitorFeed,
         configured_regions: list[str],
         prefix: str,
-        refresh_s: float = 5.0,
         lock_ttl_s: float = LOCK_TTL_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.redis = redis
         self.queue = queue
         self.region = queue.region
-        self.load_monitors = load_monitors
+        self.feed = feed
         self.configured_regions = configured_regions
-        self.refresh_s = refresh_s
         self.leadership = Leadership(
             redis, key=f"{prefix}scheduler:{self.region}:leader", token=process_identity(), ttl_s=lock_ttl_s
         )
@@ -98,40 +99,39 @@ class Scheduler:
         await self.queue.ensure_group()
         await self.leadership.run(self._schedule, role="scheduler", region=self.region)
 
-    async def _monitors(self, previous: dict[int, EncodedMonitor]) -> dict[int, EncodedMonitor]:
-        """This region's enabled monitors, serialised.
-
-        ``load_monitors`` returns the same object for an unchanged monitor
-        (see ``store.monitors.list_enabled``), whose ``previous`` encoding is
-        kept: serialising 10,000 monitors at every refresh cost ~60 ms.
-        """
-        monitors: dict[int, EncodedMonitor] = {}
-        for m in await self.load_monitors():
-            if m.enabled and self.region in m.effective_regions(self.configured_regions):
-                before = previous.get(m.id)
-                monitors[m.id] = before if before is not None and before.monitor is m else EncodedMonitor.of(m)
-        return monitors
+    def _mine(self, entry: EncodedMonitor | None) -> bool:
+        return (
+            entry is not None
+            and entry.monitor.enabled
+            and self.region in entry.monitor.effective_regions(self.configured_regions)
+        )
 
     async def _schedule(self) -> None:
-        monitors = await self._monitors({})
+        await self.feed.ready.wait()
+        subscription = self.feed.subscribe()
+        try:
+            await self._enqueue_forever(subscription)
+        finally:
+            self.feed.unsubscribe(subscription)
+
+    async def _enqueue_forever(self, subscription: Subscription) -> None:
         now = self.clock()
+        monitors = {mid: e for mid, e in self.feed.entries.items() if self._mine(e)}
         due: dict[int, float] = {mid: next_due(e.monitor, now) for mid, e in monitors.items()}
         heap = [(t, mid) for mid, t in due.items()]
         heapq.heapify(heap)
-        next_refresh = now + self.refresh_s
         log.info("scheduler.started", region=self.region, monitors=len(monitors))
         while True:
             progress()
             now = self.clock()
-            if now >= next_refresh:
-                monitors, heap, due = await self._refresh(monitors, due, now)
-                next_refresh = now + self.refresh_s
+            if changed := subscription.take():
+                self._follow(changed, monitors, due, heap, now)
             batch: list[tuple[EncodedMonitor, int, int]] = []
             while heap and heap[0][0] <= now:
                 at, mid = heapq.heappop(heap)
                 encoded = monitors.get(mid)
                 if encoded is None or due.get(mid) != at:
-                    continue  # removed or rescheduled by a refresh
+                    continue  # removed or rescheduled since
                 monitor = encoded.monitor
                 deadline = at + monitor.timeout + INFLIGHT_GRACE_S
                 batch.append((encoded, int(at * 1000), int(deadline * 1000)))
@@ -144,22 +144,30 @@ class Scheduler:
                 added = await self.queue.enqueue(batch, now_ms=int(now * 1000))
                 self.enqueued += added
                 self.skipped_in_flight += len(batch) - added
-            wake = min(heap[0][0] if heap else next_refresh, next_refresh)
-            await anyio.sleep(max(ENQUEUE_TICK_S, wake - self.clock()))
+            wake = heap[0][0] if heap else now + 1.0
+            await subscription.wait(max(ENQUEUE_TICK_S, min(wake - self.clock(), 1.0)))
 
-    async def _refresh(
-        self, old: dict[int, EncodedMonitor], due: dict[int, float], now: float
-    ) -> tuple[dict[int, EncodedMonitor], list[tuple[float, int]], dict[int, float]]:
-        monitors = await self._monitors(old)
-        new_due: dict[int, float] = {}
-        for mid, encoded in monitors.items():
-            before = old.get(mid)
-            if before is not None and before.monitor.interval == encoded.monitor.interval and mid in due:
-                new_due[mid] = due[mid]
-            else:
-                new_due[mid] = next_due(encoded.monitor, now)
-        heap = [(t, mid) for mid, t in new_due.items()]
-        heapq.heapify(heap)
-        if len(monitors) != len(old):
+    def _follow(
+        self,
+        changed: set[int],
+        monitors: dict[int, EncodedMonitor],
+        due: dict[int, float],
+        heap: list[tuple[float, int]],
+        now: float,
+    ) -> None:
+        """Reschedule the monitors that changed: new ones on their grid, edited ones keep it unless their interval moved."""
+        before = len(monitors)
+        for mid in changed:
+            entry = self.feed.entries.get(mid)
+            if not self._mine(entry):
+                monitors.pop(mid, None)
+                due.pop(mid, None)  # its heap entry is skipped when it comes up
+                continue
+            assert entry is not None
+            previous = monitors.get(mid)
+            monitors[mid] = entry
+            if previous is None or previous.monitor.interval != entry.monitor.interval or mid not in due:
+                due[mid] = next_due(entry.monitor, now)
+                heapq.heappush(heap, (due[mid], mid))
+        if len(monitors) != before:
             log.info("scheduler.monitors", region=self.region, monitors=len(monitors))
-        return monitors, heap, new_due

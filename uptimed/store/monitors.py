@@ -58,33 +58,16 @@ def _values(fields: MonitorFields) -> tuple[Any, ...]:
     )
 
 
-# What list_enabled returned last: per id, the row's values and the Monitor built from them.
-# Replaced by each call, so it holds one result at most and a disabled or deleted monitor drops out.
-_enabled: dict[int, tuple[tuple[Any, ...], Monitor]] = {}
+async def rows_of(conn: asyncpg.Pool | asyncpg.Connection, ids: Iterable[int] | None = None) -> list[asyncpg.Record]:
+    """Monitor rows, every one or those of ``ids``, each with its options as jsonb text (see ``MonitorFeed``).
 
-
-async def list_enabled(conn: asyncpg.Pool | asyncpg.Connection) -> list[Monitor]:
-    """Every enabled monitor, in id order.
-
-    The scheduler calls this at every refresh (5 s). A row equal in every
-    column to the previous call's, ``updated_at`` and the options' jsonb text
-    included, returns the same Monitor object instead of being validated
-    again: validating 10,000 rows costs ~180 ms of the event loop, reusing
-    them ~5 ms, and the scheduler keeps its serialised form of an unchanged
-    Monitor too. The Monitors returned are shared: never mutate one.
+    The options are compared as text because decoded ``{"json_equals": 1} == {"json_equals": true}``.
     """
-    # The options are compared as jsonb text: decoded, {"json_equals": 1} == {"json_equals": true}.
-    rows = await conn.fetch(f"SELECT {_COLUMNS}, options::text AS options_key FROM monitors WHERE enabled ORDER BY id")
-    loaded: dict[int, tuple[tuple[Any, ...], Monitor]] = {}
-    for row in rows:
-        values = tuple(row.values())
-        before = _enabled.get(row["id"])
-        monitor = before[1] if before is not None and before[0] == values else monitor_from_row(row)
-        loaded[row["id"]] = (values, monitor)
-    # No await since the fetch: two callers (one scheduler per region) cannot interleave here.
-    _enabled.clear()
-    _enabled.update(loaded)
-    return [monitor for _, monitor in loaded.values()]
+    if ids is None:
+        return await conn.fetch(f"SELECT {_COLUMNS}, options::text AS options_key FROM monitors ORDER BY id")
+    return await conn.fetch(
+        f"SELECT {_COLUMNS}, options::text AS options_key FROM monitors WHERE id = ANY($1::bigint[])", list(ids)
+    )
 
 
 async def count_enabled(conn: asyncpg.Pool | asyncpg.Connection) -> int:
