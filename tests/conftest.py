@@ -175,10 +175,12 @@ def start_daemon(daemons: list[DaemonProcess], tmp_path: Path):
     """``await start_daemon(toml_text)`` -> a running :class:`DaemonProcess`."""
     counter = iter(range(1000))
 
-    async def start(toml: str, *, env: dict[str, str] | None = None, wait_ready: bool = True) -> DaemonProcess:
+    async def start(
+        toml: str, *, env: dict[str, str] | None = None, wait_ready: bool = True, args: tuple[str, ...] = ()
+    ) -> DaemonProcess:
         path = tmp_path / f"uptimed-{next(counter)}.toml"
         path.write_text(toml)
-        daemon = await DaemonProcess(path, env=env).start()
+        daemon = await DaemonProcess(path, env=env, args=args).start()
         daemons.append(daemon)
         if wait_ready:
             await daemon.wait_for("daemon.ready")

@@ -253,9 +253,10 @@ def to_toml(sections: dict[str, dict[str, Any]]) -> str:
 class DaemonProcess:
     """``uptimed run`` as a real subprocess, its JSON log lines collected as they arrive."""
 
-    def __init__(self, config: Path, *, env: dict[str, str] | None = None) -> None:
+    def __init__(self, config: Path, *, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
         self.config = config
         self.env = env or {}
+        self.args = args
         self.process: Any = None
         self.lines: list[dict[str, Any]] = []
         self.raw: list[str] = []
@@ -273,6 +274,7 @@ class DaemonProcess:
             "run",
             "-c",
             str(self.config),
+            *self.args,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             env={**env, **self.env},

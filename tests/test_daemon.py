@@ -86,3 +86,33 @@ async def test_a_taken_api_address_fails_start_up_with_a_clear_message(stack: St
         assert await daemon.process.wait() == 1
     await daemon._reader
     assert any("uptimed: api: cannot listen on 127.0.0.1:" in line for line in daemon.raw), daemon.raw[-5:]
+
+
+async def test_roles_split_across_processes_still_make_one_pipeline(topics: Stack, start_daemon) -> None:
+    """One process only checks (--parts probe), another evaluates and notifies: alerts still flow, once."""
+    stack = topics
+    from tests.support import EventReader, Target
+    from tests.test_monitoring import monitor
+
+    target = await Target(status=500).start()
+    events = await EventReader(stack.bootstrap, f"{stack.prefix}.website.events").start()
+    try:
+        config = stack.toml(monitor(target.url(), failure_threshold=1))
+        prober = await start_daemon(config, args=("--parts", "probe"))
+        assert prober.events("daemon.ready")[0]["parts"] == [
+            "monitors",
+            "scheduler:default",
+            "probe:default",
+            "forwarder:default",
+        ]
+        await target.wait_hits(2)
+        assert events.events == []  # nobody evaluates yet: the results wait on `checks`
+        judge = await start_daemon(config, args=("--parts", "evaluate,notify"))
+        assert judge.events("daemon.ready")[0]["parts"] == ["monitors", "evaluator", "notifier", "dispatcher"]
+        [down] = await events.wait_for("website.down")
+        assert down["url"] == target.url()
+        assert not judge.events("probe.checked") and not prober.events("monitor.changed")
+        assert await prober.stop() == 0 and await judge.stop() == 0
+    finally:
+        await events.stop()
+        await target.stop()

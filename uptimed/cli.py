@@ -15,6 +15,7 @@ import anyio
 from uptimed import __version__
 from uptimed.config import ConfigError, Settings, load_settings
 from uptimed.errors import UptimedError
+from uptimed.roles import ROLES
 
 DEFAULT_CONFIG = "/etc/uptimed/uptimed.toml"
 
@@ -129,7 +130,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     log.configure(settings.log)
     # uvloop: ~30% more new-connection probes per CPU second (bench/probe_throughput.py --close --uvloop).
     try:
-        anyio.run(Daemon(settings, config_path=path).run, backend_options={"use_uvloop": True})
+        daemon = Daemon(settings, config_path=path, roles=args.parts)
+        anyio.run(daemon.run, backend_options={"use_uvloop": True})
     except BaseExceptionGroup as group:
         # A task group wraps what a part raised: surface the error main() knows how to report.
         for kind in (ConfigError, UptimedError):
@@ -137,6 +139,16 @@ def cmd_run(args: argparse.Namespace) -> int:
                 raise _first(matched) from group
         raise
     return EXIT_OK
+
+
+def _roles(text: str) -> frozenset[str]:
+    roles = frozenset(part.strip() for part in text.split(",") if part.strip())
+    unknown = sorted(roles - set(ROLES))
+    if unknown or not roles:
+        raise argparse.ArgumentTypeError(
+            f"unknown role {unknown[0]!r}; choose from {', '.join(ROLES)}" if unknown else "empty"
+        )
+    return roles
 
 
 def _first(group: BaseExceptionGroup) -> BaseException:
@@ -293,7 +305,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="also connect to PostgreSQL, Redis and Kafka and report their versions (exit 1 when one is out of reach)",
     )
     add("migrate", cmd_migrate, "apply the schema steps (migrations/) the configured database lacks")
-    add("run", cmd_run, "run the daemon")
+    run = add("run", cmd_run, "run the daemon")
+    run.add_argument(
+        "--parts",
+        type=_roles,
+        default=frozenset(ROLES),
+        metavar="ROLE[,ROLE...]",
+        help=f"run only these roles ({', '.join(ROLES)}; default: all), to give each its own processes or cores",
+    )
     add("channels", cmd_channels, "list notification channels, their config fields, and broken plugins")
 
     def action(

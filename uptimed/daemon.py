@@ -37,6 +37,7 @@ from uptimed.probe.queue import ProbeQueue
 from uptimed.probe.scheduler import Scheduler, process_identity
 from uptimed.probe.worker import ProbeWorker
 from uptimed.retention import Retention
+from uptimed.roles import ROLES, parts_of
 from uptimed.rules import declared
 from uptimed.store import monitors
 from uptimed.store.database import connect, migrate
@@ -87,9 +88,15 @@ class Daemon:
     """One uptimed process: its connections and its supervised parts."""
 
     def __init__(
-        self, settings: Settings, *, config_path: Path | None = None, registry: ChannelRegistry | None = None
+        self,
+        settings: Settings,
+        *,
+        config_path: Path | None = None,
+        registry: ChannelRegistry | None = None,
+        roles: frozenset[str] = frozenset(ROLES),
     ) -> None:
         self.settings = settings
+        self.roles = roles
         self.registry = registry or default_registry()
         self.config_path = config_path
         self.pool: asyncpg.Pool
@@ -162,7 +169,7 @@ class Daemon:
             ),
             Part("retention", Retention(pool=self.pool, settings=settings.retention).run),
         ]
-        if settings.api.enabled:
+        if settings.api.enabled and "api" in self.roles:
             readiness = daemon_readiness(services=self.watch.problems, parts=lambda: self.supervisor.parts)
             app = create_app(
                 pool=self.pool, registry=self.registry, settings=settings, http=self.http, readiness=readiness
@@ -226,7 +233,7 @@ class Daemon:
             self.watch.add("kafka", kafka_probe(self.producer.client))
             stack.push_async_callback(self.watch.aclose)
 
-            self.supervisor = Supervisor(self.parts(), watch=self.watch)
+            self.supervisor = Supervisor(parts_of(self.roles, self.parts()), watch=self.watch)
             metrics.track_parts(lambda: self.supervisor.parts, self.watch.problems)
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self.watch.run)
