@@ -290,6 +290,15 @@ async def one_run(env: dict[str, str], config: Config, args: argparse.Namespace)
             "redis": roots["redis"],
             "target": [target.pid],
         }
+        profiler = None
+        if args.profile:
+            Path(args.profile).mkdir(parents=True, exist_ok=True)
+            profile_path = Path(args.profile) / f"stack-n{config.monitors}-i{config.interval:g}-{prefix}.txt"
+            profiler = subprocess.Popen(
+                ["py-spy", "record", "--nonblocking", "--format", "raw", "--rate", "200", "--duration",
+                 str(int(config.window)), "--pid", str(daemons[0].pid), "--output", str(profile_path)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
         before_groups = groups()
         cpu_0 = {name: cpu_s(pids) for name, pids in before_groups.items()}
         busy_0, requests_0, t0 = machine_busy_s(), (await stats(port))["requests"], time.monotonic()
@@ -299,6 +308,11 @@ async def one_run(env: dict[str, str], config: Config, args: argparse.Namespace)
         busy_1, requests_1, t1 = machine_busy_s(), (await stats(port))["requests"], time.monotonic()
         seconds = t1 - t0
         checks = requests_1 - requests_0
+        if profiler is not None:
+            profiler.wait()
+            from monitoring import summarise_profile
+
+            summarise_profile(profile_path)
         cpu = {name: cpu_1[name] - cpu_0.get(name, 0.0) for name in cpu_1}
         stack_cpu = cpu["daemon"] + cpu["kafka"] + cpu["postgres"] + cpu["redis"]
         memory = {
@@ -379,6 +393,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--suite", action="store_true", help="every row of TARGETS.md, interleaved")
     parser.add_argument("--keep-logs", action="store_true", help="keep the daemons' logs under .data/bench/")
+    parser.add_argument("--profile", metavar="DIR", help="record the (first) daemon with py-spy over the window")
     asyncio.run(main_async(parser.parse_args()))
 
 

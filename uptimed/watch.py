@@ -367,9 +367,22 @@ def redis_probe(client: aioredis.Redis) -> Probe:
 
 
 def kafka_probe(client: Any) -> Probe:
-    """A metadata request answered by a broker; ``client`` is an ``AIOKafkaClient`` (a producer's ``.client``)."""
+    """An ApiVersions request answered by one of the brokers; ``client`` is an ``AIOKafkaClient`` (a producer's ``.client``).
 
-    async def metadata() -> None:
-        await client.fetch_all_metadata()
+    The smallest request a broker answers: a metadata request describes every
+    topic of the cluster, and a broker shared by many topics made the probe,
+    once a second, the daemon's costliest task after the checks themselves.
+    """
+    from aiokafka.protocol.admin import ApiVersionRequest
 
-    return metadata
+    async def api_versions() -> None:
+        brokers = sorted(client.cluster.brokers(), key=lambda b: b.nodeId)
+        if not brokers:  # nothing known yet: ask the bootstrap servers
+            await client.fetch_all_metadata()
+            return
+        node = brokers[int(time.monotonic()) % len(brokers)].nodeId  # each broker in turn
+        if not await client.ready(node):  # connects (again) when it must
+            raise ConnectionError(f"broker {node} is not reachable")
+        await client.send(node, ApiVersionRequest())
+
+    return api_versions
