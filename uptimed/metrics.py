@@ -101,7 +101,8 @@ class _RegionAgeCollector(Collector):
     def collect(self) -> Iterable[GaugeMetricFamily]:
         family = GaugeMetricFamily(
             "uptimed_region_last_result_age_seconds",
-            "Seconds since the check time of the newest result this process evaluated from each region.",
+            "Seconds since the check time of the newest result from each region that this process evaluated "
+            "or, at its last partition assignment, found stored.",
             labels=["region"],
         )
         now = time.time()

@@ -171,6 +171,7 @@ class Evaluator:
         self._timers.clear()
         self._unpublished.clear()
         self._silent.clear()
+        metrics.observe_silent_regions(self._silent)
         self.owned = set()
 
     async def run(self) -> None:
@@ -292,7 +293,9 @@ class Evaluator:
         pending: list[tuple[Monitor, StateChange, str | None]] = []
         touched: set[int] = set()
         newest: dict[str, int] = {}
-        silent_before = {mid: states[mid].silent for mid in known if mid in states}
+        # Counted against what this process has counted so far: a state loaded after a
+        # rebalance that is already silent for a region counts as newly silent here.
+        silent_before = {mid: self.states[mid].silent for mid in known if mid in self.states}
 
         def take(monitor: Monitor, outcome: Evaluation, late_reason: str | None) -> None:
             if outcome.accepted:
@@ -408,6 +411,10 @@ class Evaluator:
         for mid, wake in wakes.items():
             if self._owns(mid):
                 self._timers.set(mid, wake)
+        # A region this process never heard from (its monitors were another process's until now)
+        # still has an age: the newest result any process stored from it.
+        seen = await regions.last_results(self.pool)
+        metrics.observe_region_results({region: int(at.timestamp() * 1000) for region, at in seen.items()})
         payloads = await event_outbox.unpublished(self.pool, older_than_s=0)
         backlog = [MonitorEvent.model_validate(p) for p in payloads]
         self._unpublished[:0] = [e for e in backlog if self._owns(e.websiteId)]

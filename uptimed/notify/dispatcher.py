@@ -63,6 +63,10 @@ def backoff_delay(attempt: int, settings: NotifySettings, *, retry_after: float 
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
+IDLE_MAX_S = 5.0
+"""The longest an idle dispatcher waits before it asks PostgreSQL again (this process's notifier wakes it at once)."""
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -137,9 +141,14 @@ class Dispatcher:
             await self._slot_freed.wait()
 
     async def _idle(self) -> None:
-        """Wait for new intents, or until the next row is due (at most a second)."""
+        """Wait for new intents, or until the next row is due (at most :data:`IDLE_MAX_S`).
+
+        Rows another process leased come due when their lease ends, which
+        ``next_due_in`` sees, so a longer idle wait delays nobody: it only
+        spares an idle daemon a query a second.
+        """
         due_in = await notification_log.next_due_in(self.pool)
-        timeout = 1.0 if due_in is None else min(max(due_in, 0.02), 1.0)
+        timeout = IDLE_MAX_S if due_in is None else min(max(due_in, 0.02), IDLE_MAX_S)
         with anyio.move_on_after(timeout):
             await self._wake.wait()
 
