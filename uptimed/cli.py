@@ -316,7 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("channels", cmd_channels, "list notification channels, their config fields, and broken plugins")
 
     def action(
-        group: argparse._SubParsersAction, name: str, handler: Callable[[argparse.Namespace], int], help_text: str
+        group: argparse._SubParsersAction[argparse.ArgumentParser],
+        name: str,
+        handler: Callable[[argparse.Namespace], int],
+        help_text: str,
     ) -> argparse.ArgumentParser:
         command = group.add_parser(name, help=help_text, description=help_text)
         command.add_argument(
@@ -358,8 +361,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "path", None):
         args.config = args.path
+    handler: Callable[[argparse.Namespace], int] = args.handler
     try:
-        return args.handler(args)
+        return handler(args)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG

@@ -18,10 +18,10 @@ traceback, and counted in the outage's own lines.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import structlog
@@ -53,8 +53,8 @@ class Part:
     """A long-running piece of the daemon: the scheduler of a region, the notifier, the API..."""
 
     name: str
-    run: Callable[[], Awaitable[None]]
-    drain: Callable[[], Awaitable[None]] | None = None
+    run: Callable[[], Coroutine[Any, Any, None]]
+    drain: Callable[[], Coroutine[Any, Any, None]] | None = None
     """Finish work in hand and take no more (a graceful stop); cancelled at the deadline."""
     progress_bound: float | None = None
     """Seconds the part may go without calling :func:`progress` while it runs; None: running is enough."""
@@ -192,7 +192,8 @@ class Supervisor:
                 with anyio.move_on_after(backoff):
                     if cause is None:
                         await anyio.sleep_forever()
-                    await cause.ended.wait()  # back sooner: start again at once
+                    else:
+                        await cause.ended.wait()  # back sooner: start again at once
                 backoff = min(backoff * 2, self.backoff_max)
             finally:
                 part.healthy = False

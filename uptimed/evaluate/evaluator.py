@@ -54,7 +54,7 @@ from uptimed.evaluate.state import (
 )
 from uptimed.failpoints import failpoint
 from uptimed.monitor import Monitor
-from uptimed.store import checks, event_outbox, incidents, monitor_state, monitors, regions
+from uptimed.store import Connection, checks, event_outbox, incidents, monitor_state, monitors, regions
 from uptimed.store.monitor_feed import MonitorFeed
 from uptimed.supervisor import progress
 
@@ -74,7 +74,7 @@ DELETED_RETRIES = 3
 """Attempts at storing a batch whose monitors are being deleted meanwhile."""
 
 
-class _Rebalance(ConsumerRebalanceListener):
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no types: its base is Any
     """Partitions move only between batches; what this process knew of them is dropped."""
 
     def __init__(self, evaluator: Evaluator) -> None:
@@ -346,7 +346,7 @@ class Evaluator:
 
     async def _record(
         self,
-        conn: asyncpg.Connection,
+        conn: Connection,
         states: dict[int, MonitorState],
         monitor: Monitor,
         change: StateChange,

@@ -59,7 +59,7 @@ def backoff_delay(attempt: int, settings: NotifySettings, *, retry_after: float 
     if retry_after is not None:
         # Never earlier than asked; a little later so many waiters do not return at once.
         return min(retry_after, settings.backoff_max) * random.uniform(1.0, 1.1)
-    ceiling = min(settings.backoff_max, settings.backoff_initial * 2 ** (attempt - 1))
+    ceiling = min(settings.backoff_max, settings.backoff_initial * 2.0 ** (attempt - 1))
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-import asyncpg
+from uptimed.store import Connection, PoolOrConnection
 
 
-async def saw_results(conn: asyncpg.Connection, newest: Mapping[str, int]) -> None:
+async def saw_results(conn: Connection, newest: Mapping[str, int]) -> None:
     """Record the newest ``checked_at_ms`` of each region in a batch (never moving backwards)."""
     if not newest:
         return
@@ -24,7 +24,7 @@ async def saw_results(conn: asyncpg.Connection, newest: Mapping[str, int]) -> No
     )
 
 
-async def last_results(conn: asyncpg.Pool | asyncpg.Connection) -> dict[str, datetime]:
+async def last_results(conn: PoolOrConnection) -> dict[str, datetime]:
     """When each region last sent a result."""
     rows = await conn.fetch("SELECT region, last_result_at FROM region_activity ORDER BY region")
     return {row["region"]: row["last_result_at"] for row in rows}
