@@ -22,7 +22,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from uptimed.bus.messages import CheckResult, MonitorEvent
+from uptimed.check import CheckResult
+from uptimed.event import MonitorEvent
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Protocol, runtime_ch
 import httpx
 from pydantic import BaseModel, SecretStr, WithJsonSchema
 
-from uptimed.bus.messages import EventType, MonitorEvent
 from uptimed.durations import format_duration
+from uptimed.event import EventType, MonitorEvent
 
 if TYPE_CHECKING:
     from uptimed.config import SmtpSettings

@@ -39,7 +39,7 @@ from pydantic import ValidationError
 from uptimed import metrics
 from uptimed.bus.dead_letters import dead_letter, invalid
 from uptimed.bus.kafka import make_consumer, partition_of
-from uptimed.bus.messages import CheckResult, MonitorEvent
+from uptimed.check import CheckResult
 from uptimed.config import Settings
 from uptimed.evaluate.events import LATE_AFTER_MS, event_for
 from uptimed.evaluate.state import (
@@ -52,6 +52,7 @@ from uptimed.evaluate.state import (
     silence_ms_for,
     tick,
 )
+from uptimed.event import MonitorEvent
 from uptimed.failpoints import failpoint
 from uptimed.monitor import Monitor
 from uptimed.store import Connection, checks, event_outbox, incidents, monitor_state, monitors, regions

@@ -32,10 +32,10 @@ import structlog
 from pydantic import ValidationError
 
 from uptimed import metrics
-from uptimed.bus.messages import MonitorEvent
 from uptimed.channels.base import DeliveryError, Notification, NotificationKind
 from uptimed.channels.registry import ChannelRegistry, InvalidConfigError, UnknownChannelError
 from uptimed.config import NotifySettings, SmtpSettings
+from uptimed.event import MonitorEvent
 from uptimed.failpoints import failpoint
 from uptimed.store import notification_log
 from uptimed.store.notification_log import Delivery

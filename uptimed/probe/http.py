@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 
 from uptimed import __version__
-from uptimed.bus.messages import CheckResult, CheckStatus, ErrorClass, now_ms
+from uptimed.check import CheckResult, CheckStatus, ErrorClass, now_ms
 from uptimed.monitor import HttpOptions, Monitor
 from uptimed.probe.tcp import describe_os_error
 

@@ -15,7 +15,6 @@ from typing import Any, Literal
 
 import anyio
 
-from uptimed.bus.messages import EventType, MonitorEvent
 from uptimed.channels.base import DeliveryError, Notification, NotificationKind
 from uptimed.channels.registry import (
     ChannelRegistry,
@@ -25,6 +24,7 @@ from uptimed.channels.registry import (
     redacted_config,
     storable_config,
 )
+from uptimed.event import EventType, MonitorEvent
 from uptimed.rules.errors import Invalid, Problem
 from uptimed.rules.services import Services
 from uptimed.store.integrations import Integration

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from uptimed.bus.messages import CheckResult
+from uptimed.check import CheckResult
 from uptimed.store import Connection, PoolOrConnection
 
 

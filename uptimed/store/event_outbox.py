@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from uptimed.bus.messages import MonitorEvent
+from uptimed.event import MonitorEvent
 from uptimed.store import Connection, PoolOrConnection
 
 

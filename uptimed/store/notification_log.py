@@ -18,7 +18,7 @@ from typing import Any
 
 import asyncpg
 
-from uptimed.bus.messages import MonitorEvent
+from uptimed.event import MonitorEvent
 from uptimed.store import Connection, PoolOrConnection
 
 
