@@ -7,6 +7,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -122,16 +123,15 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from uptimed import log
-    from uptimed.daemon import Daemon
+    from uptimed import daemon, log
 
     path = _config_path(args)
     settings = load_settings(path)
     log.configure(settings.log)
     # uvloop: ~30% more new-connection probes per CPU second (bench/probe_throughput.py --close --uvloop).
     try:
-        daemon = Daemon(settings, config_path=path, roles=args.parts)
-        anyio.run(daemon.run, backend_options={"use_uvloop": True})
+        run = partial(daemon.run, settings, config_path=path, roles=args.parts)
+        anyio.run(run, backend_options={"use_uvloop": True})
     except BaseExceptionGroup as group:
         # A task group wraps what a part raised: surface the error main() knows how to report.
         for kind in (ConfigError, UptimedError):

@@ -2,8 +2,8 @@
 
 A part is a named coroutine that runs until cancelled. When one crashes, the
 supervisor logs it by name and starts it again after a backoff, so a lost
-connection degrades the daemon instead of ending it. A configuration error is
-not retried: it ends the daemon with the message.
+connection degrades the daemon instead of ending it. (The configuration is
+checked before any part starts: no part fails on it.)
 
 Each part keeps its own state for readiness, answered without any I/O:
 running, crashed and backing off, or stalled. A part that has a
@@ -26,8 +26,6 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import structlog
 from anyio.abc import TaskStatus
-
-from uptimed.config import ConfigError
 
 if TYPE_CHECKING:
     from uptimed.watch import ServiceWatch
@@ -111,7 +109,7 @@ class Supervisor:
     _stop_requested: bool = field(default=False, init=False, repr=False)
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Run every part until :meth:`stop` is called or a configuration error occurs.
+        """Run every part until :meth:`stop` is called.
 
         Started (for ``TaskGroup.start``) once every part is on its way.
         """
@@ -162,8 +160,6 @@ class Supervisor:
                 await part.run()
                 log.info("part.finished", part=part.name)
                 return
-            except ConfigError:
-                raise
             except Exception as exc:
                 part.healthy = False
                 part.restarts += 1
