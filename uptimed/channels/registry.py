@@ -25,7 +25,7 @@ import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import Any, cast
 
 import pydantic_core
 import structlog
@@ -298,10 +298,11 @@ def _instantiate(
             return BrokenChannel(name, f"could not be created: {_reason(exc)}", distribution, version, value)
     if problem := check_channel(obj):
         return BrokenChannel(name, f"not a channel: {problem}", distribution, version, value)
-    if obj.name != name:  # type: ignore[attr-defined]
-        reason = f"the entry point is called {name!r} but the channel calls itself {obj.name!r}"  # type: ignore[attr-defined]
+    channel = cast(Channel, obj)  # check_channel found its name, config model and async send
+    if channel.name != name:
+        reason = f"the entry point is called {name!r} but the channel calls itself {channel.name!r}"
         return BrokenChannel(name, reason, distribution, version, value)
-    return LoadedChannel(name, obj, distribution, version, value)  # type: ignore[arg-type]
+    return LoadedChannel(name, channel, distribution, version, value)
 
 
 def _reason(exc: BaseException) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
@@ -207,6 +207,10 @@ async def next_due_in(pool: asyncpg.Pool) -> float | None:
     return seconds
 
 
+DeliveryStatus = Literal["PENDING", "SENT", "FAILED", "RETRYING"]
+"""The states of a row, as the table's CHECK allows them."""
+
+
 @dataclass(frozen=True)
 class LogEntry:
     """A row of the log as its user sees it: no payload, no lease."""
@@ -217,7 +221,7 @@ class LogEntry:
     integration_id: int
     integration_type: str
     monitor_id: int | None
-    status: str
+    status: DeliveryStatus
     attempts: int
     error_message: str | None
     created_at: Any
