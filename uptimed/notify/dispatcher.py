@@ -32,11 +32,12 @@ import structlog
 from pydantic import ValidationError
 
 from uptimed import metrics
-from uptimed.channels.base import DeliveryError, Notification, NotificationKind
+from uptimed.channels.base import Notification, NotificationKind
 from uptimed.channels.registry import ChannelRegistry, InvalidConfigError, UnknownChannelError
 from uptimed.config import NotifySettings, SmtpSettings
 from uptimed.event import MonitorEvent
 from uptimed.failpoints import failpoint
+from uptimed.notify.delivery import deliver
 from uptimed.store import notification_log
 from uptimed.store.notification_log import Delivery
 from uptimed.supervisor import progress
@@ -191,7 +192,6 @@ class Dispatcher:
                 return
             self._next_allowed[delivery.integration_id] = now + 1 / rate
 
-        error: DeliveryError | None = None
         async with self._per_channel[delivery.type]:
             # On record before the request leaves: if this process dies during it, the log says so.
             attempt = await notification_log.start_attempt(
@@ -209,17 +209,8 @@ class Dispatcher:
                 integration_id=delivery.integration_id,
                 attempt=attempt,
             )
-            started = time.monotonic()
-            try:
-                with anyio.fail_after(self.settings.delivery_timeout):
-                    await channel.send(notification)
-            except DeliveryError as exc:
-                error = exc
-            except TimeoutError:
-                error = DeliveryError(f"timed out after {self.settings.delivery_timeout:g} s")
-            except Exception as exc:  # noqa: BLE001 - a plugin's bug is its delivery's failure, not ours
-                error = DeliveryError(f"{type(exc).__name__} in channel {delivery.type!r}")
-        elapsed_ms = round((time.monotonic() - started) * 1000, 1)
+            sent = await deliver(channel, notification, timeout=self.settings.delivery_timeout)
+        error, elapsed_ms = sent.error, round(sent.seconds * 1000, 1)
 
         if error is None:
             await notification_log.mark_sent(self.pool, delivery.id, owner=self.owner, attempt=attempt)
