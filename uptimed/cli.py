@@ -9,7 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -17,6 +17,9 @@ from uptimed import __version__
 from uptimed.config import ConfigError, Settings, load_settings
 from uptimed.errors import UptimedError
 from uptimed.roles import ROLES
+
+if TYPE_CHECKING:  # asyncpg is imported by the commands that use it, not by every start of the CLI
+    import asyncpg
 
 DEFAULT_CONFIG = "/etc/uptimed/uptimed.toml"
 
@@ -158,7 +161,7 @@ def _first(group: BaseExceptionGroup) -> BaseException:
     return leaf
 
 
-def _with_database(args: argparse.Namespace, work: Callable[[Any], Awaitable[int]]) -> int:
+def _with_database(args: argparse.Namespace, work: Callable[[asyncpg.Pool], Awaitable[int]]) -> int:
     """Run ``work(pool)`` against the configured database (migrated first)."""
     from uptimed.store.database import connect, migrate
 
@@ -178,7 +181,7 @@ def _with_database(args: argparse.Namespace, work: Callable[[Any], Awaitable[int
 def cmd_user_create(args: argparse.Namespace) -> int:
     from uptimed.store import api_tokens, users
 
-    async def work(pool: Any) -> int:
+    async def work(pool: asyncpg.Pool) -> int:
         try:
             user = await users.create(pool, args.name, args.email, is_admin=args.admin)
         except users.UserExists:
@@ -221,7 +224,7 @@ def cmd_user_passwd(args: argparse.Namespace) -> int:
         print(f"uptimed: {exc}; nothing changed", file=sys.stderr)
         return EXIT_FAILURE
 
-    async def work(pool: Any) -> int:
+    async def work(pool: asyncpg.Pool) -> int:
         user = await users.get_by_username(pool, args.name)
         if user is None:
             print(f"uptimed: no user named {args.name!r}", file=sys.stderr)
@@ -238,7 +241,7 @@ def cmd_user_passwd(args: argparse.Namespace) -> int:
 def cmd_token_create(args: argparse.Namespace) -> int:
     from uptimed.store import api_tokens, users
 
-    async def work(pool: Any) -> int:
+    async def work(pool: asyncpg.Pool) -> int:
         user = await users.get_by_username(pool, args.user)
         if user is None:
             print(f"uptimed: no user named {args.user!r}", file=sys.stderr)
@@ -254,7 +257,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 def cmd_token_list(args: argparse.Namespace) -> int:
     from uptimed.store import api_tokens
 
-    async def work(pool: Any) -> int:
+    async def work(pool: asyncpg.Pool) -> int:
         rows = [(u, t) for u, t in await api_tokens.list_all(pool) if args.user in (None, u)]
         if not rows:
             print("no tokens")
@@ -270,7 +273,7 @@ def cmd_token_list(args: argparse.Namespace) -> int:
 def cmd_token_revoke(args: argparse.Namespace) -> int:
     from uptimed.store import api_tokens
 
-    async def work(pool: Any) -> int:
+    async def work(pool: asyncpg.Pool) -> int:
         token = await api_tokens.revoke(pool, args.id)
         if token is None:
             print(f"uptimed: no active token with id {args.id}", file=sys.stderr)
