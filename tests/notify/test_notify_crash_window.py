@@ -25,7 +25,7 @@ from tests.notify.test_notify_delivery import (  # noqa: F401 - fixtures
     receiver,
 )
 from tests.support import DaemonProcess, Request, Stack, WebhookReceiver, eventually
-from uptimed.bus.messages import MonitorEvent
+from uptimed.event import MonitorEvent
 
 DELIVERY_TIMEOUT = 4.0
 SETTINGS = f"[notify]\nbackoff_initial = 0.3\nmax_attempts = 4\ndelivery_timeout = {DELIVERY_TIMEOUT}\n"

@@ -92,7 +92,8 @@ def partition_of(monitor_id: int, partitions: int) -> int:
     The producer's default partitioner (murmur2 of the key, as Kafka's Java
     client), applied to the key every uptimed message carries.
     """
-    return (murmur2(str(monitor_id).encode()) & 0x7FFFFFFF) % partitions
+    hashed: int = murmur2(str(monitor_id).encode())
+    return (hashed & 0x7FFFFFFF) % partitions
 
 
 async def ensure_topics(settings: KafkaSettings, *, timeout: float = 30.0) -> list[str]:

@@ -39,7 +39,7 @@ from pydantic import ValidationError
 from uptimed import metrics
 from uptimed.bus.dead_letters import dead_letter, invalid
 from uptimed.bus.kafka import make_consumer, partition_of
-from uptimed.bus.messages import CheckResult, MonitorEvent
+from uptimed.check import CheckResult
 from uptimed.config import Settings
 from uptimed.evaluate.events import LATE_AFTER_MS, event_for
 from uptimed.evaluate.state import (
@@ -52,9 +52,10 @@ from uptimed.evaluate.state import (
     silence_ms_for,
     tick,
 )
+from uptimed.event import MonitorEvent
 from uptimed.failpoints import failpoint
 from uptimed.monitor import Monitor
-from uptimed.store import checks, event_outbox, incidents, monitor_state, monitors, regions
+from uptimed.store import Connection, checks, event_outbox, incidents, monitor_state, monitors, regions
 from uptimed.store.monitor_feed import MonitorFeed
 from uptimed.supervisor import progress
 
@@ -74,7 +75,7 @@ DELETED_RETRIES = 3
 """Attempts at storing a batch whose monitors are being deleted meanwhile."""
 
 
-class _Rebalance(ConsumerRebalanceListener):
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no types: its base is Any
     """Partitions move only between batches; what this process knew of them is dropped."""
 
     def __init__(self, evaluator: Evaluator) -> None:
@@ -349,7 +350,7 @@ class Evaluator:
 
     async def _record(
         self,
-        conn: asyncpg.Connection,
+        conn: Connection,
         states: dict[int, MonitorState],
         monitor: Monitor,
         change: StateChange,

@@ -54,7 +54,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from uptimed.bus.messages import CheckResult, CheckStatus
+from uptimed.check import CheckResult, CheckStatus
 from uptimed.durations import format_duration
 from uptimed.monitor import MonitorFields
 from uptimed.rules.regions import quorum_for

@@ -10,12 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import asyncpg
+from uptimed.check import CheckResult
+from uptimed.store import Connection, PoolOrConnection
 
-from uptimed.bus.messages import CheckResult
 
-
-async def insert_many(conn: asyncpg.Connection, results: Sequence[CheckResult]) -> None:
+async def insert_many(conn: Connection, results: Sequence[CheckResult]) -> None:
     """Write a batch of results in one round trip; a result already stored is skipped."""
     if not results:
         return
@@ -52,7 +51,7 @@ class StoredCheck:
 
 
 async def page_for_owner(
-    conn: asyncpg.Pool | asyncpg.Connection,
+    conn: PoolOrConnection,
     owner_id: int,
     monitor_id: int,
     *,

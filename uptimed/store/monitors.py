@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 
 from uptimed.monitor import Monitor, MonitorFields, MonitorSpec
+from uptimed.store import PoolOrConnection
 from uptimed.store.owned import OwnedTable
 
 _COLUMNS = """
@@ -58,7 +59,7 @@ def _values(fields: MonitorFields) -> tuple[Any, ...]:
     )
 
 
-async def rows_of(conn: asyncpg.Pool | asyncpg.Connection, ids: Iterable[int] | None = None) -> list[asyncpg.Record]:
+async def rows_of(conn: PoolOrConnection, ids: Iterable[int] | None = None) -> list[asyncpg.Record]:
     """Monitor rows, every one or those of ``ids``, each with its options as jsonb text (see ``MonitorFeed``).
 
     The options are compared as text because decoded ``{"json_equals": 1} == {"json_equals": true}``.
@@ -70,16 +71,17 @@ async def rows_of(conn: asyncpg.Pool | asyncpg.Connection, ids: Iterable[int] | 
     )
 
 
-async def count_enabled(conn: asyncpg.Pool | asyncpg.Connection) -> int:
-    return await conn.fetchval("SELECT count(*) FROM monitors WHERE enabled")
+async def count_enabled(conn: PoolOrConnection) -> int:
+    count: int = await conn.fetchval("SELECT count(*) FROM monitors WHERE enabled")
+    return count
 
 
-async def get_many(conn: asyncpg.Pool | asyncpg.Connection, ids: Iterable[int]) -> dict[int, Monitor]:
+async def get_many(conn: PoolOrConnection, ids: Iterable[int]) -> dict[int, Monitor]:
     rows = await conn.fetch(f"SELECT {_COLUMNS} FROM monitors WHERE id = ANY($1::bigint[])", list(ids))
     return {row["id"]: monitor_from_row(row) for row in rows}
 
 
-async def create(conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, fields: MonitorFields) -> Monitor:
+async def create(conn: PoolOrConnection, owner_id: int, fields: MonitorFields) -> Monitor:
     row = await conn.fetchrow(
         f"""
         INSERT INTO monitors (owner_id, name, kind, target, interval_s, timeout_s, regions,
@@ -91,6 +93,7 @@ async def create(conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, fields:
         owner_id,
         *_values(fields),
     )
+    assert row is not None, "INSERT ... RETURNING gives back its row"
     return monitor_from_row(row)
 
 
@@ -120,7 +123,8 @@ async def sync_from_config(pool: asyncpg.Pool, specs: Sequence[MonitorSpec]) -> 
             """,
             owners,
         )
-        owner_ids = dict(await conn.fetch("SELECT username, id FROM users WHERE username = ANY($1::text[])", owners))
+        rows = await conn.fetch("SELECT username, id FROM users WHERE username = ANY($1::text[])", owners)
+        owner_ids: dict[str, int] = {row["username"]: row["id"] for row in rows}
         created = updated = 0
         kept: list[int] = []
         for spec in specs:
@@ -247,7 +251,7 @@ _OVERVIEW = f"""
 
 
 async def page_overviews(
-    conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, *, after_id: int | None, limit: int
+    conn: PoolOrConnection, owner_id: int, *, after_id: int | None, limit: int
 ) -> list[MonitorOverview]:
     """The owner's monitors in id order, after ``after_id``, each with its status and uptime."""
     rows = await conn.fetch(
@@ -256,21 +260,17 @@ async def page_overviews(
     return [_overview(row) for row in rows]
 
 
-async def get_overview(
-    conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, monitor_id: int
-) -> MonitorOverview | None:
+async def get_overview(conn: PoolOrConnection, owner_id: int, monitor_id: int) -> MonitorOverview | None:
     row = await conn.fetchrow(f"{_OVERVIEW} WHERE m.owner_id = $1 AND m.id = $2", owner_id, monitor_id)
     return _overview(row) if row else None
 
 
-async def get_owned(conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, monitor_id: int) -> Monitor | None:
+async def get_owned(conn: PoolOrConnection, owner_id: int, monitor_id: int) -> Monitor | None:
     row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM monitors WHERE id = $1 AND owner_id = $2", monitor_id, owner_id)
     return monitor_from_row(row) if row else None
 
 
-async def update_owned(
-    conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, monitor_id: int, fields: MonitorFields
-) -> Monitor | None:
+async def update_owned(conn: PoolOrConnection, owner_id: int, monitor_id: int, fields: MonitorFields) -> Monitor | None:
     """Replace every field of one of the owner's API-created monitors; None if there is none."""
     row = await conn.fetchrow(
         f"""

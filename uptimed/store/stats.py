@@ -14,6 +14,8 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import asyncpg
 
+from uptimed.store import PoolOrConnection
+
 
 @dataclass(frozen=True)
 class Point:
@@ -42,7 +44,7 @@ class DayUptime:
 
 
 async def recent_response_times(
-    conn: asyncpg.Pool | asyncpg.Connection,
+    conn: PoolOrConnection,
     owner_id: int,
     monitor_ids: Iterable[int],
     *,
@@ -84,7 +86,7 @@ async def recent_response_times(
 
 
 async def region_response_times(
-    conn: asyncpg.Pool | asyncpg.Connection,
+    conn: PoolOrConnection,
     owner_id: int,
     monitor_id: int,
     *,
@@ -122,7 +124,7 @@ async def region_response_times(
 
 
 async def daily_uptime(
-    conn: asyncpg.Pool | asyncpg.Connection,
+    conn: PoolOrConnection,
     owner_id: int,
     monitor_ids: Iterable[int],
     *,
