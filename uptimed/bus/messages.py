@@ -3,10 +3,17 @@
 ``CheckResult`` travels on ``checks``; ``MonitorEvent`` on ``website.events``.
 The event keeps the original design's camelCase field names (``websiteId``,
 ``responseTime``, ...) so consumers written for it keep working.
+
+``website.events`` carries two types besides the original three:
+``incident.escalated`` (a step of an escalation policy went out) and
+``incident.acknowledged``. A consumer that knows only the original three
+skips what it does not know (:func:`known_event_type`), as uptimed's own
+notifier does, so adding a type never breaks one.
 """
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from enum import StrEnum
@@ -64,6 +71,35 @@ class EventType(StrEnum):
     DOWN = "website.down"
     UP = "website.up"
     SLOW = "website.slow"
+    ESCALATED = "incident.escalated"
+    ACKNOWLEDGED = "incident.acknowledged"
+
+
+def known_event_type(raw: bytes | None) -> bool:
+    """Whether an event on ``website.events`` has a type this version knows (a newer one may add types).
+
+    Reads only ``type``: an event of a known type that does not validate is
+    still a bad message, for the dead-letter topic.
+    """
+    try:
+        kind = json.loads(raw or b"").get("type")
+    except (ValueError, AttributeError):
+        return True  # unreadable: let validation say why
+    return not isinstance(kind, str) or kind in EventType._value2member_map_
+
+
+class EscalationStep(BaseModel):
+    """On ``incident.escalated`` (and a ``website.down`` that goes out as a policy's first step): the step."""
+
+    model_config = ConfigDict(frozen=True)
+
+    policyId: int | None = None
+    policy: str = Field("", description="the policy's name")
+    step: int = Field(description="1-based position of the step in the policy")
+    steps: int = Field(description="how many steps the policy has")
+    name: str = Field("", description="the step's name, if it has one")
+    afterSeconds: float = Field(description="the step's delay after the incident's start")
+    repeat: int = Field(0, description="0 for the step itself; 1, 2, ... for repeats of the last step")
 
 
 class MonitorEvent(BaseModel):
@@ -91,6 +127,14 @@ class MonitorEvent(BaseModel):
     lateReason: str | None = Field(
         None, description="set when detectedAt is noticeably after timestamp: why it was late"
     )
+    integrationIds: list[int] | None = Field(
+        None,
+        description="with an escalation policy: the only integrations of the owner this event is for; "
+        "absent: every integration the monitor routes to",
+    )
+    escalation: EscalationStep | None = Field(None, description="the escalation step this event sends")
+    acknowledgedBy: str | None = Field(None, description="on incident.acknowledged: who took the incident")
+    acknowledgedVia: str | None = Field(None, description="on incident.acknowledged: page, api or link")
 
     @property
     def late_by_s(self) -> float | None:
