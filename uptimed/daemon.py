@@ -156,6 +156,7 @@ class Daemon:
             smtp=settings.smtp,
             http=self.http,
             owner=identity,
+            public_url=settings.api.public_url,
         )
         notifier = Notifier(settings=settings, pool=self.pool, producer=self.producer, dispatcher=self.dispatcher)
         parts += [
