@@ -129,12 +129,7 @@ async def test_openapi_describes_every_route_with_its_errors(api: Api) -> None:
     docs = await client.get("/docs")
 
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
-    routes = [
-        r
-        for module in routes_modules
-        for r in module.router.routes
-        if isinstance(r, APIRoute)
-    ]
+    routes = [r for module in routes_modules for r in module.router.routes if isinstance(r, APIRoute)]
     assert len(routes) == sum(len(operations) for operations in spec["paths"].values()) >= 25
     for route in routes:
         for method in route.methods:
