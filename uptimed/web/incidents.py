@@ -26,7 +26,6 @@ from uptimed.store import MAX_ID, incidents, web_sessions
 from uptimed.store.incidents import IncidentRecord, IncidentStatus
 from uptimed.web.context import Context, IdPath
 from uptimed.web.session import (
-    CSRF_FIELD,
     MaybeVisitor,
     Posted,
     Visitor,
@@ -156,6 +155,7 @@ Signature = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0
 ACK_COOKIE = "uptimed_ack"
 """The acknowledge page's form token (double submit, as the sign-in form's): no other site can press its button."""
 ACK_TOKEN_AGE_S = 3600
+ACK_FIELD = "ack_token"
 
 
 @router.get("/ack/{incident_id}/{integration_id}/{signature}")
@@ -183,7 +183,7 @@ async def ack_by_link(
     visit: MaybeVisitor,
     context: Context,
 ) -> HTMLResponse:
-    sent = (await read_form(request)).get(CSRF_FIELD) or [None]
+    sent = (await read_form(request)).get(ACK_FIELD) or [None]
     if not sign_in_token_matches(request, sent[-1], ACK_COOKIE):
         raise forgery()
     link = await incident_rules.linked(context.pool, context.registry, incident_id, integration_id, signature)
