@@ -6,7 +6,10 @@ import time
 from typing import Any
 
 from tests.api.conftest import Api, Person, monitor_body
-from uptimed.store import incidents
+from uptimed.channels.registry import default_registry
+from uptimed.config import parse_settings
+from uptimed.rules import declared
+from uptimed.store import api_tokens, incidents
 
 T0 = int(time.time() * 1000) - 600_000
 
@@ -138,3 +141,42 @@ async def test_acknowledging_an_incident_once_withdrawing_it_and_not_after_it_en
     ended = (await alice.client.get(f"/api/v1/incidents/{incident}/timeline")).json()
     assert abs(ended["duration_s"] - (resolved - T0) / 1000) < 0.01 and ended["entries"][-1]["kind"] == "resolved"
     assert (await bob.client.get(f"/api/v1/incidents/{incident}/timeline")).status_code == 404
+
+
+async def test_policies_declared_in_the_file_are_synced_with_their_monitors_and_read_only(api: Api) -> None:
+    def config(steps: str, uses: str) -> str:
+        return (
+            f'[[monitors]]\nowner = "carol"\nkey = "shop"\nname = "shop"\ntarget = "http://a/"\n{uses}\n'
+            '[[monitors]]\nowner = "carol"\nkey = "api"\nname = "api"\ntarget = "http://b/"\n'
+            '[[integrations]]\nowner = "carol"\nkey = "a"\ntype = "webhook"\nconfig = { webhookUrl = "https://a.example/" }\n'
+            '[[integrations]]\nowner = "carol"\nkey = "b"\ntype = "webhook"\nconfig = { webhookUrl = "https://b.example/" }\n'
+            f'[[escalation_policies]]\nowner = "carol"\nkey = "ops"\nname = "Ops"\n{steps}'
+        )
+
+    two_steps = (
+        '[[escalation_policies.steps]]\nafter = "0s"\nintegrations = ["a"]\n'
+        '[[escalation_policies.steps]]\nname = "lead"\nafter = "10m"\nintegrations = ["a", "b"]\n'
+    )
+    synced = await declared.sync(
+        api.pool, parse_settings(config(two_steps, 'escalation_policy = "ops"')), default_registry()
+    )
+    assert synced.policies == 1
+    carol = await api.pool.fetchval("SELECT id FROM users WHERE username = 'carol'")
+    token, _ = await api_tokens.create(api.pool, carol, "t")
+    client = api.client(token)
+    [policy] = (await client.get("/api/v1/escalation-policies")).json()
+    ids = dict(await api.pool.fetch("SELECT config_key, id FROM integrations WHERE owner_id = $1", carol))
+    shop = await api.pool.fetchval("SELECT id FROM monitors WHERE config_key = 'shop'")
+    assert policy["managed_by_config"] is True and policy["monitors"] == [shop]
+    assert [(s["name"], s["after"], s["integrations"]) for s in policy["steps"]] == [
+        ("", 0, [ids["a"]]),
+        ("lead", 600, sorted([ids["a"], ids["b"]])),
+    ]
+    assert (await client.delete(f"/api/v1/escalation-policies/{policy['id']}")).status_code == 409
+
+    # Edited: one step, and the monitor no longer names it. Synced again, twice: the same outcome.
+    one_step = '[[escalation_policies.steps]]\nafter = "1m"\nintegrations = ["b"]\n'
+    for _ in range(2):
+        await declared.sync(api.pool, parse_settings(config(one_step, "")), default_registry())
+    [policy] = (await client.get("/api/v1/escalation-policies")).json()
+    assert policy["monitors"] == [] and [s["integrations"] for s in policy["steps"]] == [[ids["b"]]]
