@@ -98,6 +98,17 @@ class Acknowledgement:
 
 _VIAS = ("page", "api", "link")
 
+LINK_ACTOR = "the link sent to {integration}"
+"""Who acknowledged from an alert's link without being signed in: the integration the link went to."""
+
+
+def acknowledged_by(by: str, via: str) -> str:
+    """``"alice on its page"``, ``"bob through the API"``, ``"the link sent to Webhook #3"``."""
+    if via == "link" and by.startswith(LINK_ACTOR.split("{", 1)[0]):
+        return by  # the link says how already
+    how = {"page": "on its page", "api": "through the API", "link": "from an alert's link"}.get(via)
+    return f"{by} {how}" if how else by
+
 
 @dataclass(frozen=True, slots=True)
 class FiredStep:

@@ -473,11 +473,10 @@ def acknowledge(state: MonitorState, ack: Acknowledgement | None, *, regions: Se
         return Evaluation(state)
     incident = state.incident
     assert state.escalation is not None and incident is not None
-    via = {"page": "on its page", "api": "through the API", "link": "from a notification's link"}[ack.via]
     acknowledged = StateChange(
         kind=ChangeKind.ACKNOWLEDGED,
         at_ms=ack.at_ms,
-        reason=f"acknowledged by {ack.by} {via}",
+        reason=f"acknowledged by {escalation.acknowledged_by(ack.by, ack.via)}",
         regions=_region_statuses(state.regions, regions),
         incident_opened_at_ms=incident.opened_at_ms,
         incident_id=incident.id,

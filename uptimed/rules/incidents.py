@@ -25,13 +25,12 @@ import structlog
 
 from uptimed import links
 from uptimed.channels.registry import ChannelRegistry
+from uptimed.evaluate.escalation import LINK_ACTOR, acknowledged_by
 from uptimed.rules.errors import Conflict, NotFound
 from uptimed.store import incidents, integrations, notification_log, signing_keys
 from uptimed.store.incidents import IncidentRecord
 
 log = structlog.get_logger()
-
-VIAS = {"page": "on its page", "api": "through the API", "link": "from a notification's link"}
 
 
 async def incident(pool: asyncpg.Pool, user_id: int, incident_id: int) -> IncidentRecord:
@@ -115,7 +114,7 @@ async def acknowledge_by_link(pool: asyncpg.Pool, link: LinkedIncident, *, who: 
     """Acknowledge from a link, once; ``who`` is the signed-in user opening it, if any."""
     if link.used:
         raise Conflict("this link was used already: it acknowledges once")
-    by = who or f"the link sent to {link.integration}"
+    by = who or LINK_ACTOR.format(integration=link.integration)
     return await acknowledge(pool, link.incident, by=by, via="link", integration_id=link.integration_id)
 
 
@@ -174,28 +173,10 @@ async def timeline(
             text = f"Step {step} of {detail.get('of', '?')}{named}"
             text += f": repeated ({detail['repeat']})" if detail.get("repeat") else ""
             entries.append(Entry(event.at, "escalated", text, step=step))
-        elif event.kind == "acknowledged":
-            how = VIAS.get(event.via or "", "")
-            entries.append(
-                Entry(
-                    event.at,
-                    "acknowledged",
-                    f"Acknowledged by {event.actor} {how}".strip(),
-                    actor=event.actor,
-                    via=event.via,
-                )
-            )
         else:
-            how = VIAS.get(event.via or "", "")
-            entries.append(
-                Entry(
-                    event.at,
-                    event.kind,
-                    f"Acknowledgement withdrawn by {event.actor} {how}".strip(),
-                    actor=event.actor,
-                    via=event.via,
-                )
-            )
+            who = acknowledged_by(event.actor or "someone", event.via or "")
+            text = f"Acknowledged by {who}" if event.kind == "acknowledged" else f"Acknowledgement withdrawn by {who}"
+            entries.append(Entry(event.at, event.kind, text, actor=event.actor, via=event.via))
     for delivery in await notification_log.for_incident(pool, incident_id):
         kind = _notification_kind(delivery)
         name = f"{registry.title(delivery.integration_type)} #{delivery.integration_id}"

@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from uptimed.evaluate.escalation import acknowledged_by
 from uptimed.rules import incidents as incident_rules
 from uptimed.rules.errors import Conflict
 from uptimed.store import MAX_ID, incidents, web_sessions
@@ -125,7 +126,7 @@ async def incidents_page(
 async def incident_page(request: Request, incident_id: IdPath, visit: Visitor, context: Context) -> HTMLResponse:
     timeline = await incident_rules.timeline(context.pool, context.registry, visit.user.id, incident_id)
     return render(
-        request, "incident.html", notice=visit.notice, t=timeline, i=timeline.incident, vias=incident_rules.VIAS
+        request, "incident.html", notice=visit.notice, t=timeline, i=timeline.incident, acknowledged_by=acknowledged_by
     )
 
 
@@ -169,7 +170,7 @@ async def ack_link_page(
 ) -> HTMLResponse:
     link = await incident_rules.linked(context.pool, context.registry, incident_id, integration_id, signature)
     token = new_sign_in_token()
-    response = _ack_page(request, link, visit is not None, done=False, token=token)
+    response = _ack_page(request, link, visit is not None, token=token)
     set_cookie(response, request, context.settings.api, ACK_COOKIE, token, ACK_TOKEN_AGE_S)
     return response
 
@@ -182,19 +183,17 @@ async def ack_by_link(
     signature: Signature,
     visit: MaybeVisitor,
     context: Context,
-) -> HTMLResponse:
+) -> Response:
     sent = (await read_form(request)).get(ACK_FIELD) or [None]
     if not sign_in_token_matches(request, sent[-1], ACK_COOKIE):
         raise forgery()
     link = await incident_rules.linked(context.pool, context.registry, incident_id, integration_id, signature)
     try:
-        acknowledged = await incident_rules.acknowledge_by_link(
-            context.pool, link, who=visit.user.username if visit else None
-        )
+        await incident_rules.acknowledge_by_link(context.pool, link, who=visit.user.username if visit else None)
     except Conflict as refused:
-        return _ack_page(request, link, visit is not None, done=False, refused=refused.detail)
-    link = incident_rules.LinkedIncident(acknowledged, link.integration_id, link.integration, used=True)
-    return _ack_page(request, link, visit is not None, done=True)
+        return _ack_page(request, link, visit is not None, refused=refused.detail)
+    # Back to the link's own page, which now says it was acknowledged through it: a reload sends nothing again.
+    return RedirectResponse(request.url.path, status_code=303)
 
 
 def _ack_page(
@@ -202,7 +201,6 @@ def _ack_page(
     link: incident_rules.LinkedIncident,
     signed_in: bool,
     *,
-    done: bool,
     refused: str | None = None,
     token: str | None = None,
 ) -> HTMLResponse:
@@ -216,10 +214,8 @@ def _ack_page(
         i=incident,
         seconds=((incident.resolved_at or datetime.now(UTC)) - incident.opened_at).total_seconds(),
         over=over,
-        done=done,
         refused=refused,
         can_acknowledge=not over and incident.acknowledged_at is None and not link.used,
         signed_in=signed_in,
-        vias=incident_rules.VIAS,
         token=token,
     )
