@@ -370,7 +370,7 @@ def evaluate(
     if state.status is not MonitorStatus.DOWN and len(failing) >= quorum:
         cause = _cause(known, failing)
         opened_at = _quorum_since(known, failing, quorum)
-        escalated, first = escalation.start(policy)
+        escalated, first_step = escalation.start(policy)
         state = replace(
             state,
             status=MonitorStatus.DOWN,
@@ -381,7 +381,9 @@ def evaluate(
             escalation=escalated,
         )
         changes.append(
-            change(ChangeKind.DOWN, cause, incident_opened_at_ms=opened_at, audience=escalated.audience, step=first)
+            change(
+                ChangeKind.DOWN, cause, incident_opened_at_ms=opened_at, audience=escalated.audience, step=first_step
+            )
         )
     elif state.status is not MonitorStatus.UP and len(healthy) >= quorum and len(failing) < quorum:
         if state.status is MonitorStatus.DOWN:

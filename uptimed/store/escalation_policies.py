@@ -216,16 +216,15 @@ async def sync_from_config(conn: asyncpg.Connection, specs: Sequence[ConfiguredP
             continue  # the owner has nothing else in the file, so no user was made for them
         kept.append(policy_id)
         keys = sorted({key for _, _, step_keys in spec.steps for key in step_keys})
-        ids = dict(
-            await conn.fetch(
-                """
-                SELECT i.config_key, i.id FROM integrations i JOIN users u ON u.id = i.owner_id
-                WHERE u.username = $1 AND i.config_key = ANY($2::text[])
-                """,
-                spec.owner,
-                keys,
-            )
+        rows = await conn.fetch(
+            """
+            SELECT i.config_key, i.id FROM integrations i JOIN users u ON u.id = i.owner_id
+            WHERE u.username = $1 AND i.config_key = ANY($2::text[])
+            """,
+            spec.owner,
+            keys,
         )
+        ids: dict[str, int] = {row["config_key"]: row["id"] for row in rows}
         await _write_steps(conn, policy_id, [(n, a, [ids[k] for k in ks if k in ids]) for n, a, ks in spec.steps])
     # Config monitors: the policy their table names, or none.
     await conn.execute(

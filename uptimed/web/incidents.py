@@ -184,8 +184,8 @@ async def ack_by_link(
     visit: MaybeVisitor,
     context: Context,
 ) -> Response:
-    sent = (await read_form(request)).get(ACK_FIELD) or [None]
-    if not sign_in_token_matches(request, sent[-1], ACK_COOKIE):
+    sent = (await read_form(request)).get(ACK_FIELD) or []
+    if not sign_in_token_matches(request, sent[-1] if sent else None, ACK_COOKIE):
         raise forgery()
     link = await incident_rules.linked(context.pool, context.registry, incident_id, integration_id, signature)
     try:
