@@ -491,8 +491,15 @@ class Evaluator:
         if not self._timers.loaded or time.monotonic() - self._ack_polled < ACK_POLL_S:
             return
         self._ack_polled = time.monotonic()
+        try:
+            with anyio.fail_after(ACK_POLL_S):
+                pending = await incidents.pending_acknowledgements(self.pool)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # PostgreSQL away: the next poll asks again; this alone is no reason to stop evaluating.
+            log.debug("evaluator.ack_poll_failed", error=type(exc).__name__)
+            return
         now_ms = int(self.clock() * 1000)
-        for mid, incident_id in (await incidents.pending_acknowledgements(self.pool)).items():
+        for mid, incident_id in pending.items():
             if self._owns(mid):
                 self._ack_pending[mid] = incident_id
                 self._timers.wake_now(mid, now_ms)
