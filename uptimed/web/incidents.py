@@ -12,7 +12,6 @@ Acknowledge button; only pressing it (a POST) acknowledges, once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 from urllib.parse import urlencode
@@ -26,6 +25,7 @@ from uptimed.rules.errors import Conflict
 from uptimed.store import MAX_ID, incidents, web_sessions
 from uptimed.store.incidents import IncidentRecord, IncidentStatus
 from uptimed.web.context import Context, IdPath
+from uptimed.web.monitors import shown_incident
 from uptimed.web.session import (
     MaybeVisitor,
     Posted,
@@ -58,17 +58,6 @@ PERIODS: dict[str, tuple[str, timedelta | None]] = {
 
 StatusQuery = Annotated[Literal["", "open", "unacknowledged", "acknowledged", "resolved"], Query()]
 PeriodQuery = Annotated[Literal["24h", "7d", "30d", "all"], Query(alias="period")]
-
-
-@dataclass(frozen=True)
-class Row:
-    record: IncidentRecord
-    seconds: float
-    """How long it lasted, or has lasted so far."""
-
-
-def _row(record: IncidentRecord, now: datetime) -> Row:
-    return Row(record, ((record.resolved_at or now) - record.opened_at).total_seconds())
 
 
 @router.get("/incidents")
@@ -110,8 +99,8 @@ async def incidents_page(
         request,
         "incidents.html",
         notice=visit.notice,
-        open_rows=[_row(r, now) for r in open_rows],
-        ended=[_row(r, now) for r in ended],
+        open_rows=[shown_incident(r, now) for r in open_rows],
+        ended=[shown_incident(r, now) for r in ended],
         status=status,
         period=period,
         statuses=STATUSES,

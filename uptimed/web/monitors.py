@@ -61,14 +61,16 @@ BeforeQuery = Annotated[str | None, Query(min_length=1, max_length=200, pattern=
 
 
 @dataclass(frozen=True)
-class Incident:
+class ShownIncident:
+    """An incident as a table shows it (here and on the incidents page)."""
+
     record: IncidentRecord
     seconds: float
     """How long it lasted, or has lasted so far."""
 
 
-def _incident(record: IncidentRecord, now: datetime) -> Incident:
-    return Incident(record, ((record.resolved_at or now) - record.opened_at).total_seconds())
+def shown_incident(record: IncidentRecord, now: datetime) -> ShownIncident:
+    return ShownIncident(record, ((record.resolved_at or now) - record.opened_at).total_seconds())
 
 
 def _before(cursor: str | None) -> tuple[datetime, str] | None:
@@ -141,7 +143,7 @@ async def monitor_page(
         checks=shown,
         older=_older(shown) if len(rows) > CHECKS_PER_PAGE else None,
         paged=position is not None,
-        incidents=[_incident(r, now) for r in found],
+        incidents=[shown_incident(r, now) for r in found],
         interval=_duration_text(monitor.interval),
         effective_regions=monitor.effective_regions(context.settings.probe.all_regions),
     )
