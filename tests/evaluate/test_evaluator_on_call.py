@@ -44,7 +44,11 @@ async def monitor_with_policy(pool: asyncpg.Pool, delays: list[float], **policy:
         for n in range(len(delays))
     ]
     fields = PolicyFields.model_validate(
-        {"name": "ops", "steps": [{"after": d, "integrations": [h]} for d, h in zip(delays, hooks)], **policy}
+        {
+            "name": "ops",
+            "steps": [{"after": d, "integrations": [h]} for d, h in zip(delays, hooks, strict=True)],
+            **policy,
+        }
     )
     stored = await escalation_policies.create(pool, owner, fields)
     await pool.execute("UPDATE monitors SET escalation_policy_id = $1 WHERE id = $2", stored.id, mid)
