@@ -224,3 +224,8 @@ def test_the_public_url_loses_its_trailing_slash() -> None:
     assert parse_settings('[api]\npublic_url = "https://uptime.example.com/"\n').api.public_url == (
         "https://uptime.example.com"
     )
+
+
+def test_check_config_counts_the_escalation_policies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = check(tmp_path, ON_CALL, capsys)
+    assert code == 0 and out.strip().endswith("OK (1 monitor, 1 integration, 1 escalation policy, regions: default)")

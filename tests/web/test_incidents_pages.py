@@ -17,8 +17,6 @@ from uptimed import links
 from uptimed.monitor import MonitorFields
 from uptimed.store import incidents, monitors, signing_keys
 
-NOW = datetime.now(UTC).replace(microsecond=0)
-
 
 async def monitor(site: Site, owner: Person, name: str = "shop") -> int:
     fields = MonitorFields(name=name, target=f"https://{name}.example.com/", interval=60, timeout=10)
@@ -71,7 +69,8 @@ async def acknowledged(site: Site, incident_id: int) -> tuple[str | None, str | 
 async def test_an_acknowledge_link_shows_the_incident_acknowledges_only_when_pressed_and_once(
     site: Site, alice: Person
 ) -> None:
-    open_id = await incident(site, await monitor(site, alice), opened=NOW - timedelta(minutes=7))
+    now = datetime.now(UTC).replace(microsecond=0)
+    open_id = await incident(site, await monitor(site, alice), opened=now - timedelta(minutes=7))
     integration = await hook(site, alice)
     path = await ack_path(site, open_id, integration)
     stranger = site.client()  # whoever reads the alert: not signed in
@@ -94,7 +93,8 @@ async def test_an_acknowledge_link_shows_the_incident_acknowledges_only_when_pre
 
 
 async def test_a_link_works_once_even_after_the_acknowledgement_is_withdrawn(site: Site, alice: Person) -> None:
-    open_id = await incident(site, await monitor(site, alice), opened=NOW - timedelta(minutes=3))
+    now = datetime.now(UTC).replace(microsecond=0)
+    open_id = await incident(site, await monitor(site, alice), opened=now - timedelta(minutes=3))
     path = await ack_path(site, open_id, await hook(site, alice))
     stranger = site.client()
     assert (await press(stranger, path)).status_code == 303
@@ -106,9 +106,10 @@ async def test_a_link_works_once_even_after_the_acknowledgement_is_withdrawn(sit
 
 
 async def test_a_link_is_refused_for_another_incident_and_after_the_incident_ended(site: Site, alice: Person) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
     shop = await monitor(site, alice)
-    ended = await incident(site, shop, opened=NOW - timedelta(hours=2), resolved=NOW - timedelta(hours=1))
-    other = await incident(site, await monitor(site, alice, "api"), opened=NOW - timedelta(minutes=5))
+    ended = await incident(site, shop, opened=now - timedelta(hours=2), resolved=now - timedelta(hours=1))
+    other = await incident(site, await monitor(site, alice, "api"), opened=now - timedelta(minutes=5))
     integration = await hook(site, alice)
     stranger = site.client()
 
@@ -133,7 +134,8 @@ async def test_a_link_is_refused_for_another_incident_and_after_the_incident_end
 
 
 async def test_a_signed_in_person_acknowledging_from_a_link_is_named(site: Site, alice: Person) -> None:
-    open_id = await incident(site, await monitor(site, alice), opened=NOW - timedelta(minutes=1))
+    now = datetime.now(UTC).replace(microsecond=0)
+    open_id = await incident(site, await monitor(site, alice), opened=now - timedelta(minutes=1))
     path = await ack_path(site, open_id, await hook(site, alice))
     assert (await press(alice.client, path)).status_code == 303
     assert await acknowledged(site, open_id) == ("alice", "link")
@@ -143,13 +145,14 @@ async def test_a_signed_in_person_acknowledging_from_a_link_is_named(site: Site,
 async def test_the_incidents_page_lists_open_first_with_their_acknowledgement_and_filters(
     site: Site, alice: Person, bob: Person
 ) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
     shop, api = await monitor(site, alice), await monitor(site, alice, "api")
-    ancient = await incident(site, api, opened=NOW - timedelta(days=60), resolved=NOW - timedelta(days=59))
-    old = await incident(site, shop, opened=NOW - timedelta(days=3), resolved=NOW - timedelta(days=3, minutes=-20))
-    waiting = await incident(site, api, opened=NOW - timedelta(minutes=40), cause="timeout")
-    taken = await incident(site, shop, opened=NOW - timedelta(minutes=10))
+    ancient = await incident(site, api, opened=now - timedelta(days=60), resolved=now - timedelta(days=59))
+    old = await incident(site, shop, opened=now - timedelta(days=3), resolved=now - timedelta(days=3, minutes=-20))
+    waiting = await incident(site, api, opened=now - timedelta(minutes=40), cause="timeout")
+    taken = await incident(site, shop, opened=now - timedelta(minutes=10))
     await incidents.acknowledge(site.pool, taken, by="alice", via="page")
-    await incident(site, await monitor(site, bob, "bobs"), opened=NOW - timedelta(minutes=2), cause="bob's")
+    await incident(site, await monitor(site, bob, "bobs"), opened=now - timedelta(minutes=2), cause="bob's")
 
     page = (await alice.get("/incidents")).text
     ids = [int(i) for i in re.findall(r'data-incident-id="(\d+)"', page)]
@@ -168,7 +171,8 @@ async def test_the_incidents_page_lists_open_first_with_their_acknowledgement_an
 
 
 async def test_an_incidents_timeline_page_and_its_buttons(site: Site, alice: Person, bob: Person) -> None:
-    open_id = await incident(site, await monitor(site, alice), opened=NOW - timedelta(minutes=12))
+    now = datetime.now(UTC).replace(microsecond=0)
+    open_id = await incident(site, await monitor(site, alice), opened=now - timedelta(minutes=12))
     page = await alice.get(f"/incidents/{open_id}")
     assert page.status_code == 200 and 'data-kind="opened"' in page.text and "Down: HTTP 503" in page.text
     assert ">Acknowledge</button>" in page.text
@@ -187,6 +191,7 @@ async def test_an_incidents_timeline_page_and_its_buttons(site: Site, alice: Per
 async def test_an_escalation_policy_from_the_form_with_its_problems_beside_their_fields(
     site: Site, alice: Person
 ) -> None:
+    datetime.now(UTC).replace(microsecond=0)
     first, second = await hook(site, alice), await hook(site, alice)
     form = await alice.get("/escalation-policies/new")
     assert form.status_code == 200 and 'name="step-0-after"' in form.text

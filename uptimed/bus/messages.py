@@ -7,8 +7,9 @@ The event keeps the original design's camelCase field names (``websiteId``,
 ``website.events`` carries two types besides the original three:
 ``incident.escalated`` (a step of an escalation policy went out) and
 ``incident.acknowledged``. A consumer that knows only the original three
-skips what it does not know (:func:`known_event_type`), as uptimed's own
-notifier does, so adding a type never breaks one.
+skips the others; uptimed's own notifier skips an ``incident.`` type it
+does not know (:func:`unknown_incident_event`), so a newer version adding
+one breaks no older process.
 """
 
 from __future__ import annotations
@@ -75,17 +76,23 @@ class EventType(StrEnum):
     ACKNOWLEDGED = "incident.acknowledged"
 
 
-def known_event_type(raw: bytes | None) -> bool:
-    """Whether an event on ``website.events`` has a type this version knows (a newer one may add types).
+_KNOWN_TYPES = frozenset(t.value for t in EventType)
 
-    Reads only ``type``: an event of a known type that does not validate is
-    still a bad message, for the dead-letter topic.
+
+def unknown_incident_event(raw: bytes | None) -> bool:
+    """Whether an event on ``website.events`` is of an ``incident.`` type this version does not know.
+
+    What happens to an incident besides its state changes (a newer uptimed
+    may add such types) is not this version's to deliver: a consumer skips
+    it. A ``website.`` type it does not know is a state change that would
+    need an alert: that stays a bad message, for the dead-letter topic.
+    Reads only ``type``.
     """
     try:
         kind = json.loads(raw or b"").get("type")
     except (ValueError, AttributeError):
-        return True  # unreadable: let validation say why
-    return not isinstance(kind, str) or kind in EventType._value2member_map_
+        return False  # unreadable: validation says why
+    return isinstance(kind, str) and kind.startswith("incident.") and kind not in _KNOWN_TYPES
 
 
 class EscalationStep(BaseModel):

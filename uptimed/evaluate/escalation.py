@@ -92,11 +92,17 @@ class Acknowledgement:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Acknowledgement:
-        via = str(data.get("via") or "api")
-        return cls(at_ms=int(data["at_ms"]), by=str(data.get("by") or ""), via=via if via in _VIAS else "api")  # type: ignore[arg-type]
+        return cls(at_ms=int(data["at_ms"]), by=str(data.get("by") or ""), via=ack_via(data.get("via")))
 
 
-_VIAS = ("page", "api", "link")
+def ack_via(value: object) -> AckVia:
+    """``value`` as an :data:`AckVia`; anything else (an older or a foreign value) reads as ``api``."""
+    if value == "page":
+        return "page"
+    if value == "link":
+        return "link"
+    return "api"
+
 
 LINK_ACTOR = "the link sent to {integration}"
 """Who acknowledged from an alert's link without being signed in: the integration the link went to."""

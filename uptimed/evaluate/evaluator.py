@@ -49,7 +49,7 @@ from uptimed.bus.dead_letters import dead_letter, invalid
 from uptimed.bus.kafka import make_consumer, partition_of
 from uptimed.bus.messages import CheckResult, MonitorEvent
 from uptimed.config import Settings
-from uptimed.evaluate.escalation import Acknowledgement, Policy, Step
+from uptimed.evaluate.escalation import Acknowledgement, Policy, Step, ack_via
 from uptimed.evaluate.events import LATE_AFTER_MS, event_for
 from uptimed.evaluate.state import (
     Evaluation,
@@ -358,6 +358,10 @@ class Evaluator:
             take(monitor, outcome, _late_reason(item, now_ms))
         acks = await self._acknowledgements(timers, states)
         for mid in timers:
+            if (pending_incident := self._ack_pending.pop(mid, None)) is not None and pending_incident in acks:
+                # Looked at now, whatever follows: a paused monitor's timers read it again when it resumes.
+                ack = acks[pending_incident]
+                applied[pending_incident] = ack.at_ms if ack else None
             monitor = known.get(mid)
             if monitor is None or not monitor.enabled or mid not in states:
                 continue
@@ -369,9 +373,6 @@ class Evaluator:
                 take(monitor, acked, None)
                 if acked.accepted:
                     applied[incident.id] = ack.at_ms if ack else None
-            if (pending_incident := self._ack_pending.pop(mid, None)) is not None and pending_incident in acks:
-                ack = acks[pending_incident]
-                applied.setdefault(pending_incident, ack.at_ms if ack else None)
             outcome = tick(states[mid], monitor=monitor, regions=regions_of, now_ms=now_ms)
             take(monitor, outcome, None)
 
@@ -597,7 +598,7 @@ def _policy(stored: StoredPolicy) -> Policy:
 def _acknowledgement(ack: incidents.Ack | None) -> Acknowledgement | None:
     if ack is None:
         return None
-    return Acknowledgement(at_ms=ack.at_ms, by=ack.by, via=ack.via if ack.via in ("page", "link") else "api")  # type: ignore[arg-type]
+    return Acknowledgement(at_ms=ack.at_ms, by=ack.by, via=ack_via(ack.via))
 
 
 def _late_reason(item: _Input, now_ms: int) -> str | None:

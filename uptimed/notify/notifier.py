@@ -9,8 +9,8 @@ finds its rows and adds nothing; delivery is the
 Whom an event is for: with ``integrationIds`` (a monitor with an escalation
 policy: a step's integrations, or everyone a step has reached), those of them
 that are the owner's and enabled; without, every enabled integration the
-monitor routes to. An event of a type this version does not know (a newer
-uptimed in the cluster added it) is skipped, not dead-lettered.
+monitor routes to. An ``incident.`` event of a type this version does not
+know (a newer uptimed in the cluster added it) is skipped, not dead-lettered.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from uptimed import metrics
 from uptimed.bus.dead_letters import dead_letter, invalid
 from uptimed.bus.kafka import make_consumer
-from uptimed.bus.messages import MonitorEvent, known_event_type
+from uptimed.bus.messages import MonitorEvent, unknown_incident_event
 from uptimed.config import Settings
 from uptimed.notify.dispatcher import Dispatcher
 from uptimed.store import integrations, notification_log
@@ -73,7 +73,7 @@ class Notifier:
         events: list[MonitorEvent] = []
         for records in batch.values():
             for record in records:
-                if not known_event_type(record.value):
+                if unknown_incident_event(record.value):
                     log.debug("notifier.unknown_type", partition=record.partition, offset=record.offset)
                     continue
                 try:
