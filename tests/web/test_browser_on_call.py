@@ -137,3 +137,63 @@ async def test_acknowledging_from_an_alerts_link_on_a_phone_then_the_timeline(
         await screenshot(page, "incident-timeline-resolved")
     finally:
         await pool.close()
+
+
+async def test_an_escalation_policy_made_in_its_form_and_chosen_for_a_monitor(
+    page: Page, screenshot: Shoot, stack: Stack, start_daemon, target: Target, receiver: WebhookReceiver
+) -> None:
+    port = free_port()
+    sections = stack.sections()
+    sections["api"] = {"enabled": True, "host": "127.0.0.1", "port": port, "page_refresh": 1}
+    config = to_toml(sections) + "\n" + monitor_toml("shop", target.url("/shop"))
+    for key in ("oncall", "lead"):
+        config += (
+            f'[[integrations]]\nowner = "alice"\nkey = "{key}"\ntype = "webhook"\n'
+            f'config = {{ webhookUrl = "{receiver.url("/" + key)}" }}\n'
+        )
+    await start_daemon(config)
+    pool = await asyncpg.create_pool(stack.dsn, min_size=1, max_size=2)
+    try:
+        alice = await users.get_by_username(pool, "alice")
+        assert alice is not None
+        await users.set_password_hash(pool, alice.id, hash_password(PASSWORD))
+        hooks = [r["id"] for r in await pool.fetch("SELECT id FROM integrations ORDER BY config_key DESC")]
+        uptimed = Uptimed(url=f"http://127.0.0.1:{port}", pool=pool)
+        await sign_in(page, uptimed)
+
+        await page.get_by_role("link", name="Escalation").click()
+        await expect(page.get_by_text("No escalation policies yet")).to_be_visible()
+        await page.get_by_role("link", name="Add policy").first.click()
+        await page.get_by_label("Name", exact=True).fill("Ops on call")
+        first = page.locator("#step-0")
+        await first.get_by_label("After").fill("0s")
+        await first.get_by_label(f"Webhook #{hooks[0]}").check()
+        await page.get_by_role("button", name="Add a step").click()  # one more step, nothing saved yet
+        second = page.locator("#step-1")
+        await expect(second).to_be_visible()
+        await expect(first.get_by_label(f"Webhook #{hooks[0]}")).to_be_checked()  # kept
+        await second.get_by_label("After").fill("5m")
+        await second.get_by_label("Step name").fill("team lead")
+        await second.get_by_label(f"Webhook #{hooks[1]}").check()
+        await page.get_by_label("Repeat the last step every").fill("15m")
+        await assert_labelled(page)
+        await screenshot(page, "escalation-policy-form")
+        await page.get_by_role("button", name="Save").click()
+
+        await expect(page.get_by_role("status")).to_contain_text("Saved the escalation policy “Ops on call”")
+        policy = page.locator("section.policy")
+        await expect(policy.get_by_text("After 5m (team lead)")).to_be_visible()
+        await expect(policy.get_by_text("The last step again every 15m")).to_be_visible()
+        await screenshot(page, "escalation-policies")
+
+        # A monitor made on the pages uses it.
+        await page.goto(uptimed.at("/monitors/new"))
+        await page.get_by_label("Name", exact=True).fill("api")
+        await page.get_by_label("Target").fill(target.url("/api"))
+        await page.get_by_label("Escalation policy").select_option(label="Ops on call")
+        await page.get_by_role("button", name="Save").click()
+        await expect(page.get_by_role("heading", name="api")).to_be_visible()
+        await page.goto(uptimed.at("/escalation-policies"))
+        await expect(policy.get_by_role("link", name="api")).to_be_visible()
+    finally:
+        await pool.close()
