@@ -3,7 +3,7 @@
 -- applies the steps of migrations/ a database lacks, and a test keeps this
 -- file equal to what the steps build. A schema change goes in both: see
 -- migrations/README.md. The version is that of the last step.
--- schema-version: 6
+-- schema-version: 7
 
 CREATE TABLE IF NOT EXISTS schema_version (
     version     integer PRIMARY KEY,

@@ -1,4 +1,4 @@
--- Step 6 (schema version 6): on call. Escalation policies, acknowledgement of
+-- Step 7 (schema version 7): on call. Escalation policies, acknowledgement of
 -- incidents, incident timelines, and the key that signs acknowledge links.
 
 -- A user's escalation policies: ordered steps, each notifying some of the
