@@ -9,6 +9,8 @@ two evaluators in the group never both send a step.
 from __future__ import annotations
 
 import asyncio
+import time
+from typing import Any
 
 import asyncpg
 import pytest
@@ -26,6 +28,7 @@ from tests.evaluate.test_evaluator import (  # noqa: F401 - fixtures
 )
 from tests.support import EventReader, eventually
 from uptimed.escalation_policy import PolicyFields
+from uptimed.evaluate import evaluator as evaluator_module
 from uptimed.store import escalation_policies, incidents
 
 pytestmark = pytest.mark.kafka
@@ -108,4 +111,63 @@ async def test_an_acknowledgement_stored_while_no_evaluator_ran_is_announced_by_
     [_, third] = await events.wait_for("incident.escalated", count=2, timeout=30)
     assert third["escalation"]["step"] == 3 and third["integrationIds"] == [hooks[2]]
     assert len(events.of("incident.acknowledged")) == 1
+    assert not evaluators.crashes
+
+
+async def test_a_policy_edited_or_chosen_while_the_evaluator_runs_applies_to_the_next_incident(
+    pool: asyncpg.Pool, feed: Feed, evaluators: Running, events: EventReader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The daemon reads a policy again every 5 s; half a second keeps this test short, the mechanism is the same.
+    monkeypatch.setattr(evaluator_module, "POLICY_CACHE_S", 0.5)
+    mid, [first_hook] = await monitor_with_policy(pool, [0])
+    owner, policy_id = await pool.fetchrow("SELECT owner_id, escalation_policy_id FROM monitors WHERE id = $1", mid)
+    second_hook = await pool.fetchval(
+        "INSERT INTO integrations (owner_id, type, config) VALUES ($1, 'webhook', $2) RETURNING id",
+        owner,
+        {"webhookUrl": "https://hooks.example/second"},
+    )
+    evaluators.start()
+    incidents_seen = 0
+
+    async def next_incident() -> dict[str, Any]:
+        """Down then up again; the down event (whom the policy's first step notified)."""
+        nonlocal incidents_seen
+        incidents_seen += 1
+        await feed.send([result(mid, False, now_ms())])
+        down = (await events.wait_for("website.down", count=incidents_seen))[-1]
+        await feed.send([result(mid, True, now_ms())])
+        await events.wait_for("website.up", count=incidents_seen)
+        return down
+
+    assert (await next_incident())["integrationIds"] == [first_hook]
+    step = {"after": 0, "integrations": [second_hook]}
+    edited = await escalation_policies.update_owned(
+        pool, owner, policy_id, PolicyFields.model_validate({"name": "ops", "steps": [step]})
+    )
+    assert edited is not None
+    since = time.monotonic()
+    while (down := await next_incident())["integrationIds"] != [second_hook]:
+        assert down["integrationIds"] == [first_hook]  # the old policy, until it is read again
+        assert time.monotonic() - since < 0.5 + 5, "the edited policy was not read again"
+
+    # Another policy chosen for the monitor: it arrives with the monitor's notification, for the very next incident.
+    both = {"after": 0, "integrations": [first_hook, second_hook]}
+    other = await escalation_policies.create(pool, owner, PolicyFields.model_validate({"name": "b", "steps": [both]}))
+    await pool.execute("UPDATE monitors SET escalation_policy_id = $1 WHERE id = $2", other.id, mid)
+
+    async def switched() -> bool:
+        monitor = evaluators.feed.get(mid)
+        return monitor is not None and monitor.escalation_policy_id == other.id
+
+    await eventually(switched, timeout=10)
+    assert sorted((await next_incident())["integrationIds"]) == sorted([first_hook, second_hook])
+    # And none: every routed integration again, as without on call.
+    await pool.execute("UPDATE monitors SET escalation_policy_id = NULL WHERE id = $1", mid)
+
+    async def cleared() -> bool:
+        monitor = evaluators.feed.get(mid)
+        return monitor is not None and monitor.escalation_policy_id is None
+
+    await eventually(cleared, timeout=10)
+    assert (await next_incident()).get("integrationIds") is None
     assert not evaluators.crashes
