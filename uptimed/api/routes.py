@@ -6,6 +6,7 @@ from fastapi import Depends, FastAPI
 
 from uptimed.api import (
     channels,
+    escalation_policies,
     health,
     incidents,
     integrations,
@@ -17,7 +18,18 @@ from uptimed.api import (
 )
 from uptimed.api.bounds import known_query
 
-MODULES = (integrations, channels, monitors, notifications, incidents, users, tokens, health, metrics)
+MODULES = (
+    integrations,
+    channels,
+    monitors,
+    notifications,
+    incidents,
+    escalation_policies,
+    users,
+    tokens,
+    health,
+    metrics,
+)
 
 PATHS = ("/api/", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs")
 """Paths (prefixes) the API answers, errors included, with JSON; every other path is a page."""

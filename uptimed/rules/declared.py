@@ -1,9 +1,10 @@
-"""Monitors and integrations declared in the config file, brought into the database.
+"""Monitors, integrations and escalation policies declared in the config file, brought into the database.
 
-``[[monitors]]`` and ``[[integrations]]`` are the file's: at start and on
-every reload they are written to the database, matched by (owner, key), so
-their history survives edits, and one removed from the file is disabled, not
-deleted. Through the API and the pages they can be read and tested but not
+``[[monitors]]``, ``[[integrations]]`` and ``[[escalation_policies]]`` are
+the file's: at start and on every reload they are written to the database,
+matched by (owner, key), so their history survives edits, and a monitor or
+integration removed from the file is disabled, not deleted (a policy is
+deleted once no monitor uses it). Through the API and the pages they can be read and tested but not
 changed (:class:`~uptimed.rules.errors.DeclaredInFile`).
 
 An integration's config is checked here by its channel's model, with the
@@ -23,7 +24,8 @@ from uptimed.channels.registry import ChannelRegistry
 from uptimed.config import ConfigError, ConfigProblem, Settings, key_lines, line_of
 from uptimed.rules.errors import Invalid, dotted
 from uptimed.rules.integrations import validated
-from uptimed.store import integrations, monitors
+from uptimed.store import escalation_policies, integrations, monitors
+from uptimed.store.escalation_policies import ConfiguredPolicy
 from uptimed.store.integrations import ConfiguredIntegration
 
 log = structlog.get_logger()
@@ -54,6 +56,23 @@ def declared_integrations(
     return out
 
 
+def declared_policies(settings: Settings) -> list[ConfiguredPolicy]:
+    """Each ``[[escalation_policies]]`` entry with the config monitors that name it."""
+    return [
+        ConfiguredPolicy(
+            owner=spec.owner,
+            key=spec.key,
+            name=spec.name,
+            repeat_every_s=spec.repeat_every,
+            steps=[(step.name, step.after, step.integrations) for step in spec.steps],
+            monitor_keys=[
+                m.stable_key for m in settings.monitors if m.owner == spec.owner and m.escalation_policy == spec.key
+            ],
+        )
+        for spec in settings.escalation_policies
+    ]
+
+
 @dataclass(frozen=True)
 class Synced:
     """What a sync changed."""
@@ -64,6 +83,8 @@ class Synced:
     users_created: list[str]
     integrations: int
     """How many integrations the file declares."""
+    policies: int = 0
+    """How many escalation policies the file declares."""
 
 
 async def sync(pool: asyncpg.Pool, settings: Settings, registry: ChannelRegistry, path: Path | None = None) -> Synced:
@@ -76,6 +97,7 @@ async def sync(pool: asyncpg.Pool, settings: Settings, registry: ChannelRegistry
     result = await monitors.sync_from_config(pool, settings.monitors)
     async with pool.acquire() as conn, conn.transaction():
         count = await integrations.sync_from_config(conn, declared)
+        policies = await escalation_policies.sync_from_config(conn, declared_policies(settings))
     log.info(
         "config.synced",
         created=result.created,
@@ -83,5 +105,6 @@ async def sync(pool: asyncpg.Pool, settings: Settings, registry: ChannelRegistry
         disabled=result.disabled,
         users_created=result.users_created,
         integrations=count,
+        escalation_policies=policies,
     )
-    return Synced(result.created, result.updated, result.disabled, result.users_created, count)
+    return Synced(result.created, result.updated, result.disabled, result.users_created, count, policies)

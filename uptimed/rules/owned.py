@@ -16,6 +16,7 @@ import structlog
 
 from uptimed.monitor import Monitor, MonitorFields
 from uptimed.rules.errors import DeclaredInFile, NotFound
+from uptimed.rules.escalation import check_monitor_policy
 from uptimed.store import integrations, monitors
 from uptimed.store.integrations import Integration
 
@@ -47,7 +48,11 @@ async def integration(pool: asyncpg.Pool, user_id: int, integration_id: int, *, 
 
 
 async def create_monitor(pool: asyncpg.Pool, user_id: int, fields: MonitorFields) -> Monitor:
-    """A new monitor of the user; ``fields`` checked already (:func:`uptimed.rules.monitors.checked`)."""
+    """A new monitor of the user; ``fields`` checked already (:func:`uptimed.rules.monitors.checked`).
+
+    Its escalation policy must be the user's (:class:`~uptimed.rules.errors.Invalid` otherwise).
+    """
+    await check_monitor_policy(pool, user_id, fields.escalation_policy_id)
     created = await monitors.create(pool, user_id, fields)
     log.info("monitor.created", monitor_id=created.id, user_id=user_id)
     return created
@@ -55,6 +60,7 @@ async def create_monitor(pool: asyncpg.Pool, user_id: int, fields: MonitorFields
 
 async def update_monitor(pool: asyncpg.Pool, item: Monitor, fields: MonitorFields) -> Monitor:
     """Replace every field of ``item`` (read ``to_change``; ``fields`` checked already)."""
+    await check_monitor_policy(pool, item.owner_id, fields.escalation_policy_id)
     saved = _found(await monitors.update_owned(pool, item.owner_id, item.id, fields), "monitor", to_change=False)
     log.info("monitor.updated", monitor_id=item.id, user_id=item.owner_id)
     return saved

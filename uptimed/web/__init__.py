@@ -14,13 +14,15 @@ from uptimed.web import (
     assets,
     auth,
     dashboard,
+    escalation,
+    incidents,
     integrations,
     monitors,
     notifications,
     status,
 )
 
-PAGES = (assets, auth, dashboard, monitors, status, integrations, notifications)
+PAGES = (assets, auth, dashboard, monitors, incidents, status, integrations, escalation, notifications)
 
 
 def install(app: FastAPI) -> None:

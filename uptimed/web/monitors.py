@@ -23,7 +23,7 @@ from uptimed.rules import status as monitor_status
 from uptimed.rules.errors import Invalid, Loc, Problem, dotted
 from uptimed.rules.monitors import validated
 from uptimed.rules.services import Services
-from uptimed.store import checks, incidents, stats, web_sessions
+from uptimed.store import checks, escalation_policies, incidents, stats, web_sessions
 from uptimed.store.checks import StoredCheck
 from uptimed.store.incidents import IncidentRecord
 from uptimed.web import charts
@@ -61,14 +61,16 @@ BeforeQuery = Annotated[str | None, Query(min_length=1, max_length=200, pattern=
 
 
 @dataclass(frozen=True)
-class Incident:
+class ShownIncident:
+    """An incident as a table shows it (here and on the incidents page)."""
+
     record: IncidentRecord
     seconds: float
     """How long it lasted, or has lasted so far."""
 
 
-def _incident(record: IncidentRecord, now: datetime) -> Incident:
-    return Incident(record, ((record.resolved_at or now) - record.opened_at).total_seconds())
+def shown_incident(record: IncidentRecord, now: datetime) -> ShownIncident:
+    return ShownIncident(record, ((record.resolved_at or now) - record.opened_at).total_seconds())
 
 
 def _before(cursor: str | None) -> tuple[datetime, str] | None:
@@ -85,7 +87,7 @@ def _older(shown: list[StoredCheck]) -> str:
 # Before /monitors/{monitor_id}, which would take "new" for an id and answer 404.
 @router.get("/monitors/new")
 async def new_form(request: Request, visit: Visitor, context: Context) -> HTMLResponse:
-    return _form_page(request, context, _blank(), monitor=None)
+    return await _form_page(request, context, visit.user.id, _blank(), monitor=None)
 
 
 @router.get("/monitors/{monitor_id}")
@@ -141,7 +143,7 @@ async def monitor_page(
         checks=shown,
         older=_older(shown) if len(rows) > CHECKS_PER_PAGE else None,
         paged=position is not None,
-        incidents=[_incident(r, now) for r in found],
+        incidents=[shown_incident(r, now) for r in found],
         interval=_duration_text(monitor.interval),
         effective_regions=monitor.effective_regions(context.settings.probe.all_regions),
     )
@@ -181,6 +183,7 @@ FIELDS = (
     "quorum",
     "slow_threshold_ms",
     "repeat_interval",
+    "escalation_policy_id",
     "http.method",
     "http.accepted_statuses",
     "http.keyword",
@@ -214,6 +217,7 @@ def values_of(fields: MonitorFields) -> Values:
         "quorum": "" if fields.quorum is None else str(fields.quorum),
         "slow_threshold_ms": "" if fields.slow_threshold_ms is None else str(fields.slow_threshold_ms),
         "repeat_interval": _duration_text(fields.repeat_interval),
+        "escalation_policy_id": "" if fields.escalation_policy_id is None else str(fields.escalation_policy_id),
         "http.method": fields.http.method,
         "http.accepted_statuses": ", ".join(str(s) for s in fields.http.accepted_statuses),
         "http.keyword": fields.http.keyword or "",
@@ -263,6 +267,7 @@ def _fields_data(values: Values, *, base: MonitorFields | None) -> dict[str, Any
         "quorum": _optional(values["quorum"]),
         "slow_threshold_ms": _optional(values["slow_threshold_ms"]),
         "repeat_interval": _optional(values["repeat_interval"]),
+        "escalation_policy_id": _optional(values["escalation_policy_id"]),
         "enabled": base.enabled if base else True,
         "http": http,
     }
@@ -280,20 +285,26 @@ def validate(context: Services, values: Values, *, base: MonitorFields | None) -
     try:
         return validated(_fields_data(values, base=base), context.settings.probe.all_regions)
     except Invalid as invalid:
-        problems: dict[str, str] = {}
-        for problem in invalid.problems:
-            problems.setdefault(_field_of(problem), problem.msg)
-        return problems
+        return _problems(invalid)
 
 
-def _form_page(
+def _problems(invalid: Invalid) -> dict[str, str]:
+    problems: dict[str, str] = {}
+    for problem in invalid.problems:
+        problems.setdefault(_field_of(problem), problem.msg)
+    return problems
+
+
+async def _form_page(
     request: Request,
     context: Services,
+    user_id: int,
     values: Values,
     *,
     monitor: Monitor | None,
     errors: dict[str, str] | None = None,
 ) -> HTMLResponse:
+    policies = await escalation_policies.list_for_owner(context.pool, user_id)
     return render(
         request,
         "monitor_form.html",
@@ -303,6 +314,7 @@ def _form_page(
         monitor=monitor,
         all_regions=context.settings.probe.all_regions,
         methods=[(m, m) for m in HTTP_METHODS],
+        policies=[("", "None: every integration at once"), *((str(p.id), p.name) for p in policies)],
         action=f"/monitors/{monitor.id}/edit" if monitor else "/monitors",
     )
 
@@ -312,8 +324,11 @@ async def create(request: Request, visit: Visitor, form: Posted, context: Contex
     values = values_from(form)
     fields = validate(context, values, base=None)
     if isinstance(fields, dict):
-        return _form_page(request, context, values, monitor=None, errors=fields)
-    monitor = await owned.create_monitor(context.pool, visit.user.id, fields)
+        return await _form_page(request, context, visit.user.id, values, monitor=None, errors=fields)
+    try:
+        monitor = await owned.create_monitor(context.pool, visit.user.id, fields)
+    except Invalid as invalid:
+        return await _form_page(request, context, visit.user.id, values, monitor=None, errors=_problems(invalid))
     await web_sessions.set_notice(context.pool, visit.token, f"Created “{monitor.name}”.")
     return RedirectResponse(f"/monitors/{monitor.id}", status_code=303)
 
@@ -321,7 +336,7 @@ async def create(request: Request, visit: Visitor, form: Posted, context: Contex
 @router.get("/monitors/{monitor_id}/edit")
 async def edit_form(request: Request, monitor_id: IdPath, visit: Visitor, context: Context) -> HTMLResponse:
     monitor = await owned.monitor(context.pool, visit.user.id, monitor_id, to_change=True)
-    return _form_page(request, context, values_of(monitor), monitor=monitor)
+    return await _form_page(request, context, visit.user.id, values_of(monitor), monitor=monitor)
 
 
 @router.post("/monitors/{monitor_id}/edit")
@@ -330,7 +345,10 @@ async def edit(request: Request, monitor_id: IdPath, visit: Visitor, form: Poste
     values = values_from(form)
     fields = validate(context, values, base=monitor)
     if isinstance(fields, dict):
-        return _form_page(request, context, values, monitor=monitor, errors=fields)
-    saved = await owned.update_monitor(context.pool, monitor, fields)
+        return await _form_page(request, context, visit.user.id, values, monitor=monitor, errors=fields)
+    try:
+        saved = await owned.update_monitor(context.pool, monitor, fields)
+    except Invalid as invalid:
+        return await _form_page(request, context, visit.user.id, values, monitor=monitor, errors=_problems(invalid))
     await web_sessions.set_notice(context.pool, visit.token, f"Saved “{saved.name}”.")
     return RedirectResponse(f"/monitors/{monitor_id}", status_code=303)
