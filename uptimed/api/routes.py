@@ -9,17 +9,19 @@ from uptimed.api import (
     health,
     incidents,
     integrations,
+    kinds,
     metrics,
     monitors,
     notifications,
+    ping,
     tokens,
     users,
 )
 from uptimed.api.bounds import known_query
 
-MODULES = (integrations, channels, monitors, notifications, incidents, users, tokens, health, metrics)
+MODULES = (integrations, channels, monitors, kinds, notifications, incidents, users, tokens, health, metrics)
 
-PATHS = ("/api/", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs")
+PATHS = ("/api/", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/ping/")
 """Paths (prefixes) the API answers, errors included, with JSON; every other path is a page."""
 
 DESCRIPTION = """\
@@ -38,3 +40,5 @@ def install(app: FastAPI) -> None:
     """Add every API route to ``app``; an unknown query parameter is refused on each."""
     for module in MODULES:
         app.include_router(module.router, dependencies=[Depends(known_query)])
+    # A job's ping may carry what its tool adds to the URL (?rid=..., a cache buster): never refused for it.
+    app.include_router(ping.router)

@@ -54,7 +54,7 @@ from uptimed.evaluate.state import (
 )
 from uptimed.event import MonitorEvent
 from uptimed.failpoints import failpoint
-from uptimed.monitor import Monitor
+from uptimed.monitor import PUSH_REGION, Monitor
 from uptimed.store import Connection, checks, event_outbox, incidents, monitor_state, monitors, regions
 from uptimed.store.monitor_feed import MonitorFeed
 from uptimed.supervisor import progress
@@ -159,6 +159,8 @@ class Evaluator:
         """Partitions of ``checks`` assigned to this process."""
         self.batch_lock = asyncio.Lock()
         self._timers = _Timers()
+        self._edits = feed.subscribe()
+        """Monitors edited since the last look: a due time of theirs may have moved (see :meth:`_rearm_edited`)."""
         self._unpublished: list[MonitorEvent] = []
         self._publish_after = 0.0
         self._publish_failures = 0
@@ -190,6 +192,7 @@ class Evaluator:
                         await self._finish(consumer, batch)
                     if not self._timers.loaded and self.owned:
                         await self._load_owned(consumer)
+                    self._rearm_edited()
                     await self._fire_timers()
                     await self._publish_pending()
         finally:
@@ -293,6 +296,7 @@ class Evaluator:
         stored: list[CheckResult] = []
         pending: list[tuple[Monitor, StateChange, str | None]] = []
         touched: set[int] = set()
+        rearm: dict[int, int | None] = {}
         newest: dict[str, int] = {}
         # Counted against what this process has counted so far: a state loaded after a
         # rebalance that is already silent for a region counts as newly silent here.
@@ -314,7 +318,8 @@ class Evaluator:
             if monitor is None:
                 continue  # deleted since it was checked
             stored.append(result)
-            newest[result.region] = max(newest.get(result.region, 0), result.checked_at_ms)
+            if result.region != PUSH_REGION:  # pings say nothing of a region's probes
+                newest[result.region] = max(newest.get(result.region, 0), result.checked_at_ms)
             if not monitor.enabled:
                 continue
             outcome = evaluate(
@@ -330,7 +335,10 @@ class Evaluator:
             if monitor is None or not monitor.enabled or mid not in states:
                 continue
             outcome = tick(states[mid], monitor=monitor, regions=monitor.effective_regions(self.regions), now_ms=now_ms)
+            stored.extend(outcome.made)
             take(monitor, outcome, None)
+            if not outcome.accepted:  # not due after all (the monitor was edited): wake when it is
+                rearm[mid] = next_wake_ms(states[mid], monitor)
 
         events: list[MonitorEvent] = []
         async with self.pool.acquire() as conn, conn.transaction():
@@ -341,8 +349,9 @@ class Evaluator:
             await monitor_state.save_many(conn, {mid: states[mid].to_json() for mid in touched}, wakes)
             await event_outbox.add_many(conn, events)
             await regions.saw_results(conn, newest)
+            await monitor_state.set_wakes(conn, {mid: wake for mid, wake in rearm.items() if mid not in touched})
         self.states.update({mid: states[mid] for mid in touched})
-        for mid, wake in wakes.items():
+        for mid, wake in {**rearm, **wakes}.items():
             self._timers.set(mid, wake)
         self._unpublished.extend(events)
         self._note_silence(silent_before, {mid: states[mid].silent for mid in touched})
@@ -396,6 +405,21 @@ class Evaluator:
                     del self._silent[region]
                     log.info("region.reporting", region=region)
         metrics.observe_silent_regions(self._silent)
+
+    def _rearm_edited(self) -> None:
+        """Wake at once for edited monitors that have a timer: :func:`tick` then finds whether the edit made
+        something due (a heartbeat's shorter period, a shorter repeat interval) or sets the timer to the new time.
+
+        Only monitors with a timer: an edit cannot make anything due for the others, and a start (every
+        monitor "changed") must not read every state.
+        """
+        edited = self._edits.take()
+        if not self._timers.loaded:
+            return
+        now_ms = int(self.clock() * 1000)
+        for mid in edited:
+            if mid in self._timers.wake:
+                self._timers.set(mid, now_ms)
 
     async def _fire_timers(self) -> None:
         due = self._timers.due(int(self.clock() * 1000))
