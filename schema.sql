@@ -3,7 +3,7 @@
 -- applies the steps of migrations/ a database lacks, and a test keeps this
 -- file equal to what the steps build. A schema change goes in both: see
 -- migrations/README.md. The version is that of the last step.
--- schema-version: 7
+-- schema-version: 8
 
 CREATE TABLE IF NOT EXISTS schema_version (
     version     integer PRIMARY KEY,
@@ -51,6 +51,8 @@ CREATE TABLE IF NOT EXISTS monitors (
     repeat_interval_s   double precision,
     options             jsonb NOT NULL DEFAULT '{}',
     enabled             boolean NOT NULL DEFAULT true,
+    -- a heartbeat's ping URL is /ping/<ping_token>; NULL for kinds that are checked, not pinged
+    ping_token          text UNIQUE,
     created_at          timestamptz NOT NULL DEFAULT now(),
     updated_at          timestamptz NOT NULL DEFAULT now(),
     UNIQUE (owner_id, config_key)
@@ -82,6 +84,8 @@ CREATE TABLE IF NOT EXISTS checks (
     status_code       smallint,
     error_class       text,
     error             text,
+    -- what the check found besides up or down (packet loss, a certificate's issuer, a ping's body)
+    message           text,
     PRIMARY KEY (monitor_id, region, checked_at)
 );
 -- "latest per monitor" and time ranges across regions

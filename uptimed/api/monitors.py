@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, Field
@@ -34,6 +34,7 @@ from uptimed.monitor import MonitorFields
 from uptimed.rules import owned
 from uptimed.rules import status as monitor_status
 from uptimed.rules.cursors import check_position, id_position
+from uptimed.rules.kinds import keep_secrets
 from uptimed.rules.monitors import checked
 from uptimed.rules.status import MonitorView
 from uptimed.store import checks
@@ -43,7 +44,9 @@ router = APIRouter(prefix="/api/v1/monitors", tags=["monitors"], responses={**MA
 
 
 class MonitorOut(MonitorFields):
-    """A monitor with its current status and uptime."""
+    """A monitor with its current status and uptime; its kind's secrets masked as '…' plus their last 4 characters."""
+
+    _strict: ClassVar[bool] = False  # a monitor of a kind whose plugin is gone is still shown
 
     id: int
     managed_by_config: bool = Field(description="declared in the config file: read-only here (409)")
@@ -63,6 +66,9 @@ class MonitorOut(MonitorFields):
     uptime_24h: float | None = Field(None, description="percent of checks up in the last 24 hours")
     uptime_7d: float | None = Field(None, description="percent of checks up in the last 7 days")
     uptime_30d: float | None = Field(None, description="percent of checks up in the last 30 days")
+    ping_url: str | None = Field(
+        None, description="a heartbeat's ping URL (GET, HEAD or POST; /start, /fail, /<exit status>): keep it secret"
+    )
 
 
 class CheckOut(BaseModel):
@@ -73,22 +79,33 @@ class CheckOut(BaseModel):
     status_code: int | None
     error_class: str | None
     error: str | None
+    message: str | None = Field(None, description="what the check found besides up or down")
 
 
-def out(view: MonitorView) -> MonitorOut:
+def out(view: MonitorView, base_url: str) -> MonitorOut:
+    """``view`` as answered; ``base_url`` (where the caller reached us) starts a heartbeat's ping URL."""
     monitor = view.monitor
     shown = {f.name: getattr(view, f.name) for f in fields(view) if f.name != "monitor"}
-    return MonitorOut(
-        **monitor.model_dump(include=set(MonitorFields.model_fields)),
-        **shown,
-        id=monitor.id,
-        managed_by_config=monitor.declared_in_file,
+    ping_url = (
+        f"{base_url.rstrip('/')}/ping/{monitor.ping_token}" if monitor.ping_token and not monitor.scheduled else None
+    )
+    return MonitorOut.model_validate(
+        {
+            # Python mode: each kind's options stay models (their secrets too), masked only in the JSON answered.
+            **monitor.model_dump(include=set(MonitorFields.model_fields)),
+            **monitor.kind_options(),
+            **shown,
+            "id": monitor.id,
+            "managed_by_config": monitor.declared_in_file,
+            "ping_url": ping_url,
+        }
     )
 
 
-async def _shown(context: ApiContext, user_id: int, monitor_id: int) -> MonitorOut:
+async def _shown(request: Request, context: ApiContext, user_id: int, monitor_id: int) -> MonitorOut:
     silence = context.settings.evaluate.region_silence
-    return out(await monitor_status.one(context.pool, user_id, monitor_id, silence_intervals=silence))
+    view = await monitor_status.one(context.pool, user_id, monitor_id, silence_intervals=silence)
+    return out(view, str(request.base_url))
 
 
 @router.post(
@@ -98,9 +115,9 @@ async def _shown(context: ApiContext, user_id: int, monitor_id: int) -> MonitorO
     responses={**INVALID, **TOO_LARGE},
     summary="Create a monitor",
 )
-async def create_monitor(body: MonitorFields, user: Caller, context: Context) -> MonitorOut:
+async def create_monitor(request: Request, body: MonitorFields, user: Caller, context: Context) -> MonitorOut:
     monitor = await owned.create_monitor(context.pool, user.id, checked(body, context.settings.probe.all_regions))
-    return await _shown(context, user.id, monitor.id)
+    return await _shown(request, context, user.id, monitor.id)
 
 
 @router.get(
@@ -123,12 +140,13 @@ async def list_monitors(
     after = pagination.decode(cursor, id_position)
     silence = context.settings.evaluate.region_silence
     rows = await monitor_status.page(context.pool, user.id, after_id=after, limit=limit + 1, silence_intervals=silence)
-    return [out(v) for v in pagination.page(rows, limit, request, response, lambda v: {"id": v.monitor.id})]
+    base_url = str(request.base_url)
+    return [out(v, base_url) for v in pagination.page(rows, limit, request, response, lambda v: {"id": v.monitor.id})]
 
 
 @router.get("/{monitor_id}", response_model=MonitorOut, responses={**NOT_FOUND, **INVALID}, summary="Get a monitor")
-async def get_monitor(monitor_id: IdPath, user: Caller, context: Context) -> MonitorOut:
-    return await _shown(context, user.id, monitor_id)
+async def get_monitor(request: Request, monitor_id: IdPath, user: Caller, context: Context) -> MonitorOut:
+    return await _shown(request, context, user.id, monitor_id)
 
 
 @router.put(
@@ -137,10 +155,14 @@ async def get_monitor(monitor_id: IdPath, user: Caller, context: Context) -> Mon
     responses={**NOT_FOUND, **CONFLICT, **INVALID, **TOO_LARGE},
     summary="Replace a monitor's fields",
 )
-async def update_monitor(monitor_id: IdPath, body: MonitorFields, user: Caller, context: Context) -> MonitorOut:
+async def update_monitor(
+    request: Request, monitor_id: IdPath, body: MonitorFields, user: Caller, context: Context
+) -> MonitorOut:
+    """A kind's secret left out, or sent back masked, keeps its stored value; ``null`` removes it."""
     monitor = await owned.monitor(context.pool, user.id, monitor_id, to_change=True)
-    await owned.update_monitor(context.pool, monitor, checked(body, context.settings.probe.all_regions))
-    return await _shown(context, user.id, monitor_id)
+    fields = keep_secrets(monitor, checked(body, context.settings.probe.all_regions))
+    await owned.update_monitor(context.pool, monitor, fields)
+    return await _shown(request, context, user.id, monitor_id)
 
 
 @router.patch(

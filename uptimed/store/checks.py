@@ -20,10 +20,12 @@ async def insert_many(conn: Connection, results: Sequence[CheckResult]) -> None:
         return
     await conn.execute(
         """
-        INSERT INTO checks (monitor_id, region, checked_at, status, response_time_ms, status_code, error_class, error)
-        SELECT m, r, to_timestamp(t / 1000.0), s, rt, sc, ec, e
-        FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::real[], $6::smallint[], $7::text[], $8::text[])
-             AS x(m, r, t, s, rt, sc, ec, e)
+        INSERT INTO checks (monitor_id, region, checked_at, status, response_time_ms, status_code, error_class, error,
+                            message)
+        SELECT m, r, to_timestamp(t / 1000.0), s, rt, sc, ec, e, msg
+        FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::real[], $6::smallint[], $7::text[], $8::text[],
+                    $9::text[])
+             AS x(m, r, t, s, rt, sc, ec, e, msg)
         ON CONFLICT (monitor_id, region, checked_at) DO NOTHING
         """,
         [r.monitor_id for r in results],
@@ -34,6 +36,7 @@ async def insert_many(conn: Connection, results: Sequence[CheckResult]) -> None:
         [r.status_code for r in results],
         [r.error_class.value if r.error_class else None for r in results],
         [r.error for r in results],
+        [r.message for r in results],
     )
 
 
@@ -48,6 +51,7 @@ class StoredCheck:
     status_code: int | None
     error_class: str | None
     error: str | None
+    message: str | None
 
 
 async def page_for_owner(
@@ -69,7 +73,7 @@ async def page_for_owner(
     rows = await conn.fetch(
         """
         SELECT c.region, c.checked_at, c.status, c.response_time_ms::float8 AS response_time_ms,
-               c.status_code::int AS status_code, c.error_class, c.error
+               c.status_code::int AS status_code, c.error_class, c.error, c.message
         FROM checks c JOIN monitors m ON m.id = c.monitor_id
         WHERE c.monitor_id = $1 AND m.owner_id = $2
           AND ($3::timestamptz IS NULL OR c.checked_at >= $3)
