@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Any, Self
+from typing import Annotated, Any, Self
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from uptimed.durations import Duration
 from uptimed.rules.errors import Across
 
 MIN_INTERVAL_S = 1.0
+
+Tag = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40, pattern=r"^[\w][\w .:/+-]*$")
+]
+"""A label on monitors (``eu``, ``team:payments``): letters, digits, spaces and ``. : / + - _``."""
 
 
 class MonitorKind(StrEnum):
@@ -110,6 +115,7 @@ class MonitorFields(BaseModel):
     slow_threshold_ms: int | None = Field(None, ge=1, le=600_000)
     repeat_interval: Duration | None = Field(None, description="reminder interval while down")
     enabled: bool = True
+    tags: list[Tag] = Field(default_factory=list, max_length=20, description="labels to filter and group by")
     http: HttpOptions = Field(default_factory=HttpOptions)
 
     @field_validator("interval")
@@ -141,6 +147,11 @@ class MonitorFields(BaseModel):
         if len(set(value)) != len(value):
             raise ValueError("lists a region twice")
         return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))  # a tag given twice counts once, in the order given
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -190,6 +201,10 @@ class Monitor(MonitorFields):
     owner_id: int
     config_key: str | None = None
     """Its key in the config file when declared there (``[[monitors]]``)."""
+    notify_integrations: list[int] | None = None
+    """The owner's integrations it notifies; None: all of them (see ``store.integrations.for_event``)."""
+    badge_key: str | None = None
+    """Set when its owner opted in to public badges: the only thing the badges' address names."""
 
     @property
     def declared_in_file(self) -> bool:

@@ -41,6 +41,7 @@ from uptimed.bus.dead_letters import dead_letter, invalid
 from uptimed.bus.kafka import make_consumer, partition_of
 from uptimed.bus.messages import CheckResult, MonitorEvent
 from uptimed.config import Settings
+from uptimed.evaluate import maintenance
 from uptimed.evaluate.events import LATE_AFTER_MS, event_for
 from uptimed.evaluate.state import (
     Evaluation,
@@ -158,6 +159,7 @@ class Evaluator:
         """Partitions of ``checks`` assigned to this process."""
         self.batch_lock = asyncio.Lock()
         self._timers = _Timers()
+        self._windows = maintenance.Windows(pool, clock=clock)
         self._unpublished: list[MonitorEvent] = []
         self._publish_after = 0.0
         self._publish_failures = 0
@@ -258,6 +260,7 @@ class Evaluator:
         foreign key: it is then read again (gone) and the batch retried without it.
         """
         ids = {i.result.monitor_id for i in inputs} | set(timers)
+        await self._windows.refresh()
         for attempt in range(1, DELETED_RETRIES + 1):
             known = await self._load_monitors(ids, fresh=attempt > 1)
             states = await self._states(known)
@@ -289,6 +292,7 @@ class Evaluator:
     ) -> None:
         now_ms = int(self.clock() * 1000)
         stored: list[CheckResult] = []
+        in_maintenance: list[bool] = []
         pending: list[tuple[Monitor, StateChange, str | None]] = []
         touched: set[int] = set()
         newest: dict[str, int] = {}
@@ -309,30 +313,40 @@ class Evaluator:
             monitor = known.get(result.monitor_id)
             if monitor is None:
                 continue  # deleted since it was checked
+            window_end = self._windows.end_of(monitor, result.checked_at_ms)
             stored.append(result)
+            in_maintenance.append(window_end is not None)
             newest[result.region] = max(newest.get(result.region, 0), result.checked_at_ms)
             if not monitor.enabled:
                 continue
+            before = states.get(monitor.id, MonitorState())
             outcome = evaluate(
-                states.get(monitor.id, MonitorState()),
+                before,
                 result,
                 monitor=monitor,
                 regions=monitor.effective_regions(self.regions),
                 silence_ms=silence_ms_for(monitor, self.silence_intervals),
             )
+            if window_end is not None:
+                outcome = maintenance.hold_back(before, outcome, until_ms=window_end)
             take(monitor, outcome, _late_reason(item, now_ms))
         for mid in timers:
             monitor = known.get(mid)
             if monitor is None or not monitor.enabled or mid not in states:
                 continue
-            outcome = tick(states[mid], monitor=monitor, regions=monitor.effective_regions(self.regions), now_ms=now_ms)
+            before = states[mid]
+            outcome = tick(before, monitor=monitor, regions=monitor.effective_regions(self.regions), now_ms=now_ms)
+            if (window_end := self._windows.end_of(monitor, now_ms)) is not None:
+                outcome = maintenance.hold_back(before, outcome, until_ms=window_end)
             take(monitor, outcome, None)
 
         events: list[MonitorEvent] = []
         async with self.pool.acquire() as conn, conn.transaction():
-            await checks.insert_many(conn, stored)
+            await checks.insert_many(conn, stored, in_maintenance)
             for monitor, change, late_reason in pending:
-                events.append(await self._record(conn, states, monitor, change, now_ms, late_reason))
+                event = await self._record(conn, states, monitor, change, now_ms, late_reason)
+                if event is not None:
+                    events.append(event)
             wakes = {mid: next_wake_ms(states[mid], known[mid]) for mid in touched}
             await monitor_state.save_many(conn, {mid: states[mid].to_json() for mid in touched}, wakes)
             await event_outbox.add_many(conn, events)
@@ -352,8 +366,8 @@ class Evaluator:
         change: StateChange,
         now_ms: int,
         late_reason: str | None,
-    ) -> MonitorEvent:
-        """Open or resolve the incident of a change, and build its event."""
+    ) -> MonitorEvent | None:
+        """Open or resolve the incident of a change, and build its event (None: held by a maintenance window)."""
         incident_id = change.incident_id
         if change.opens_incident:
             incident_id = await incidents.open_incident(
@@ -365,6 +379,17 @@ class Evaluator:
         elif change.resolves_incident:
             incident_id = await incidents.resolve_incident(conn, monitor.id, resolved_at_ms=change.at_ms) or incident_id
         event = event_for(change, monitor, now_ms, incident_id, late_reason=late_reason)
+        if change.held:
+            log.info(
+                "monitor.changed",
+                monitor_id=monitor.id,
+                type=event.type.value,
+                reminder=event.reminder,
+                held="maintenance",
+                reason=event.reason,
+                at_ms=event.timestamp,
+            )
+            return None
         log.info(
             "monitor.changed",
             monitor_id=monitor.id,

@@ -40,6 +40,10 @@ Rules, per monitor, over its effective ``regions`` and a ``quorum`` of them:
   reminder; the n-th reminder of an incident is numbered so that two
   processes that both fire it publish the same event.
 
+MAINTENANCE: a change made while a maintenance window of the monitor is on is
+held (recorded, not announced); the hold is part of the state and the timer
+releases it when the window ends (:mod:`uptimed.evaluate.maintenance`).
+
 Incident ids: the store assigns them, so the state machine cannot. A DOWN
 change opens ``state.incident`` with ``id=None``; the caller inserts the
 incident row and records its id with ``attach_incident_id``. Later UP and
@@ -56,6 +60,7 @@ from typing import Any
 
 from uptimed.bus.messages import CheckResult, CheckStatus
 from uptimed.durations import format_duration
+from uptimed.evaluate import maintenance
 from uptimed.monitor import MonitorFields
 from uptimed.rules.regions import quorum_for
 
@@ -179,6 +184,8 @@ class MonitorState:
     """``checked_at_ms`` of the first result ever evaluated (from any region)."""
     silent: tuple[str, ...] = ()
     """Regions that stopped reporting for this monitor, as of its newest result."""
+    hold: maintenance.Hold | None = None
+    """Set while changes are held back by a maintenance window, until it ends."""
 
     @property
     def down_since_ms(self) -> int | None:
@@ -201,6 +208,7 @@ class MonitorState:
             "reminders": self.reminders,
             "first_result_ms": self.first_result_ms,
             "silent": list(self.silent),
+            "hold": self.hold.to_json() if self.hold else None,
         }
 
     @classmethod
@@ -226,6 +234,7 @@ class MonitorState:
             reminders=int(data.get("reminders") or 0),
             first_result_ms=_optional_int(data.get("first_result_ms")),
             silent=tuple(str(name) for name in data.get("silent") or ()),
+            hold=maintenance.Hold.from_json(data.get("hold")),
         )
 
 
@@ -252,10 +261,13 @@ class StateChange:
     """UP only: from the incident's start to the first good check of the recovery."""
     sequence: int | None = None
     """REMINDER only: its number within the incident (1, 2, ...)."""
+    held: bool = False
+    """Made during a maintenance window: recorded (its incident opened or resolved), not announced."""
 
     @property
     def opens_incident(self) -> bool:
-        return self.kind is ChangeKind.DOWN
+        # A DOWN that already carries its incident's id announces one opened earlier (after maintenance).
+        return self.kind is ChangeKind.DOWN and self.incident_id is None
 
     @property
     def resolves_incident(self) -> bool:
@@ -314,6 +326,11 @@ def evaluate(
         return Evaluation(state, accepted=False)
     at_ms = result.checked_at_ms
     silence = silence_ms if silence_ms is not None else silence_ms_for(monitor)
+    # A maintenance that ended before this result owes its announcement first, in order.
+    released = maintenance.release(state, regions=regions, now_ms=at_ms)
+    if released is not None:
+        state = released.state
+    changes: list[StateChange] = list(released.changes) if released is not None else []
 
     # Regions dropped from the monitor are forgotten, so they never count again.
     known = {name: region for name, region in state.regions.items() if name in regions}
@@ -328,14 +345,13 @@ def evaluate(
     quorum = quorum_for(monitor, live)
     failing = [name for name in live if _get(known, name).verdict is CheckStatus.DOWN]
     healthy = [name for name in live if _get(known, name).verdict is CheckStatus.UP]
-    changes: list[StateChange] = []
 
     def change(kind: ChangeKind, reason: str, **extra: Any) -> StateChange:
         return StateChange(
             kind=kind,
             at_ms=at_ms,
             reason=reason,
-            regions=_region_statuses(known, regions),
+            regions=region_statuses(known, regions),
             region=result.region,
             checked_at_ms=result.checked_at_ms,
             response_time_ms=result.response_time_ms,
@@ -401,17 +417,21 @@ def reminder_due_ms(state: MonitorState, monitor: MonitorFields) -> int | None:
 
 def next_wake_ms(state: MonitorState, monitor: MonitorFields) -> int | None:
     """When :func:`tick` next has something to do for this state, None for never."""
-    return reminder_due_ms(state, monitor)
+    wakes = [at for at in (reminder_due_ms(state, monitor), maintenance.wake_ms(state)) if at is not None]
+    return min(wakes, default=None)
 
 
 def tick(state: MonitorState, *, monitor: MonitorFields, regions: Sequence[str], now_ms: int) -> Evaluation:
-    """The timer path: what is due at ``now_ms`` without a new result (a REMINDER)."""
+    """The timer path: what is due at ``now_ms`` without a new result (a REMINDER, the end of a maintenance)."""
+    released = maintenance.release(state, regions=regions, now_ms=now_ms)
+    if released is not None:
+        return released
     if not due_reminder(state, monitor, now_ms):
         return Evaluation(state, accepted=False)
 
     def change(kind: ChangeKind, reason: str, **extra: Any) -> StateChange:
         return StateChange(
-            kind=kind, at_ms=now_ms, reason=reason, regions=_region_statuses(state.regions, regions), **extra
+            kind=kind, at_ms=now_ms, reason=reason, regions=region_statuses(state.regions, regions), **extra
         )
 
     reminder = _reminder(state, now_ms, change)
@@ -472,7 +492,8 @@ def _get(regions: Mapping[str, RegionState], name: str) -> RegionState:
     return regions.get(name) or RegionState()
 
 
-def _region_statuses(known: Mapping[str, RegionState], regions: Sequence[str]) -> dict[str, str]:
+def region_statuses(known: Mapping[str, RegionState], regions: Sequence[str]) -> dict[str, str]:
+    """The last status of each of ``regions`` that has reported."""
     return {name: status.value for name in regions if name in known and (status := known[name].last_status) is not None}
 
 

@@ -15,16 +15,23 @@ import asyncpg
 from uptimed.bus.messages import CheckResult
 
 
-async def insert_many(conn: asyncpg.Connection, results: Sequence[CheckResult]) -> None:
-    """Write a batch of results in one round trip; a result already stored is skipped."""
+async def insert_many(
+    conn: asyncpg.Connection, results: Sequence[CheckResult], in_maintenance: Sequence[bool] | None = None
+) -> None:
+    """Write a batch of results in one round trip; a result already stored is skipped.
+
+    ``in_maintenance`` says, per result, whether a maintenance window of its monitor was on (uptime leaves it out).
+    """
     if not results:
         return
     await conn.execute(
         """
-        INSERT INTO checks (monitor_id, region, checked_at, status, response_time_ms, status_code, error_class, error)
-        SELECT m, r, to_timestamp(t / 1000.0), s, rt, sc, ec, e
-        FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::real[], $6::smallint[], $7::text[], $8::text[])
-             AS x(m, r, t, s, rt, sc, ec, e)
+        INSERT INTO checks (monitor_id, region, checked_at, status, response_time_ms, status_code, error_class, error,
+                            in_maintenance)
+        SELECT m, r, to_timestamp(t / 1000.0), s, rt, sc, ec, e, coalesce(im, false)
+        FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::real[], $6::smallint[], $7::text[], $8::text[],
+                    $9::boolean[])
+             AS x(m, r, t, s, rt, sc, ec, e, im)
         ON CONFLICT (monitor_id, region, checked_at) DO NOTHING
         """,
         [r.monitor_id for r in results],
@@ -35,6 +42,7 @@ async def insert_many(conn: asyncpg.Connection, results: Sequence[CheckResult]) 
         [r.status_code for r in results],
         [r.error_class.value if r.error_class else None for r in results],
         [r.error for r in results],
+        list(in_maintenance) if in_maintenance is not None else [False] * len(results),
     )
 
 
