@@ -49,7 +49,9 @@ class MaintenanceFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
-    start: datetime | None = Field(None, description="a one-off window: when it starts; without an offset, in time_zone")
+    start: datetime | None = Field(
+        None, description="a one-off window: when it starts; without an offset, in time_zone"
+    )
     end: datetime | None = Field(None, description="a one-off window: when it ends; without an offset, in time_zone")
     cron: str | None = Field(
         None, max_length=200, description="a recurring window: when each one starts (5 cron fields, in time_zone)"
@@ -100,14 +102,18 @@ class MaintenanceFields(BaseModel):
         recurring = self.cron is not None or self.days or self.at is not None or self.duration is not None
         if self.start is not None or self.end is not None:
             if recurring:
-                raise Across("start", "a window is either one-off (start and end) or recurring (cron or days, duration)")
+                raise Across(
+                    "start", "a window is either one-off (start and end) or recurring (cron or days, duration)"
+                )
             if self.start is None or self.end is None:
                 raise Across("end" if self.end is None else "start", "a one-off window needs both start and end")
             zone = zone_of(self.time_zone)
-            self.start, self.end = _aware(self.start, zone), _aware(self.end, zone)
-            if self.end <= self.start:
+            start, end = _aware(self.start, zone), _aware(self.end, zone)
+            if end <= start:
                 raise Across("end", "end must be after start")
-            return self
+            if start is self.start and end is self.end:
+                return self
+            return self.model_copy(update={"start": start, "end": end})  # a copy: stored windows are frozen
         if not recurring:
             raise Across("start", "give start and end (one-off), or cron or days with a duration (recurring)")
         if self.cron is not None and (self.days or self.at is not None):

@@ -59,7 +59,9 @@ def _values(window: MaintenanceIn | MaintenanceSpec, monitor_ids: Sequence[int])
     )
 
 
-async def every(conn: asyncpg.Pool | asyncpg.Connection, *, ended_before: datetime | None = None) -> list[MaintenanceWindow]:
+async def every(
+    conn: asyncpg.Pool | asyncpg.Connection, *, ended_before: datetime | None = None
+) -> list[MaintenanceWindow]:
     """Every user's windows (for the evaluator), without one-off windows that ended before ``ended_before``."""
     rows = await conn.fetch(
         f"SELECT {_COLUMNS} FROM maintenance_windows w"
@@ -71,7 +73,9 @@ async def every(conn: asyncpg.Pool | asyncpg.Connection, *, ended_before: dateti
 
 async def for_owner(conn: asyncpg.Pool | asyncpg.Connection, owner_id: int) -> list[MaintenanceWindow]:
     """The owner's windows, oldest first."""
-    rows = await conn.fetch(f"SELECT {_COLUMNS} FROM maintenance_windows w WHERE w.owner_id = $1 ORDER BY w.id", owner_id)
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM maintenance_windows w WHERE w.owner_id = $1 ORDER BY w.id", owner_id
+    )
     return [window_from_row(row) for row in rows]
 
 

@@ -289,7 +289,11 @@ async def page_overviews(
 ) -> list[MonitorOverview]:
     """The owner's monitors in id order, after ``after_id``, each with its status and uptime; ``only`` filters."""
     only = only or Filter()
-    pattern = None if not only.search else "%" + only.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    pattern = (
+        None
+        if not only.search
+        else "%" + only.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    )
     rows = await conn.fetch(
         f"""
         {_OVERVIEW}
