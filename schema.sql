@@ -147,8 +147,8 @@ CREATE TABLE IF NOT EXISTS integrations (
     id          bigserial PRIMARY KEY,
     owner_id    bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     type        text NOT NULL CHECK (length(type) BETWEEN 1 AND 64),
-    -- what the pages and the log call it
-    name        text NOT NULL CONSTRAINT integrations_name_check CHECK (length(name) BETWEEN 1 AND 100),
+    -- what the pages and the log call it; NULL: its type and destination, "Webhook to ops.example"
+    name        text CHECK (length(name) BETWEEN 1 AND 100),
     config      jsonb NOT NULL,
     enabled     boolean NOT NULL DEFAULT true,
     config_key  text,
@@ -199,6 +199,8 @@ CREATE TABLE IF NOT EXISTS notification_log (
 CREATE INDEX IF NOT EXISTS notification_log_due ON notification_log (next_attempt_at)
     WHERE status IN ('PENDING', 'RETRYING');
 CREATE INDEX IF NOT EXISTS notification_log_user ON notification_log (user_id, id DESC);
+-- an integration's newest deliveries, for its card
+CREATE INDEX IF NOT EXISTS notification_log_integration ON notification_log (integration_id, id DESC);
 
 -- Planned work: during a window checks run and are stored, but no alert goes
 -- out; a monitor still down at its end is alerted then, once. One-off

@@ -9,12 +9,12 @@ ALTER TABLE monitors ADD COLUMN notify_integrations bigint[];
 -- Set when the owner opted in to public badges: the only thing their address names.
 ALTER TABLE monitors ADD COLUMN badge_key text UNIQUE;
 
--- What the pages and the log call an integration. Rows from before this step
--- are named after their type and id, as the pages showed them.
-ALTER TABLE integrations ADD COLUMN name text NOT NULL DEFAULT '';
-UPDATE integrations SET name = initcap(type) || ' #' || id;
-ALTER TABLE integrations ADD CONSTRAINT integrations_name_check CHECK (length(name) BETWEEN 1 AND 100);
-ALTER TABLE integrations ALTER COLUMN name DROP DEFAULT;
+-- What the pages and the log call an integration; NULL (rows from before this
+-- step among them): its type and destination, "Webhook to ops.example".
+ALTER TABLE integrations ADD COLUMN name text CHECK (length(name) BETWEEN 1 AND 100);
+
+-- An integration's newest deliveries, for its card (the last result, how many of the last few failed).
+CREATE INDEX notification_log_integration ON notification_log (integration_id, id DESC);
 
 -- The time zone the pages show times in; NULL: the browser's.
 ALTER TABLE users ADD COLUMN time_zone text CHECK (length(time_zone) BETWEEN 1 AND 64);

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from uptimed.durations import Duration
+from uptimed.maintenance import MaintenanceSpec
 from uptimed.monitor import MonitorSpec
 from uptimed.rules import monitors as monitor_rules
 from uptimed.rules.errors import Loc, Located, dotted, problem_of
@@ -183,11 +184,19 @@ class IntegrationSpec(Section):
 
     owner: str = Field(min_length=1, max_length=64, description="username of the owner")
     key: str = Field(min_length=1, max_length=200, description="stable identity of this integration")
+    name: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        description="what the pages and the log call it; default: type and destination",
+    )
     type: str = Field(min_length=1, max_length=64, description="channel name, e.g. webhook, slack, or a plugin's")
     config: dict[str, Any] = Field(default_factory=dict, description="validated by the channel's own model")
     enabled: bool = True
     monitors: list[str] | None = Field(
-        None, description="keys of the owner's config monitors to notify about; default: all of the owner's"
+        None,
+        min_length=1,
+        description="keys of the owner's config monitors to notify about; default: all of the owner's",
     )
 
 
@@ -226,6 +235,7 @@ class Settings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     monitors: list[MonitorSpec] = Field(default_factory=list)
     integrations: list[IntegrationSpec] = Field(default_factory=list)
+    maintenance: list[MaintenanceSpec] = Field(default_factory=list)
 
     @classmethod
     def settings_customise_sources(
@@ -266,6 +276,20 @@ class Settings(BaseSettings):
                     raise Located(
                         ("integrations", index, "monitors"),
                         f"{integration.owner!r} has no monitor with key {key!r} in this file",
+                    )
+        windows: set[tuple[str, str]] = set()
+        for index, window in enumerate(self.maintenance):
+            if (window.owner, window.stable_key) in windows:
+                raise Located(
+                    ("maintenance", index, "key"),
+                    f"two maintenance windows of {window.owner!r} share the key {window.stable_key!r}",
+                )
+            windows.add((window.owner, window.stable_key))
+            for key in window.monitors:
+                if (window.owner, key) not in keys:
+                    raise Located(
+                        ("maintenance", index, "monitors"),
+                        f"{window.owner!r} has no monitor with key {key!r} in this file",
                     )
         return self
 

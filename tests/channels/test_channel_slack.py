@@ -68,7 +68,7 @@ async def test_down_message_shape(slack, make_notification) -> None:
         (NotificationKind.UP, "🟢 Example API is UP again after 1h 2m 5s"),
         (NotificationKind.SLOW, "🟡 Example API is SLOW"),
         (NotificationKind.REMINDER, "🔴 Example API is still DOWN"),
-        (NotificationKind.TEST, "✅ Test notification from uptimed for Example API"),
+        (NotificationKind.TEST, "✅ Test notification from uptimed to Example API"),
     ],
 )
 async def test_each_kind_has_its_headline(slack, make_notification, kind, header) -> None:

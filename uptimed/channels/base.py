@@ -117,7 +117,8 @@ def headline(notification: Notification) -> str:
         case NotificationKind.SLOW:
             return f"🟡 {name} is SLOW"
         case NotificationKind.TEST:
-            return f"✅ Test notification from uptimed for {name}"
+            # For a test, the event's name is the integration's: "… from uptimed to Slack #ops".
+            return f"✅ Test notification from uptimed to {name}"
 
 
 def error_for_status(response: httpx.Response, *, retry_after: float | None = None) -> DeliveryError | None:

@@ -26,7 +26,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from uptimed.bus.messages import EventType
-from uptimed.channels.base import Notification, Secret
+from uptimed.channels.base import Notification, NotificationKind, Secret
 from uptimed.channels.http import SecretHttpUrl, post, raise_for_status
 
 SIGNATURE_HEADER = "X-Uptimed-Signature"
@@ -64,12 +64,13 @@ class WebhookConfig(BaseModel):
 
 
 def body(notification: Notification) -> dict[str, Any]:
-    """The JSON document a webhook receives."""
+    """The JSON document a webhook receives; a test says ``"event": "test"`` and ``"status": "test"``."""
     event = notification.event
+    test = notification.kind is NotificationKind.TEST
     return {
-        "event": event.type.value,
+        "event": "test" if test else event.type.value,
         "url": event.url,
-        "status": _STATUS[event.type],
+        "status": "test" if test else _STATUS[event.type],
         "region": event.regionId,
         "responseTime": event.responseTime,
         "timestamp": event.timestamp,

@@ -1,6 +1,6 @@
-"""Monitors and integrations declared in the config file, brought into the database.
+"""Monitors, integrations and maintenance windows declared in the config file, brought into the database.
 
-``[[monitors]]`` and ``[[integrations]]`` are the file's: at start and on
+``[[monitors]]``, ``[[integrations]]`` and ``[[maintenance]]`` are the file's: at start and on
 every reload they are written to the database, matched by (owner, key), so
 their history survives edits, and one removed from the file is disabled, not
 deleted. Through the API and the pages they can be read and tested but not
@@ -23,7 +23,7 @@ from uptimed.channels.registry import ChannelRegistry
 from uptimed.config import ConfigError, ConfigProblem, Settings, key_lines, line_of
 from uptimed.rules.errors import Invalid, dotted
 from uptimed.rules.integrations import validated
-from uptimed.store import integrations, monitors
+from uptimed.store import integrations, maintenance, monitors
 from uptimed.store.integrations import ConfiguredIntegration
 
 log = structlog.get_logger()
@@ -48,7 +48,9 @@ def declared_integrations(
                 loc = ("integrations", index, *problem.loc)
                 problems.append(ConfigProblem(dotted(loc), problem.msg, line_of(loc, lines)))
             continue
-        out.append(ConfiguredIntegration(spec.owner, spec.key, spec.type, config, spec.enabled, spec.monitors))
+        out.append(
+            ConfiguredIntegration(spec.owner, spec.key, spec.type, spec.name, config, spec.enabled, spec.monitors)
+        )
     if problems:
         raise ConfigError(path or Path("<config>"), problems)
     return out
@@ -64,6 +66,8 @@ class Synced:
     users_created: list[str]
     integrations: int
     """How many integrations the file declares."""
+    maintenance: int = 0
+    """How many maintenance windows the file declares."""
 
 
 async def sync(pool: asyncpg.Pool, settings: Settings, registry: ChannelRegistry, path: Path | None = None) -> Synced:
@@ -76,6 +80,7 @@ async def sync(pool: asyncpg.Pool, settings: Settings, registry: ChannelRegistry
     result = await monitors.sync_from_config(pool, settings.monitors)
     async with pool.acquire() as conn, conn.transaction():
         count = await integrations.sync_from_config(conn, declared)
+        windows = await maintenance.sync_from_config(conn, settings.maintenance)
     log.info(
         "config.synced",
         created=result.created,
@@ -83,5 +88,6 @@ async def sync(pool: asyncpg.Pool, settings: Settings, registry: ChannelRegistry
         disabled=result.disabled,
         users_created=result.users_created,
         integrations=count,
+        maintenance=windows,
     )
-    return Synced(result.created, result.updated, result.disabled, result.users_created, count)
+    return Synced(result.created, result.updated, result.disabled, result.users_created, count, windows)

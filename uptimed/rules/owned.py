@@ -61,17 +61,19 @@ async def update_monitor(pool: asyncpg.Pool, item: Monitor, fields: MonitorField
 
 
 async def create_integration(
-    pool: asyncpg.Pool, user_id: int, type_: str, config: dict[str, Any], *, enabled: bool = True
+    pool: asyncpg.Pool, user_id: int, type_: str, config: dict[str, Any], *, name: str | None, enabled: bool = True
 ) -> Integration:
     """A new integration of the user; ``config`` validated already (:func:`uptimed.rules.integrations.validated`)."""
-    created = await integrations.create(pool, user_id, type_, config, enabled=enabled)
+    created = await integrations.create(pool, user_id, type_, config, name=name, enabled=enabled)
     log.info("integration.created", integration_id=created.id, channel=created.type, user_id=user_id)
     return created
 
 
-async def update_integration(pool: asyncpg.Pool, item: Integration, config: dict[str, Any]) -> Integration:
-    """Replace the config of ``item`` (read ``to_change``; ``config`` validated already)."""
-    updated = await integrations.update_config(pool, item.owner_id, item.id, config)
+async def update_integration(
+    pool: asyncpg.Pool, item: Integration, config: dict[str, Any], *, name: str | None = None
+) -> Integration:
+    """Replace the config of ``item``, and its name when given (read ``to_change``; ``config`` validated already)."""
+    updated = await integrations.update_config(pool, item.owner_id, item.id, config, name=name)
     saved = _found(updated, "integration", to_change=False)
     log.info("integration.updated", integration_id=item.id, channel=saved.type, user_id=item.owner_id)
     return saved

@@ -126,7 +126,15 @@ async def sync_from_config(conn: asyncpg.Connection, specs: Sequence[Maintenance
     """
     kept: list[int] = []
     for spec in specs:
-        owner_id = await conn.fetchval("SELECT id FROM users WHERE username = $1", spec.owner)
+        # An owner the file names only here is created, as one of its monitors would create it.
+        owner_id = await conn.fetchval(
+            """
+            INSERT INTO users (username, email) VALUES ($1, $1 || '@localhost')
+            ON CONFLICT (username) DO UPDATE SET username = EXCLUDED.username
+            RETURNING id
+            """,
+            spec.owner,
+        )
         monitor_ids = [
             r["id"]
             for r in await conn.fetch(

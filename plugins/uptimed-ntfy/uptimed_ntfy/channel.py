@@ -72,7 +72,7 @@ def title(notification: Notification) -> str:
         case NotificationKind.SLOW:
             text = f"{name} is slow"
         case _:
-            text = f"Test notification from uptimed for {name}"
+            text = f"Test notification from uptimed to {name}"
     text = " ".join(text.split())  # no line breaks in a header
     return text if len(text) <= TITLE_LIMIT else text[: TITLE_LIMIT - 1] + "…"
 
