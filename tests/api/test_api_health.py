@@ -18,6 +18,7 @@ from uptimed.api import (
     health,
     incidents,
     integrations,
+    maintenance,
     monitors,
     notifications,
     tokens,
@@ -141,7 +142,18 @@ async def test_openapi_describes_every_route_with_its_errors(api: Api) -> None:
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
     routes = [
         r
-        for module in (integrations, channels, monitors, notifications, incidents, users, tokens, health, metrics_route)
+        for module in (
+            integrations,
+            channels,
+            monitors,
+            maintenance,
+            notifications,
+            incidents,
+            users,
+            tokens,
+            health,
+            metrics_route,
+        )
         for r in module.router.routes
         if isinstance(r, APIRoute)
     ]
@@ -157,7 +169,9 @@ async def test_openapi_describes_every_route_with_its_errors(api: Api) -> None:
                 assert operation["security"] == [{"token": []}]
             if "{" in route.path:
                 assert "404" in responses and "422" in responses, (method, route.path)
-            if route.path.startswith(("/api/v1/monitors/{", "/api/v1/integrations/{")) and method in (
+            if route.path.startswith(
+                ("/api/v1/monitors/{", "/api/v1/integrations/{", "/api/v1/maintenance/{")
+            ) and method in (
                 "PUT",
                 "PATCH",
                 "DELETE",

@@ -2,8 +2,12 @@
 
 A monitor is written with the same fields (and the same validation) as a
 ``[[monitors]]`` table of the config file, checked by the same rules
-(:mod:`uptimed.rules.monitors`). Monitors declared in that file are
-read-only here: changing one answers 409.
+(:mod:`uptimed.rules.monitors`), plus ``integrations``: which of the
+caller's integrations it notifies (null: all of them; the config file says
+the same from the integrations' side, ``monitors = [...]``). Monitors
+declared in that file are read-only here: changing one answers 409.
+The list filters by ``tag``, ``status`` and ``q`` (part of the name or the
+target), as the dashboard does.
 """
 
 from __future__ import annotations
@@ -38,11 +42,28 @@ from uptimed.rules.monitors import checked
 from uptimed.rules.status import MonitorView
 from uptimed.store import checks
 from uptimed.store.checks import StoredCheck
+from uptimed.store.monitors import Filter
 
 router = APIRouter(prefix="/api/v1/monitors", tags=["monitors"], responses={**MALFORMED, **UNAUTHORIZED})
 
 
-class MonitorOut(MonitorFields):
+class MonitorIn(MonitorFields):
+    """A monitor's fields and the integrations it notifies."""
+
+    integrations: list[int] | None = Field(
+        None, max_length=1000, description="ids of the integrations it notifies; null (the default): all of them"
+    )
+
+
+class MaintenanceNow(BaseModel):
+    """The maintenance window on for a monitor: its alerts are held until it ends."""
+
+    window_id: int
+    name: str
+    until: datetime
+
+
+class MonitorOut(MonitorIn):
     """A monitor with its current status and uptime."""
 
     id: int
@@ -63,6 +84,9 @@ class MonitorOut(MonitorFields):
     uptime_24h: float | None = Field(None, description="percent of checks up in the last 24 hours")
     uptime_7d: float | None = Field(None, description="percent of checks up in the last 7 days")
     uptime_30d: float | None = Field(None, description="percent of checks up in the last 30 days")
+    maintenance: MaintenanceNow | None = Field(
+        None, description="the maintenance window on now; uptime leaves maintenance out"
+    )
 
 
 class CheckOut(BaseModel):
@@ -77,13 +101,22 @@ class CheckOut(BaseModel):
 
 def out(view: MonitorView) -> MonitorOut:
     monitor = view.monitor
-    shown = {f.name: getattr(view, f.name) for f in fields(view) if f.name != "monitor"}
+    shown = {f.name: getattr(view, f.name) for f in fields(view) if f.name not in ("monitor", "maintenance")}
+    planned = view.maintenance
     return MonitorOut(
         **monitor.model_dump(include=set(MonitorFields.model_fields)),
         **shown,
         id=monitor.id,
+        integrations=monitor.notify_integrations,
         managed_by_config=monitor.declared_in_file,
+        maintenance=MaintenanceNow(window_id=planned.window.id, name=planned.window.name, until=planned.occurrence.end)
+        if planned
+        else None,
     )
+
+
+def _fields(body: MonitorIn) -> MonitorFields:
+    return MonitorFields.model_validate(body.model_dump(exclude={"integrations"}))
 
 
 async def _shown(context: ApiContext, user_id: int, monitor_id: int) -> MonitorOut:
@@ -98,8 +131,9 @@ async def _shown(context: ApiContext, user_id: int, monitor_id: int) -> MonitorO
     responses={**INVALID, **TOO_LARGE},
     summary="Create a monitor",
 )
-async def create_monitor(body: MonitorFields, user: Caller, context: Context) -> MonitorOut:
-    monitor = await owned.create_monitor(context.pool, user.id, checked(body, context.settings.probe.all_regions))
+async def create_monitor(body: MonitorIn, user: Caller, context: Context) -> MonitorOut:
+    fields = checked(_fields(body), context.settings.probe.all_regions)
+    monitor = await owned.create_monitor(context.pool, user.id, fields, notify=body.integrations)
     return await _shown(context, user.id, monitor.id)
 
 
@@ -117,12 +151,22 @@ async def list_monitors(
     response: Response,
     user: Caller,
     context: Context,
+    tag: Annotated[str | None, Query(min_length=1, max_length=40, description="only monitors with this tag")] = None,
+    status: Annotated[
+        Literal["up", "down", "slow", "paused", "unknown"] | None, Query(description="only monitors shown so")
+    ] = None,
+    q: Annotated[
+        str | None, Query(min_length=1, max_length=200, description="only monitors whose name or target holds this")
+    ] = None,
     limit: Limit = DEFAULT_PAGE,
     cursor: CursorQuery = None,
 ) -> list[MonitorOut]:
     after = pagination.decode(cursor, id_position)
     silence = context.settings.evaluate.region_silence
-    rows = await monitor_status.page(context.pool, user.id, after_id=after, limit=limit + 1, silence_intervals=silence)
+    only = Filter(tag=tag, status=status, search=q)
+    rows = await monitor_status.page(
+        context.pool, user.id, after_id=after, limit=limit + 1, silence_intervals=silence, only=only
+    )
     return [out(v) for v in pagination.page(rows, limit, request, response, lambda v: {"id": v.monitor.id})]
 
 
@@ -137,9 +181,10 @@ async def get_monitor(monitor_id: IdPath, user: Caller, context: Context) -> Mon
     responses={**NOT_FOUND, **CONFLICT, **INVALID, **TOO_LARGE},
     summary="Replace a monitor's fields",
 )
-async def update_monitor(monitor_id: IdPath, body: MonitorFields, user: Caller, context: Context) -> MonitorOut:
+async def update_monitor(monitor_id: IdPath, body: MonitorIn, user: Caller, context: Context) -> MonitorOut:
     monitor = await owned.monitor(context.pool, user.id, monitor_id, to_change=True)
-    await owned.update_monitor(context.pool, monitor, checked(body, context.settings.probe.all_regions))
+    fields = checked(_fields(body), context.settings.probe.all_regions)
+    await owned.update_monitor(context.pool, monitor, fields, notify=body.integrations)
     return await _shown(context, user.id, monitor_id)
 
 

@@ -9,6 +9,7 @@ from uptimed.api import (
     health,
     incidents,
     integrations,
+    maintenance,
     metrics,
     monitors,
     notifications,
@@ -17,7 +18,7 @@ from uptimed.api import (
 )
 from uptimed.api.bounds import known_query
 
-MODULES = (integrations, channels, monitors, notifications, incidents, users, tokens, health, metrics)
+MODULES = (integrations, channels, monitors, maintenance, notifications, incidents, users, tokens, health, metrics)
 
 PATHS = ("/api/", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs")
 """Paths (prefixes) the API answers, errors included, with JSON; every other path is a page."""

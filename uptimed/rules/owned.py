@@ -9,13 +9,14 @@ logged here once, whichever face asked for it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import asyncpg
 import structlog
 
 from uptimed.monitor import Monitor, MonitorFields
-from uptimed.rules.errors import DeclaredInFile, NotFound
+from uptimed.rules.errors import DeclaredInFile, Invalid, NotFound, Problem
 from uptimed.store import integrations, monitors
 from uptimed.store.integrations import Integration
 
@@ -46,16 +47,40 @@ async def integration(pool: asyncpg.Pool, user_id: int, integration_id: int, *, 
     return _found(await integrations.get_owned(pool, user_id, integration_id), "integration", to_change=to_change)
 
 
-async def create_monitor(pool: asyncpg.Pool, user_id: int, fields: MonitorFields) -> Monitor:
-    """A new monitor of the user; ``fields`` checked already (:func:`uptimed.rules.monitors.checked`)."""
-    created = await monitors.create(pool, user_id, fields)
+async def routing(pool: asyncpg.Pool, user_id: int, chosen: Sequence[int] | None) -> list[int] | None:
+    """The integrations a monitor notifies, checked: each one the user's own; None (all of them) stays None.
+
+    :class:`Invalid` at ``("integrations",)`` names an id that is not one of the user's integrations.
+    """
+    if chosen is None:
+        return None
+    wanted = list(dict.fromkeys(chosen))
+    owned = {i.id for i in await integrations.page_for_owner(pool, user_id, before_id=None, limit=10_000)}
+    strangers = [i for i in wanted if i not in owned]
+    if strangers:
+        raise Invalid([Problem(("integrations",), f"you have no integration #{strangers[0]}", "unknown_integration")])
+    return wanted
+
+
+async def create_monitor(
+    pool: asyncpg.Pool, user_id: int, fields: MonitorFields, *, notify: Sequence[int] | None = None
+) -> Monitor:
+    """A new monitor of the user; ``fields`` checked already (:func:`uptimed.rules.monitors.checked`).
+
+    ``notify``: the integrations it notifies (None: all of them), checked here.
+    """
+    created = await monitors.create(pool, user_id, fields, notify=await routing(pool, user_id, notify))
     log.info("monitor.created", monitor_id=created.id, user_id=user_id)
     return created
 
 
-async def update_monitor(pool: asyncpg.Pool, item: Monitor, fields: MonitorFields) -> Monitor:
-    """Replace every field of ``item`` (read ``to_change``; ``fields`` checked already)."""
-    saved = _found(await monitors.update_owned(pool, item.owner_id, item.id, fields), "monitor", to_change=False)
+async def update_monitor(
+    pool: asyncpg.Pool, item: Monitor, fields: MonitorFields, *, notify: Sequence[int] | None = None
+) -> Monitor:
+    """Replace every field of ``item`` and its routing (read ``to_change``; ``fields`` checked already)."""
+    chosen = await routing(pool, item.owner_id, notify)
+    updated = await monitors.update_owned(pool, item.owner_id, item.id, fields, notify=chosen)
+    saved = _found(updated, "monitor", to_change=False)
     log.info("monitor.updated", monitor_id=item.id, user_id=item.owner_id)
     return saved
 

@@ -313,6 +313,11 @@ async def page_overviews(
     return [_overview(row) for row in rows]
 
 
+async def owned_ids(conn: asyncpg.Pool | asyncpg.Connection, owner_id: int) -> list[int]:
+    """The ids of the owner's monitors."""
+    return [row["id"] for row in await conn.fetch("SELECT id FROM monitors WHERE owner_id = $1 ORDER BY id", owner_id)]
+
+
 async def owner_tags(conn: asyncpg.Pool | asyncpg.Connection, owner_id: int) -> list[str]:
     """Every tag on the owner's monitors, sorted."""
     rows = await conn.fetch(
