@@ -11,8 +11,8 @@ import asyncpg
 
 from uptimed.evaluate.state import DEFAULT_SILENCE_INTERVALS, MonitorState, MonitorStatus, silence_ms_for
 from uptimed.monitor import Monitor
-from uptimed.rules.errors import NotFound
 from uptimed.rules import maintenance as planned_maintenance
+from uptimed.rules.errors import NotFound
 from uptimed.rules.maintenance import Planned
 from uptimed.store import monitors
 from uptimed.store.monitors import Filter, MonitorOverview

@@ -51,11 +51,12 @@ async def for_event(conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, moni
     """
     rows = await conn.fetch(
         f"""
-        SELECT {_COLUMNS} FROM integrations i
+        SELECT {", ".join("i." + c.strip() for c in _COLUMNS.split(","))}
+        FROM integrations i LEFT JOIN monitors m ON m.id = $2
         WHERE i.owner_id = $1 AND i.enabled
           AND (NOT EXISTS (SELECT 1 FROM monitor_integrations WHERE integration_id = i.id)
                OR EXISTS (SELECT 1 FROM monitor_integrations WHERE monitor_id = $2 AND integration_id = i.id))
-          AND coalesce(i.id = ANY((SELECT notify_integrations FROM monitors WHERE id = $2)), true)
+          AND (m.notify_integrations IS NULL OR i.id = ANY(m.notify_integrations))
         ORDER BY i.id
         """,
         owner_id,
