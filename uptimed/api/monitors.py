@@ -35,9 +35,10 @@ from uptimed.api.errors import (
 )
 from uptimed.api.integrations import Deleted, Toggled
 from uptimed.monitor import MonitorFields
-from uptimed.rules import owned
+from uptimed.rules import badges, owned
 from uptimed.rules import status as monitor_status
 from uptimed.rules.cursors import check_position, id_position
+from uptimed.rules.errors import NotFound
 from uptimed.rules.monitors import checked
 from uptimed.rules.status import MonitorView
 from uptimed.store import checks
@@ -241,3 +242,52 @@ async def list_checks(
         return {"t": row.checked_at.isoformat(), "r": row.region}
 
     return [CheckOut(**vars(c)) for c in pagination.page(rows, limit, request, response, position)]
+
+
+class Badges(BaseModel):
+    """Where the monitor's public badges are: paths on this server, naming a random key only."""
+
+    status: str = Field(description="status.svg: up, down, slow, maintenance, paused or unknown")
+    uptime: str = Field(description="uptime.svg; add ?period=24h, 7d or 30d (the default)")
+    response: str = Field(description="response.svg: the last response time")
+
+
+def _badges(key: str) -> Badges:
+    return Badges(
+        status=f"/badge/{key}/status.svg", uptime=f"/badge/{key}/uptime.svg", response=f"/badge/{key}/response.svg"
+    )
+
+
+@router.put(
+    "/{monitor_id}/badges",
+    response_model=Badges,
+    responses={**NOT_FOUND, **INVALID},
+    summary="Publish the monitor's badges (a new key: older addresses stop working)",
+)
+async def enable_badges(monitor_id: IdPath, user: Caller, context: Context) -> Badges:
+    monitor = await badges.enable(context.pool, await owned.monitor(context.pool, user.id, monitor_id))
+    return _badges(monitor.badge_key or "")
+
+
+@router.get(
+    "/{monitor_id}/badges",
+    response_model=Badges,
+    responses={**NOT_FOUND, **INVALID},
+    summary="Where the monitor's public badges are (404 when it has none)",
+)
+async def get_badges(monitor_id: IdPath, user: Caller, context: Context) -> Badges:
+    monitor = await owned.monitor(context.pool, user.id, monitor_id)
+    if monitor.badge_key is None:
+        raise NotFound("badge")
+    return _badges(monitor.badge_key)
+
+
+@router.delete(
+    "/{monitor_id}/badges",
+    response_model=Deleted,
+    responses={**NOT_FOUND, **INVALID},
+    summary="Take the monitor's badges down",
+)
+async def disable_badges(monitor_id: IdPath, user: Caller, context: Context) -> Deleted:
+    await badges.disable(context.pool, await owned.monitor(context.pool, user.id, monitor_id))
+    return Deleted()

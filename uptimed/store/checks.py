@@ -46,6 +46,12 @@ async def insert_many(
     )
 
 
+async def first_at(conn: asyncpg.Pool | asyncpg.Connection, monitor_id: int) -> datetime | None:
+    """When the monitor's oldest stored check was made; None before its first."""
+    found: datetime | None = await conn.fetchval("SELECT min(checked_at) FROM checks WHERE monitor_id = $1", monitor_id)
+    return found
+
+
 @dataclass(frozen=True)
 class StoredCheck:
     """One row of ``checks`` as the API shows it."""

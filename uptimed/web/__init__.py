@@ -13,14 +13,17 @@ from fastapi import FastAPI
 from uptimed.web import (
     assets,
     auth,
+    badges,
     dashboard,
     integrations,
+    maintenance,
     monitors,
     notifications,
+    preferences,
     status,
 )
 
-PAGES = (assets, auth, dashboard, monitors, status, integrations, notifications)
+PAGES = (assets, auth, dashboard, monitors, status, integrations, notifications, maintenance, badges, preferences)
 
 
 def install(app: FastAPI) -> None:

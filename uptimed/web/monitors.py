@@ -21,9 +21,10 @@ from uptimed.monitor import HttpOptions, Monitor, MonitorFields
 from uptimed.rules import cursors, owned
 from uptimed.rules import status as monitor_status
 from uptimed.rules.errors import Invalid, Loc, Problem, dotted
+from uptimed.rules.integrations import name_of
 from uptimed.rules.monitors import validated
 from uptimed.rules.services import Services
-from uptimed.store import checks, incidents, stats, web_sessions
+from uptimed.store import checks, incidents, integrations, stats, web_sessions
 from uptimed.store.checks import StoredCheck
 from uptimed.store.incidents import IncidentRecord
 from uptimed.web import charts
@@ -33,6 +34,7 @@ from uptimed.web.templates import render
 
 router = APIRouter(include_in_schema=False)
 
+MAX_INTEGRATIONS = 1000
 CHECKS_PER_PAGE = 50
 INCIDENTS_SHOWN = 20
 
@@ -53,7 +55,35 @@ RANGES: dict[str, Range] = {
     "30d": Range("30 days", timedelta(days=30), 90),
 }
 
-RangeQuery = Annotated[Span, Query(alias="range")]
+RangeQuery = Annotated[Span | None, Query(alias="range")]
+FIT_MIN = timedelta(minutes=5)
+"""A monitor younger than this is charted over this much time."""
+
+
+def fitted(span: str | None, created_at: datetime, now: datetime) -> tuple[Range, str | None]:
+    """The chart's range: the one asked for, else the smallest that holds the whole life of the monitor.
+
+    A monitor younger than an hour is charted from its creation, so its first
+    checks fill the chart instead of a few pixels at its right edge.
+    """
+    if span is not None:
+        return RANGES[span], span
+    age = now - created_at
+    for key, window in RANGES.items():
+        if age <= window.length:
+            if key != "1h":
+                return window, key
+            length = max(age, FIT_MIN)
+            buckets = max(10, min(60, int(length / timedelta(seconds=10))))
+            return Range(f"{duration_text(length)} (since it was created)", length, buckets), None
+    return RANGES["30d"], "30d"
+
+
+def duration_text(length: timedelta) -> str:
+    minutes = max(1, round(length.total_seconds() / 60))
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
 BeforeQuery = Annotated[str | None, Query(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
@@ -85,7 +115,7 @@ def _older(shown: list[StoredCheck]) -> str:
 # Before /monitors/{monitor_id}, which would take "new" for an id and answer 404.
 @router.get("/monitors/new")
 async def new_form(request: Request, visit: Visitor, context: Context) -> HTMLResponse:
-    return _form_page(request, context, _blank(), monitor=None)
+    return await _form_page(request, context, visit.user.id, _blank(), monitor=None)
 
 
 @router.get("/monitors/{monitor_id}")
@@ -94,7 +124,7 @@ async def monitor_page(
     monitor_id: IdPath,
     visit: Visitor,
     context: Context,
-    span: RangeQuery = "24h",
+    span: RangeQuery = None,
     before: BeforeQuery = None,
 ) -> HTMLResponse:
     position = _before(before)
@@ -103,7 +133,8 @@ async def monitor_page(
     )
     monitor = view.monitor
     now = datetime.now(UTC)
-    window = RANGES[span]
+    first = await checks.first_at(context.pool, monitor_id)
+    window, span = fitted(span, min(view.created_at, first) if first else view.created_at, now)
     series = await stats.region_response_times(
         context.pool, visit.user.id, monitor_id, since=now - window.length, until=now, buckets=window.buckets
     )
@@ -136,6 +167,7 @@ async def monitor_page(
         m=monitor,
         shown_status=view.shown,
         span=span,
+        window=window,
         ranges=RANGES,
         chart=chart,
         checks=shown,
@@ -187,6 +219,8 @@ FIELDS = (
     "http.keyword_absent",
     "http.follow_redirects",
     "http.verify_tls",
+    "tags",
+    "integrations",
 )
 """The form's field names: a problem is shown next to the field of the same name."""
 
@@ -220,7 +254,18 @@ def values_of(fields: MonitorFields) -> Values:
         "http.keyword_absent": fields.http.keyword_absent or "",
         "http.follow_redirects": fields.http.follow_redirects,
         "http.verify_tls": fields.http.verify_tls,
+        "tags": ", ".join(fields.tags),
+        "notify": "all",
+        "integrations": [],
     }
+
+
+def values_of_monitor(monitor: Monitor) -> Values:
+    """The form filled in with a stored monitor, its routing too."""
+    values = values_of(monitor)
+    if monitor.notify_integrations is not None:
+        values.update(notify="chosen", integrations=[str(i) for i in monitor.notify_integrations])
+    return values
 
 
 def _blank() -> Values:
@@ -233,7 +278,16 @@ def values_from(form: Form) -> Values:
     values["regions"] = form.all("regions")
     values["http.follow_redirects"] = "http.follow_redirects" in form
     values["http.verify_tls"] = "http.verify_tls" in form
+    values["notify"] = "chosen" if form.get("notify") == "chosen" else "all"
+    values["integrations"] = form.all("integrations")
     return values
+
+
+def notify_of(values: Values) -> list[int] | None:
+    """The integrations the form chose (None: all of them); ids that are no number are dropped."""
+    if values["notify"] != "chosen":
+        return None
+    return [int(v) for v in values["integrations"] if v.isdigit() and len(v) <= 18]
 
 
 def _optional(text: str) -> str | None:
@@ -264,6 +318,7 @@ def _fields_data(values: Values, *, base: MonitorFields | None) -> dict[str, Any
         "slow_threshold_ms": _optional(values["slow_threshold_ms"]),
         "repeat_interval": _optional(values["repeat_interval"]),
         "enabled": base.enabled if base else True,
+        "tags": [t for t in (p.strip() for p in values["tags"].split(",")) if t],
         "http": http,
     }
 
@@ -286,14 +341,16 @@ def validate(context: Services, values: Values, *, base: MonitorFields | None) -
         return problems
 
 
-def _form_page(
+async def _form_page(
     request: Request,
     context: Services,
+    user_id: int,
     values: Values,
     *,
     monitor: Monitor | None,
     errors: dict[str, str] | None = None,
 ) -> HTMLResponse:
+    owned = await integrations.page_for_owner(context.pool, user_id, before_id=None, limit=MAX_INTEGRATIONS)
     return render(
         request,
         "monitor_form.html",
@@ -304,6 +361,7 @@ def _form_page(
         all_regions=context.settings.probe.all_regions,
         methods=[(m, m) for m in HTTP_METHODS],
         action=f"/monitors/{monitor.id}/edit" if monitor else "/monitors",
+        integrations=[(i.id, name_of(context.registry, i)) for i in reversed(owned)],
     )
 
 
@@ -312,8 +370,12 @@ async def create(request: Request, visit: Visitor, form: Posted, context: Contex
     values = values_from(form)
     fields = validate(context, values, base=None)
     if isinstance(fields, dict):
-        return _form_page(request, context, values, monitor=None, errors=fields)
-    monitor = await owned.create_monitor(context.pool, visit.user.id, fields)
+        return await _form_page(request, context, visit.user.id, values, monitor=None, errors=fields)
+    try:
+        monitor = await owned.create_monitor(context.pool, visit.user.id, fields, notify=notify_of(values))
+    except Invalid as invalid:
+        errors = {"integrations": invalid.problems[0].msg}
+        return await _form_page(request, context, visit.user.id, values, monitor=None, errors=errors)
     await web_sessions.set_notice(context.pool, visit.token, f"Created “{monitor.name}”.")
     return RedirectResponse(f"/monitors/{monitor.id}", status_code=303)
 
@@ -321,7 +383,7 @@ async def create(request: Request, visit: Visitor, form: Posted, context: Contex
 @router.get("/monitors/{monitor_id}/edit")
 async def edit_form(request: Request, monitor_id: IdPath, visit: Visitor, context: Context) -> HTMLResponse:
     monitor = await owned.monitor(context.pool, visit.user.id, monitor_id, to_change=True)
-    return _form_page(request, context, values_of(monitor), monitor=monitor)
+    return await _form_page(request, context, visit.user.id, values_of_monitor(monitor), monitor=monitor)
 
 
 @router.post("/monitors/{monitor_id}/edit")
@@ -330,7 +392,11 @@ async def edit(request: Request, monitor_id: IdPath, visit: Visitor, form: Poste
     values = values_from(form)
     fields = validate(context, values, base=monitor)
     if isinstance(fields, dict):
-        return _form_page(request, context, values, monitor=monitor, errors=fields)
-    saved = await owned.update_monitor(context.pool, monitor, fields)
+        return await _form_page(request, context, visit.user.id, values, monitor=monitor, errors=fields)
+    try:
+        saved = await owned.update_monitor(context.pool, monitor, fields, notify=notify_of(values))
+    except Invalid as invalid:
+        errors = {"integrations": invalid.problems[0].msg}
+        return await _form_page(request, context, visit.user.id, values, monitor=monitor, errors=errors)
     await web_sessions.set_notice(context.pool, visit.token, f"Saved “{saved.name}”.")
     return RedirectResponse(f"/monitors/{monitor_id}", status_code=303)
