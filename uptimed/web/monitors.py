@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from uptimed.durations import format_duration
 from uptimed.monitor import HttpOptions, Monitor, MonitorFields
-from uptimed.rules import cursors, owned
+from uptimed.rules import badges, cursors, owned
 from uptimed.rules import status as monitor_status
 from uptimed.rules.errors import Invalid, Loc, Problem, dotted
 from uptimed.rules.integrations import name_of
@@ -27,6 +27,7 @@ from uptimed.rules.services import Services
 from uptimed.store import checks, incidents, integrations, stats, web_sessions
 from uptimed.store.checks import StoredCheck
 from uptimed.store.incidents import IncidentRecord
+from uptimed.store.integrations import Integration
 from uptimed.web import charts
 from uptimed.web.context import Context, IdPath
 from uptimed.web.session import Form, Posted, Visitor, not_found
@@ -159,10 +160,14 @@ async def monitor_page(
         before_id=None,
         limit=INCIDENTS_SHOWN,
     )
+    owned_integrations = await integrations.page_for_owner(
+        context.pool, visit.user.id, before_id=None, limit=MAX_INTEGRATIONS
+    )
     return render(
         request,
         "monitor.html",
         notice=visit.notice,
+        notifies=_notifies(context, monitor, owned_integrations),
         v=view,
         m=monitor,
         shown_status=view.shown,
@@ -177,6 +182,29 @@ async def monitor_page(
         interval=_duration_text(monitor.interval),
         effective_regions=monitor.effective_regions(context.settings.probe.all_regions),
     )
+
+
+def _notifies(context: Services, monitor: Monitor, owned: list[Integration]) -> str:
+    """Where its alerts go, in words."""
+    if monitor.notify_integrations is None:
+        return "all your integrations" if owned else "all your integrations (none yet)"
+    names = {i.id: name_of(context.registry, i) for i in owned}
+    chosen = [names[i] for i in monitor.notify_integrations if i in names]
+    return ", ".join(chosen) if chosen else "nobody: none of its chosen integrations is left"
+
+
+@router.post("/monitors/{monitor_id}/badges")
+async def enable_badges(monitor_id: IdPath, visit: Visitor, _: Posted, context: Context) -> Response:
+    await badges.enable(context.pool, await owned.monitor(context.pool, visit.user.id, monitor_id))
+    await web_sessions.set_notice(context.pool, visit.token, "Badges are public at the addresses below.")
+    return RedirectResponse(f"/monitors/{monitor_id}#badges", status_code=303)
+
+
+@router.post("/monitors/{monitor_id}/badges/delete")
+async def disable_badges(monitor_id: IdPath, visit: Visitor, _: Posted, context: Context) -> Response:
+    await badges.disable(context.pool, await owned.monitor(context.pool, visit.user.id, monitor_id))
+    await web_sessions.set_notice(context.pool, visit.token, "Badges taken down: their addresses answer 404 now.")
+    return RedirectResponse(f"/monitors/{monitor_id}#badges", status_code=303)
 
 
 @router.post("/monitors/{monitor_id}/toggle")
