@@ -281,6 +281,56 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
     return _with_database(args, work)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from uptimed.channels.registry import default_registry
+    from uptimed.rules import exports
+
+    async def work(pool: Any) -> int:
+        try:
+            text = await exports.export(pool, default_registry(), args.user, secrets=args.secrets)
+        except LookupError as exc:
+            print(f"uptimed: {exc.args[0]}", file=sys.stderr)
+            return EXIT_FAILURE
+        if args.output and args.output != "-":
+            out = Path(args.output)
+            out.write_text(text, encoding="utf-8")
+            if args.secrets:
+                out.chmod(0o600)  # it holds secrets: readable by its owner only
+            print(f"wrote {out}", file=sys.stderr)
+        else:
+            sys.stdout.write(text)
+        return EXIT_OK
+
+    return _with_database(args, work)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from uptimed.channels.registry import default_registry
+    from uptimed.rules import exports
+
+    settings = _load(args)
+    path = Path(args.file)
+    try:
+        text = sys.stdin.read() if args.file == "-" else path.read_text(encoding="utf-8")
+    except OSError as exc:
+        print(f"uptimed: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    registry = default_registry()
+    # Checked as a whole first: a file with one bad value writes nothing.
+    declared = exports.read(text, path, registry, settings.probe.all_regions, owner=args.user)
+
+    async def work(pool: Any) -> int:
+        done = await exports.write(pool, registry, declared, path)
+        made = f", users created: {', '.join(done.users_created)}" if done.users_created else ""
+        print(
+            f"imported {_plural(done.monitors, 'monitor')}, {_plural(done.integrations, 'integration')}, "
+            f"{_plural(done.maintenance, 'maintenance window')}{made}"
+        )
+        return EXIT_OK
+
+    return _with_database(args, work)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="uptimed", description="Self-hosted uptime monitor.")
     parser.add_argument("--version", action="version", version=f"uptimed {__version__}")
@@ -314,6 +364,17 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"run only these roles ({', '.join(ROLES)}; default: all), to give each its own processes or cores",
     )
     add("channels", cmd_channels, "list notification channels, their config fields, and broken plugins")
+    export = add(
+        "export",
+        cmd_export,
+        "write a user's monitors, integrations and maintenance windows as TOML (the config format)",
+    )
+    export.add_argument("--user", required=True, metavar="USER", help="username")
+    export.add_argument("--secrets", action="store_true", help="include secrets (webhook URLs, tokens, passwords)")
+    export.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    importing = add("import", cmd_import, "read an export back: checked as a whole, then written in one transaction")
+    importing.add_argument("file", metavar="FILE", help="the export to read ('-': standard input)")
+    importing.add_argument("--user", metavar="USER", help="import everything as this user, whatever the file says")
 
     def action(
         group: argparse._SubParsersAction, name: str, handler: Callable[[argparse.Namespace], int], help_text: str

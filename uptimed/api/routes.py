@@ -6,6 +6,7 @@ from fastapi import Depends, FastAPI
 
 from uptimed.api import (
     channels,
+    exports,
     health,
     incidents,
     integrations,
@@ -18,7 +19,19 @@ from uptimed.api import (
 )
 from uptimed.api.bounds import known_query
 
-MODULES = (integrations, channels, monitors, maintenance, notifications, incidents, users, tokens, health, metrics)
+MODULES = (
+    integrations,
+    channels,
+    monitors,
+    maintenance,
+    exports,
+    notifications,
+    incidents,
+    users,
+    tokens,
+    health,
+    metrics,
+)
 
 PATHS = ("/api/", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs")
 """Paths (prefixes) the API answers, errors included, with JSON; every other path is a page."""

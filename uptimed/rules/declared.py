@@ -20,7 +20,7 @@ import asyncpg
 import structlog
 
 from uptimed.channels.registry import ChannelRegistry
-from uptimed.config import ConfigError, ConfigProblem, Settings, key_lines, line_of
+from uptimed.config import ConfigError, ConfigProblem, Declared, Settings, key_lines, line_of
 from uptimed.rules.errors import Invalid, dotted
 from uptimed.rules.integrations import validated
 from uptimed.store import integrations, maintenance, monitors
@@ -30,14 +30,17 @@ log = structlog.get_logger()
 
 
 def declared_integrations(
-    settings: Settings, registry: ChannelRegistry, path: Path | None = None
+    settings: Settings | Declared, registry: ChannelRegistry, path: Path | None = None, *, text: str | None = None
 ) -> list[ConfiguredIntegration]:
     """Each ``[[integrations]]`` entry with its config validated by its channel and ready to store.
 
     Raises :class:`~uptimed.config.ConfigError` naming the key path and line
-    of every bad value (``integrations[0].config.webhookUrl``).
+    of every bad value (``integrations[0].config.webhookUrl``), read from
+    ``text`` or else the file at ``path``.
     """
-    lines = key_lines(path.read_text(encoding="utf-8")) if path and path.exists() else {}
+    if text is None and path is not None and path.exists():
+        text = path.read_text(encoding="utf-8")
+    lines = key_lines(text) if text else {}
     problems: list[ConfigProblem] = []
     out: list[ConfiguredIntegration] = []
     for index, spec in enumerate(settings.integrations):
