@@ -285,23 +285,28 @@ def cmd_export(args: argparse.Namespace) -> int:
     from uptimed.channels.registry import default_registry
     from uptimed.rules import exports
 
+    written: list[str] = []
+
     async def work(pool: Any) -> int:
         try:
-            text = await exports.export(pool, default_registry(), args.user, secrets=args.secrets)
+            written.append(await exports.export(pool, default_registry(), args.user, secrets=args.secrets))
         except LookupError as exc:
             print(f"uptimed: {exc.args[0]}", file=sys.stderr)
             return EXIT_FAILURE
-        if args.output and args.output != "-":
-            out = Path(args.output)
-            out.write_text(text, encoding="utf-8")
-            if args.secrets:
-                out.chmod(0o600)  # it holds secrets: readable by its owner only
-            print(f"wrote {out}", file=sys.stderr)
-        else:
-            sys.stdout.write(text)
         return EXIT_OK
 
-    return _with_database(args, work)
+    status = _with_database(args, work)
+    if status != EXIT_OK:
+        return status
+    if args.output and args.output != "-":
+        # Created readable by its owner only: with --secrets it holds them.
+        descriptor = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+            out.write(written[0])
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(written[0])
+    return EXIT_OK
 
 
 def cmd_import(args: argparse.Namespace) -> int:

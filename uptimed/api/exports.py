@@ -21,7 +21,7 @@ router = APIRouter(prefix="/api/v1/export", tags=["export"], responses={**MALFOR
 
 @router.get(
     "",
-    response_class=PlainTextResponse,
+    response_model=None,
     responses={**INVALID, 200: {"description": "TOML", "content": {"application/toml": {}}}},
     summary="Export your monitors, integrations and maintenance windows as TOML",
 )
