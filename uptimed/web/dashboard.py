@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
@@ -124,7 +124,7 @@ async def maintenance_of(context: Services, user_id: int) -> list[Planned]:
 
 async def _table(
     request: Request, context: Services, user_id: int, tag: str | None, status: str | None, q: str | None
-) -> dict[str, object]:
+) -> dict[str, Any]:
     only = chosen_filter(tag, status, q)
     table = await rows(context, user_id, only)
     return {

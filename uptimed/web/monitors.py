@@ -135,7 +135,7 @@ async def monitor_page(
     monitor = view.monitor
     now = datetime.now(UTC)
     first = await checks.first_at(context.pool, monitor_id)
-    window, span = fitted(span, min(view.created_at, first) if first else view.created_at, now)
+    window, shown_span = fitted(span, min(view.created_at, first) if first else view.created_at, now)
     series = await stats.region_response_times(
         context.pool, visit.user.id, monitor_id, since=now - window.length, until=now, buckets=window.buckets
     )
@@ -171,7 +171,7 @@ async def monitor_page(
         v=view,
         m=monitor,
         shown_status=view.shown,
-        span=span,
+        span=shown_span,
         window=window,
         ranges=RANGES,
         chart=chart,
