@@ -465,7 +465,7 @@ async def test_an_invalid_edit_answers_422_at_the_field_and_changes_nothing(site
     assert answer.status_code == 422
     field = page(answer.text).one("input", id="field-webhook-timeout")
     assert field.attrs.get("aria-invalid") == "true"
-    assert "less than or equal to 120" in page(answer.text).one("p", id="webhook-timeout-error").text()
+    assert "must be at most 120" in page(answer.text).one("p", id="webhook-timeout-error").text()
     assert (await integrations.get(site.pool, made)).config == before
 
 
