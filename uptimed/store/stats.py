@@ -85,6 +85,22 @@ async def recent_response_times(
     return series
 
 
+async def first_checks(
+    conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, monitor_ids: Iterable[int], *, since: datetime
+) -> dict[int, datetime]:
+    """Per monitor of the owner with checks since ``since``: its first one since then."""
+    rows = await conn.fetch(
+        """
+        SELECT m.id, (SELECT min(c.checked_at) FROM checks c WHERE c.monitor_id = m.id AND c.checked_at >= $3) AS first
+        FROM monitors m WHERE m.owner_id = $1 AND m.id = ANY($2::bigint[])
+        """,
+        owner_id,
+        list(monitor_ids),
+        since,
+    )
+    return {row["id"]: row["first"] for row in rows if row["first"] is not None}
+
+
 async def region_response_times(
     conn: asyncpg.Pool | asyncpg.Connection,
     owner_id: int,

@@ -81,22 +81,49 @@ async def rows(context: Services, user_id: int, only: Filter | None = None) -> l
     views = await monitor_status.page(
         context.pool, user_id, after_id=None, limit=MAX_MONITORS, silence_intervals=silence, only=only
     )
-    since = datetime.now(UTC) - timedelta(hours=SPARKLINE_HOURS)
+    now = datetime.now(UTC)
+    since = now - timedelta(hours=SPARKLINE_HOURS)
     series = await stats.recent_response_times(
         context.pool, user_id, [v.monitor.id for v in views], since=since, buckets=SPARKLINE_BUCKETS
     )
+    # A monitor with less than the sparkline's hours of checks gets a line over the time it has, not a dash.
+    young = [v.monitor.id for v in views if now - v.created_at < timedelta(hours=SPARKLINE_HOURS)]
+    firsts = await stats.first_checks(context.pool, user_id, young, since=since) if young else {}
+    spans: dict[int, timedelta] = {}
+    for monitor_id, first in firsts.items():
+        span = max(now - first, SPARKLINE_MIN)
+        if span < timedelta(hours=SPARKLINE_HOURS) - SPARKLINE_MIN:
+            fitted = await stats.recent_response_times(
+                context.pool, user_id, [monitor_id], since=now - span, buckets=SPARKLINE_BUCKETS
+            )
+            series[monitor_id] = fitted.get(monitor_id, [])
+            spans[monitor_id] = span
     return sorted(
         (
             Row(
                 view=v,
                 sparkline=charts.sparkline(
                     series.get(v.monitor.id, []),
-                    label=f"{v.monitor.name}, response time over the last {SPARKLINE_HOURS} hours",
+                    label=f"{v.monitor.name}, response time over the last {_span_words(spans.get(v.monitor.id))}",
                 ),
             )
             for v in views
         ),
         key=_rank,
+    )
+
+
+SPARKLINE_MIN = timedelta(minutes=10)
+
+
+def _span_words(span: timedelta | None) -> str:
+    if span is None:
+        return f"{SPARKLINE_HOURS} hours"
+    minutes = round(span.total_seconds() / 60)
+    return (
+        f"{minutes} minutes (since its first check)"
+        if minutes < 120
+        else f"{minutes // 60} hours (since its first check)"
     )
 
 
