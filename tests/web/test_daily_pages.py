@@ -21,7 +21,7 @@ async def test_the_monitor_form_sets_tags_and_the_integrations_it_notifies(
     assert "bob@example.com" not in form
 
     created = await alice.post(
-        "/monitors", _form({"tags": "eu, payments, eu"}) + [("notify", "chosen"), ("integrations", str(mail.id))]
+        "/monitors", [*_form({"tags": "eu, payments, eu"}), ("notify", "chosen"), ("integrations", str(mail.id))]
     )
     assert created.status_code == 303
     monitor_id = int(created.headers["location"].rsplit("/", 1)[1])
@@ -38,11 +38,11 @@ async def test_the_monitor_form_sets_tags_and_the_integrations_it_notifies(
 
     # Another user's integration is refused beside the field; all of them again is the default.
     refused = await alice.post(
-        f"/monitors/{monitor_id}/edit", _form({}) + [("notify", "chosen"), ("integrations", str(bobs.id))]
+        f"/monitors/{monitor_id}/edit", [*_form({}), ("notify", "chosen"), ("integrations", str(bobs.id))]
     )
     assert refused.status_code == 422
     assert f"you have no integration #{bobs.id}" in refused.text
-    saved = await alice.post(f"/monitors/{monitor_id}/edit", _form({}) + [("notify", "all")])
+    saved = await alice.post(f"/monitors/{monitor_id}/edit", [*_form({}), ("notify", "all")])
     assert saved.status_code == 303
     assert await site.pool.fetchval("SELECT notify_integrations FROM monitors WHERE id = $1", monitor_id) is None
     bad_tag = await alice.post("/monitors", _form({"tags": "ok, #no"}))
