@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import asyncpg
 import pytest
 from pydantic import ValidationError
 
+from uptimed.channels.registry import default_registry
+from uptimed.config import ConfigError, parse_settings
 from uptimed.maintenance import MaintenanceIn, MaintenanceSpec, Occurrence, upcoming
+from uptimed.rules.declared import sync
 from uptimed.rules.errors import problems_of
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -139,3 +144,48 @@ def test_a_window_chooses_its_monitors() -> None:
     assert spec.stable_key == "db"
     chosen = window(cron="0 2 * * *", duration="1h", all_monitors=False, tags=["eu"])
     assert chosen.tags == ["eu"]
+
+
+CONFIG = """
+[[monitors]]
+owner = "alice"
+name = "db"
+target = "db.example:5432"
+kind = "tcp"
+tags = ["db"]
+
+[[maintenance]]
+owner = "alice"
+name = "backups"
+days = ["sun"]
+at = 02:00:00
+duration = "90m"
+time_zone = "Europe/Berlin"
+monitors = ["db"]
+"""
+
+
+def test_the_config_file_declares_windows_naming_its_monitors_by_key() -> None:
+    settings = parse_settings(CONFIG)
+    [window] = settings.maintenance
+    assert (window.owner, window.stable_key, window.monitors) == ("alice", "backups", ["db"])
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(CONFIG.replace('monitors = ["db"]', 'monitors = ["shop"]'))
+    assert [p.render(Path("u.toml")) for p in caught.value.problems] == [
+        "u.toml:16: maintenance[0].monitors: 'alice' has no monitor with key 'shop' in this file"
+    ]
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(CONFIG.replace('duration = "90m"', 'duration = "5s"'))
+    assert "maintenance[0]: must be between 1 minute and 31 days" in str(caught.value)
+
+
+async def test_windows_from_the_file_are_synced_changed_and_removed(pool: asyncpg.Pool) -> None:
+    registry = default_registry()
+    await sync(pool, parse_settings(CONFIG), registry)
+    [stored] = await pool.fetch("SELECT * FROM maintenance_windows")
+    db = await pool.fetchval("SELECT id FROM monitors WHERE name = 'db'")
+    assert (stored["config_key"], list(stored["monitor_ids"]), stored["duration_s"]) == ("backups", [db], 5400)
+    await sync(pool, parse_settings(CONFIG.replace('"90m"', '"2h"')), registry)
+    assert await pool.fetchval("SELECT duration_s FROM maintenance_windows WHERE id = $1", stored["id"]) == 7200
+    await sync(pool, parse_settings(CONFIG[: CONFIG.index("[[maintenance]]")]), registry)
+    assert await pool.fetchval("SELECT count(*) FROM maintenance_windows") == 0

@@ -82,9 +82,11 @@ class MonitorOut(MonitorIn):
     down_since: datetime | None = None
     last_checked_at: datetime | None = None
     last_response_time_ms: float | None = None
-    uptime_24h: float | None = Field(None, description="percent of checks up in the last 24 hours")
-    uptime_7d: float | None = Field(None, description="percent of checks up in the last 7 days")
-    uptime_30d: float | None = Field(None, description="percent of checks up in the last 30 days")
+    uptime_24h: float | None = Field(
+        None, description="percent of checks up in the last 24 hours, maintenance left out"
+    )
+    uptime_7d: float | None = Field(None, description="percent of checks up in the last 7 days, maintenance left out")
+    uptime_30d: float | None = Field(None, description="percent of checks up in the last 30 days, maintenance left out")
     maintenance: MaintenanceNow | None = Field(
         None, description="the maintenance window on now; uptime leaves maintenance out"
     )
