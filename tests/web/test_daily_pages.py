@@ -28,6 +28,8 @@ async def test_the_monitor_form_sets_tags_and_the_integrations_it_notifies(
     row = await site.pool.fetchrow("SELECT tags, notify_integrations FROM monitors WHERE id = $1", monitor_id)
     assert (list(row["tags"]), list(row["notify_integrations"])) == (["eu", "payments"], [mail.id])
     page = (await alice.get(f"/monitors/{monitor_id}")).text
+    assert "<title>shop · uptimed</title>" in page
+    assert page.count('id="badges"') == 1
     assert '<dd id="monitor-notifies">Me</dd>' in page
     assert 'href="/?tag=payments"' in page
 
