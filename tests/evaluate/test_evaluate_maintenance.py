@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 
 from uptimed.bus.messages import CheckResult, CheckStatus, ErrorClass
-from uptimed.evaluate.maintenance import Hold, Windows, hold_back
+from uptimed.evaluate.maintenance import Hold, Windows, hold_back, retarget
 from uptimed.evaluate.state import ChangeKind, Evaluation, MonitorState, MonitorStatus, evaluate, next_wake_ms, tick
 from uptimed.maintenance import MaintenanceWindow
 from uptimed.monitor import Monitor
@@ -150,6 +150,26 @@ def test_a_window_that_follows_another_keeps_holding() -> None:
     assert m.state.hold == Hold(until_ms=T0 + 20 * STEP, announced_down=False)
     m.timer(T0 + 20 * STEP)
     assert m.kinds() == [ChangeKind.DOWN]
+
+
+def test_a_hold_follows_its_windows_when_they_change() -> None:
+    m = Machine((T0 + 2 * STEP, T0 + 10 * STEP))
+    m.result(True, T0)
+    m.result(False, T0 + 3 * STEP)
+    held = m.state
+    assert held.hold == Hold(until_ms=T0 + 10 * STEP, announced_down=False)
+    # Unchanged windows leave it alone; an extended or shortened one moves its end.
+    assert retarget(held, end_ms=T0 + 10 * STEP, at_ms=T0 + 4 * STEP) is held
+    assert retarget(held, end_ms=T0 + 30 * STEP, at_ms=T0 + 4 * STEP).hold == Hold(T0 + 30 * STEP, False)
+    assert retarget(held, end_ms=T0 + 6 * STEP, at_ms=T0 + 4 * STEP).hold == Hold(T0 + 6 * STEP, False)
+    # Deleted: it ends now, and the timer announces the monitor still down, dated then.
+    m.state = retarget(held, end_ms=None, at_ms=T0 + 4 * STEP)
+    assert next_wake_ms(m.state, MONITOR) == T0 + 4 * STEP
+    m.window = (0, 0)
+    m.timer(T0 + 4 * STEP)
+    assert m.announced == [(ChangeKind.DOWN, "still down after maintenance: status: HTTP 503", T0 + 4 * STEP)]
+    # A hold already over is left to its release.
+    assert retarget(held, end_ms=None, at_ms=T0 + 10 * STEP) is held
 
 
 def at(*parts: int) -> int:

@@ -19,6 +19,7 @@ from tests.evaluate.test_evaluator import (  # noqa: F401 - fixtures
     result,
 )
 from tests.support import EventReader, eventually
+from uptimed.evaluate.maintenance import WINDOWS_CACHE_S
 from uptimed.maintenance import MaintenanceIn
 from uptimed.store import maintenance
 
@@ -86,6 +87,55 @@ async def test_a_window_holds_a_flapping_monitor_and_one_still_down_at_its_end_i
     assert (hours["checks"], hours["maintenance"]) == (0, 11)
     state = await pool.fetchval("SELECT state FROM monitor_state WHERE monitor_id = $1", flapping)
     assert state["status"] == "up" and state["hold"] is None
+    assert not evaluators.crashes
+
+
+async def test_a_window_created_and_deleted_while_the_evaluator_runs_applies_without_a_restart(
+    pool: asyncpg.Pool, feed: Feed, evaluators: Running, events: EventReader
+) -> None:
+    (mid,) = await make_monitors(pool, 1)
+    owner = await owner_of(pool, mid)
+    evaluators.start()
+    await feed.send([result(mid, True, now_ms())])
+    await eventually(lambda: pool.fetchval("SELECT state FROM monitor_state WHERE monitor_id = $1", mid))
+    # Planned while the evaluator runs: it holds what follows, once the windows were read again.
+    start = now_ms()
+    window_id = await maintenance.create(
+        pool,
+        owner,
+        MaintenanceIn(
+            name="deploy",
+            start=datetime.fromtimestamp(start / 1000, UTC),
+            end=datetime.fromtimestamp((start + 3_600_000) / 1000, UTC),
+            monitor_ids=[mid],
+        ),
+    )
+
+    async def in_maintenance() -> bool:
+        await feed.send([result(mid, True, now_ms())])
+        flagged: bool = await pool.fetchval("SELECT bool_or(in_maintenance) FROM checks WHERE monitor_id = $1", mid)
+        return flagged
+
+    await eventually(in_maintenance, timeout=WINDOWS_CACHE_S * 3)
+    await feed.send([result(mid, False, now_ms())])
+    state = await eventually(
+        lambda: pool.fetchval(
+            "SELECT state FROM monitor_state WHERE monitor_id = $1 AND state->'hold' IS NOT NULL"
+            " AND state->>'status' = 'down'",
+            mid,
+        )
+    )
+    assert events.events == []  # down, and nobody heard: it is in maintenance
+    # Deleted an hour early: the monitor, still down, is announced once, now, not at the end it had.
+    deleted_at = now_ms()
+    assert await maintenance.delete_owned(pool, owner, window_id)
+    [down] = await events.wait_for("website.down", timeout=WINDOWS_CACHE_S * 3)
+    assert down["reason"] == "still down after maintenance: status: HTTP 500"
+    assert deleted_at <= down["timestamp"] < start + 60_000
+    await feed.send([result(mid, False, now_ms())])
+    state = await eventually(lambda: pool.fetchval("SELECT state FROM monitor_state WHERE monitor_id = $1", mid))
+    assert state["hold"] is None
+    assert [e["type"] for e in events.events] == ["website.down"]
     assert not evaluators.crashes
 
 

@@ -190,6 +190,7 @@ class Evaluator:
                         await self._finish(consumer, batch)
                     if not self._timers.loaded and self.owned:
                         await self._load_owned(consumer)
+                    await self._refresh_windows()
                     await self._fire_timers()
                     await self._publish_pending()
         finally:
@@ -260,7 +261,7 @@ class Evaluator:
         foreign key: it is then read again (gone) and the batch retried without it.
         """
         ids = {i.result.monitor_id for i in inputs} | set(timers)
-        await self._windows.refresh()
+        await self._refresh_windows()
         for attempt in range(1, DELETED_RETRIES + 1):
             known = await self._load_monitors(ids, fresh=attempt > 1)
             states = await self._states(known)
@@ -320,6 +321,11 @@ class Evaluator:
             if not monitor.enabled:
                 continue
             before = states.get(monitor.id, MonitorState())
+            if before.hold is not None:
+                # What the windows say now (they may have changed since the hold began), this result's time if none is on.
+                now_end = self._windows.end_of(monitor, max(now_ms, result.checked_at_ms))
+                end = now_end if now_end is not None else window_end
+                before = maintenance.retarget(before, end_ms=end, at_ms=result.checked_at_ms)
             outcome = evaluate(
                 before,
                 result,
@@ -334,11 +340,16 @@ class Evaluator:
             monitor = known.get(mid)
             if monitor is None or not monitor.enabled or mid not in states:
                 continue
-            before = states[mid]
+            window_end = self._windows.end_of(monitor, now_ms)
+            before = maintenance.retarget(states[mid], end_ms=window_end, at_ms=now_ms)
             outcome = tick(before, monitor=monitor, regions=monitor.effective_regions(self.regions), now_ms=now_ms)
-            if (window_end := self._windows.end_of(monitor, now_ms)) is not None:
+            if window_end is not None:
                 outcome = maintenance.hold_back(before, outcome, until_ms=window_end)
+            if not outcome.accepted and before is not states[mid]:
+                outcome = Evaluation(before)  # nothing due, but the hold moved: stored with its new wake
             take(monitor, outcome, None)
+            if not outcome.accepted:
+                self._timers.set(mid, next_wake_ms(before, monitor))  # woken early (the windows changed): keep its wake
 
         events: list[MonitorEvent] = []
         async with self.pool.acquire() as conn, conn.transaction():
@@ -417,6 +428,20 @@ class Evaluator:
                     del self._silent[region]
                     log.info("region.reporting", region=region)
         metrics.observe_silent_regions(self._silent)
+
+    async def _refresh_windows(self) -> None:
+        """Read the maintenance windows again when due; if they changed, wake the monitors they hold.
+
+        A window deleted or cut short must not keep a monitor silent until the
+        end it had: the timer path moves each hold to what the windows say now
+        (:func:`uptimed.evaluate.maintenance.retarget`).
+        """
+        if not await self._windows.refresh():
+            return
+        now_ms = int(self.clock() * 1000)
+        for mid, state in self.states.items():
+            if state.hold is not None and now_ms < state.hold.until_ms:
+                self._timers.set(mid, now_ms)
 
     async def _fire_timers(self) -> None:
         due = self._timers.due(int(self.clock() * 1000))

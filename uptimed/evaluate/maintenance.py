@@ -18,7 +18,11 @@ until that one ends. The checks made inside a window are stored with
 
 :class:`Windows` keeps every user's windows in memory, read again every
 :data:`WINDOWS_CACHE_S`, and answers "is a window of this monitor on at this
-time, and until when" without touching the database.
+time, and until when" without touching the database. Windows created, edited
+or deleted while the daemon runs apply within that: a new one holds the
+changes that follow; a hold whose window was deleted, cut short or extended
+is moved to what the windows say now (:func:`retarget`), so deleting a window
+releases its monitors at once instead of at the end it had.
 """
 
 from __future__ import annotations
@@ -104,6 +108,22 @@ def release(state: machine.MonitorState, *, regions: Sequence[str], now_ms: int)
     return machine.Evaluation(after)
 
 
+def retarget(state: machine.MonitorState, *, end_ms: int | None, at_ms: int) -> machine.MonitorState:
+    """``state`` with its hold ending when the windows on at ``at_ms`` end (``end_ms``), or at ``at_ms`` if none is.
+
+    The windows may change while a monitor is held: one deleted or cut short
+    releases the hold at once (its announcement dated ``at_ms``), one extended
+    keeps it longer. A hold that has already ended is left to :func:`release`.
+    """
+    hold = state.hold
+    if hold is None or at_ms >= hold.until_ms:
+        return state
+    until = end_ms if end_ms is not None else at_ms
+    if until == hold.until_ms:
+        return state
+    return replace(state, hold=replace(hold, until_ms=until))
+
+
 def hold_back(before: machine.MonitorState, outcome: machine.Evaluation, *, until_ms: int) -> machine.Evaluation:
     """``outcome`` with its changes held until ``until_ms`` (a window of the monitor is on when they happen)."""
     if not outcome.changes:
@@ -136,22 +156,29 @@ class Windows:
         self._read_at: float | None = None
         self._answers: dict[int, _Answer] = {}
 
-    async def refresh(self) -> None:
-        """Read the windows again if the copy in memory is older than :data:`WINDOWS_CACHE_S`."""
+    async def refresh(self) -> bool:
+        """Read the windows again if the copy in memory is older than :data:`WINDOWS_CACHE_S`.
+
+        Returns whether they changed (one created, edited or deleted since the last read).
+        """
         now = time.monotonic()
         if self._read_at is not None and now - self._read_at < WINDOWS_CACHE_S:
-            return
+            return False
         since = datetime.fromtimestamp(self.clock(), UTC) - ENDED_KEPT
         windows = await stored_windows.every(self.pool, ended_before=since)
-        self.load(windows)
         self._read_at = now
+        return self.load(windows)
 
-    def load(self, windows: Sequence[MaintenanceWindow]) -> None:
+    def load(self, windows: Sequence[MaintenanceWindow]) -> bool:
+        """Use ``windows`` from now on; returns whether they differ from those used so far."""
         by_owner: dict[int, list[MaintenanceWindow]] = defaultdict(list)
         for window in windows:
             by_owner[window.owner_id].append(window)
+        if by_owner == self._by_owner:
+            return False
         self._by_owner = dict(by_owner)
         self._answers.clear()
+        return True
 
     def end_of(self, monitor: Monitor, at_ms: int) -> int | None:
         """When the maintenance of ``monitor`` that is on at ``at_ms`` ends (the latest of its windows), else None."""
