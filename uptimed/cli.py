@@ -281,6 +281,40 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
     return _with_database(args, work)
 
 
+def cmd_integrations(args: argparse.Namespace) -> int:
+    from uptimed.channels.registry import default_registry
+    from uptimed.rules.integrations import name_of
+    from uptimed.store import integrations, users
+
+    registry = default_registry()
+
+    async def work(pool: Any) -> int:
+        user = await users.get_by_username(pool, args.user)
+        if user is None:
+            print(f"uptimed: no user named {args.user!r}", file=sys.stderr)
+            return EXIT_FAILURE
+        # The cards' figures: the newest delivery and the failures among the last few.
+        found = await integrations.page_for_owner(pool, user.id, before_id=None, limit=10_000)
+        deliveries = await integrations.recent_deliveries(pool, user.id)
+        if not found:
+            print(f"{user.username} has no integrations")
+        for item in reversed(found):
+            state = "active" if item.enabled else "disabled"
+            where = "  [config file]" if item.declared_in_file else ""
+            done = deliveries.get(item.id)
+            if done is None:
+                last = "no deliveries yet"
+            else:
+                when = f" {done.last_at:%Y-%m-%d %H:%M} UTC" if done.last_at else ""
+                last = f"last delivery {done.last_status}{when}"
+                if done.failed:
+                    last += f"; {done.failed} of the last {done.recent} failed"
+            print(f"{item.id}  {name_of(registry, item)}  ({item.type}, {state}{where})  {last}")
+        return EXIT_OK
+
+    return _with_database(args, work)
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from uptimed.channels.registry import default_registry
     from uptimed.rules import exports
@@ -369,6 +403,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"run only these roles ({', '.join(ROLES)}; default: all), to give each its own processes or cores",
     )
     add("channels", cmd_channels, "list notification channels, their config fields, and broken plugins")
+    listed = add(
+        "integrations", cmd_integrations, "list a user's integrations by name, with how their last deliveries went"
+    )
+    listed.add_argument("user", metavar="USER", help="username")
     export = add(
         "export",
         cmd_export,
