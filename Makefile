@@ -42,6 +42,7 @@ browser:
 check: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check $(LINTED)
 	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/mypy
 
 test: check services-up browser
 	$(PY) -m pytest

@@ -560,7 +560,7 @@ async def one_run(
 async def run_fanout(
     args, settings, user, monitor_ids, hooks, producer, db, receiver, measured, name
 ) -> dict[str, Any]:
-    from uptimed.bus.messages import EventType, MonitorEvent
+    from uptimed.event import EventType, MonitorEvent
 
     topic = settings.kafka.topics.events
 
@@ -661,7 +661,7 @@ async def run_fanout(
 async def run_pipeline(
     args, settings, user, monitor_ids, hooks, producer, db, receiver, measured, name
 ) -> dict[str, Any]:
-    from uptimed.bus.messages import CheckResult, CheckStatus, ErrorClass
+    from uptimed.check import CheckResult, CheckStatus, ErrorClass
     from uptimed.evaluate.events import EVENT_ID_NAMESPACE
 
     topic = settings.kafka.topics.checks

@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from uptimed.app import create_app  # noqa: E402
-from uptimed.bus.messages import CheckResult, CheckStatus  # noqa: E402
 from uptimed.channels.registry import default_registry  # noqa: E402
+from uptimed.check import CheckResult, CheckStatus  # noqa: E402
 from uptimed.config import DatabaseSettings, Settings  # noqa: E402
 from uptimed.passwords import hash_password  # noqa: E402
 from uptimed.store import checks  # noqa: E402

@@ -22,7 +22,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.support import SERVICES, DaemonProcess, KafkaCluster, Stack
+from tests.support import SERVICES, DaemonProcess, KafkaCluster, Stack, drop_topics
 
 KAFKA_FIXTURES = {"start_daemon", "daemons", "topics", "kafka_cluster"}
 """A test using one of these starts ``uptimed run`` or talks to Kafka: it is marked ``kafka`` by itself."""
@@ -153,8 +153,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 @pytest.fixture
-async def daemons(request: pytest.FixtureRequest) -> AsyncIterator[list[DaemonProcess]]:
-    """Daemon processes started by a test; any still running at its end are killed.
+async def daemons(request: pytest.FixtureRequest, stack: Stack) -> AsyncIterator[list[DaemonProcess]]:
+    """Daemon processes started by a test; any still running at its end are killed, and their topics deleted.
 
     When the test failed, each daemon's whole log goes to test-artifacts/ (git-ignored) for CI to keep.
     """
@@ -162,6 +162,8 @@ async def daemons(request: pytest.FixtureRequest) -> AsyncIterator[list[DaemonPr
     yield started
     for daemon in started:
         await daemon.kill()
+    if started:
+        await drop_topics(stack.bootstrap, stack.prefix)
     report = getattr(request.node, "rep_call", None)
     if started and report is not None and report.failed:
         folder = Path(__file__).resolve().parent.parent / "test-artifacts" / request.node.name[:100]
@@ -190,12 +192,13 @@ def start_daemon(daemons: list[DaemonProcess], tmp_path: Path):
 
 
 @pytest.fixture
-async def topics(stack: Stack) -> Stack:
-    """This test's topics, created up front (so readers can subscribe before uptimed starts)."""
+async def topics(stack: Stack) -> AsyncIterator[Stack]:
+    """This test's topics, created up front (so readers can subscribe before uptimed starts), deleted after it."""
     from uptimed.bus.kafka import ensure_topics
 
     await ensure_topics(stack.settings().kafka)
-    return stack
+    yield stack
+    await drop_topics(stack.bootstrap, stack.prefix)
 
 
 # The web pages' fixtures (site, alice, bob), for tests/web.

@@ -79,3 +79,9 @@ def test_config_loads_no_channel_store_or_http_code() -> None:
 def test_the_quorum_rule_loads_nothing_the_state_machine_could_not() -> None:
     unwanted = ("uptimed.store", "uptimed.api", "uptimed.web", "uptimed.channels", "fastapi", "starlette", "asyncpg")
     assert [m for m in loaded_by("uptimed.rules.regions") if within(m, unwanted)] == []
+
+
+@pytest.mark.parametrize("module", ["uptimed.monitor", "uptimed.check", "uptimed.event"])
+def test_the_domain_types_load_no_bus_store_or_http_code(module: str) -> None:
+    unwanted = ("uptimed.bus", "aiokafka", "uptimed.store", "asyncpg", "redis", "uptimed.api", "uptimed.web", "fastapi")
+    assert [m for m in loaded_by(module) if within(m, unwanted)] == []

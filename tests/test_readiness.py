@@ -14,7 +14,7 @@ from tests.notify.test_notify_delivery import receiver  # noqa: F401 - fixture
 from tests.support import Stack, Target, to_toml
 from tests.test_monitoring import target  # noqa: F401 - fixture
 from tests.test_outages import config, outage, readiness, until_ready
-from uptimed.bus.messages import CheckResult, CheckStatus
+from uptimed.check import CheckResult, CheckStatus
 
 MONITORS = 200
 BACKLOG = 40_000

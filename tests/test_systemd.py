@@ -121,21 +121,25 @@ async def test_status_says_what_readiness_says_and_an_outage_does_not_stop_the_w
         pass
 
 
-def test_a_part_stalled_while_every_service_answers_withholds_the_watchdog(stack: Stack) -> None:
+async def test_a_part_stalled_while_every_service_answers_withholds_the_watchdog(stack: Stack) -> None:
     import time
 
-    from uptimed.daemon import Daemon
+    from uptimed.channels.registry import default_registry
+    from uptimed.daemon import Daemon, connected
     from uptimed.supervisor import Part, Supervisor
+    from uptimed.watch import ServiceWatch
 
     async def never() -> None: ...
 
-    daemon = Daemon(stack.settings())
-    stalled = Part("dispatcher", never, progress_bound=30)
-    stalled.healthy, stalled.started_at = True, time.monotonic() - 31
-    daemon.supervisor = Supervisor([stalled], watch=daemon.watch)
-    daemon.watch.add("postgresql", never)
+    settings = stack.settings()
+    async with connected(settings) as connections:
+        daemon = Daemon(settings, connections, watch=ServiceWatch(), registry=default_registry())
+        stalled = Part("dispatcher", never, progress_bound=30)
+        stalled.healthy, stalled.started_at = True, time.monotonic() - 31
+        daemon.supervisor = Supervisor([stalled], watch=daemon.watch)
+        daemon.watch.add("postgresql", never)
 
-    assert daemon.stuck() == ["dispatcher"]
-    assert daemon.status_now().startswith("degraded: dispatcher no progress for 31 s")
-    daemon.watch._failed(daemon.watch._services["postgresql"], "OSError: refused")
-    assert daemon.stuck() == []  # an outage explains it: restarting would not help
+        assert daemon.stuck() == ["dispatcher"]
+        assert daemon.status_now().startswith("degraded: dispatcher no progress for 31 s")
+        daemon.watch._failed(daemon.watch._services["postgresql"], "OSError: refused")
+        assert daemon.stuck() == []  # an outage explains it: restarting would not help

@@ -7,8 +7,9 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -16,6 +17,9 @@ from uptimed import __version__
 from uptimed.config import ConfigError, Settings, load_settings
 from uptimed.errors import UptimedError
 from uptimed.roles import ROLES
+
+if TYPE_CHECKING:  # asyncpg is imported by the commands that use it, not by every start of the CLI
+    import asyncpg
 
 DEFAULT_CONFIG = "/etc/uptimed/uptimed.toml"
 
@@ -122,16 +126,15 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from uptimed import log
-    from uptimed.daemon import Daemon
+    from uptimed import daemon, log
 
     path = _config_path(args)
     settings = load_settings(path)
     log.configure(settings.log)
     # uvloop: ~30% more new-connection probes per CPU second (bench/probe_throughput.py --close --uvloop).
     try:
-        daemon = Daemon(settings, config_path=path, roles=args.parts)
-        anyio.run(daemon.run, backend_options={"use_uvloop": True})
+        run = partial(daemon.run, settings, config_path=path, roles=args.parts)
+        anyio.run(run, backend_options={"use_uvloop": True})
     except BaseExceptionGroup as group:
         # A task group wraps what a part raised: surface the error main() knows how to report.
         for kind in (ConfigError, UptimedError):
@@ -158,7 +161,7 @@ def _first(group: BaseExceptionGroup) -> BaseException:
     return leaf
 
 
-def _with_database(args: argparse.Namespace, work: Callable[[Any], Awaitable[int]]) -> int:
+def _with_database(args: argparse.Namespace, work: Callable[[asyncpg.Pool], Awaitable[int]]) -> int:
     """Run ``work(pool)`` against the configured database (migrated first)."""
     from uptimed.store.database import connect, migrate
 
@@ -178,7 +181,7 @@ def _with_database(args: argparse.Namespace, work: Callable[[Any], Awaitable[int
 def cmd_user_create(args: argparse.Namespace) -> int:
     from uptimed.store import api_tokens, users
 
-    async def work(pool: Any) -> int:
+    async def work(pool: asyncpg.Pool) -> int:
         try:
             user = await users.create(pool, args.name, args.email, is_admin=args.admin)
         except users.UserExists:
@@ -221,7 +224,7 @@ def cmd_user_passwd(args: argparse.Namespace) -> int:
         print(f"uptimed: {exc}; nothing changed", file=sys.stderr)
         return EXIT_FAILURE
 
-    async def work(pool: Any) -> int:
+    async def work(pool: asyncpg.Pool) -> int:
         user = await users.get_by_username(pool, args.name)
         if user is None:
             print(f"uptimed: no user named {args.name!r}", file=sys.stderr)
@@ -238,7 +241,7 @@ def cmd_user_passwd(args: argparse.Namespace) -> int:
 def cmd_token_create(args: argparse.Namespace) -> int:
     from uptimed.store import api_tokens, users
 
-    async def work(pool: Any) -> int:
+    async def work(pool: asyncpg.Pool) -> int:
         user = await users.get_by_username(pool, args.user)
         if user is None:
             print(f"uptimed: no user named {args.user!r}", file=sys.stderr)
@@ -254,7 +257,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 def cmd_token_list(args: argparse.Namespace) -> int:
     from uptimed.store import api_tokens
 
-    async def work(pool: Any) -> int:
+    async def work(pool: asyncpg.Pool) -> int:
         rows = [(u, t) for u, t in await api_tokens.list_all(pool) if args.user in (None, u)]
         if not rows:
             print("no tokens")
@@ -270,7 +273,7 @@ def cmd_token_list(args: argparse.Namespace) -> int:
 def cmd_token_revoke(args: argparse.Namespace) -> int:
     from uptimed.store import api_tokens
 
-    async def work(pool: Any) -> int:
+    async def work(pool: asyncpg.Pool) -> int:
         token = await api_tokens.revoke(pool, args.id)
         if token is None:
             print(f"uptimed: no active token with id {args.id}", file=sys.stderr)
@@ -288,7 +291,7 @@ def cmd_integrations(args: argparse.Namespace) -> int:
 
     registry = default_registry()
 
-    async def work(pool: Any) -> int:
+    async def work(pool: asyncpg.Pool) -> int:
         user = await users.get_by_username(pool, args.user)
         if user is None:
             print(f"uptimed: no user named {args.user!r}", file=sys.stderr)
@@ -321,7 +324,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     written: list[str] = []
 
-    async def work(pool: Any) -> int:
+    async def work(pool: asyncpg.Pool) -> int:
         try:
             written.append(await exports.export(pool, default_registry(), args.user, secrets=args.secrets))
         except LookupError as exc:
@@ -358,7 +361,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     # Checked as a whole first: a file with one bad value writes nothing.
     declared = exports.read(text, path, registry, settings.probe.all_regions, owner=args.user)
 
-    async def work(pool: Any) -> int:
+    async def work(pool: asyncpg.Pool) -> int:
         done = await exports.write(pool, registry, declared, path)
         made = f", users created: {', '.join(done.users_created)}" if done.users_created else ""
         print(
@@ -420,7 +423,10 @@ def build_parser() -> argparse.ArgumentParser:
     importing.add_argument("--user", metavar="USER", help="import everything as this user, whatever the file says")
 
     def action(
-        group: argparse._SubParsersAction, name: str, handler: Callable[[argparse.Namespace], int], help_text: str
+        group: argparse._SubParsersAction[argparse.ArgumentParser],
+        name: str,
+        handler: Callable[[argparse.Namespace], int],
+        help_text: str,
     ) -> argparse.ArgumentParser:
         command = group.add_parser(name, help=help_text, description=help_text)
         command.add_argument(
@@ -462,8 +468,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "path", None):
         args.config = args.path
+    handler: Callable[[argparse.Namespace], int] = args.handler
     try:
-        return args.handler(args)
+        return handler(args)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from uptimed.durations import Duration
@@ -391,7 +392,7 @@ def parse_settings(text: str, path: Path = Path("<config>")) -> Settings:
         raise ConfigError(path, problems) from None
 
 
-def _problem(error: Any, lines: dict[Loc, int]) -> ConfigProblem:
+def _problem(error: ErrorDetails, lines: dict[Loc, int]) -> ConfigProblem:
     found = problem_of(error)
     loc, message = found.loc, found.msg
     across_keys = isinstance((error.get("ctx") or {}).get("error"), Located)  # its message says it all

@@ -6,7 +6,9 @@ import gc
 import signal
 import socket
 import time
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -84,56 +86,127 @@ async def start_producer(settings: Settings) -> AIOKafkaProducer:
     return producer
 
 
+@dataclass(frozen=True)
+class Connections:
+    """What one process opens at start-up and its parts share; closed together when it stops."""
+
+    pool: asyncpg.Pool
+    redis: aioredis.Redis
+    producer: AIOKafkaProducer
+    probes: aiohttp.ClientSession
+    """The probes' HTTP client."""
+    http: httpx.AsyncClient
+    """The deliveries' HTTP client (the API's test notifications too)."""
+
+
+@asynccontextmanager
+async def connected(settings: Settings) -> AsyncIterator[Connections]:
+    """Connect to PostgreSQL (and migrate it), Redis and Kafka, open the HTTP clients; close them all on leaving."""
+    async with AsyncExitStack() as stack:
+        pool = await connect(settings.database)
+        stack.push_async_callback(pool.close)
+        migration = await migrate(pool)
+        log.info("database.ready", schema_version=migration.version, migrated=migration.applied)
+        redis = await connect_redis(settings.redis)
+        stack.push_async_callback(redis.aclose)
+        await log_broker_release(settings.kafka)
+        await ensure_topics(settings.kafka)
+        producer = await start_producer(settings)
+        stack.push_async_callback(producer.stop)
+        probes = make_session(limit=settings.probe.concurrency)
+        stack.push_async_callback(probes.close)
+        http = httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.notify.delivery_timeout),
+            follow_redirects=False,
+            headers={"User-Agent": f"uptimed/{__version__}"},
+        )
+        stack.push_async_callback(http.aclose)
+        yield Connections(pool=pool, redis=redis, producer=producer, probes=probes, http=http)
+
+
+async def run(
+    settings: Settings,
+    *,
+    config_path: Path | None = None,
+    registry: ChannelRegistry | None = None,
+    roles: frozenset[str] = frozenset(ROLES),
+    task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """``uptimed run``: connect, run until SIGTERM / SIGINT, then stop within :data:`STOP_GRACE_S`.
+
+    Runs the parts of ``roles`` (see :mod:`uptimed.roles`); ``task_status`` is
+    told once they all run (``daemon.ready``).
+    """
+    watch = ServiceWatch()
+    # From here on the client libraries' log records are folded into the watch's lines about each service.
+    uptimed_log.fold_library_records(watch.library_record)
+    try:
+        async with connected(settings) as connections:
+            daemon = Daemon(
+                settings,
+                connections,
+                watch=watch,
+                registry=registry or default_registry(),
+                config_path=config_path,
+                roles=roles,
+            )
+            await daemon.run(task_status=task_status)
+    finally:
+        watch.flush()
+        uptimed_log.fold_library_records(None)
+    log.info("daemon.stopped")
+
+
 class Daemon:
-    """One uptimed process: its connections and its supervised parts."""
+    """One connected uptimed process: its supervised parts, and how it answers signals and systemd."""
 
     def __init__(
         self,
         settings: Settings,
+        connections: Connections,
         *,
+        watch: ServiceWatch,
+        registry: ChannelRegistry,
         config_path: Path | None = None,
-        registry: ChannelRegistry | None = None,
         roles: frozenset[str] = frozenset(ROLES),
     ) -> None:
         self.settings = settings
-        self.roles = roles
-        self.registry = registry or default_registry()
+        self.connections = connections
+        self.registry = registry
         self.config_path = config_path
-        self.pool: asyncpg.Pool
-        self.redis: aioredis.Redis
-        self.producer: AIOKafkaProducer
-        self.session: aiohttp.ClientSession
-        self.evaluator: Evaluator
-        self.http: httpx.AsyncClient
-        self.dispatcher: Dispatcher
-        self.watch = ServiceWatch()
-        self.supervisor = Supervisor([], watch=self.watch)
-        self.ready = anyio.Event()
-        self._monitor_count: int | None = None
+        self.roles = roles
+        self.watch = watch
+        watch.add("postgresql", PostgresProbe(settings.database.dsn.get_secret_value()))
+        watch.add("redis", redis_probe(connections.redis))
+        watch.add("kafka", kafka_probe(connections.producer.client))
         self.systemd = SystemdNotifier()
         self.workers: list[ProbeWorker] = []
+        self._api_socket: socket.socket | None = None
+        self.supervisor = Supervisor(parts_of(roles, self._parts()), watch=watch)
+        self._monitor_count: int | None = None
 
-    def parts(self) -> list[Part]:
-        """The supervised parts this process runs, built from its settings."""
+    def _parts(self) -> list[Part]:
+        """Every part a process can run, built from its settings (the probe workers kept for STATUS=)."""
         settings = self.settings
+        pool, redis, producer = self.connections.pool, self.connections.redis, self.connections.producer
         identity = process_identity()
         feed = MonitorFeed()
-        parts: list[Part] = [Part("monitors", MonitorListener(feed, self.pool).run, progress_bound=POLL_BOUND_S)]
+        parts: list[Part] = [Part("monitors", MonitorListener(feed, pool).run, progress_bound=POLL_BOUND_S)]
         for region in settings.probe.regions:
-            queue = ProbeQueue(self.redis, prefix=settings.redis.key_prefix, region=region, feed=feed)
+            queue = ProbeQueue(redis, prefix=settings.redis.key_prefix, region=region, feed=feed)
             scheduler = Scheduler(
-                redis=self.redis,
+                redis=redis,
                 queue=queue,
                 feed=feed,
                 configured_regions=settings.probe.all_regions,
                 prefix=settings.redis.key_prefix,
             )
             worker = ProbeWorker(
-                queue=queue, session=self.session, consumer=identity, concurrency=settings.probe.concurrency
+                queue=queue, session=self.connections.probes, consumer=identity, concurrency=settings.probe.concurrency
             )
             forwarder = Forwarder(
-                redis=self.redis,
-                producer=self.producer,
+                redis=redis,
+                producer=producer,
                 topic=settings.kafka.topics.checks,
                 prefix=settings.redis.key_prefix,
                 region=region,
@@ -148,43 +221,37 @@ class Daemon:
                 Part(f"probe:{region}", worker.run, drain=worker.drain),
                 Part(f"forwarder:{region}", forwarder.run, drain=forwarder.drain, progress_bound=POLL_BOUND_S),
             ]
-        self.evaluator = Evaluator(settings=settings, pool=self.pool, producer=self.producer, feed=feed)
-        self.dispatcher = Dispatcher(
-            pool=self.pool,
+        evaluator = Evaluator(settings=settings, pool=pool, producer=producer, feed=feed)
+        dispatcher = Dispatcher(
+            pool=pool,
             registry=self.registry,
             settings=settings.notify,
             smtp=settings.smtp,
-            http=self.http,
+            http=self.connections.http,
             owner=identity,
         )
-        notifier = Notifier(settings=settings, pool=self.pool, producer=self.producer, dispatcher=self.dispatcher)
+        notifier = Notifier(settings=settings, pool=pool, producer=producer, dispatcher=dispatcher)
         parts += [
-            Part("evaluator", self.evaluator.run, progress_bound=POLL_BOUND_S),
+            Part("evaluator", evaluator.run, progress_bound=POLL_BOUND_S),
             Part("notifier", notifier.run, progress_bound=POLL_BOUND_S),
-            Part(
-                "dispatcher",
-                self.dispatcher.run,
-                drain=self.dispatcher.drain,
-                progress_bound=self.dispatcher.progress_bound,
-            ),
-            Part("retention", Retention(pool=self.pool, settings=settings.retention).run),
+            Part("dispatcher", dispatcher.run, drain=dispatcher.drain, progress_bound=dispatcher.progress_bound),
+            Part("retention", Retention(pool=pool, settings=settings.retention).run),
         ]
         if settings.api.enabled and "api" in self.roles:
             readiness = daemon_readiness(services=self.watch.problems, parts=lambda: self.supervisor.parts)
             app = create_app(
-                pool=self.pool, registry=self.registry, settings=settings, http=self.http, readiness=readiness
+                pool=pool, registry=self.registry, settings=settings, http=self.connections.http, readiness=readiness
             )
             # Listening before READY=1, so systemd's "ready" includes the API; a taken address fails start-up.
             try:
-                listening: socket.socket | None = bind(settings.api)
+                self._api_socket = bind(settings.api)
             except OSError as exc:
                 raise ServiceUnavailable(
                     "api", f"cannot listen on {settings.api.host}:{settings.api.port}: {exc.strerror}"
                 ) from exc
 
             async def run_api() -> None:
-                nonlocal listening
-                sock, listening = listening, None  # a restart binds afresh
+                sock, self._api_socket = self._api_socket, None  # a restart binds afresh
                 await serve(app, settings.api, sock=sock)
 
             parts.append(Part("api", run_api))
@@ -192,48 +259,12 @@ class Daemon:
 
     async def sync_config(self, settings: Settings | None = None) -> None:
         """Bring the monitors and integrations declared in the config file into the database."""
-        await declared.sync(self.pool, settings or self.settings, self.registry, self.config_path)
+        await declared.sync(self.connections.pool, settings or self.settings, self.registry, self.config_path)
 
-    async def run(self) -> None:
-        """Connect, run until SIGTERM / SIGINT, then stop within :data:`STOP_GRACE_S`."""
-        # From here on the client libraries' log records are folded into the watch's lines about each service.
-        uptimed_log.fold_library_records(self.watch.library_record)
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Sync the config file, run the parts until SIGTERM / SIGINT, then stop within :data:`STOP_GRACE_S`."""
         try:
-            await self._run()
-        finally:
-            self.watch.flush()
-            uptimed_log.fold_library_records(None)
-            self.systemd.close()
-        log.info("daemon.stopped")
-
-    async def _run(self) -> None:
-        settings = self.settings
-        async with AsyncExitStack() as stack:
-            self.pool = await connect(settings.database)
-            stack.push_async_callback(self.pool.close)
-            migration = await migrate(self.pool)
-            log.info("database.ready", schema_version=migration.version, migrated=migration.applied)
-            self.redis = await connect_redis(settings.redis)
-            stack.push_async_callback(self.redis.aclose)
-            await log_broker_release(settings.kafka)
-            await ensure_topics(settings.kafka)
-            self.producer = await start_producer(settings)
-            stack.push_async_callback(self.producer.stop)
-            self.session = make_session(limit=settings.probe.concurrency)
-            stack.push_async_callback(self.session.close)
-            self.http = httpx.AsyncClient(
-                timeout=httpx.Timeout(settings.notify.delivery_timeout),
-                follow_redirects=False,
-                headers={"User-Agent": f"uptimed/{__version__}"},
-            )
-            stack.push_async_callback(self.http.aclose)
             await self.sync_config()
-            self.watch.add("postgresql", PostgresProbe(settings.database.dsn.get_secret_value()))
-            self.watch.add("redis", redis_probe(self.redis))
-            self.watch.add("kafka", kafka_probe(self.producer.client))
-            stack.push_async_callback(self.watch.aclose)
-
-            self.supervisor = Supervisor(parts_of(self.roles, self.parts()), watch=self.watch)
             metrics.track_parts(lambda: self.supervisor.parts, self.watch.problems)
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self.watch.run)
@@ -250,13 +281,18 @@ class Daemon:
                 log.info(
                     "daemon.ready",
                     version=__version__,
-                    regions=settings.probe.regions,
+                    regions=self.settings.probe.regions,
                     parts=[p.name for p in self.supervisor.parts],
                 )
-                self.ready.set()
+                task_status.started()
                 self.systemd.ready(await self.status_line())
                 if self.systemd.watchdog_s:
                     tg.start_soon(self._watchdog, self.systemd.watchdog_s / 2)
+        finally:
+            if self._api_socket is not None:  # never served
+                self._api_socket.close()
+            await self.watch.aclose()
+            self.systemd.close()
 
     async def status_line(self) -> str:
         """One line for systemd's STATUS=: what is wrong, as /readyz says it, or monitors, regions, last check."""
@@ -276,7 +312,7 @@ class Daemon:
     async def _count_monitors(self) -> None:
         try:
             with anyio.fail_after(2):
-                self._monitor_count = await monitors.count_enabled(self.pool)
+                self._monitor_count = await monitors.count_enabled(self.connections.pool)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
             pass  # keep the last count; the watch says whether PostgreSQL answers
 

@@ -37,4 +37,5 @@ async def failpoint(name: str) -> None:
         log.warning("failpoint.hit", name=name, seconds=pause)
         if pause is None:
             await anyio.sleep_forever()
-        await anyio.sleep(pause)
+        else:
+            await anyio.sleep(pause)

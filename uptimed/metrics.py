@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -22,7 +22,11 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from uptimed.bus.messages import CheckResult, MonitorEvent
+from uptimed.check import CheckResult
+from uptimed.event import MonitorEvent
+
+if TYPE_CHECKING:  # the registry imports the metrics
+    from uptimed.channels.registry import ChannelRegistry
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -101,7 +105,8 @@ class _RegionAgeCollector(Collector):
     def collect(self) -> Iterable[GaugeMetricFamily]:
         family = GaugeMetricFamily(
             "uptimed_region_last_result_age_seconds",
-            "Seconds since the check time of the newest result this process evaluated from each region.",
+            "Seconds since the check time of the newest result from each region that this process evaluated "
+            "or, at its last partition assignment, found stored.",
             labels=["region"],
         )
         now = time.time()
@@ -170,7 +175,7 @@ class _ChannelCollector(Collector):
     """``uptimed_channels{state="loaded"|"broken"}``, read from the registry at scrape time."""
 
     def __init__(self) -> None:
-        self.registry: Any = None
+        self.registry: ChannelRegistry | None = None
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         family = GaugeMetricFamily("uptimed_channels", "Notification channels, by state.", labels=["state"])
@@ -185,7 +190,7 @@ _CHANNELS = _ChannelCollector()
 REGISTRY.register(_CHANNELS)
 
 
-def track_channels(registry: Any) -> None:
+def track_channels(registry: ChannelRegistry) -> None:
     """Report this :class:`~uptimed.channels.registry.ChannelRegistry`'s loaded and broken channels."""
     _CHANNELS.registry = registry
 

@@ -3,8 +3,8 @@
 A hash reads ``scrypt$<log2 n>$<r>$<p>$<salt>$<key>`` (base64 without
 padding), so the cost can rise later without invalidating stored hashes:
 :func:`verify` reads the parameters from the hash itself. Hashing takes
-tens of milliseconds on purpose; callers on the event loop run it in a
-thread (:func:`hash_password_async`, :func:`verify_async`).
+tens of milliseconds on purpose; a caller on the event loop verifies in a
+thread (:func:`verify_async`).
 """
 
 from __future__ import annotations
@@ -73,10 +73,6 @@ def verify(password: str, stored: str | None) -> bool:
     except (ValueError, TypeError):
         return False
     return stored is not None and hmac.compare_digest(derived, _unb64(key))
-
-
-async def hash_password_async(password: str) -> str:
-    return await anyio.to_thread.run_sync(hash_password, password)
 
 
 async def verify_async(password: str, stored: str | None) -> bool:

@@ -2,8 +2,8 @@
 
 A part is a named coroutine that runs until cancelled. When one crashes, the
 supervisor logs it by name and starts it again after a backoff, so a lost
-connection degrades the daemon instead of ending it. A configuration error is
-not retried: it ends the daemon with the message.
+connection degrades the daemon instead of ending it. (The configuration is
+checked before any part starts: no part fails on it.)
 
 Each part keeps its own state for readiness, answered without any I/O:
 running, crashed and backing off, or stalled. A part that has a
@@ -18,16 +18,14 @@ traceback, and counted in the outage's own lines.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import structlog
 from anyio.abc import TaskStatus
-
-from uptimed.config import ConfigError
 
 if TYPE_CHECKING:
     from uptimed.watch import ServiceWatch
@@ -53,8 +51,8 @@ class Part:
     """A long-running piece of the daemon: the scheduler of a region, the notifier, the API..."""
 
     name: str
-    run: Callable[[], Awaitable[None]]
-    drain: Callable[[], Awaitable[None]] | None = None
+    run: Callable[[], Coroutine[Any, Any, None]]
+    drain: Callable[[], Coroutine[Any, Any, None]] | None = None
     """Finish work in hand and take no more (a graceful stop); cancelled at the deadline."""
     progress_bound: float | None = None
     """Seconds the part may go without calling :func:`progress` while it runs; None: running is enough."""
@@ -111,7 +109,7 @@ class Supervisor:
     _stop_requested: bool = field(default=False, init=False, repr=False)
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Run every part until :meth:`stop` is called or a configuration error occurs.
+        """Run every part until :meth:`stop` is called.
 
         Started (for ``TaskGroup.start``) once every part is on its way.
         """
@@ -162,8 +160,6 @@ class Supervisor:
                 await part.run()
                 log.info("part.finished", part=part.name)
                 return
-            except ConfigError:
-                raise
             except Exception as exc:
                 part.healthy = False
                 part.restarts += 1
@@ -192,7 +188,8 @@ class Supervisor:
                 with anyio.move_on_after(backoff):
                     if cause is None:
                         await anyio.sleep_forever()
-                    await cause.ended.wait()  # back sooner: start again at once
+                    else:
+                        await cause.ended.wait()  # back sooner: start again at once
                 backoff = min(backoff * 2, self.backoff_max)
             finally:
                 part.healthy = False

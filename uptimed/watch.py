@@ -37,7 +37,8 @@ from uptimed.errors import ServiceUnavailable
 
 log = structlog.get_logger()
 
-PROBE_EVERY_S = 1.0
+PROBE_EVERY_S = 2.0
+"""Often enough to name an outage within a few seconds; each probe is one small request."""
 PROBE_TIMEOUT_S = 3.0
 """A service that takes longer than this to answer a ping counts as out of reach."""
 SUMMARY_EVERY_S = 30.0

@@ -27,7 +27,8 @@ from uptimed.api import (
 )
 from uptimed.api import metrics as metrics_route
 from uptimed.api.health import daemon_readiness
-from uptimed.bus.messages import CheckResult, CheckStatus, EventType, MonitorEvent
+from uptimed.check import CheckResult, CheckStatus
+from uptimed.event import EventType, MonitorEvent
 from uptimed.supervisor import Part
 
 pytestmark = pytest.mark.kafka

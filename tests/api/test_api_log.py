@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from tests.api.conftest import Api, Person, monitor_body
-from uptimed.bus.messages import EventType, MonitorEvent
+from uptimed.event import EventType, MonitorEvent
 from uptimed.store import incidents, notification_log
 from uptimed.store.notification_log import Intent
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from tests.api.conftest import REGIONS, Api, Person, config_monitor, monitor_body
-from uptimed.bus.messages import CheckResult, CheckStatus
+from uptimed.check import CheckResult, CheckStatus
 from uptimed.evaluate.state import Incident, MonitorState, MonitorStatus
 from uptimed.store import checks, monitor_state
 

@@ -23,8 +23,8 @@ import pytest
 from aiohttp import web
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from uptimed.bus.messages import EventType, MonitorEvent
 from uptimed.channels.base import Notification, NotificationKind
+from uptimed.event import EventType, MonitorEvent
 
 _TYPES = {
     NotificationKind.DOWN: EventType.DOWN,

@@ -6,9 +6,9 @@ import uuid
 
 import pytest
 
-from uptimed.bus.messages import EventType, MonitorEvent
 from uptimed.evaluate.events import LATE_AFTER_MS, event_for, event_id_for
 from uptimed.evaluate.state import ChangeKind, StateChange
+from uptimed.event import EventType, MonitorEvent
 from uptimed.monitor import Monitor
 
 T0 = 1_700_000_000_000

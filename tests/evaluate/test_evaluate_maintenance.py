@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from uptimed.bus.messages import CheckResult, CheckStatus, ErrorClass
+from uptimed.check import CheckResult, CheckStatus, ErrorClass
 from uptimed.evaluate.maintenance import Hold, Windows, hold_back, retarget
 from uptimed.evaluate.state import ChangeKind, Evaluation, MonitorState, MonitorStatus, evaluate, next_wake_ms, tick
 from uptimed.maintenance import MaintenanceWindow

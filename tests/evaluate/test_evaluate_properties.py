@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from uptimed.bus.messages import CheckResult, CheckStatus, ErrorClass
+from uptimed.check import CheckResult, CheckStatus, ErrorClass
 from uptimed.evaluate.state import (
     ChangeKind,
     MonitorState,

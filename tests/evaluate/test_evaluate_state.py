@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from uptimed.bus.messages import CheckResult, CheckStatus, ErrorClass
+from uptimed.check import CheckResult, CheckStatus, ErrorClass
 from uptimed.evaluate.state import (
     ChangeKind,
     Evaluation,

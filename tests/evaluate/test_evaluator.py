@@ -23,7 +23,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from tests.support import EventReader, Stack, eventually
-from uptimed.bus.messages import CheckResult, CheckStatus, ErrorClass
+from uptimed.check import CheckResult, CheckStatus, ErrorClass
 from uptimed.config import Settings
 from uptimed.evaluate.evaluator import Evaluator
 from uptimed.evaluate.state import MonitorState, evaluate

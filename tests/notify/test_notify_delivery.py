@@ -16,7 +16,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from tests.support import EventReader, Stack, WebhookReceiver, eventually
-from uptimed.bus.messages import EventType, MonitorEvent
+from uptimed.event import EventType, MonitorEvent
 
 pytestmark = pytest.mark.kafka
 

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import AsyncIterator
+from functools import partial
 
 import anyio
 import asyncpg
@@ -22,8 +23,8 @@ import respx
 
 from tests.channels.conftest import smtp_server, tls_files  # noqa: F401 - fixtures
 from tests.support import Stack, Target, WebhookReceiver, eventually
+from uptimed import daemon
 from uptimed.channels.registry import default_registry
-from uptimed.daemon import Daemon
 
 pytestmark = pytest.mark.kafka
 
@@ -96,10 +97,8 @@ async def test_down_reaches_every_channel_once(
         telegram = router.post(f"https://api.telegram.org/bot{TELEGRAM_TOKEN}/sendMessage").mock(
             return_value=httpx.Response(200, json={"ok": True, "result": {}})
         )
-        daemon = Daemon(settings, registry=default_registry())
         async with anyio.create_task_group() as tg:
-            tg.start_soon(daemon.run)
-            await daemon.ready.wait()
+            await tg.start(partial(daemon.run, settings, registry=default_registry()))
             target.status = 500
 
             [request] = await receiver.wait_for("/hook")

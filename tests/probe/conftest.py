@@ -24,7 +24,7 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from uptimed.bus.messages import CheckResult
+from uptimed.check import CheckResult
 from uptimed.monitor import Monitor
 from uptimed.probe.http import make_session
 from uptimed.probe.kinds import run_probe

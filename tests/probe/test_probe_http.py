@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from uptimed import __version__
-from uptimed.bus.messages import CheckResult, CheckStatus, ErrorClass
+from uptimed.check import CheckResult, CheckStatus, ErrorClass
 
 Check = Callable[..., Awaitable[CheckResult]]
 

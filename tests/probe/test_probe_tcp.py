@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from uptimed.bus.messages import CheckResult, CheckStatus, ErrorClass
+from uptimed.check import CheckResult, CheckStatus, ErrorClass
 
 Check = Callable[..., Awaitable[CheckResult]]
 

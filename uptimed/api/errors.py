@@ -146,19 +146,27 @@ HANDLERS: dict[type[Exception], Handler] = {
 """How the API answers each error, as JSON; :mod:`uptimed.app` installs them."""
 
 
+Responses = dict[int | str, dict[str, Any]]
+"""What a route or router documents it may answer besides success: FastAPI's ``responses=`` argument."""
+
+
 def _doc(description: str, model: type[BaseModel] = Problem) -> dict[str, Any]:
     return {"model": model, "description": description}
 
 
-MALFORMED = {
+MALFORMED: Responses = {
     400: {
         "description": "Not well-formed HTTP (a bad header or framing); answered by the HTTP server, as text.",
         "content": {"text/plain": {"schema": {"type": "string"}}},
     }
 }
-UNAUTHORIZED = {401: _doc("No valid bearer token: missing, unknown or revoked. Carries `WWW-Authenticate: Bearer`.")}
-FORBIDDEN = {403: _doc("The caller is not an admin.")}
-NOT_FOUND = {404: _doc("No such object among the caller's own (another user's answers the same).")}
-CONFLICT = {409: _doc("Declared in the config file, so read-only through the API.")}
-INVALID = {422: _doc("A parameter or the body did not validate; each problem names its field.", ValidationProblem)}
-TOO_LARGE = {413: _doc("The body is larger than the API accepts (64 KiB).")}
+UNAUTHORIZED: Responses = {
+    401: _doc("No valid bearer token: missing, unknown or revoked. Carries `WWW-Authenticate: Bearer`.")
+}
+FORBIDDEN: Responses = {403: _doc("The caller is not an admin.")}
+NOT_FOUND: Responses = {404: _doc("No such object among the caller's own (another user's answers the same).")}
+CONFLICT: Responses = {409: _doc("Declared in the config file, so read-only through the API.")}
+INVALID: Responses = {
+    422: _doc("A parameter or the body did not validate; each problem names its field.", ValidationProblem)
+}
+TOO_LARGE: Responses = {413: _doc("The body is larger than the API accepts (64 KiB).")}

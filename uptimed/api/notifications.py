@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
@@ -23,11 +23,9 @@ from uptimed.api.errors import INVALID, MALFORMED, NOT_FOUND, UNAUTHORIZED
 from uptimed.rules.cursors import id_position
 from uptimed.rules.errors import NotFound
 from uptimed.store import MAX_ID, notification_log
-from uptimed.store.notification_log import LogEntry
+from uptimed.store.notification_log import DeliveryStatus, LogEntry
 
 router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"], responses={**MALFORMED, **UNAUTHORIZED})
-
-DeliveryStatus = Literal["PENDING", "SENT", "FAILED", "RETRYING"]
 
 
 class NotificationOut(BaseModel):
@@ -56,7 +54,7 @@ def out(entry: LogEntry) -> NotificationOut:
         integration_id=entry.integration_id,
         integration_type=entry.integration_type,
         monitor_id=entry.monitor_id,
-        status=entry.status,  # type: ignore[arg-type]
+        status=entry.status,
         attempts=entry.attempts,
         error=entry.error_message,
         created_at=entry.created_at,

@@ -24,7 +24,7 @@ from uptimed.config import ApiSettings
 
 log = structlog.get_logger()
 
-GRACEFUL_SHUTDOWN_S = 5.0
+GRACEFUL_SHUTDOWN_S = 5  # whole seconds: uvicorn takes an int
 
 
 class AccessLog:

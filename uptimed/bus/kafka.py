@@ -63,6 +63,8 @@ SESSION_TIMEOUT_MS = 6_000
 """How long a dead member keeps its partitions: the broker's smallest allowed
 (``group.min.session.timeout.ms``, 6 s by default), so a killed process's
 monitors move to another within about 7 s (the rebalance itself takes the rest)."""
+FETCH_MAX_WAIT_MS = 2_000
+"""How long the broker holds a fetch that finds nothing (Kafka's default is 500 ms)."""
 HEARTBEAT_INTERVAL_MS = 1_000
 """Well under a third of the session timeout, so two lost heartbeats do not end a session."""
 
@@ -75,6 +77,9 @@ def make_consumer(settings: KafkaSettings, *topics: str, group_id: str, **overri
         "auto_offset_reset": "earliest",
         "session_timeout_ms": SESSION_TIMEOUT_MS,
         "heartbeat_interval_ms": HEARTBEAT_INTERVAL_MS,
+        # An idle fetch waits this long at the broker (new records answer it at once): fewer
+        # round trips for an idle daemon and its broker, no later alert.
+        "fetch_max_wait_ms": FETCH_MAX_WAIT_MS,
         "max_poll_interval_ms": 300_000,
         **overrides,
     }
@@ -87,7 +92,8 @@ def partition_of(monitor_id: int, partitions: int) -> int:
     The producer's default partitioner (murmur2 of the key, as Kafka's Java
     client), applied to the key every uptimed message carries.
     """
-    return (murmur2(str(monitor_id).encode()) & 0x7FFFFFFF) % partitions
+    hashed: int = murmur2(str(monitor_id).encode())
+    return (hashed & 0x7FFFFFFF) % partitions
 
 
 async def ensure_topics(settings: KafkaSettings, *, timeout: float = 30.0) -> list[str]:

@@ -12,13 +12,13 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Protocol, SupportsFloat, runtime_checkable
 
 import httpx
 from pydantic import BaseModel, SecretStr, WithJsonSchema
 
-from uptimed.bus.messages import EventType, MonitorEvent
 from uptimed.durations import format_duration
+from uptimed.event import EventType, MonitorEvent
 
 if TYPE_CHECKING:
     from uptimed.config import SmtpSettings
@@ -140,10 +140,10 @@ def error_for_status(response: httpx.Response, *, retry_after: float | None = No
 
 def parse_retry_after(value: object) -> float | None:
     """Seconds from a ``Retry-After``-like value; ``None`` when absent or unreadable."""
-    if value is None:
+    if not isinstance(value, str | bytes | SupportsFloat):
         return None
     try:
-        seconds = float(value)  # type: ignore[arg-type]
+        seconds = float(value)
     except (TypeError, ValueError):
         return None
     # "inf" and "nan" parse as floats; neither is a delay anyone can wait for.

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import Any, cast
 
 import pydantic_core
 import structlog
@@ -153,7 +153,10 @@ class ChannelRegistry:
         broken: list[BrokenChannel] = []
         for entry_point in sorted(entry_points(group=group), key=lambda ep: ep.name):
             result = _load(entry_point)
-            (loaded if isinstance(result, LoadedChannel) else broken).append(result)
+            if isinstance(result, LoadedChannel):
+                loaded.append(result)
+            else:
+                broken.append(result)
         registry = cls(loaded, broken)
         for item in registry.broken:
             log.warning(
@@ -173,7 +176,10 @@ class ChannelRegistry:
         for item in channels:
             value = f"{getattr(item, '__module__', '?')}:{getattr(item, '__qualname__', type(item).__qualname__)}"
             result = _instantiate(getattr(item, "name", value), value, item, None, None)
-            (loaded if isinstance(result, LoadedChannel) else broken).append(result)
+            if isinstance(result, LoadedChannel):
+                loaded.append(result)
+            else:
+                broken.append(result)
         return cls(loaded, broken)
 
     def names(self) -> list[str]:
@@ -251,7 +257,7 @@ def _reveal(value: str) -> str:
     return value
 
 
-def _jsonable(config: BaseModel, secret: Any) -> dict[str, Any]:
+def _jsonable(config: BaseModel, secret: Callable[[str], str]) -> dict[str, Any]:
     def walk(value: Any) -> Any:
         if isinstance(value, SecretStr):
             return secret(value.get_secret_value())
@@ -265,7 +271,8 @@ def _jsonable(config: BaseModel, secret: Any) -> dict[str, Any]:
 
     # Python mode keeps SecretStr objects, so the secrets can be told apart.
     dumped = config.model_dump(mode="python", by_alias=True)
-    return pydantic_core.to_jsonable_python(walk(dumped))
+    jsonable: dict[str, Any] = pydantic_core.to_jsonable_python(walk(dumped))
+    return jsonable
 
 
 def _load(entry_point: EntryPoint) -> LoadedChannel | BrokenChannel:
@@ -291,10 +298,11 @@ def _instantiate(
             return BrokenChannel(name, f"could not be created: {_reason(exc)}", distribution, version, value)
     if problem := check_channel(obj):
         return BrokenChannel(name, f"not a channel: {problem}", distribution, version, value)
-    if obj.name != name:  # type: ignore[attr-defined]
-        reason = f"the entry point is called {name!r} but the channel calls itself {obj.name!r}"  # type: ignore[attr-defined]
+    channel = cast(Channel, obj)  # check_channel found its name, config model and async send
+    if channel.name != name:
+        reason = f"the entry point is called {name!r} but the channel calls itself {channel.name!r}"
         return BrokenChannel(name, reason, distribution, version, value)
-    return LoadedChannel(name, obj, distribution, version, value)  # type: ignore[arg-type]
+    return LoadedChannel(name, channel, distribution, version, value)
 
 
 def _reason(exc: BaseException) -> str:

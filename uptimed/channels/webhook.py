@@ -25,9 +25,9 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from uptimed.bus.messages import EventType
 from uptimed.channels.base import Notification, NotificationKind, Secret
 from uptimed.channels.http import SecretHttpUrl, post, raise_for_status
+from uptimed.event import EventType
 
 SIGNATURE_HEADER = "X-Uptimed-Signature"
 TIMESTAMP_HEADER = "X-Uptimed-Timestamp"

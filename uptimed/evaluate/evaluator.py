@@ -39,7 +39,7 @@ from pydantic import ValidationError
 from uptimed import metrics
 from uptimed.bus.dead_letters import dead_letter, invalid
 from uptimed.bus.kafka import make_consumer, partition_of
-from uptimed.bus.messages import CheckResult, MonitorEvent
+from uptimed.check import CheckResult
 from uptimed.config import Settings
 from uptimed.evaluate import maintenance
 from uptimed.evaluate.events import LATE_AFTER_MS, event_for
@@ -53,9 +53,10 @@ from uptimed.evaluate.state import (
     silence_ms_for,
     tick,
 )
+from uptimed.event import MonitorEvent
 from uptimed.failpoints import failpoint
 from uptimed.monitor import Monitor
-from uptimed.store import checks, event_outbox, incidents, monitor_state, monitors, regions
+from uptimed.store import Connection, checks, event_outbox, incidents, monitor_state, monitors, regions
 from uptimed.store.monitor_feed import MonitorFeed
 from uptimed.supervisor import progress
 
@@ -75,7 +76,7 @@ DELETED_RETRIES = 3
 """Attempts at storing a batch whose monitors are being deleted meanwhile."""
 
 
-class _Rebalance(ConsumerRebalanceListener):
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no types: its base is Any
     """Partitions move only between batches; what this process knew of them is dropped."""
 
     def __init__(self, evaluator: Evaluator) -> None:
@@ -173,6 +174,7 @@ class Evaluator:
         self._timers.clear()
         self._unpublished.clear()
         self._silent.clear()
+        metrics.observe_silent_regions(self._silent)
         self.owned = set()
 
     async def run(self) -> None:
@@ -297,7 +299,9 @@ class Evaluator:
         pending: list[tuple[Monitor, StateChange, str | None]] = []
         touched: set[int] = set()
         newest: dict[str, int] = {}
-        silent_before = {mid: states[mid].silent for mid in known if mid in states}
+        # Counted against what this process has counted so far: a state loaded after a
+        # rebalance that is already silent for a region counts as newly silent here.
+        silent_before = {mid: self.states[mid].silent for mid in known if mid in self.states}
 
         def take(monitor: Monitor, outcome: Evaluation, late_reason: str | None) -> None:
             if outcome.accepted:
@@ -371,7 +375,7 @@ class Evaluator:
 
     async def _record(
         self,
-        conn: asyncpg.Connection,
+        conn: Connection,
         states: dict[int, MonitorState],
         monitor: Monitor,
         change: StateChange,
@@ -458,6 +462,10 @@ class Evaluator:
         for mid, wake in wakes.items():
             if self._owns(mid):
                 self._timers.set(mid, wake)
+        # A region this process never heard from (its monitors were another process's until now)
+        # still has an age: the newest result any process stored from it.
+        seen = await regions.last_results(self.pool)
+        metrics.observe_region_results({region: int(at.timestamp() * 1000) for region, at in seen.items()})
         payloads = await event_outbox.unpublished(self.pool, older_than_s=0)
         backlog = [MonitorEvent.model_validate(p) for p in payloads]
         self._unpublished[:0] = [e for e in backlog if self._owns(e.websiteId)]

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import uuid
 
-from uptimed.bus.messages import EventType, MonitorEvent
 from uptimed.evaluate.state import ChangeKind, StateChange
+from uptimed.event import EventType, MonitorEvent
 from uptimed.monitor import Monitor
 
 EVENT_ID_NAMESPACE = uuid.UUID("1e822d88-0a7c-4c42-8746-47501cd093d0")

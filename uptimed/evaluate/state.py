@@ -58,7 +58,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from uptimed.bus.messages import CheckResult, CheckStatus
+from uptimed.check import CheckResult, CheckStatus
 from uptimed.durations import format_duration
 from uptimed.evaluate import maintenance
 from uptimed.monitor import MonitorFields

@@ -32,11 +32,12 @@ import structlog
 from pydantic import ValidationError
 
 from uptimed import metrics
-from uptimed.bus.messages import MonitorEvent
-from uptimed.channels.base import DeliveryError, Notification, NotificationKind
+from uptimed.channels.base import Notification, NotificationKind
 from uptimed.channels.registry import ChannelRegistry, InvalidConfigError, UnknownChannelError
 from uptimed.config import NotifySettings, SmtpSettings
+from uptimed.event import MonitorEvent
 from uptimed.failpoints import failpoint
+from uptimed.notify.delivery import deliver
 from uptimed.store import notification_log
 from uptimed.store.notification_log import Delivery
 from uptimed.supervisor import progress
@@ -59,8 +60,12 @@ def backoff_delay(attempt: int, settings: NotifySettings, *, retry_after: float 
     if retry_after is not None:
         # Never earlier than asked; a little later so many waiters do not return at once.
         return min(retry_after, settings.backoff_max) * random.uniform(1.0, 1.1)
-    ceiling = min(settings.backoff_max, settings.backoff_initial * 2 ** (attempt - 1))
+    ceiling = min(settings.backoff_max, settings.backoff_initial * 2.0 ** (attempt - 1))
     return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+IDLE_MAX_S = 5.0
+"""The longest an idle dispatcher waits before it asks PostgreSQL again (this process's notifier wakes it at once)."""
 
 
 class Dispatcher:
@@ -137,9 +142,14 @@ class Dispatcher:
             await self._slot_freed.wait()
 
     async def _idle(self) -> None:
-        """Wait for new intents, or until the next row is due (at most a second)."""
+        """Wait for new intents, or until the next row is due (at most :data:`IDLE_MAX_S`).
+
+        Rows another process leased come due when their lease ends, which
+        ``next_due_in`` sees, so a longer idle wait delays nobody: it only
+        spares an idle daemon a query a second.
+        """
         due_in = await notification_log.next_due_in(self.pool)
-        timeout = 1.0 if due_in is None else min(max(due_in, 0.02), 1.0)
+        timeout = IDLE_MAX_S if due_in is None else min(max(due_in, 0.02), IDLE_MAX_S)
         with anyio.move_on_after(timeout):
             await self._wake.wait()
 
@@ -191,7 +201,6 @@ class Dispatcher:
                 return
             self._next_allowed[delivery.integration_id] = now + 1 / rate
 
-        error: DeliveryError | None = None
         async with self._per_channel[delivery.type]:
             # On record before the request leaves: if this process dies during it, the log says so.
             attempt = await notification_log.start_attempt(
@@ -209,17 +218,8 @@ class Dispatcher:
                 integration_id=delivery.integration_id,
                 attempt=attempt,
             )
-            started = time.monotonic()
-            try:
-                with anyio.fail_after(self.settings.delivery_timeout):
-                    await channel.send(notification)
-            except DeliveryError as exc:
-                error = exc
-            except TimeoutError:
-                error = DeliveryError(f"timed out after {self.settings.delivery_timeout:g} s")
-            except Exception as exc:  # noqa: BLE001 - a plugin's bug is its delivery's failure, not ours
-                error = DeliveryError(f"{type(exc).__name__} in channel {delivery.type!r}")
-        elapsed_ms = round((time.monotonic() - started) * 1000, 1)
+            sent = await deliver(channel, notification, timeout=self.settings.delivery_timeout)
+        error, elapsed_ms = sent.error, round(sent.seconds * 1000, 1)
 
         if error is None:
             await notification_log.mark_sent(self.pool, delivery.id, owner=self.owner, attempt=attempt)

@@ -20,8 +20,8 @@ from pydantic import ValidationError
 from uptimed import metrics
 from uptimed.bus.dead_letters import dead_letter, invalid
 from uptimed.bus.kafka import make_consumer
-from uptimed.bus.messages import MonitorEvent
 from uptimed.config import Settings
+from uptimed.event import MonitorEvent
 from uptimed.notify.dispatcher import Dispatcher
 from uptimed.store import integrations, notification_log
 from uptimed.store.notification_log import Intent

@@ -30,7 +30,7 @@ from aiokafka.errors import KafkaError
 
 from uptimed import metrics
 from uptimed.probe.leadership import Leadership
-from uptimed.probe.queue import results_stream
+from uptimed.probe.queue import StreamEntry, read_entries, results_stream
 from uptimed.supervisor import progress
 
 log = structlog.get_logger()
@@ -103,9 +103,8 @@ class Forwarder:
         failures = 0
         away_since = 0.0
         while True:
-            reply = await self.redis.xread({self.stream: cursor}, count=BATCH, block=1000)
+            entries = read_entries(await self.redis.xread({self.stream: cursor}, count=BATCH, block=1000))
             progress()
-            entries = reply[0][1] if reply else []
             if not entries:
                 self._caught_up.set()
                 await self._measure()
@@ -139,7 +138,7 @@ class Forwarder:
             if not left:
                 self._caught_up.set()
 
-    async def _publish(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+    async def _publish(self, entries: list[StreamEntry]) -> None:
         with anyio.fail_after(PUBLISH_TIMEOUT_S):
             futures = [await self.producer.send(self.topic, fields[b"v"], key=fields[b"k"]) for _, fields in entries]
             await asyncio.gather(*futures)

@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 
 from uptimed import __version__
-from uptimed.bus.messages import CheckResult, CheckStatus, ErrorClass, now_ms
+from uptimed.check import CheckResult, CheckStatus, ErrorClass, now_ms
 from uptimed.monitor import HttpOptions, Monitor
 from uptimed.probe.tcp import describe_os_error
 
@@ -319,7 +319,7 @@ def _json_equal(actual: Any, expected: Any) -> bool:
         return actual.keys() == expected.keys() and all(_json_equal(actual[k], expected[k]) for k in actual)
     if isinstance(actual, list) and isinstance(expected, list):
         return len(actual) == len(expected) and all(map(_json_equal, actual, expected))
-    return actual == expected
+    return bool(actual == expected)
 
 
 def _json_text(value: Any) -> str:

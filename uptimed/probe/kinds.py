@@ -9,7 +9,7 @@ from typing import Protocol
 import aiohttp
 import structlog
 
-from uptimed.bus.messages import CheckResult, CheckStatus, ErrorClass, now_ms
+from uptimed.check import CheckResult, CheckStatus, ErrorClass, now_ms
 from uptimed.monitor import Monitor, MonitorKind
 from uptimed.probe.http import check_http
 from uptimed.probe.tcp import check_tcp

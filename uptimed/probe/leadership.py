@@ -8,7 +8,8 @@ stops cleanly releases the key so the next one takes over at once.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import anyio
 import redis.asyncio as aioredis
@@ -48,7 +49,7 @@ class Leadership:
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
 
-    async def run(self, work: Callable[[], Awaitable[None]], *, role: str, region: str) -> None:
+    async def run(self, work: Callable[[], Coroutine[Any, Any, None]], *, role: str, region: str) -> None:
         """Compete for the lead forever; run ``work`` (cancelled when the lead is lost) while leading."""
         try:
             while True:

@@ -12,7 +12,9 @@ worker are taken over with :meth:`reclaim` (XAUTOCLAIM).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
@@ -26,6 +28,27 @@ GROUP = "probers"
 def results_stream(prefix: str, region: str) -> str:
     """The Redis stream where a region's check results wait for the forwarder."""
     return f"{prefix}results:{region}"
+
+
+# redis-py types a stream reply for every protocol and decoding at once; uptimed's
+# clients speak RESP2 and do not decode (daemon.connect_redis), so a reply has
+# one of the shapes below, all bytes.
+
+StreamEntry = tuple[bytes, dict[bytes, bytes]]
+"""A new stream entry as read: its id and its fields."""
+PendingEntry = tuple[bytes, dict[bytes, bytes] | None]
+"""An entry claimed from a group's pending list: no fields (None) once it was trimmed away."""
+
+
+def read_entries(reply: object) -> list[StreamEntry]:
+    """The entries of an XREAD or XREADGROUP reply on one stream (``[[stream, entries]]``), [] when none came."""
+    streams = cast("list[tuple[bytes, list[StreamEntry]]]", reply)
+    return streams[0][1] if streams else []
+
+
+def claimed_entries(reply: object) -> list[PendingEntry]:
+    """The entries of an XAUTOCLAIM reply: ``[next start id, entries, ids of entries gone]``."""
+    return cast("list[list[PendingEntry]]", reply)[1]
 
 
 # KEYS: stream, in-flight hash. ARGV: now_ms, maxlen, then (monitor id, deadline ms, due ms, version, json)...
@@ -90,21 +113,19 @@ class ProbeQueue:
         """Append ``(monitor, due_ms, deadline_ms)`` jobs not already in flight; returns how many."""
         if not jobs:
             return 0
-        args: list[object] = [now_ms, self.maxlen]
+        args: list[int | str] = [now_ms, self.maxlen]
         for encoded, due_ms, deadline_ms in jobs:
             args += [encoded.monitor.id, deadline_ms, due_ms, encoded.version, encoded.json]
         return int(await self._enqueue(keys=[self.stream, self.inflight], args=args))
 
     async def read(self, consumer: str, *, count: int, block_ms: int) -> list[ProbeJob]:
         reply = await self.redis.xreadgroup(GROUP, consumer, {self.stream: ">"}, count=count, block=block_ms)
-        if not reply:
-            return []
-        return self._jobs(reply[0][1])
+        return self._jobs(read_entries(reply))
 
     async def reclaim(self, consumer: str, *, min_idle_ms: int, count: int = 500) -> list[ProbeJob]:
         """Take over jobs another worker read but did not ack within ``min_idle_ms``."""
         reply = await self.redis.xautoclaim(self.stream, GROUP, consumer, min_idle_ms, "0-0", count=count)
-        return self._jobs(reply[1])
+        return self._jobs(claimed_entries(reply))
 
     async def ack(self, jobs: list[ProbeJob]) -> None:
         """Acknowledge jobs without a result (superseded) and clear their in-flight marks, in one round trip."""
@@ -128,7 +149,7 @@ class ProbeQueue:
             pipe.hdel(self.inflight, *(job.monitor.id for job, _ in done))
             await pipe.execute()
 
-    def _jobs(self, entries: list) -> list[ProbeJob]:
+    def _jobs(self, entries: Sequence[PendingEntry]) -> list[ProbeJob]:
         jobs = []
         for entry_id, fields in entries:
             if not fields:  # trimmed away while pending

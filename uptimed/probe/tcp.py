@@ -10,7 +10,7 @@ import time
 
 import aiohttp
 
-from uptimed.bus.messages import CheckResult, CheckStatus, ErrorClass, now_ms
+from uptimed.check import CheckResult, CheckStatus, ErrorClass, now_ms
 from uptimed.monitor import Monitor
 
 

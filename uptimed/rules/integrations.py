@@ -13,11 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import anyio
 import httpx
 
-from uptimed.bus.messages import EventType, MonitorEvent
-from uptimed.channels.base import DeliveryError, Notification, NotificationKind
+from uptimed.channels.base import Notification, NotificationKind
 from uptimed.channels.registry import (
     ChannelRegistry,
     InvalidConfigError,
@@ -26,6 +24,8 @@ from uptimed.channels.registry import (
     redacted_config,
     storable_config,
 )
+from uptimed.event import EventType, MonitorEvent
+from uptimed.notify.delivery import deliver
 from uptimed.rules.errors import Invalid, Problem
 from uptimed.rules.services import Services
 from uptimed.store.integrations import Integration
@@ -150,10 +150,10 @@ class Outcome:
 
 
 async def send_test(services: Services, user_id: int, integration: Integration) -> Outcome:
-    """Deliver a synthetic event through ``integration``'s channel now, with the dispatcher's timeout.
+    """Deliver a synthetic event through ``integration``'s channel now, as the dispatcher delivers a real one.
 
-    It sorts the channel's errors as the dispatcher does, but on its own:
-    uniting the two in one deliver-once path is still to do (issue 13).
+    The same send (:func:`~uptimed.notify.delivery.deliver`, with the same
+    timeout and the same sorting of errors); nothing is written to the log.
     """
     try:
         channel = services.registry.get(integration.type)
@@ -176,14 +176,7 @@ async def send_test(services: Services, user_id: int, integration: Integration) 
         smtp=services.settings.smtp,
         integration_id=integration.id,
     )
-    timeout = services.settings.notify.delivery_timeout
-    try:
-        with anyio.fail_after(timeout):
-            await channel.send(notification)
-    except DeliveryError as exc:
-        return Outcome(status="failed", error=exc.message, retryable=exc.retryable)
-    except TimeoutError:
-        return Outcome(status="failed", error=f"timed out after {timeout:g} s", retryable=True)
-    except Exception as exc:  # noqa: BLE001 - a plugin's bug is this test's failure, not the caller's
-        return Outcome(status="failed", error=f"{type(exc).__name__} in channel {integration.type!r}", retryable=False)
+    error = (await deliver(channel, notification, timeout=services.settings.notify.delivery_timeout)).error
+    if error is not None:
+        return Outcome(status="failed", error=error.message, retryable=error.retryable)
     return Outcome(status="sent")

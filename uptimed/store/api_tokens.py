@@ -15,6 +15,7 @@ from datetime import datetime
 
 import asyncpg
 
+from uptimed.store import PoolOrConnection
 from uptimed.store.users import User
 
 TOKEN_PREFIX = "upt_"
@@ -50,7 +51,7 @@ def _from_row(row: asyncpg.Record) -> ApiToken:
     return ApiToken(**dict(row))
 
 
-async def create(conn: asyncpg.Pool | asyncpg.Connection, user_id: int, name: str = "") -> tuple[str, ApiToken]:
+async def create(conn: PoolOrConnection, user_id: int, name: str = "") -> tuple[str, ApiToken]:
     """A new token for ``user_id``: the plaintext (show it once, never store it) and the stored row."""
     token = new_token()
     row = await conn.fetchrow(
@@ -60,10 +61,11 @@ async def create(conn: asyncpg.Pool | asyncpg.Connection, user_id: int, name: st
         token[:PREFIX_LENGTH],
         token_hash(token),
     )
+    assert row is not None, "INSERT ... RETURNING gives back its row"
     return token, _from_row(row)
 
 
-async def authenticate(conn: asyncpg.Pool | asyncpg.Connection, token: str) -> User | None:
+async def authenticate(conn: PoolOrConnection, token: str) -> User | None:
     """The user a live (unrevoked) token belongs to, or None."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > MAX_TOKEN_LENGTH:
         return None
@@ -91,12 +93,12 @@ async def authenticate(conn: asyncpg.Pool | asyncpg.Connection, token: str) -> U
     return User(row["id"], row["username"], row["email"], row["is_admin"], row["created_at"])
 
 
-async def list_for_user(conn: asyncpg.Pool | asyncpg.Connection, user_id: int) -> list[ApiToken]:
+async def list_for_user(conn: PoolOrConnection, user_id: int) -> list[ApiToken]:
     rows = await conn.fetch(f"SELECT {_COLUMNS} FROM api_tokens WHERE user_id = $1 ORDER BY id", user_id)
     return [_from_row(row) for row in rows]
 
 
-async def list_all(conn: asyncpg.Pool | asyncpg.Connection) -> list[tuple[str, ApiToken]]:
+async def list_all(conn: PoolOrConnection) -> list[tuple[str, ApiToken]]:
     """Every token with its owner's username, for the command line."""
     rows = await conn.fetch(
         f"""
@@ -104,12 +106,10 @@ async def list_all(conn: asyncpg.Pool | asyncpg.Connection) -> list[tuple[str, A
         FROM api_tokens t JOIN users u ON u.id = t.user_id ORDER BY t.id
         """
     )
-    return [(row["username"], _from_row({k: v for k, v in row.items() if k != "username"})) for row in rows]
+    return [(row["username"], ApiToken(**{k: v for k, v in row.items() if k != "username"})) for row in rows]
 
 
-async def revoke(
-    conn: asyncpg.Pool | asyncpg.Connection, token_id: int, *, user_id: int | None = None
-) -> ApiToken | None:
+async def revoke(conn: PoolOrConnection, token_id: int, *, user_id: int | None = None) -> ApiToken | None:
     """Revoke a token (only one of ``user_id``'s, when given); the token, or None if there is no such live token."""
     row = await conn.fetchrow(
         f"""

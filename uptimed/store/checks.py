@@ -10,13 +10,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import asyncpg
-
-from uptimed.bus.messages import CheckResult
+from uptimed.check import CheckResult
+from uptimed.store import Connection, PoolOrConnection
 
 
 async def insert_many(
-    conn: asyncpg.Connection, results: Sequence[CheckResult], in_maintenance: Sequence[bool] | None = None
+    conn: Connection, results: Sequence[CheckResult], in_maintenance: Sequence[bool] | None = None
 ) -> None:
     """Write a batch of results in one round trip; a result already stored is skipped.
 
@@ -46,7 +45,7 @@ async def insert_many(
     )
 
 
-async def first_at(conn: asyncpg.Pool | asyncpg.Connection, monitor_id: int) -> datetime | None:
+async def first_at(conn: PoolOrConnection, monitor_id: int) -> datetime | None:
     """When the monitor's oldest stored check was made; None before its first."""
     found: datetime | None = await conn.fetchval("SELECT min(checked_at) FROM checks WHERE monitor_id = $1", monitor_id)
     return found
@@ -66,7 +65,7 @@ class StoredCheck:
 
 
 async def page_for_owner(
-    conn: asyncpg.Pool | asyncpg.Connection,
+    conn: PoolOrConnection,
     owner_id: int,
     monitor_id: int,
     *,

@@ -22,6 +22,7 @@ import structlog
 
 from uptimed.config import DatabaseSettings
 from uptimed.errors import ServiceUnavailable, UptimedError
+from uptimed.store import Connection
 
 log = structlog.get_logger()
 
@@ -129,7 +130,7 @@ class Migration:
     """The steps applied, in order (``0003_check_hours.sql``); empty when the database was up to date."""
 
 
-async def _current_version(conn: asyncpg.Connection) -> int:
+async def _current_version(conn: Connection) -> int:
     if not await conn.fetchval("SELECT to_regclass('schema_version') IS NOT NULL"):
         return 0
     return int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_version"))

@@ -6,12 +6,11 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-import asyncpg
+from uptimed.event import MonitorEvent
+from uptimed.store import Connection, PoolOrConnection
 
-from uptimed.bus.messages import MonitorEvent
 
-
-async def add_many(conn: asyncpg.Connection, events: Sequence[MonitorEvent]) -> None:
+async def add_many(conn: Connection, events: Sequence[MonitorEvent]) -> None:
     if not events:
         return
     await conn.execute(
@@ -26,14 +25,14 @@ async def add_many(conn: asyncpg.Connection, events: Sequence[MonitorEvent]) -> 
     )
 
 
-async def mark_published(conn: asyncpg.Pool | asyncpg.Connection, event_ids: Sequence[uuid.UUID]) -> None:
+async def mark_published(conn: PoolOrConnection, event_ids: Sequence[uuid.UUID]) -> None:
     if event_ids:
         await conn.execute(
             "UPDATE event_outbox SET published_at = now() WHERE event_id = ANY($1::uuid[])", list(event_ids)
         )
 
 
-async def unpublished(conn: asyncpg.Pool | asyncpg.Connection, *, older_than_s: float, limit: int = 1000) -> list[Any]:
+async def unpublished(conn: PoolOrConnection, *, older_than_s: float, limit: int = 1000) -> list[Any]:
     """Payloads of events not yet published, in the order they were made (a crash or the broker away)."""
     rows = await conn.fetch(
         """

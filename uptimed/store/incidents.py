@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import asyncpg
+from uptimed.store import Connection, PoolOrConnection
 
 
-async def open_incident(conn: asyncpg.Connection, monitor_id: int, *, opened_at_ms: int, cause: str) -> int:
+async def open_incident(conn: Connection, monitor_id: int, *, opened_at_ms: int, cause: str) -> int:
     """The id of the monitor's open incident, creating it if there is none."""
-    return await conn.fetchval(
+    incident_id: int = await conn.fetchval(
         """
         INSERT INTO incidents (monitor_id, opened_at, cause)
         VALUES ($1, to_timestamp($2 / 1000.0), $3)
@@ -21,11 +21,12 @@ async def open_incident(conn: asyncpg.Connection, monitor_id: int, *, opened_at_
         opened_at_ms,
         cause,
     )
+    return incident_id
 
 
-async def resolve_incident(conn: asyncpg.Connection, monitor_id: int, *, resolved_at_ms: int) -> int | None:
+async def resolve_incident(conn: Connection, monitor_id: int, *, resolved_at_ms: int) -> int | None:
     """Resolve the monitor's open incident; its id, or None when none was open."""
-    return await conn.fetchval(
+    incident_id: int | None = await conn.fetchval(
         """
         UPDATE incidents SET resolved_at = to_timestamp($2 / 1000.0)
         WHERE monitor_id = $1 AND resolved_at IS NULL
@@ -34,6 +35,7 @@ async def resolve_incident(conn: asyncpg.Connection, monitor_id: int, *, resolve
         monitor_id,
         resolved_at_ms,
     )
+    return incident_id
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ _RECORD = """
 
 
 async def page_for_owner(
-    conn: asyncpg.Pool | asyncpg.Connection,
+    conn: PoolOrConnection,
     owner_id: int,
     *,
     monitor_id: int | None,
@@ -83,8 +85,6 @@ async def page_for_owner(
     return [IncidentRecord(**dict(row)) for row in rows]
 
 
-async def get_for_owner(
-    conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, incident_id: int
-) -> IncidentRecord | None:
+async def get_for_owner(conn: PoolOrConnection, owner_id: int, incident_id: int) -> IncidentRecord | None:
     row = await conn.fetchrow(f"{_RECORD} WHERE i.id = $1 AND m.owner_id = $2", incident_id, owner_id)
     return IncidentRecord(**dict(row)) if row else None

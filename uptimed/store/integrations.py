@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 
+from uptimed.store import Connection, PoolOrConnection
 from uptimed.store.owned import OwnedTable
 
 _COLUMNS = "id, owner_id, type, name, config, enabled, config_key, created_at, updated_at"
@@ -40,7 +41,7 @@ def _from_row(row: asyncpg.Record) -> Integration:
     return Integration(**dict(row))
 
 
-async def for_event(conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, monitor_id: int) -> list[Integration]:
+async def for_event(conn: PoolOrConnection, owner_id: int, monitor_id: int) -> list[Integration]:
     """The owner's enabled integrations to notify about this monitor: the one routing rule.
 
     Both sides may narrow it, and both must agree: an integration with rows
@@ -65,13 +66,13 @@ async def for_event(conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, moni
     return [_from_row(row) for row in rows]
 
 
-async def get(conn: asyncpg.Pool | asyncpg.Connection, integration_id: int) -> Integration | None:
+async def get(conn: PoolOrConnection, integration_id: int) -> Integration | None:
     row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM integrations WHERE id = $1", integration_id)
     return _from_row(row) if row else None
 
 
 async def create(
-    conn: asyncpg.Pool | asyncpg.Connection,
+    conn: PoolOrConnection,
     owner_id: int,
     type_: str,
     config: dict[str, Any],
@@ -91,6 +92,7 @@ async def create(
         config,
         enabled,
     )
+    assert row is not None, "INSERT ... RETURNING gives back its row"
     return _from_row(row)
 
 
@@ -107,7 +109,7 @@ class ConfiguredIntegration:
     monitor_keys: Sequence[str] | None
 
 
-async def sync_from_config(conn: asyncpg.Connection, specs: Sequence[ConfiguredIntegration]) -> int:
+async def sync_from_config(conn: Connection, specs: Sequence[ConfiguredIntegration]) -> int:
     """Make the config-declared integrations match the file (inside the caller's transaction).
 
     Matched by (owner, key); one removed from the file is disabled. Owners and
@@ -159,7 +161,7 @@ async def sync_from_config(conn: asyncpg.Connection, specs: Sequence[ConfiguredI
 
 
 async def page_for_owner(
-    conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, *, before_id: int | None, limit: int
+    conn: PoolOrConnection, owner_id: int, *, before_id: int | None, limit: int
 ) -> list[Integration]:
     """The owner's integrations, newest first, older than ``before_id`` when given."""
     rows = await conn.fetch(
@@ -175,7 +177,7 @@ async def page_for_owner(
     return [_from_row(row) for row in rows]
 
 
-async def get_owned(conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, integration_id: int) -> Integration | None:
+async def get_owned(conn: PoolOrConnection, owner_id: int, integration_id: int) -> Integration | None:
     row = await conn.fetchrow(
         f"SELECT {_COLUMNS} FROM integrations WHERE id = $1 AND owner_id = $2", integration_id, owner_id
     )
@@ -183,7 +185,7 @@ async def get_owned(conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, inte
 
 
 async def update_config(
-    conn: asyncpg.Pool | asyncpg.Connection,
+    conn: PoolOrConnection,
     owner_id: int,
     integration_id: int,
     config: dict[str, Any],
@@ -220,7 +222,7 @@ class LastDeliveries:
 
 
 async def recent_deliveries(
-    conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, *, window: int = 5, only: int | None = None
+    conn: PoolOrConnection, owner_id: int, *, window: int = 5, only: int | None = None
 ) -> dict[int, LastDeliveries]:
     """Per integration of the owner with any delivery: the newest one, and the failures among the ``window`` newest.
 

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 
 from uptimed.maintenance import MaintenanceIn, MaintenanceSpec, MaintenanceWindow
+from uptimed.store import Connection, PoolOrConnection
 
 # Ids of monitors the owner no longer has are left out, in the stored order.
 _COLUMNS = """
@@ -59,9 +60,7 @@ def _values(window: MaintenanceIn | MaintenanceSpec, monitor_ids: Sequence[int])
     )
 
 
-async def every(
-    conn: asyncpg.Pool | asyncpg.Connection, *, ended_before: datetime | None = None
-) -> list[MaintenanceWindow]:
+async def every(conn: PoolOrConnection, *, ended_before: datetime | None = None) -> list[MaintenanceWindow]:
     """Every user's windows (for the evaluator), without one-off windows that ended before ``ended_before``."""
     rows = await conn.fetch(
         f"SELECT {_COLUMNS} FROM maintenance_windows w"
@@ -71,7 +70,7 @@ async def every(
     return [window_from_row(row) for row in rows]
 
 
-async def for_owner(conn: asyncpg.Pool | asyncpg.Connection, owner_id: int) -> list[MaintenanceWindow]:
+async def for_owner(conn: PoolOrConnection, owner_id: int) -> list[MaintenanceWindow]:
     """The owner's windows, oldest first."""
     rows = await conn.fetch(
         f"SELECT {_COLUMNS} FROM maintenance_windows w WHERE w.owner_id = $1 ORDER BY w.id", owner_id
@@ -79,14 +78,14 @@ async def for_owner(conn: asyncpg.Pool | asyncpg.Connection, owner_id: int) -> l
     return [window_from_row(row) for row in rows]
 
 
-async def get_owned(conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, window_id: int) -> MaintenanceWindow | None:
+async def get_owned(conn: PoolOrConnection, owner_id: int, window_id: int) -> MaintenanceWindow | None:
     row = await conn.fetchrow(
         f"SELECT {_COLUMNS} FROM maintenance_windows w WHERE w.id = $1 AND w.owner_id = $2", window_id, owner_id
     )
     return window_from_row(row) if row else None
 
 
-async def create(conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, window: MaintenanceIn) -> int:
+async def create(conn: PoolOrConnection, owner_id: int, window: MaintenanceIn) -> int:
     """Store a window of ``owner_id`` (its monitor ids checked already); its id."""
     window_id: int = await conn.fetchval(
         """
@@ -101,9 +100,7 @@ async def create(conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, window:
     return window_id
 
 
-async def update_owned(
-    conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, window_id: int, window: MaintenanceIn
-) -> bool:
+async def update_owned(conn: PoolOrConnection, owner_id: int, window_id: int, window: MaintenanceIn) -> bool:
     """Replace one of the owner's windows that the config file does not declare; False if there is none."""
     status = await conn.execute(
         """
@@ -118,7 +115,7 @@ async def update_owned(
     return status.endswith(" 1")
 
 
-async def sync_from_config(conn: asyncpg.Connection, specs: Sequence[MaintenanceSpec]) -> int:
+async def sync_from_config(conn: Connection, specs: Sequence[MaintenanceSpec]) -> int:
     """Make the config-declared windows match the file (inside the caller's transaction); how many it declares.
 
     Matched by (owner, key); monitors by their config keys. One removed from the file is deleted: a
@@ -167,7 +164,7 @@ async def sync_from_config(conn: asyncpg.Connection, specs: Sequence[Maintenance
     return len(kept)
 
 
-async def delete_owned(conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, window_id: int) -> bool:
+async def delete_owned(conn: PoolOrConnection, owner_id: int, window_id: int) -> bool:
     """Delete one of the owner's windows that the config file does not declare; False if there is none."""
     deleted = await conn.fetchval(
         "DELETE FROM maintenance_windows WHERE id = $1 AND owner_id = $2 AND config_key IS NULL RETURNING id",

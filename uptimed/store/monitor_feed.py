@@ -31,7 +31,7 @@ import asyncpg
 import structlog
 
 from uptimed.monitor import Monitor
-from uptimed.store import monitors
+from uptimed.store import Connection, monitors
 from uptimed.supervisor import progress
 
 log = structlog.get_logger()
@@ -119,7 +119,7 @@ class MonitorFeed:
 
     def put(self, monitors_: Iterable[Monitor]) -> set[int]:
         """Set monitors directly (tests, benchmarks): each replaces the one with its id."""
-        return self._apply([((m.id, m.model_dump_json()), lambda m=m: m) for m in monitors_], gone=set())
+        return self._apply([((m.id, m.model_dump_json()), _given(m)) for m in monitors_], gone=set())
 
     def remove(self, ids: Iterable[int]) -> set[int]:
         return self._apply([], gone=set(ids))
@@ -166,7 +166,7 @@ class MonitorListener:
                 with anyio.CancelScope(shield=True), anyio.move_on_after(2):
                     await _stop_listening(conn, self)
 
-    async def _follow(self, conn: asyncpg.Connection) -> None:
+    async def _follow(self, conn: Connection) -> None:
         next_reload = time.monotonic() + self.reload_s
         while True:
             progress()
@@ -187,15 +187,15 @@ class MonitorListener:
             if changed:
                 log.debug("monitors.changed", monitors=len(changed))
 
-    async def _reload(self, conn: asyncpg.Connection) -> None:
+    async def _reload(self, conn: Connection) -> None:
         self._pending.clear()
         self._arrived.clear()
         changed = self.feed.replace(await monitors.rows_of(conn))
         log.info("monitors.loaded", monitors=len(self.feed.entries), changed=len(changed))
 
-    def _on_notification(self, conn: Any, pid: int, channel: str, payload: str) -> None:
+    def _on_notification(self, conn: Any, pid: int, channel: str, payload: object) -> None:
         try:
-            self._pending.add(int(payload))
+            self._pending.add(int(str(payload)))  # a monitor's id: the trigger sends it as text
         except ValueError:
             return
         self._arrived.set()
@@ -205,7 +205,7 @@ class MonitorListener:
         self._arrived.set()
 
 
-async def _stop_listening(conn: asyncpg.Connection, listener: MonitorListener) -> None:
+async def _stop_listening(conn: Connection, listener: MonitorListener) -> None:
     """Leave the connection as the pool lent it; one that died meanwhile is the pool's to replace."""
     try:
         conn.remove_termination_listener(listener._on_termination)
@@ -218,3 +218,8 @@ async def _stop_listening(conn: asyncpg.Connection, listener: MonitorListener) -
 def _row(row: asyncpg.Record) -> tuple[tuple[Any, ...], Callable[[], Monitor]]:
     """A row's values (to tell a change) and how to make its Monitor (only when it changed)."""
     return tuple(row.values()), lambda: monitors.monitor_from_row(row)
+
+
+def _given(monitor: Monitor) -> Callable[[], Monitor]:
+    """A monitor that is already made, as :meth:`MonitorFeed._apply` takes one."""
+    return lambda: monitor

@@ -5,19 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import asyncpg
+from uptimed.store import Connection, PoolOrConnection
 
 
-async def load_many(conn: asyncpg.Pool | asyncpg.Connection, monitor_ids: Iterable[int]) -> dict[int, Any]:
+async def load_many(conn: PoolOrConnection, monitor_ids: Iterable[int]) -> dict[int, Any]:
     rows = await conn.fetch(
         "SELECT monitor_id, state FROM monitor_state WHERE monitor_id = ANY($1::bigint[])", list(monitor_ids)
     )
     return {row["monitor_id"]: row["state"] for row in rows}
 
 
-async def save_many(
-    conn: asyncpg.Connection, states: Mapping[int, Any], wakes: Mapping[int, int | None] | None = None
-) -> None:
+async def save_many(conn: Connection, states: Mapping[int, Any], wakes: Mapping[int, int | None] | None = None) -> None:
     """Upsert JSON-ready states with their wake times (ms since epoch, or None), one round trip."""
     if not states:
         return
@@ -34,7 +32,7 @@ async def save_many(
     )
 
 
-async def wake_times(conn: asyncpg.Pool | asyncpg.Connection) -> dict[int, int]:
+async def wake_times(conn: PoolOrConnection) -> dict[int, int]:
     """Every monitor's next wake time, ms since epoch (the owners of its partition filter them)."""
     rows = await conn.fetch(
         "SELECT monitor_id, (extract(epoch FROM wake_at) * 1000)::bigint AS wake_ms FROM monitor_state"

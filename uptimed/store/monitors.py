@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 
 from uptimed.monitor import Monitor, MonitorFields, MonitorSpec
+from uptimed.store import PoolOrConnection
 from uptimed.store.owned import OwnedTable
 
 _COLUMNS = """
@@ -62,7 +63,7 @@ def _values(fields: MonitorFields) -> tuple[Any, ...]:
     )
 
 
-async def rows_of(conn: asyncpg.Pool | asyncpg.Connection, ids: Iterable[int] | None = None) -> list[asyncpg.Record]:
+async def rows_of(conn: PoolOrConnection, ids: Iterable[int] | None = None) -> list[asyncpg.Record]:
     """Monitor rows, every one or those of ``ids``, each with its options as jsonb text (see ``MonitorFeed``).
 
     The options are compared as text because decoded ``{"json_equals": 1} == {"json_equals": true}``.
@@ -74,17 +75,18 @@ async def rows_of(conn: asyncpg.Pool | asyncpg.Connection, ids: Iterable[int] | 
     )
 
 
-async def count_enabled(conn: asyncpg.Pool | asyncpg.Connection) -> int:
-    return await conn.fetchval("SELECT count(*) FROM monitors WHERE enabled")
+async def count_enabled(conn: PoolOrConnection) -> int:
+    count: int = await conn.fetchval("SELECT count(*) FROM monitors WHERE enabled")
+    return count
 
 
-async def get_many(conn: asyncpg.Pool | asyncpg.Connection, ids: Iterable[int]) -> dict[int, Monitor]:
+async def get_many(conn: PoolOrConnection, ids: Iterable[int]) -> dict[int, Monitor]:
     rows = await conn.fetch(f"SELECT {_COLUMNS} FROM monitors WHERE id = ANY($1::bigint[])", list(ids))
     return {row["id"]: monitor_from_row(row) for row in rows}
 
 
 async def create(
-    conn: asyncpg.Pool | asyncpg.Connection,
+    conn: PoolOrConnection,
     owner_id: int,
     fields: MonitorFields,
     *,
@@ -103,6 +105,7 @@ async def create(
         *_values(fields),
         None if notify is None else list(notify),
     )
+    assert row is not None, "INSERT ... RETURNING gives back its row"
     return monitor_from_row(row)
 
 
@@ -132,7 +135,8 @@ async def sync_from_config(pool: asyncpg.Pool, specs: Sequence[MonitorSpec]) -> 
             """,
             owners,
         )
-        owner_ids = dict(await conn.fetch("SELECT username, id FROM users WHERE username = ANY($1::text[])", owners))
+        rows = await conn.fetch("SELECT username, id FROM users WHERE username = ANY($1::text[])", owners)
+        owner_ids: dict[str, int] = {row["username"]: row["id"] for row in rows}
         created = updated = 0
         kept: list[int] = []
         for spec in specs:
@@ -280,7 +284,7 @@ _SHOWN_STATUS = """
 
 
 async def page_overviews(
-    conn: asyncpg.Pool | asyncpg.Connection,
+    conn: PoolOrConnection,
     owner_id: int,
     *,
     after_id: int | None,
@@ -313,12 +317,12 @@ async def page_overviews(
     return [_overview(row) for row in rows]
 
 
-async def owned_ids(conn: asyncpg.Pool | asyncpg.Connection, owner_id: int) -> list[int]:
+async def owned_ids(conn: PoolOrConnection, owner_id: int) -> list[int]:
     """The ids of the owner's monitors."""
     return [row["id"] for row in await conn.fetch("SELECT id FROM monitors WHERE owner_id = $1 ORDER BY id", owner_id)]
 
 
-async def owner_tags(conn: asyncpg.Pool | asyncpg.Connection, owner_id: int) -> list[str]:
+async def owner_tags(conn: PoolOrConnection, owner_id: int) -> list[str]:
     """Every tag on the owner's monitors, sorted."""
     rows = await conn.fetch(
         "SELECT DISTINCT unnest(tags) AS tag FROM monitors WHERE owner_id = $1 ORDER BY 1", owner_id
@@ -326,20 +330,18 @@ async def owner_tags(conn: asyncpg.Pool | asyncpg.Connection, owner_id: int) -> 
     return [row["tag"] for row in rows]
 
 
-async def get_overview(
-    conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, monitor_id: int
-) -> MonitorOverview | None:
+async def get_overview(conn: PoolOrConnection, owner_id: int, monitor_id: int) -> MonitorOverview | None:
     row = await conn.fetchrow(f"{_OVERVIEW} WHERE m.owner_id = $1 AND m.id = $2", owner_id, monitor_id)
     return _overview(row) if row else None
 
 
-async def get_owned(conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, monitor_id: int) -> Monitor | None:
+async def get_owned(conn: PoolOrConnection, owner_id: int, monitor_id: int) -> Monitor | None:
     row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM monitors WHERE id = $1 AND owner_id = $2", monitor_id, owner_id)
     return monitor_from_row(row) if row else None
 
 
 async def update_owned(
-    conn: asyncpg.Pool | asyncpg.Connection,
+    conn: PoolOrConnection,
     owner_id: int,
     monitor_id: int,
     fields: MonitorFields,
@@ -364,9 +366,7 @@ async def update_owned(
     return monitor_from_row(row) if row else None
 
 
-async def set_badge_key(
-    conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, monitor_id: int, key: str | None
-) -> Monitor | None:
+async def set_badge_key(conn: PoolOrConnection, owner_id: int, monitor_id: int, key: str | None) -> Monitor | None:
     """Opt one of the owner's monitors in to public badges under ``key`` (None: out); None if there is none."""
     row = await conn.fetchrow(
         f"UPDATE monitors SET badge_key = $3 WHERE id = $1 AND owner_id = $2 RETURNING {_COLUMNS}",
@@ -377,7 +377,7 @@ async def set_badge_key(
     return monitor_from_row(row) if row else None
 
 
-async def get_by_badge_key(conn: asyncpg.Pool | asyncpg.Connection, key: str) -> Monitor | None:
+async def get_by_badge_key(conn: PoolOrConnection, key: str) -> Monitor | None:
     row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM monitors WHERE badge_key = $1", key)
     return monitor_from_row(row) if row else None
 

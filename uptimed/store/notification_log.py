@@ -14,11 +14,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
-from uptimed.bus.messages import MonitorEvent
+from uptimed.event import MonitorEvent
+from uptimed.store import Connection, PoolOrConnection
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class Intent:
     integration_id: int
 
 
-async def add_intents(conn: asyncpg.Connection, intents: Sequence[Intent]) -> int:
+async def add_intents(conn: Connection, intents: Sequence[Intent]) -> int:
     """Insert PENDING rows, skipping (event, integration) pairs already recorded; returns rows added."""
     if not intents:
         return 0
@@ -121,7 +122,7 @@ async def start_attempt(pool: asyncpg.Pool, delivery_id: int, *, owner: str, lea
 
     None when ``owner`` no longer holds the row (its lease ran out and another took it).
     """
-    return await pool.fetchval(
+    attempt: int | None = await pool.fetchval(
         """
         UPDATE notification_log
         SET attempts = attempts + 1, attempt_started_at = now(), updated_at = now(),
@@ -133,6 +134,7 @@ async def start_attempt(pool: asyncpg.Pool, delivery_id: int, *, owner: str, lea
         owner,
         lease_s,
     )
+    return attempt
 
 
 # The outcome of attempt $3 of row $1 by owner $2, appended to attempt_log; a later owner's row is left alone.
@@ -196,12 +198,17 @@ async def postpone(pool: asyncpg.Pool, delivery_id: int, *, owner: str, delay_s:
 
 async def next_due_in(pool: asyncpg.Pool) -> float | None:
     """Seconds until the next PENDING / RETRYING row is due (<= 0: now), None when there is none."""
-    return await pool.fetchval(
+    seconds: float | None = await pool.fetchval(
         """
         SELECT extract(epoch FROM min(next_attempt_at) - now())::float8 FROM notification_log
         WHERE status IN ('PENDING', 'RETRYING')
         """
     )
+    return seconds
+
+
+DeliveryStatus = Literal["PENDING", "SENT", "FAILED", "RETRYING"]
+"""The states of a row, as the table's CHECK allows them."""
 
 
 @dataclass(frozen=True)
@@ -214,7 +221,7 @@ class LogEntry:
     integration_id: int
     integration_type: str
     monitor_id: int | None
-    status: str
+    status: DeliveryStatus
     attempts: int
     error_message: str | None
     created_at: Any
@@ -231,7 +238,7 @@ _ENTRY = """
 
 
 async def page_for_user(
-    conn: asyncpg.Pool | asyncpg.Connection,
+    conn: PoolOrConnection,
     user_id: int,
     *,
     status: str | None,
@@ -261,6 +268,6 @@ async def page_for_user(
     return [LogEntry(**dict(row)) for row in rows]
 
 
-async def get_for_user(conn: asyncpg.Pool | asyncpg.Connection, user_id: int, entry_id: int) -> LogEntry | None:
+async def get_for_user(conn: PoolOrConnection, user_id: int, entry_id: int) -> LogEntry | None:
     row = await conn.fetchrow(f"{_ENTRY} WHERE n.id = $1 AND n.user_id = $2", entry_id, user_id)
     return LogEntry(**dict(row)) if row else None

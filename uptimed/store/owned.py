@@ -12,6 +12,8 @@ from typing import Generic, Literal, TypeVar
 
 import asyncpg
 
+from uptimed.store import PoolOrConnection
+
 T = TypeVar("T")
 
 
@@ -25,7 +27,7 @@ class OwnedTable(Generic[T]):
         self.columns = columns
         self.from_row = from_row
 
-    async def toggle(self, conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, row_id: int) -> T | None:
+    async def toggle(self, conn: PoolOrConnection, owner_id: int, row_id: int) -> T | None:
         """Flip ``enabled`` of one of the owner's rows not declared in the file; the row after, None if none."""
         row = await conn.fetchrow(
             f"""
@@ -38,7 +40,7 @@ class OwnedTable(Generic[T]):
         )
         return self.from_row(row) if row else None
 
-    async def delete(self, conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, row_id: int) -> bool:
+    async def delete(self, conn: PoolOrConnection, owner_id: int, row_id: int) -> bool:
         """Delete one of the owner's rows not declared in the file (what hangs off it goes too); False if none."""
         deleted = await conn.fetchval(
             f"DELETE FROM {self.table} WHERE id = $1 AND owner_id = $2 AND config_key IS NULL RETURNING id",

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 
-import asyncpg
+from uptimed.store import Connection
 
 
-async def saw_results(conn: asyncpg.Connection, newest: Mapping[str, int]) -> None:
+async def saw_results(conn: Connection, newest: Mapping[str, int]) -> None:
     """Record the newest ``checked_at_ms`` of each region in a batch (never moving backwards)."""
     if not newest:
         return
@@ -22,9 +21,3 @@ async def saw_results(conn: asyncpg.Connection, newest: Mapping[str, int]) -> No
         list(newest),
         list(newest.values()),
     )
-
-
-async def last_results(conn: asyncpg.Pool | asyncpg.Connection) -> dict[str, datetime]:
-    """When each region last sent a result."""
-    rows = await conn.fetch("SELECT region, last_result_at FROM region_activity ORDER BY region")
-    return {row["region"]: row["last_result_at"] for row in rows}

@@ -14,6 +14,8 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import asyncpg
 
+from uptimed.store import PoolOrConnection
+
 
 @dataclass(frozen=True)
 class Point:
@@ -44,7 +46,7 @@ class DayUptime:
 
 
 async def recent_response_times(
-    conn: asyncpg.Pool | asyncpg.Connection,
+    conn: PoolOrConnection,
     owner_id: int,
     monitor_ids: Iterable[int],
     *,
@@ -86,7 +88,7 @@ async def recent_response_times(
 
 
 async def first_checks(
-    conn: asyncpg.Pool | asyncpg.Connection, owner_id: int, monitor_ids: Iterable[int], *, since: datetime
+    conn: PoolOrConnection, owner_id: int, monitor_ids: Iterable[int], *, since: datetime
 ) -> dict[int, datetime]:
     """Per monitor of the owner with checks since ``since``: its first one since then."""
     rows = await conn.fetch(
@@ -102,7 +104,7 @@ async def first_checks(
 
 
 async def region_response_times(
-    conn: asyncpg.Pool | asyncpg.Connection,
+    conn: PoolOrConnection,
     owner_id: int,
     monitor_id: int,
     *,
@@ -140,7 +142,7 @@ async def region_response_times(
 
 
 async def daily_uptime(
-    conn: asyncpg.Pool | asyncpg.Connection,
+    conn: PoolOrConnection,
     owner_id: int,
     monitor_ids: Iterable[int],
     *,

@@ -12,6 +12,8 @@ from datetime import datetime
 
 import asyncpg
 
+from uptimed.store import PoolOrConnection
+
 
 class SlugTaken(Exception):
     """Another user's status page already has this slug."""
@@ -51,20 +53,20 @@ def _from_row(row: asyncpg.Record) -> StatusPage:
     )
 
 
-async def get_for_owner(conn: asyncpg.Pool | asyncpg.Connection, owner_id: int) -> StatusPage | None:
+async def get_for_owner(conn: PoolOrConnection, owner_id: int) -> StatusPage | None:
     """The owner's status page, published or not; None before it was first saved."""
     row = await conn.fetchrow(f"{_SELECT} WHERE p.owner_id = $1", owner_id)
     return _from_row(row) if row else None
 
 
-async def get_published_by_slug(conn: asyncpg.Pool | asyncpg.Connection, slug: str) -> StatusPage | None:
+async def get_published_by_slug(conn: PoolOrConnection, slug: str) -> StatusPage | None:
     """The page at ``slug`` if its owner published it; None otherwise (unknown and unpublished alike)."""
     row = await conn.fetchrow(f"{_SELECT} WHERE p.slug = $1 AND p.published", slug)
     return _from_row(row) if row else None
 
 
 async def save(
-    conn: asyncpg.Pool | asyncpg.Connection,
+    conn: PoolOrConnection,
     owner_id: int,
     *,
     slug: str,
@@ -99,4 +101,5 @@ async def save(
         )
     except asyncpg.UniqueViolationError:
         raise SlugTaken(slug) from None
+    assert row is not None, "INSERT ... ON CONFLICT DO UPDATE ... RETURNING gives back its row"
     return _from_row(row)

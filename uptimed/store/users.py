@@ -7,6 +7,8 @@ from datetime import datetime
 
 import asyncpg
 
+from uptimed.store import PoolOrConnection
+
 _COLUMNS = "id, username, email, is_admin, created_at, time_zone"
 
 
@@ -33,7 +35,7 @@ def _from_row(row: asyncpg.Record) -> User:
     return User(**dict(row))
 
 
-async def create(conn: asyncpg.Pool | asyncpg.Connection, username: str, email: str, *, is_admin: bool = False) -> User:
+async def create(conn: PoolOrConnection, username: str, email: str, *, is_admin: bool = False) -> User:
     """Insert a user; :class:`UserExists` when the name or address is taken, :class:`InvalidUser` when malformed."""
     try:
         row = await conn.fetchrow(
@@ -48,37 +50,36 @@ async def create(conn: asyncpg.Pool | asyncpg.Connection, username: str, email: 
         raise InvalidUser(
             "a username is 1 to 64 letters, digits, '.', '_' or '-'; an email address 3 to 254 characters"
         ) from None
+    assert row is not None, "INSERT ... RETURNING gives back its row"
     return _from_row(row)
 
 
-async def get(conn: asyncpg.Pool | asyncpg.Connection, user_id: int) -> User | None:
+async def get(conn: PoolOrConnection, user_id: int) -> User | None:
     row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM users WHERE id = $1", user_id)
     return _from_row(row) if row else None
 
 
-async def get_by_username(conn: asyncpg.Pool | asyncpg.Connection, username: str) -> User | None:
+async def get_by_username(conn: PoolOrConnection, username: str) -> User | None:
     row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM users WHERE username = $1", username)
     return _from_row(row) if row else None
 
 
-async def page(conn: asyncpg.Pool | asyncpg.Connection, *, after_id: int | None, limit: int) -> list[User]:
+async def page(conn: PoolOrConnection, *, after_id: int | None, limit: int) -> list[User]:
     """Users in id order, starting after ``after_id``."""
     rows = await conn.fetch(f"SELECT {_COLUMNS} FROM users WHERE id > $1 ORDER BY id LIMIT $2", after_id or 0, limit)
     return [_from_row(row) for row in rows]
 
 
-async def set_time_zone(conn: asyncpg.Pool | asyncpg.Connection, user_id: int, time_zone: str | None) -> None:
+async def set_time_zone(conn: PoolOrConnection, user_id: int, time_zone: str | None) -> None:
     """The zone the pages show this user's times in (None: the browser's); checked by the caller."""
     await conn.execute("UPDATE users SET time_zone = $2 WHERE id = $1", user_id, time_zone)
 
 
-async def set_password_hash(conn: asyncpg.Pool | asyncpg.Connection, user_id: int, password_hash: str) -> None:
+async def set_password_hash(conn: PoolOrConnection, user_id: int, password_hash: str) -> None:
     await conn.execute("UPDATE users SET password_hash = $2 WHERE id = $1", user_id, password_hash)
 
 
-async def get_with_password_hash(
-    conn: asyncpg.Pool | asyncpg.Connection, username: str
-) -> tuple[User, str | None] | None:
+async def get_with_password_hash(conn: PoolOrConnection, username: str) -> tuple[User, str | None] | None:
     """The user named ``username`` and their password hash (None when they have no password)."""
     row = await conn.fetchrow(f"SELECT {_COLUMNS}, password_hash FROM users WHERE username = $1", username)
     if row is None:

@@ -13,8 +13,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-import asyncpg
-
+from uptimed.store import PoolOrConnection
 from uptimed.store.users import User
 
 _TOUCH_AFTER_S = 60
@@ -32,7 +31,7 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-async def create(conn: asyncpg.Pool | asyncpg.Connection, user_id: int, *, lifetime_s: float) -> str:
+async def create(conn: PoolOrConnection, user_id: int, *, lifetime_s: float) -> str:
     """A new session for ``user_id``; returns the cookie's token (shown nowhere else)."""
     token = secrets.token_urlsafe(32)
     await conn.execute(
@@ -50,7 +49,7 @@ async def create(conn: asyncpg.Pool | asyncpg.Connection, user_id: int, *, lifet
     return token
 
 
-async def lookup(conn: asyncpg.Pool | asyncpg.Connection, token: str, *, lifetime_s: float) -> Session | None:
+async def lookup(conn: PoolOrConnection, token: str, *, lifetime_s: float) -> Session | None:
     """The live session of ``token`` with its user; None when unknown or expired."""
     row = await conn.fetchrow(
         """
@@ -86,16 +85,16 @@ async def lookup(conn: asyncpg.Pool | asyncpg.Connection, token: str, *, lifetim
     return Session(user=user, csrf_token=row["csrf_token"], notice=row["notice"])
 
 
-async def set_notice(conn: asyncpg.Pool | asyncpg.Connection, token: str, notice: str) -> None:
+async def set_notice(conn: PoolOrConnection, token: str, notice: str) -> None:
     """A message the session's next page shows once ("Monitor created")."""
     await conn.execute("UPDATE web_sessions SET notice = $2 WHERE token_hash = $1", _digest(token), notice[:500])
 
 
-async def delete(conn: asyncpg.Pool | asyncpg.Connection, token: str) -> None:
+async def delete(conn: PoolOrConnection, token: str) -> None:
     await conn.execute("DELETE FROM web_sessions WHERE token_hash = $1", _digest(token))
 
 
-async def delete_for_user(conn: asyncpg.Pool | asyncpg.Connection, user_id: int) -> int:
+async def delete_for_user(conn: PoolOrConnection, user_id: int) -> int:
     """Sign ``user_id`` out everywhere (after a password change); returns how many sessions ended."""
     result = await conn.execute("DELETE FROM web_sessions WHERE user_id = $1", user_id)
     return int(result.split()[-1])

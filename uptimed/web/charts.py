@@ -58,7 +58,7 @@ def sparkline(points: Sequence[Point], *, label: str, width: int = 120, height: 
     def bucket(i: int, ms: float) -> tuple[float, float, float]:
         return i * slot, bottom - ms / peak * (bottom - top), (i + 1) * slot
 
-    body = [_polyline([bucket(i, p.ms) for i, p in run], "chart-line series-0") for run in _runs(points)]
+    body = [_polyline([bucket(i, ms) for i, _, ms in run], "chart-line series-0") for run in _runs(points)]
     body += [
         _rect(i * slot + 0.5, height - 3, max(slot - 1, 1), 3, "chart-down") for i, p in enumerate(points) if p.down
     ]
@@ -113,7 +113,7 @@ def response_chart(
     for index, (region, points) in enumerate(series.items()):
         step = _step(points, end)
         lines = [
-            _polyline([(x_of(p.at), y_of(p.ms), x_of(p.at + step)) for _, p in run], _series_class(index), _dash(index))
+            _polyline([(x_of(at), y_of(ms), x_of(at + step)) for _, at, ms in run], _series_class(index), _dash(index))
             for run in _runs(points)
         ]
         body.append(f"<g><title>{escape(region)}</title>{''.join(lines)}</g>")
@@ -239,16 +239,16 @@ def _dash(index: int) -> str:
     return _DASHES[index % len(_DASHES)]
 
 
-def _runs(points: Sequence[Point]) -> list[list[tuple[int, Point]]]:
-    """The stretches of consecutive buckets that have a response time: one line each."""
-    runs: list[list[tuple[int, Point]]] = []
+def _runs(points: Sequence[Point]) -> list[list[tuple[int, datetime, float]]]:
+    """The stretches of consecutive buckets that have a response time, one line each: (index, start, ms) a bucket."""
+    runs: list[list[tuple[int, datetime, float]]] = []
     previous = -2
     for index, point in enumerate(points):
         if point.ms is None:
             continue
         if index != previous + 1:
             runs.append([])
-        runs[-1].append((index, point))
+        runs[-1].append((index, point.at, point.ms))
         previous = index
     return runs
 

@@ -10,7 +10,8 @@ from uptimed.rules.services import Services
 from uptimed.store import MAX_ID
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
+    # async: a plain function would run in FastAPI's thread pool, a thread hop per page for a lookup.
     found: Services = request.app.state.context
     return found
 

@@ -144,7 +144,7 @@ def _form_field(channel: str, config: ConfigField) -> FormField:
     )
 
 
-def _sentence(text: Any) -> str | None:
+def _sentence(text: object) -> str | None:
     """A description as help text: ``"where to POST the event"`` -> ``"Where to POST the event."``."""
     if not isinstance(text, str) or not text.strip():
         return None

@@ -102,7 +102,7 @@ def _here(request: Request) -> str:
 
 async def visitor(request: Request, context: Context) -> Visit:
     """The signed-in user of this request; :class:`SignInRequired` otherwise."""
-    token = request.cookies.get(SESSION_COOKIE)
+    token = request.cookies.get(SESSION_COOKIE, "")
     session = None
     if token and len(token) <= 100:
         session = await web_sessions.lookup(context.pool, token, lifetime_s=context.settings.api.session_lifetime)
@@ -163,11 +163,11 @@ class Form:
 
 async def posted(request: Request, visit: Visitor) -> Form:
     """This POST's form, once its CSRF token proved it came from one of this session's pages."""
-    fields = await read_form(request)
-    sent = request.headers.get(CSRF_HEADER) or (fields.get(CSRF_FIELD) or [None])[-1]
+    form = Form(await read_form(request))
+    sent = request.headers.get(CSRF_HEADER) or form.get(CSRF_FIELD)
     if not _matches(sent, visit.csrf_token):
         raise forgery()
-    return Form(fields)
+    return form
 
 
 Posted = Annotated[Form, Depends(posted)]

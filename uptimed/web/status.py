@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 import structlog
 from fastapi import APIRouter, Request
@@ -52,12 +52,21 @@ def _no_such_page() -> PageError:
 # Settings, for the signed-in owner
 
 
+class _Values(TypedDict):
+    """The settings form's values, as shown and as saved."""
+
+    published: bool
+    slug: str
+    title: str
+    monitor_ids: list[int]
+
+
 def _settings_page(
     request: Request,
     context: Services,
     *,
     owned: list[Monitor],
-    values: dict[str, Any],
+    values: _Values,
     errors: dict[str, str] | None = None,
     saved: StatusPage | None,
     notice: str | None = None,
@@ -76,7 +85,7 @@ def _settings_page(
     )
 
 
-def _values_of(page: StatusPage | None) -> dict[str, Any]:
+def _values_of(page: StatusPage | None) -> _Values:
     if page is None:
         return {"published": False, "slug": "", "title": "Service status", "monitor_ids": []}
     return {"published": page.published, "slug": page.slug, "title": page.title, "monitor_ids": page.monitor_ids}
@@ -93,7 +102,7 @@ async def settings_page(request: Request, visit: Visitor, context: Context) -> H
     return _settings_page(request, context, owned=owned, values=_values_of(page), saved=page, notice=visit.notice)
 
 
-def _problems(values: dict[str, Any]) -> dict[str, str]:
+def _problems(values: _Values) -> dict[str, str]:
     problems: dict[str, str] = {}
     if not SLUG.fullmatch(values["slug"]):
         problems["slug"] = (
@@ -110,7 +119,7 @@ def _problems(values: dict[str, Any]) -> dict[str, str]:
 async def save_settings(request: Request, visit: Visitor, form: Posted, context: Context) -> Response:
     owned = await _owned(context, visit.user.id)
     own_ids = {m.id for m in owned}
-    values = {
+    values: _Values = {
         "published": "published" in form,
         "slug": form.get("slug").strip(),
         "title": form.get("title").strip(),

@@ -8,7 +8,7 @@ import asyncpg
 import pytest
 
 from tests.support import add_monitor
-from uptimed.bus.messages import CheckResult, CheckStatus
+from uptimed.check import CheckResult, CheckStatus
 from uptimed.store import checks, monitors
 
 

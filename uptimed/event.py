@@ -1,63 +1,17 @@
-"""The messages on uptimed's Kafka topics.
+"""A state change of a monitor as the world sees it: :class:`MonitorEvent`, published on ``website.events``.
 
-``CheckResult`` travels on ``checks``; ``MonitorEvent`` on ``website.events``.
 The event keeps the original design's camelCase field names (``websiteId``,
 ``responseTime``, ...) so consumers written for it keep working.
 """
 
 from __future__ import annotations
 
-import time
 import uuid
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-
-class CheckStatus(StrEnum):
-    UP = "up"
-    DOWN = "down"
-
-
-class ErrorClass(StrEnum):
-    """Why a check failed, coarse enough to group and alert on."""
-
-    DNS = "dns"
-    CONNECT = "connect"
-    TIMEOUT = "timeout"
-    TLS = "tls"
-    STATUS = "status"
-    KEYWORD = "keyword"
-    JSON = "json"
-    CERT_EXPIRY = "cert_expiry"
-    OTHER = "other"
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-class CheckResult(BaseModel):
-    """One check of one monitor from one region."""
-
-    model_config = ConfigDict(frozen=True)
-
-    monitor_id: int
-    region: str
-    status: CheckStatus
-    response_time_ms: float | None = None
-    status_code: int | None = None
-    error_class: ErrorClass | None = None
-    error: str | None = Field(None, max_length=2000)
-    checked_at_ms: int = Field(default_factory=now_ms, description="when the check started, ms since epoch")
-    scheduled_at_ms: int | None = Field(None, description="when the check was due, ms since epoch")
-
-    @property
-    def ok(self) -> bool:
-        return self.status is CheckStatus.UP
-
-    def key(self) -> bytes:
-        return str(self.monitor_id).encode()
+from uptimed.check import now_ms
 
 
 class EventType(StrEnum):

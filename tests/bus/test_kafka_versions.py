@@ -1,7 +1,7 @@
 """Which Kafka release a broker runs, as uptimed tells it: logged by `uptimed run`, reported by `check-config --connect`.
 
 Kafka has no request that names its release; uptimed reads it from the
-broker's ApiVersions answer. tests/kafka_api_versions.json holds those answers
+broker's ApiVersions answer. tests/bus/kafka_api_versions.json holds those answers
 as recorded from real brokers 3.8.1 to 4.4.0.
 """
 

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from tests.support import EventReader, Stack
 from uptimed.bus.dead_letters import invalid, one_line
-from uptimed.bus.messages import CheckResult
+from uptimed.check import CheckResult
 
 REASON = re.compile(r"^invalid (check result|event): ([A-Za-z_.0-9]+: [^\n]+)$")
 
