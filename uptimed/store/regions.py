@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 
-from uptimed.store import Connection
+from uptimed.store import Connection, PoolOrConnection
 
 
 async def saw_results(conn: Connection, newest: Mapping[str, int]) -> None:
@@ -21,3 +22,9 @@ async def saw_results(conn: Connection, newest: Mapping[str, int]) -> None:
         list(newest),
         list(newest.values()),
     )
+
+
+async def last_results(conn: PoolOrConnection) -> dict[str, datetime]:
+    """When each region last sent a result, as stored by any process."""
+    rows = await conn.fetch("SELECT region, last_result_at FROM region_activity ORDER BY region")
+    return {row["region"]: row["last_result_at"] for row in rows}
