@@ -8,14 +8,15 @@ goes down.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from functools import partial
 
 import anyio
 import pytest
 
 from tests.api.conftest import Api, Person, monitor_body
 from tests.support import Stack, Target, WebhookReceiver
+from uptimed import daemon
 from uptimed.channels.registry import default_registry
-from uptimed.daemon import Daemon
 
 pytestmark = pytest.mark.kafka
 
@@ -61,10 +62,8 @@ async def test_a_monitor_notifies_only_the_integrations_it_chose(
     assert everyone.json()["integrations"] is None
 
     target.status = 500
-    daemon = Daemon(topics.settings(), registry=default_registry())
     async with anyio.create_task_group() as tg:
-        tg.start_soon(daemon.run)
-        await daemon.ready.wait()
+        await tg.start(partial(daemon.run, topics.settings(), registry=default_registry()))
         # The shop notifies all three; the db monitor only its two.
         await receiver.wait_for("/ops")
         await receiver.wait_for("/db", count=2)
