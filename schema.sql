@@ -3,7 +3,7 @@
 -- applies the steps of migrations/ a database lacks, and a test keeps this
 -- file equal to what the steps build. A schema change goes in both: see
 -- migrations/README.md. The version is that of the last step.
--- schema-version: 7
+-- schema-version: 8
 
 CREATE TABLE IF NOT EXISTS schema_version (
     version     integer PRIMARY KEY,
@@ -122,10 +122,36 @@ CREATE TABLE IF NOT EXISTS incidents (
     monitor_id   bigint NOT NULL REFERENCES monitors (id) ON DELETE CASCADE,
     opened_at    timestamptz NOT NULL,
     resolved_at  timestamptz,
-    cause        text NOT NULL DEFAULT ''
+    cause        text NOT NULL DEFAULT '',
+    -- Who took the incident, when and how (page, api or link). ack_applied_at
+    -- is the acknowledged_at the evaluator owning the monitor has acted on
+    -- (stopped the steps, told everyone notified): while they differ it has work to do.
+    acknowledged_at   timestamptz,
+    acknowledged_by   text,
+    acknowledged_via  text CHECK (acknowledged_via IN ('page', 'api', 'link')),
+    ack_applied_at    timestamptz
 );
 CREATE INDEX IF NOT EXISTS incidents_monitor ON incidents (monitor_id, opened_at DESC);
 CREATE UNIQUE INDEX IF NOT EXISTS incidents_one_open ON incidents (monitor_id) WHERE resolved_at IS NULL;
+CREATE INDEX IF NOT EXISTS incidents_ack_pending ON incidents (monitor_id)
+    WHERE resolved_at IS NULL AND acknowledged_at IS DISTINCT FROM ack_applied_at;
+
+-- What happened to an incident besides its opening, resolution and
+-- notifications: escalation steps (one row per step, by event id, however
+-- often it is replayed), acknowledgements and their withdrawal.
+CREATE TABLE IF NOT EXISTS incident_events (
+    id              bigserial PRIMARY KEY,
+    incident_id     bigint NOT NULL REFERENCES incidents (id) ON DELETE CASCADE,
+    at              timestamptz NOT NULL,
+    kind            text NOT NULL CHECK (kind IN ('escalated', 'acknowledged', 'unacknowledged')),
+    actor           text,
+    via             text CHECK (via IN ('page', 'api', 'link')),
+    -- an acknowledgement from a link: the integration the link was sent to (kept after it is deleted)
+    integration_id  bigint,
+    event_id        uuid UNIQUE,
+    detail          jsonb NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS incident_events_incident ON incident_events (incident_id, at);
 
 -- Events the evaluator decided on, written in the same transaction as the
 -- state that produced them and published to Kafka afterwards: a crash in
@@ -166,6 +192,47 @@ CREATE TABLE IF NOT EXISTS monitor_integrations (
     PRIMARY KEY (monitor_id, integration_id)
 );
 
+-- A user's escalation policies: ordered steps, each notifying some of the
+-- owner's integrations a delay after an incident's start; optionally the last
+-- step again every repeat_every_s until someone acknowledges.
+CREATE TABLE IF NOT EXISTS escalation_policies (
+    id              bigserial PRIMARY KEY,
+    owner_id        bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    -- set for policies declared in the TOML file: their identity across restarts
+    config_key      text,
+    name            text NOT NULL CHECK (length(name) BETWEEN 1 AND 100),
+    repeat_every_s  double precision CHECK (repeat_every_s >= 1),
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (owner_id, config_key)
+);
+CREATE INDEX IF NOT EXISTS escalation_policies_owner ON escalation_policies (owner_id, id);
+
+CREATE TABLE IF NOT EXISTS escalation_steps (
+    policy_id  bigint NOT NULL REFERENCES escalation_policies (id) ON DELETE CASCADE,
+    position   integer NOT NULL CHECK (position >= 1),
+    name       text NOT NULL DEFAULT '' CHECK (length(name) <= 100),
+    after_s    double precision NOT NULL CHECK (after_s >= 0),
+    PRIMARY KEY (policy_id, position)
+);
+
+-- Whom a step notifies; an integration deleted leaves the steps it was in.
+CREATE TABLE IF NOT EXISTS escalation_step_integrations (
+    policy_id       bigint NOT NULL,
+    position        integer NOT NULL,
+    integration_id  bigint NOT NULL REFERENCES integrations (id) ON DELETE CASCADE,
+    PRIMARY KEY (policy_id, position, integration_id),
+    FOREIGN KEY (policy_id, position) REFERENCES escalation_steps (policy_id, position) ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS escalation_step_integrations_integration ON escalation_step_integrations (integration_id);
+
+-- A monitor's policy (none: every routed integration at once, as before). A
+-- policy in use cannot be deleted. (Added here, not in monitors' CREATE TABLE:
+-- the policies' table is created after it.)
+ALTER TABLE monitors ADD COLUMN IF NOT EXISTS escalation_policy_id bigint REFERENCES escalation_policies (id);
+CREATE INDEX IF NOT EXISTS monitors_escalation_policy ON monitors (escalation_policy_id)
+    WHERE escalation_policy_id IS NOT NULL;
+
 -- Every delivery attempt's outcome. The unique key is what makes a
 -- redelivered event a no-op for integrations that already have it.
 -- A dispatcher holds a due row by a lease (`lease_owner`, until
@@ -194,6 +261,8 @@ CREATE TABLE IF NOT EXISTS notification_log (
     lease_owner         text,
     attempt_started_at  timestamptz,
     attempt_log         jsonb NOT NULL DEFAULT '[]',
+    -- the event's incident, for the incident's timeline
+    incident_id         bigint,
     UNIQUE (event_id, integration_id)
 );
 CREATE INDEX IF NOT EXISTS notification_log_due ON notification_log (next_attempt_at)
@@ -229,6 +298,7 @@ CREATE TABLE IF NOT EXISTS maintenance_windows (
     CHECK ((starts_at IS NULL) = (duration_s IS NOT NULL))
 );
 CREATE INDEX IF NOT EXISTS maintenance_windows_owner ON maintenance_windows (owner_id, id);
+CREATE INDEX IF NOT EXISTS notification_log_incident ON notification_log (incident_id) WHERE incident_id IS NOT NULL;
 
 -- Signed-in web sessions: the cookie holds a random token, only its SHA-256
 -- is stored. `csrf_token` is what every form of the session must send back.
@@ -253,6 +323,14 @@ CREATE TABLE IF NOT EXISTS status_pages (
     published    boolean NOT NULL DEFAULT false,
     monitor_ids  bigint[] NOT NULL DEFAULT '{}',
     updated_at   timestamptz NOT NULL DEFAULT now()
+);
+
+-- Secrets the cluster shares, made by the first process that needs one
+-- (the key that signs acknowledge links).
+CREATE TABLE IF NOT EXISTS signing_keys (
+    name        text PRIMARY KEY,
+    secret      bytea NOT NULL CHECK (length(secret) >= 32),
+    created_at  timestamptz NOT NULL DEFAULT now()
 );
 
 -- Checks rolled up by the hour, for uptime over days and months without

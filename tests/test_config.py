@@ -169,3 +169,63 @@ def test_integration_configs_are_checked_by_their_channel(tmp_path: Path, capsys
     assert code == 2
     assert "uptimed.toml:5: integrations[0].config.webhookUrl:" in err
     assert "uptimed.toml:9: integrations[1].type: unknown channel type 'pager'; available:" in err and "webhook" in err
+
+
+ON_CALL = (
+    '[[monitors]]\nowner = "a"\nkey = "shop"\nname = "shop"\ntarget = "http://a/"\nescalation_policy = "ops"\n'
+    '[[integrations]]\nowner = "a"\nkey = "hook"\ntype = "webhook"\nconfig = { webhookUrl = "https://h.example/" }\n'
+    '[[escalation_policies]]\nowner = "a"\nkey = "ops"\nname = "Ops"\n'
+    '[[escalation_policies.steps]]\nafter = "0s"\nintegrations = ["hook"]\n'
+)
+
+
+def test_an_escalation_policy_in_the_file_names_the_owners_integrations_and_monitors_name_it() -> None:
+    settings = parse_settings(ON_CALL + '[[escalation_policies.steps]]\nafter = "5m"\nintegrations = ["hook"]\n')
+    [policy] = settings.escalation_policies
+    assert [(s.after, s.integrations) for s in policy.steps] == [(0.0, ["hook"]), (300.0, ["hook"])]
+    assert settings.monitors[0].escalation_policy == "ops"
+
+
+@pytest.mark.parametrize(
+    ("extra", "where", "reason"),
+    [
+        (
+            '[[escalation_policies.steps]]\nafter = "5m"\nintegrations = ["pager"]\n',
+            "uptimed.toml:21: escalation_policies[0].steps[1].integrations",
+            "'a' has no integration with key 'pager' in this file",
+        ),
+        (
+            '[[escalation_policies.steps]]\nafter = "0s"\nintegrations = ["hook"]\n',
+            "escalation_policies[0].steps",
+            "step 2 must come later than step 1 (0s is not after 0s)",
+        ),
+        (
+            '[[monitors]]\nowner = "a"\nname = "api"\ntarget = "http://b/"\nescalation_policy = "oncall"\n',
+            "uptimed.toml:23: monitors[1].escalation_policy",
+            "'a' has no escalation policy with key 'oncall' in this file",
+        ),
+        (
+            '[[monitors]]\nowner = "a"\nname = "api"\ntarget = "http://b/"\nescalation_policy_id = 3\n',
+            "monitors[1].escalation_policy_id",
+            "ids are not stable in a config file: name the policy with escalation_policy = KEY",
+        ),
+        ('[api]\npublic_url = "uptime.example.com"\n', "api.public_url", "must be an http:// or https:// URL"),
+    ],
+)
+def test_on_call_mistakes_in_the_file_are_named_with_their_key_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: str, where: str, reason: str
+) -> None:
+    code, _, err = check(tmp_path, ON_CALL + extra, capsys)
+    assert code == 2
+    assert f"{where}: " in err and reason in err, err
+
+
+def test_the_public_url_loses_its_trailing_slash() -> None:
+    assert parse_settings('[api]\npublic_url = "https://uptime.example.com/"\n').api.public_url == (
+        "https://uptime.example.com"
+    )
+
+
+def test_check_config_counts_the_escalation_policies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = check(tmp_path, ON_CALL, capsys)
+    assert code == 0 and out.strip().endswith("OK (1 monitor, 1 integration, 1 escalation policy, regions: default)")

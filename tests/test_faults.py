@@ -205,7 +205,15 @@ async def test_a_dead_region_does_not_blind_a_quorum_monitor_and_its_silence_sho
 
         # us comes back: it counts again, so up needs both regions.
         us = await start_daemon(region_config(stack, "us") + site + webhook(receiver))
-        await eu.wait_for("region.reporting", region="us", timeout=30)
+
+        async def us_counts_again() -> bool:
+            # Whichever process owns the monitor once us has rejoined the group says so in the state.
+            stored = await conn.fetchval(
+                "SELECT state FROM monitor_state s JOIN monitors m ON m.id = s.monitor_id WHERE m.name = 'shop'"
+            )
+            return '"silent": []' in stored
+
+        await eventually(us_counts_again, timeout=30)
         target.by_region["us"] = 200
         await target.wait_hits(3, region="us", status=200)
         assert len(receiver.to("/hook")) == 1, "one region up is not a majority of two"

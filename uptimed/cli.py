@@ -47,10 +47,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     path = _config_path(args)
     settings = load_settings(path)
     declared_integrations(settings, default_registry(), path)
+    policies = len(settings.escalation_policies)
     print(
         f"{path}: OK ({_plural(len(settings.monitors), 'monitor')}, "
         f"{_plural(len(settings.integrations), 'integration')}, "
-        f"regions: {', '.join(settings.probe.regions)})"
+        + (f"{policies} escalation polic{'ies' if policies != 1 else 'y'}, " if policies else "")
+        + f"regions: {', '.join(settings.probe.regions)})"
     )
     if args.connect:
         return asyncio.run(_check_services(settings))

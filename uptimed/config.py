@@ -12,12 +12,14 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from uptimed.durations import Duration
+from uptimed.escalation_policy import PolicySpec
 from uptimed.maintenance import MaintenanceSpec
 from uptimed.monitor import MonitorSpec
 from uptimed.rules import monitors as monitor_rules
@@ -158,6 +160,24 @@ class ApiSettings(Section):
         "auto", description="auto: Secure cookies when the page was requested over https"
     )
     page_refresh: Duration = Field(10.0, ge=1, le=3600, description="how often open pages update themselves")
+    public_url: str | None = Field(
+        None,
+        max_length=500,
+        description="the address users reach these pages at (https://uptime.example.com); alerts link to it. "
+        "Without it alerts carry no links",
+    )
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        if parts.query or parts.fragment:
+            raise ValueError("must not have a query or a fragment")
+        return value.strip().rstrip("/")
 
 
 class SmtpSettings(Section):
@@ -237,6 +257,7 @@ class Settings(BaseSettings):
     monitors: list[MonitorSpec] = Field(default_factory=list)
     integrations: list[IntegrationSpec] = Field(default_factory=list)
     maintenance: list[MaintenanceSpec] = Field(default_factory=list)
+    escalation_policies: list[PolicySpec] = Field(default_factory=list)
 
     @classmethod
     def settings_customise_sources(
@@ -253,7 +274,32 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _monitors(self) -> Self:
         check_declared(self.monitors, self.integrations, self.maintenance, self.probe.all_regions)
+        self._policies({(integration.owner, integration.key) for integration in self.integrations})
         return self
+
+    def _policies(self, integrations: set[tuple[str, str]]) -> None:
+        """Each policy's integrations and each monitor's policy are the owner's, in this file."""
+        policies: set[tuple[str, str]] = set()
+        for index, policy in enumerate(self.escalation_policies):
+            if (policy.owner, policy.key) in policies:
+                raise Located(
+                    ("escalation_policies", index, "key"),
+                    f"two escalation policies of {policy.owner!r} share the key {policy.key!r}",
+                )
+            policies.add((policy.owner, policy.key))
+            for number, step in enumerate(policy.steps):
+                for key in step.integrations:
+                    if (policy.owner, key) not in integrations:
+                        raise Located(
+                            ("escalation_policies", index, "steps", number, "integrations"),
+                            f"{policy.owner!r} has no integration with key {key!r} in this file",
+                        )
+        for index, spec in enumerate(self.monitors):
+            if spec.escalation_policy is not None and (spec.owner, spec.escalation_policy) not in policies:
+                raise Located(
+                    ("monitors", index, "escalation_policy"),
+                    f"{spec.owner!r} has no escalation policy with key {spec.escalation_policy!r} in this file",
+                )
 
 
 def check_declared(

@@ -229,6 +229,7 @@ class Daemon:
             smtp=settings.smtp,
             http=self.connections.http,
             owner=identity,
+            public_url=settings.api.public_url,
         )
         notifier = Notifier(settings=settings, pool=pool, producer=producer, dispatcher=dispatcher)
         parts += [

@@ -114,6 +114,9 @@ class MonitorFields(BaseModel):
     quorum: int | None = Field(None, ge=1, le=32, description="regions that must agree; default majority")
     slow_threshold_ms: int | None = Field(None, ge=1, le=600_000)
     repeat_interval: Duration | None = Field(None, description="reminder interval while down")
+    escalation_policy_id: int | None = Field(
+        None, ge=1, description="the owner's escalation policy to notify by; none: every integration at once"
+    )
     enabled: bool = True
     tags: list[Tag] = Field(default_factory=list, max_length=20, description="labels to filter and group by")
     http: HttpOptions = Field(default_factory=HttpOptions)
@@ -185,6 +188,16 @@ class MonitorSpec(MonitorFields):
         max_length=200,
         description="stable identity across renames; defaults to the name",
     )
+    escalation_policy: str | None = Field(
+        None, min_length=1, max_length=200, description="key of the owner's [[escalation_policies]] in this file"
+    )
+
+    @field_validator("escalation_policy_id")
+    @classmethod
+    def _policy_by_key(cls, value: int | None) -> int | None:
+        if value is not None:
+            raise ValueError("ids are not stable in a config file: name the policy with escalation_policy = KEY")
+        return value
 
     @property
     def stable_key(self) -> str:

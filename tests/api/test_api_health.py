@@ -13,20 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.api.conftest import Api
 from tests.support import Stack
 from uptimed import metrics
-from uptimed.api import (
-    channels,
-    exports,
-    health,
-    incidents,
-    integrations,
-    maintenance,
-    monitors,
-    notifications,
-    tokens,
-    users,
-)
-from uptimed.api import metrics as metrics_route
 from uptimed.api.health import daemon_readiness
+from uptimed.api.routes import MODULES as routes_modules
 from uptimed.check import CheckResult, CheckStatus
 from uptimed.event import EventType, MonitorEvent
 from uptimed.supervisor import Part
@@ -142,24 +130,7 @@ async def test_openapi_describes_every_route_with_its_errors(api: Api) -> None:
     docs = await client.get("/docs")
 
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
-    routes = [
-        r
-        for module in (
-            integrations,
-            channels,
-            monitors,
-            maintenance,
-            exports,
-            notifications,
-            incidents,
-            users,
-            tokens,
-            health,
-            metrics_route,
-        )
-        for r in module.router.routes
-        if isinstance(r, APIRoute)
-    ]
+    routes = [r for module in routes_modules for r in module.router.routes if isinstance(r, APIRoute)]
     assert len(routes) == sum(len(operations) for operations in spec["paths"].values()) >= 25
     for route in routes:
         for method in route.methods:

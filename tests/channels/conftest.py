@@ -23,7 +23,7 @@ import pytest
 from aiohttp import web
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from uptimed.channels.base import Notification, NotificationKind
+from uptimed.channels.base import Links, Notification, NotificationKind
 from uptimed.event import EventType, MonitorEvent
 
 _TYPES = {
@@ -31,6 +31,8 @@ _TYPES = {
     NotificationKind.REMINDER: EventType.DOWN,
     NotificationKind.UP: EventType.UP,
     NotificationKind.SLOW: EventType.SLOW,
+    NotificationKind.ESCALATION: EventType.ESCALATED,
+    NotificationKind.ACKNOWLEDGED: EventType.ACKNOWLEDGED,
     NotificationKind.TEST: EventType.DOWN,
 }
 
@@ -51,6 +53,14 @@ def make_event(kind: NotificationKind = NotificationKind.DOWN, **fields: Any) ->
     }
     if kind is NotificationKind.UP:
         values |= {"downtimeSeconds": 3725.0, "reason": None}
+    if kind is NotificationKind.ESCALATION:
+        values |= {
+            "reason": "still down for 5m, escalated to step 2 of 3 (team lead): HTTP 503 Service Unavailable",
+            "escalation": {"policy": "Ops", "step": 2, "steps": 3, "name": "team lead", "afterSeconds": 300},
+            "integrationIds": [99],
+        }
+    if kind is NotificationKind.ACKNOWLEDGED:
+        values |= {"reason": "acknowledged by alice on its page", "acknowledgedBy": "alice", "acknowledgedVia": "page"}
     values.update(fields)
     return MonitorEvent(**values)
 
@@ -63,7 +73,7 @@ async def http_client() -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def make_notification(http_client: httpx.AsyncClient) -> Callable[..., Notification]:
-    """``make_notification(channel, raw_config, kind=..., smtp=..., **event_fields)``."""
+    """``make_notification(channel, raw_config, kind=..., smtp=..., links=..., **event_fields)``."""
 
     def make(
         channel: Any,
@@ -71,6 +81,7 @@ def make_notification(http_client: httpx.AsyncClient) -> Callable[..., Notificat
         kind: NotificationKind = NotificationKind.DOWN,
         *,
         smtp: Any = None,
+        links: Links | None = None,
         **event_fields: Any,
     ) -> Notification:
         return Notification(
@@ -80,6 +91,7 @@ def make_notification(http_client: httpx.AsyncClient) -> Callable[..., Notificat
             http=http_client,
             smtp=smtp,
             integration_id=99,
+            links=links or Links(),
         )
 
     return make

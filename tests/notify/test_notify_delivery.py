@@ -189,3 +189,41 @@ async def test_poison_message_is_dead_lettered_and_the_next_event_delivered(
         assert "websiteId" in reasons[1]
     finally:
         await dead.stop()
+
+
+async def test_an_event_type_this_version_does_not_know_is_skipped_and_an_escalation_reaches_only_its_step(
+    stack: Stack, db, receiver: WebhookReceiver, producer, start_daemon
+) -> None:
+    user, monitor, ids = await owner_with_webhooks(db, receiver, "/first", "/second", "/third")
+    dead = await EventReader(stack.bootstrap, f"{stack.prefix}.dead-letters").start()
+    try:
+        daemon = await start_daemon(stack.toml(FAST_RETRIES))
+        key = str(monitor).encode()
+        # A type a newer uptimed might add: not this version's business, and no poison either.
+        future = {**json.loads(down_event(user, monitor).model_dump_json()), "type": "incident.reassigned"}
+        await publish(producer, stack, json.dumps(future).encode(), key=key)
+        step = MonitorEvent(
+            **{
+                **down_event(user, monitor).model_dump(),
+                "type": EventType.ESCALATED,
+                "eventId": uuid.uuid4(),
+                "integrationIds": [ids["/second"], ids["/third"], 10**9],  # one of them not the owner's
+                "escalation": {"step": 2, "steps": 2, "afterSeconds": 300},
+            }
+        )
+        await publish(producer, stack, step.model_dump_json().encode(), key=key)
+        nobody = MonitorEvent(**{**step.model_dump(), "eventId": uuid.uuid4(), "integrationIds": []})
+        await publish(producer, stack, nobody.model_dump_json().encode(), key=key)
+        closing = down_event(user, monitor)  # no integrationIds: every integration the monitor routes to
+        await publish(producer, stack, closing.model_dump_json().encode(), key=key)
+
+        await receiver.wait_for("/first", 1)
+        await receiver.wait_for("/second", 2)
+        await receiver.wait_for("/third", 2)
+        assert [r.json()["event"] for r in receiver.to("/first")] == ["website.down"]
+        assert [r.json()["event"] for r in receiver.to("/second")] == ["incident.escalated", "website.down"]
+        assert set(await log_rows(db, step)) == {ids["/second"], ids["/third"]}
+        assert await log_rows(db, nobody) == {}
+        assert dead.records == [] and not daemon.events("delivery.failed")
+    finally:
+        await dead.stop()

@@ -1,7 +1,7 @@
 """Error answers of the API: their models, the exceptions routes raise, and the handlers.
 
 The rules' errors (:mod:`uptimed.rules.errors`) map here: ``NotFound`` is
-404, ``DeclaredInFile`` 409, ``Invalid`` 422 with each problem inside the
+404, ``DeclaredInFile`` and ``Conflict`` 409, ``Invalid`` 422 with each problem inside the
 body. Every error body is JSON. ``{"detail": "..."}`` (:class:`Problem`) for 401,
 403, 404, 409, 413 and 500; ``{"detail": [{loc, field, msg, type}]}``
 (:class:`ValidationProblem`) for 422, where ``field`` is the dotted path
@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from uptimed.rules.errors import DeclaredInFile, Invalid, NotFound, RuleError, dotted, plain
+from uptimed.rules.errors import Conflict, DeclaredInFile, Invalid, NotFound, RuleError, dotted, plain
 from uptimed.rules.errors import Problem as RuleProblem
 
 log = structlog.get_logger()
@@ -117,6 +117,8 @@ async def _rule(_: Request, exc: RuleError) -> Response:
         return problem_response(409, detail)
     if isinstance(exc, Invalid):
         return validation_response(body_problems(exc.problems), exc.available)
+    if isinstance(exc, Conflict):
+        return problem_response(409, exc.detail)
     return problem_response(400, str(exc))
 
 
@@ -166,6 +168,9 @@ UNAUTHORIZED: Responses = {
 FORBIDDEN: Responses = {403: _doc("The caller is not an admin.")}
 NOT_FOUND: Responses = {404: _doc("No such object among the caller's own (another user's answers the same).")}
 CONFLICT: Responses = {409: _doc("Declared in the config file, so read-only through the API.")}
+NOT_NOW: Responses = {
+    409: _doc("Not in this state: the incident is over or already acknowledged, the policy is in use.")
+}
 INVALID: Responses = {
     422: _doc("A parameter or the body did not validate; each problem names its field.", ValidationProblem)
 }

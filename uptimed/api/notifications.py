@@ -33,7 +33,9 @@ class NotificationOut(BaseModel):
 
     id: int
     event_id: uuid.UUID
-    event_type: str = Field(description="website.down, website.up or website.slow")
+    event_type: str = Field(
+        description="website.down, website.up, website.slow, incident.escalated or incident.acknowledged"
+    )
     integration_id: int
     integration_type: str
     monitor_id: int | None

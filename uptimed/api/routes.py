@@ -6,6 +6,7 @@ from fastapi import Depends, FastAPI
 
 from uptimed.api import (
     channels,
+    escalation_policies,
     exports,
     health,
     incidents,
@@ -27,6 +28,7 @@ MODULES = (
     exports,
     notifications,
     incidents,
+    escalation_policies,
     users,
     tokens,
     health,

@@ -31,10 +31,16 @@ Secret = Annotated[
 
 
 class NotificationKind(StrEnum):
+    """What a notification says. New kinds may be added: a channel falls back to :func:`headline` for one it does not know."""
+
     DOWN = "down"
     UP = "up"
     SLOW = "slow"
     REMINDER = "reminder"
+    ESCALATION = "escalation"
+    """Still down, and an escalation policy's step brings it to this integration."""
+    ACKNOWLEDGED = "acknowledged"
+    """Someone took the incident (``event.acknowledgedBy``)."""
     TEST = "test"
 
     @classmethod
@@ -43,7 +49,21 @@ class NotificationKind(StrEnum):
             return cls.UP
         if event.type is EventType.SLOW:
             return cls.SLOW
+        if event.type is EventType.ESCALATED:
+            return cls.ESCALATION
+        if event.type is EventType.ACKNOWLEDGED:
+            return cls.ACKNOWLEDGED
         return cls.REMINDER if event.reminder else cls.DOWN
+
+
+@dataclass(frozen=True)
+class Links:
+    """Where the reader of an alert goes next (set only with ``[api] public_url``)."""
+
+    monitor: str | None = None
+    incident: str | None = None
+    acknowledge: str | None = None
+    """A signed link that acknowledges the incident from the alert (down, reminder and escalation alerts)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,6 +81,8 @@ class Notification:
     integration_id: int | None = None
     attempt: int = 1
     """Which attempt this is for (event, integration): 2 and up are retries, possibly of a request that arrived."""
+    links: Links = Links()
+    """Links to the monitor, the incident and the acknowledge page; none without ``[api] public_url``."""
 
     @property
     def monitor_name(self) -> str:
@@ -116,9 +138,29 @@ def headline(notification: Notification) -> str:
             return f"🟢 {name} is UP again"
         case NotificationKind.SLOW:
             return f"🟡 {name} is SLOW"
+        case NotificationKind.ESCALATION:
+            return f"🔴 {name} is still DOWN, escalated{_to_step(event)}"
+        case NotificationKind.ACKNOWLEDGED:
+            return f"🟠 {name} is DOWN, acknowledged by {event.acknowledgedBy or 'someone'}"
         case NotificationKind.TEST:
             # For a test, the event's name is the integration's: "… from uptimed to Slack #ops".
             return f"✅ Test notification from uptimed to {name}"
+    return f"{name}: {event.type}"  # a kind added later than this function
+
+
+def _to_step(event: MonitorEvent) -> str:
+    step = event.escalation
+    if step is None:
+        return ""
+    named = f" ({step.name})" if step.name else ""
+    return f" to step {step.step} of {step.steps}{named}"
+
+
+def links(notification: Notification) -> list[tuple[str, str]]:
+    """The alert's links as ``(label, url)``, the one to act on first; none without ``[api] public_url``."""
+    found = notification.links
+    pairs = [("Acknowledge", found.acknowledge), ("Incident", found.incident), ("Monitor", found.monitor)]
+    return [(label, url) for label, url in pairs if url]
 
 
 def error_for_status(response: httpx.Response, *, retry_after: float | None = None) -> DeliveryError | None:
@@ -160,6 +202,15 @@ def details(notification: Notification) -> list[tuple[str, str]]:
         facts.append(("Response time", f"{event.responseTime:.0f} ms"))
     if notification.kind is NotificationKind.UP and event.downtimeSeconds is not None:
         facts.append(("Downtime", format_duration(event.downtimeSeconds)))
+    if event.escalation is not None:
+        step = event.escalation
+        text = f"step {step.step} of {step.steps}" + (f" ({step.name})" if step.name else "")
+        text += f", {format_duration(step.afterSeconds)} after it went down" if step.afterSeconds else ", at once"
+        if step.repeat:
+            text += f", repeated ({step.repeat})"
+        facts.append(("Escalation", f"{text}; policy {step.policy}" if step.policy else text))
+    if event.acknowledgedBy is not None:
+        facts.append(("Acknowledged by", event.acknowledgedBy))
     if event.regions:
         facts.append(("Regions", ", ".join(f"{region}: {status}" for region, status in sorted(event.regions.items()))))
     elif event.regionId:

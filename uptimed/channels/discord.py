@@ -22,6 +22,7 @@ from uptimed.channels.base import (
     details,
     event_time,
     headline,
+    links,
 )
 from uptimed.channels.http import SecretHttpUrl, post, raise_for_status
 
@@ -38,6 +39,8 @@ COLORS = {
     NotificationKind.REMINDER: 0xC0392B,
     NotificationKind.UP: 0x2ECC71,
     NotificationKind.SLOW: 0xF1C40F,
+    NotificationKind.ESCALATION: 0xC0392B,
+    NotificationKind.ACKNOWLEDGED: 0xE67E22,
     NotificationKind.TEST: 0x3498DB,
 }
 
@@ -101,16 +104,23 @@ def message(notification: Notification, config: DiscordConfig | None = None) -> 
     event = notification.event
     facts = details(notification)
     footer = "uptimed" if event.incidentId is None else f"uptimed · incident #{event.incidentId}"
+    fields = [{"name": label, "value": value, "inline": len(value) <= 40} for label, value in facts if label != "URL"]
+    found = links(notification)
+    if found:
+        # Markdown links: the link text stays short whatever the URL, and the first field shows them.
+        fields.insert(
+            0, {"name": "Links", "value": " · ".join(f"[{label}]({url})" for label, url in found), "inline": False}
+        )
     embed = {
         "title": headline(notification),
         "description": event.url,
-        "color": COLORS[notification.kind],
-        "fields": [
-            {"name": label, "value": value, "inline": len(value) <= 40} for label, value in facts if label != "URL"
-        ],
+        "color": COLORS.get(notification.kind, COLORS[NotificationKind.DOWN]),
+        "fields": fields,
         "footer": {"text": f"{footer} · event {event.eventId}"},
         "timestamp": event_time(event).isoformat(),
     }
+    if found:
+        embed["url"] = dict(found).get("Incident") or found[0][1]
     body: dict[str, Any] = {
         "embeds": [fit_embed(embed)],
         # A monitor name such as "@everyone" must not ping anybody.

@@ -32,6 +32,7 @@ from uptimed.channels.base import (
     clip,
     details,
     headline,
+    links,
 )
 from uptimed.config import SmtpSettings
 
@@ -46,6 +47,8 @@ _TAGS = {
     NotificationKind.UP: "UP",
     NotificationKind.SLOW: "SLOW",
     NotificationKind.REMINDER: "REMINDER",
+    NotificationKind.ESCALATION: "ESCALATED",
+    NotificationKind.ACKNOWLEDGED: "ACKNOWLEDGED",
     NotificationKind.TEST: "TEST",
 }
 
@@ -67,7 +70,8 @@ class EmailConfig(BaseModel):
 def subject(notification: Notification) -> str:
     """``[DOWN] name``, ``[UP] name``, ...: one line, whatever the monitor is called."""
     name = _CONTROL.sub(" ", notification.monitor_name).strip()
-    return clip(f"[{_TAGS[notification.kind]}] {name}", SUBJECT_LIMIT)
+    tag = _TAGS.get(notification.kind, notification.kind.value.upper())
+    return clip(f"[{tag}] {name}", SUBJECT_LIMIT)
 
 
 def build_message(notification: Notification, *, sender: str, recipient: str) -> EmailMessage:
@@ -79,16 +83,21 @@ def build_message(notification: Notification, *, sender: str, recipient: str) ->
     if event.incidentId is not None:
         footer = f"uptimed · incident #{event.incidentId} · event {event.eventId}"
 
-    text = "\n".join([title, "", *(f"{label}: {value}" for label, value in facts), "", "-- ", footer, ""])
+    found = links(notification)
+    lines = [f"{label}: {url}" for label, url in found]
+    text = "\n".join([title, "", *(f"{label}: {value}" for label, value in facts), *(["", *lines] if lines else [])])
+    text += "\n\n-- \n" + footer + "\n"
     rows = "".join(
         f'<tr><th align="left" style="padding:2px 12px 2px 0">{html.escape(label)}</th>'
         f"<td>{html.escape(value)}</td></tr>"
         for label, value in facts
     )
+    anchors = " · ".join(f'<a href="{html.escape(url)}">{html.escape(label)}</a>' for label, url in found)
     body = (
         '<!DOCTYPE html><html><body style="font-family:sans-serif">'
         f"<h2>{html.escape(title)}</h2><table>{rows}</table>"
-        f'<p style="color:#888;font-size:small">{html.escape(footer)}</p>'
+        + (f"<p>{anchors}</p>" if anchors else "")
+        + f'<p style="color:#888;font-size:small">{html.escape(footer)}</p>'
         "</body></html>"
     )
 

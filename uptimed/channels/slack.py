@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from uptimed.channels.base import Notification, clip, details, headline
+from uptimed.channels.base import Notification, clip, details, headline, links
 from uptimed.channels.http import SecretHttpUrl, post, raise_for_status
 
 # Block Kit limits (characters).
@@ -18,6 +18,7 @@ HEADER_LIMIT = 150
 FIELD_LIMIT = 2000
 CONTEXT_LIMIT = 2000
 TEXT_LIMIT = 3000
+BUTTON_URL_LIMIT = 3000
 
 
 class SlackConfig(BaseModel):
@@ -55,14 +56,21 @@ def message(notification: Notification) -> dict[str, Any]:
     context = f"uptimed · event {event.eventId}"
     if event.incidentId is not None:
         context = f"uptimed · incident #{event.incidentId} · event {event.eventId}"
-    return {
-        "text": fit(f"{title}: {event.url}", TEXT_LIMIT),
-        "blocks": [
-            {"type": "header", "text": {"type": "plain_text", "text": clip(title, HEADER_LIMIT), "emoji": True}},
-            {"type": "section", "fields": fields[:10]},
-            {"type": "context", "elements": [_mrkdwn(context, CONTEXT_LIMIT)]},
-        ],
-    }
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": clip(title, HEADER_LIMIT), "emoji": True}},
+        {"type": "section", "fields": fields[:10]},
+    ]
+    if found := links(notification):
+        # Link buttons: they only open the page (acknowledging takes a press there), so no interactivity is needed.
+        buttons = [
+            {"type": "button", "text": {"type": "plain_text", "text": label}, "url": url[:BUTTON_URL_LIMIT]}
+            for label, url in found
+        ]
+        if found[0][0] == "Acknowledge":
+            buttons[0]["style"] = "primary"
+        blocks.append({"type": "actions", "elements": buttons})
+    blocks.append({"type": "context", "elements": [_mrkdwn(context, CONTEXT_LIMIT)]})
+    return {"text": fit(f"{title}: {event.url}", TEXT_LIMIT), "blocks": blocks}
 
 
 class SlackChannel:

@@ -22,6 +22,7 @@ from uptimed.channels.base import (
     Secret,
     details,
     headline,
+    links,
     parse_retry_after,
 )
 from uptimed.channels.http import post, raise_for_status
@@ -103,6 +104,13 @@ def segments(notification: Notification) -> list[tuple[str, Style]]:
     parts: list[tuple[str, Style]] = [(headline(notification), "bold"), ("\n", None)]
     for label, value in details(notification):
         parts += [("\n", None), (f"{label}:", "bold"), (f" {value}", None)]
+    found = links(notification)
+    if found:
+        # Plain URLs, which every Telegram client makes clickable (a button with a URL Telegram cannot reach
+        # would have the whole message refused).
+        parts.append(("\n", None))
+        for label, url in found:
+            parts += [("\n", None), (f"{label}:", "bold"), (f" {url}", None)]
     event = notification.event
     footer = f"uptimed · event {event.eventId}"
     if event.incidentId is not None:

@@ -2,7 +2,9 @@
 
 The body keeps the original design's fields (``event``, ``url``, ``status``,
 ``region``, ``responseTime``, ``timestamp``) and carries the whole event under
-``data``. With a ``secret``, ``X-Uptimed-Signature`` is
+``data``; with ``[api] public_url`` set, ``links`` holds the addresses of the
+monitor's page, the incident's and, for an alert of an open incident, a link
+that acknowledges it. With a ``secret``, ``X-Uptimed-Signature`` is
 ``sha256=<hex HMAC-SHA256 of the raw body with the secret>``; a receiver
 recomputes it over the bytes it received and compares in constant time.
 ``X-Uptimed-Event-Id`` is the event's id, the same on every retry, so a
@@ -25,7 +27,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from uptimed.channels.base import Notification, NotificationKind, Secret
+from uptimed.channels.base import Notification, NotificationKind, Secret, links
 from uptimed.channels.http import SecretHttpUrl, post, raise_for_status
 from uptimed.event import EventType
 
@@ -34,7 +36,13 @@ TIMESTAMP_HEADER = "X-Uptimed-Timestamp"
 EVENT_ID_HEADER = "X-Uptimed-Event-Id"
 ATTEMPT_HEADER = "X-Uptimed-Attempt"
 
-_STATUS = {EventType.DOWN: "down", EventType.UP: "up", EventType.SLOW: "slow"}
+_STATUS = {
+    EventType.DOWN: "down",
+    EventType.UP: "up",
+    EventType.SLOW: "slow",
+    EventType.ESCALATED: "down",
+    EventType.ACKNOWLEDGED: "acknowledged",
+}
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP header name (RFC 9110 token)
 _RESERVED = {"content-type", "content-length", "host", "transfer-encoding"}
 
@@ -67,16 +75,19 @@ def body(notification: Notification) -> dict[str, Any]:
     """The JSON document a webhook receives; a test says ``"event": "test"`` and ``"status": "test"``."""
     event = notification.event
     test = notification.kind is NotificationKind.TEST
-    return {
+    document = {
         "event": "test" if test else event.type.value,
         "url": event.url,
-        "status": "test" if test else _STATUS[event.type],
+        "status": "test" if test else _STATUS.get(event.type, event.type.value),
         "region": event.regionId,
         "responseTime": event.responseTime,
         "timestamp": event.timestamp,
         "kind": notification.kind.value,
         "data": event.model_dump(mode="json"),
     }
+    if found := links(notification):
+        document["links"] = {label.lower(): url for label, url in found}
+    return document
 
 
 def signature(secret: str, raw_body: bytes) -> str:

@@ -9,13 +9,20 @@ anywhere replays harmlessly: stored checks and already-seen results are
 skipped, event ids are derived from what made them, and events committed to
 the outbox but not published are published by whoever owns the monitor next.
 
-Timers (reminders) belong to whoever owns the monitor's partition of
-``checks``: each stored state carries the time it next needs waking
-(``state.next_wake_ms``), this process keeps the wake times of the monitors
-of its partitions in memory (read from PostgreSQL when partitions are
-assigned) and fires them from the same loop that evaluates results, so a
+Timers (reminders, escalation steps) belong to whoever owns the monitor's
+partition of ``checks``: each stored state carries the time it next needs
+waking (``state.next_wake_ms``), this process keeps the wake times of the
+monitors of its partitions in memory (read from PostgreSQL when partitions
+are assigned) and fires them from the same loop that evaluates results, so a
 timer and a result of one monitor never race, and a rebalance never finds a
 batch half done: the rebalance listener waits for the batch in hand.
+
+Acknowledgements come from people, through the API and the pages, into the
+``incidents`` table. Before firing a monitor's timers this process reads its
+open incident's acknowledgement there, so no step or reminder goes out after
+an acknowledgement is stored; and every :data:`ACK_POLL_S` it asks which
+incidents were acknowledged (or no longer are) since their evaluator acted,
+and wakes those of its monitors at once, to tell everyone notified.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import anyio
 import anyio.lowlevel
@@ -42,11 +50,14 @@ from uptimed.bus.kafka import make_consumer, partition_of
 from uptimed.check import CheckResult
 from uptimed.config import Settings
 from uptimed.evaluate import maintenance
+from uptimed.evaluate.escalation import Acknowledgement, Policy, Step, ack_via
 from uptimed.evaluate.events import LATE_AFTER_MS, event_for
 from uptimed.evaluate.state import (
     Evaluation,
     MonitorState,
+    MonitorStatus,
     StateChange,
+    acknowledge,
     attach_incident_id,
     evaluate,
     next_wake_ms,
@@ -56,12 +67,25 @@ from uptimed.evaluate.state import (
 from uptimed.event import MonitorEvent
 from uptimed.failpoints import failpoint
 from uptimed.monitor import Monitor
-from uptimed.store import Connection, checks, event_outbox, incidents, monitor_state, monitors, regions
+from uptimed.store import (
+    Connection,
+    checks,
+    escalation_policies,
+    event_outbox,
+    incidents,
+    monitor_state,
+    monitors,
+    regions,
+)
+from uptimed.store.escalation_policies import StoredPolicy
 from uptimed.store.monitor_feed import MonitorFeed
 from uptimed.supervisor import progress
 
 log = structlog.get_logger()
 
+POLICY_CACHE_S = 5.0
+"""How long an escalation policy is reused before it is read again (edits to a policy apply within this;
+a monitor switched to another policy arrives through the feed at once)."""
 BATCH_DEADLINE_S = 8.0
 """A batch in progress is finished on stop if it can be within this; normal batches take milliseconds."""
 TIMER_POLL_S = 0.5
@@ -74,6 +98,9 @@ LOG_APPEND_TIME = 1
 """A record's ``timestamp_type`` when the broker stamped it on arrival."""
 DELETED_RETRIES = 3
 """Attempts at storing a batch whose monitors are being deleted meanwhile."""
+ACK_POLL_S = 1.0
+"""How often this process asks which incidents were acknowledged since their evaluator acted (an indexed,
+almost always empty read)."""
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no types: its base is Any
@@ -122,6 +149,12 @@ class _Timers:
             heapq.heappop(self.heap)
         return self.heap[0][0] if self.heap else None
 
+    def wake_now(self, monitor_id: int, now_ms: int) -> None:
+        """Wake this monitor at ``now_ms`` or earlier; its later wake time is worked out again when it fires."""
+        wake = self.wake.get(monitor_id)
+        if wake is None or wake > now_ms:
+            self.set(monitor_id, now_ms)
+
     def due(self, now_ms: int) -> list[int]:
         found = []
         while (at := self.next_ms()) is not None and at <= now_ms:
@@ -159,8 +192,12 @@ class Evaluator:
         self.owned: set[int] = set()
         """Partitions of ``checks`` assigned to this process."""
         self.batch_lock = asyncio.Lock()
+        self._policies: dict[int, tuple[float, Policy | None]] = {}
         self._timers = _Timers()
         self._windows = maintenance.Windows(pool, clock=clock)
+        self._ack_pending: dict[int, int] = {}
+        """Monitors (to their incident) whose acknowledgement changed since their evaluator acted: wake them."""
+        self._ack_polled = 0.0
         self._unpublished: list[MonitorEvent] = []
         self._publish_after = 0.0
         self._publish_failures = 0
@@ -172,6 +209,7 @@ class Evaluator:
         """Drop what this process knew of its partitions (called around a rebalance)."""
         self.states.clear()
         self._timers.clear()
+        self._ack_pending.clear()
         self._unpublished.clear()
         self._silent.clear()
         metrics.observe_silent_regions(self._silent)
@@ -193,6 +231,7 @@ class Evaluator:
                     if not self._timers.loaded and self.owned:
                         await self._load_owned(consumer)
                     await self._refresh_windows()
+                    await self._poll_acknowledgements()
                     await self._fire_timers()
                     await self._publish_pending()
         finally:
@@ -266,9 +305,10 @@ class Evaluator:
         await self._refresh_windows()
         for attempt in range(1, DELETED_RETRIES + 1):
             known = await self._load_monitors(ids, fresh=attempt > 1)
+            policies = await self._load_policies(known.values())
             states = await self._states(known)
             try:
-                await self._store(inputs, timers, known, states)
+                await self._store(inputs, timers, known, states, policies)
                 return
             except asyncpg.ForeignKeyViolationError:
                 if attempt == DELETED_RETRIES:
@@ -292,12 +332,15 @@ class Evaluator:
         timers: Sequence[int],
         known: dict[int, Monitor],
         states: dict[int, MonitorState],
+        policies: dict[int, Policy],
     ) -> None:
         now_ms = int(self.clock() * 1000)
         stored: list[CheckResult] = []
         in_maintenance: list[bool] = []
         pending: list[tuple[Monitor, StateChange, str | None]] = []
         touched: set[int] = set()
+        applied: dict[int, int | None] = {}
+        """Per incident, the acknowledgement (its time, or None) this batch acted on."""
         newest: dict[str, int] = {}
         # Counted against what this process has counted so far: a state loaded after a
         # rebalance that is already silent for a region counts as newly silent here.
@@ -336,17 +379,31 @@ class Evaluator:
                 monitor=monitor,
                 regions=monitor.effective_regions(self.regions),
                 silence_ms=silence_ms_for(monitor, self.silence_intervals),
+                policy=policies.get(monitor.id),
             )
             if window_end is not None:
                 outcome = maintenance.hold_back(before, outcome, until_ms=window_end)
             take(monitor, outcome, _late_reason(item, now_ms))
+        acks = await self._acknowledgements(timers, states)
         for mid in timers:
+            if (pending_incident := self._ack_pending.pop(mid, None)) is not None and pending_incident in acks:
+                # Looked at now, whatever follows: a paused monitor's timers read it again when it resumes.
+                ack = acks[pending_incident]
+                applied[pending_incident] = ack.at_ms if ack else None
             monitor = known.get(mid)
             if monitor is None or not monitor.enabled or mid not in states:
                 continue
+            regions_of = monitor.effective_regions(self.regions)
+            incident = states[mid].incident
+            if incident is not None and incident.id in acks:
+                ack = acks[incident.id]
+                acked = acknowledge(states[mid], _acknowledgement(ack), regions=regions_of, now_ms=now_ms)
+                take(monitor, acked, None)
+                if acked.accepted:
+                    applied[incident.id] = ack.at_ms if ack else None
             window_end = self._windows.end_of(monitor, now_ms)
             before = maintenance.retarget(states[mid], end_ms=window_end, at_ms=now_ms)
-            outcome = tick(before, monitor=monitor, regions=monitor.effective_regions(self.regions), now_ms=now_ms)
+            outcome = tick(before, monitor=monitor, regions=regions_of, now_ms=now_ms)
             if window_end is not None:
                 outcome = maintenance.hold_back(before, outcome, until_ms=window_end)
             if not outcome.accepted and before is not states[mid]:
@@ -366,9 +423,16 @@ class Evaluator:
             await monitor_state.save_many(conn, {mid: states[mid].to_json() for mid in touched}, wakes)
             await event_outbox.add_many(conn, events)
             await regions.saw_results(conn, newest)
+            await incidents.ack_applied(conn, applied)
         self.states.update({mid: states[mid] for mid in touched})
         for mid, wake in wakes.items():
             self._timers.set(mid, wake)
+        for mid in set(timers) - touched:
+            # Woken early (an acknowledgement to look at) with nothing due: its own time again.
+            if (monitor := known.get(mid)) is not None and monitor.enabled and mid in states:
+                wake = next_wake_ms(states[mid], monitor)
+                if wake is not None and wake > now_ms:
+                    self._timers.set(mid, wake)
         self._unpublished.extend(events)
         self._note_silence(silent_before, {mid: states[mid].silent for mid in touched})
         metrics.observe_region_results(newest)
@@ -405,6 +469,24 @@ class Evaluator:
                 at_ms=event.timestamp,
             )
             return None
+        if change.step is not None and incident_id is not None:
+            step = change.step
+            await incidents.add_event(
+                conn,
+                incident_id,
+                at=datetime.fromtimestamp(change.at_ms / 1000, UTC),
+                kind="escalated",
+                event_id=event.eventId,
+                detail={
+                    "step": step.number,
+                    "of": step.of,
+                    "name": step.name,
+                    "repeat": step.repeat,
+                    "after_s": step.after_ms / 1000,
+                    "policy": step.policy_name,
+                    "integrations": list(step.integration_ids),
+                },
+            )
         log.info(
             "monitor.changed",
             monitor_id=monitor.id,
@@ -452,6 +534,39 @@ class Evaluator:
         if due:
             with anyio.CancelScope(shield=True, deadline=anyio.current_time() + BATCH_DEADLINE_S):
                 await self._apply([], due)
+
+    async def _acknowledgements(
+        self, timers: Sequence[int], states: dict[int, MonitorState]
+    ) -> dict[int, incidents.Ack | None]:
+        """The acknowledgement of the open incident of each DOWN monitor among ``timers``, as stored now."""
+        wanted = {
+            state.incident.id
+            for mid in timers
+            if (state := states.get(mid)) is not None
+            and state.status is MonitorStatus.DOWN
+            and state.incident is not None
+            and state.incident.id is not None
+        }
+        wanted |= {incident for mid, incident in self._ack_pending.items() if mid in timers}
+        return await incidents.acknowledgements(self.pool, wanted) if wanted else {}
+
+    async def _poll_acknowledgements(self) -> None:
+        """Wake, at once, the monitors of ours whose incident was acknowledged since their evaluator acted."""
+        if not self._timers.loaded or time.monotonic() - self._ack_polled < ACK_POLL_S:
+            return
+        self._ack_polled = time.monotonic()
+        try:
+            with anyio.fail_after(ACK_POLL_S):
+                pending = await incidents.pending_acknowledgements(self.pool)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # PostgreSQL away: the next poll asks again; this alone is no reason to stop evaluating.
+            log.debug("evaluator.ack_poll_failed", error=type(exc).__name__)
+            return
+        now_ms = int(self.clock() * 1000)
+        for mid, incident_id in pending.items():
+            if self._owns(mid):
+                self._ack_pending[mid] = incident_id
+                self._timers.wake_now(mid, now_ms)
 
     async def _load_owned(self, consumer: AIOKafkaConsumer) -> None:
         """After an assignment: the wake times and unpublished events of the monitors of our partitions."""
@@ -503,6 +618,23 @@ class Evaluator:
         await failpoint("evaluate.before_mark_published")
         await event_outbox.mark_published(self.pool, [e.eventId for e in events])
 
+    async def _load_policies(self, monitors_: Iterable[Monitor]) -> dict[int, Policy]:
+        """The escalation policy of each of these monitors that has one (cached like the monitors)."""
+        now = time.monotonic()
+        wanted = {m.escalation_policy_id for m in monitors_ if m.escalation_policy_id is not None}
+        stale = {pid for pid in wanted if pid not in self._policies or now - self._policies[pid][0] > POLICY_CACHE_S}
+        if stale:
+            found = await escalation_policies.get_many(self.pool, stale)
+            for pid in stale:
+                self._policies[pid] = (now, _policy(found[pid]) if pid in found else None)
+        out: dict[int, Policy] = {}
+        for monitor in monitors_:
+            if monitor.escalation_policy_id is not None:
+                policy = self._policies[monitor.escalation_policy_id][1]
+                if policy is not None:
+                    out[monitor.id] = policy
+        return out
+
     async def _load_monitors(self, ids: Iterable[int], *, fresh: bool = False) -> dict[int, Monitor]:
         """The monitors of ``ids`` from this process's feed; ``fresh`` reads them from PostgreSQL (a retry
         after a monitor was deleted faster than its notification arrived)."""
@@ -517,6 +649,23 @@ class Evaluator:
             self.states.pop(mid, None)
             self._timers.set(mid, None)
         return known
+
+
+def _policy(stored: StoredPolicy) -> Policy:
+    """A stored policy as the state machine copies it into an incident."""
+    repeat = stored.repeat_every_s
+    return Policy(
+        id=stored.id,
+        name=stored.name,
+        steps=tuple(Step(round(s.after_s * 1000), s.integration_ids, s.name) for s in stored.steps),
+        repeat_ms=round(repeat * 1000) if repeat is not None else None,
+    )
+
+
+def _acknowledgement(ack: incidents.Ack | None) -> Acknowledgement | None:
+    if ack is None:
+        return None
+    return Acknowledgement(at_ms=ack.at_ms, by=ack.by, via=ack_via(ack.via))
 
 
 def _late_reason(item: _Input, now_ms: int) -> str | None:

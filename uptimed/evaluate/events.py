@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import uuid
 
+from uptimed.evaluate.escalation import FiredStep
 from uptimed.evaluate.state import ChangeKind, StateChange
-from uptimed.event import EventType, MonitorEvent
+from uptimed.event import EscalationStep, EventType, MonitorEvent
 from uptimed.monitor import Monitor
 
 EVENT_ID_NAMESPACE = uuid.UUID("1e822d88-0a7c-4c42-8746-47501cd093d0")
@@ -24,6 +25,8 @@ _EVENT_TYPES = {
     ChangeKind.UP: EventType.UP,
     ChangeKind.SLOW: EventType.SLOW,
     ChangeKind.REMINDER: EventType.DOWN,
+    ChangeKind.ESCALATED: EventType.ESCALATED,
+    ChangeKind.ACKNOWLEDGED: EventType.ACKNOWLEDGED,
 }
 
 
@@ -34,6 +37,14 @@ def event_id_for(change: StateChange, monitor_id: int) -> uuid.UUID:
     elif change.kind is ChangeKind.REMINDER and change.sequence is not None:
         # The n-th reminder of an incident, whoever fires it and whenever.
         trigger = f"incident@{change.incident_opened_at_ms}#{change.sequence}"
+    elif change.kind is ChangeKind.ESCALATED and change.step is not None:
+        # Step n of an incident (and its k-th repeat): once, whoever fires it and whenever.
+        trigger = f"incident@{change.incident_opened_at_ms}#step{change.step.number}"
+        if change.step.repeat:
+            trigger += f"r{change.step.repeat}"
+    elif change.kind is ChangeKind.ACKNOWLEDGED and change.acknowledgement is not None:
+        # Each acknowledgement of an incident (it may be withdrawn and given again) is its own event.
+        trigger = f"incident@{change.incident_opened_at_ms}/ack@{change.acknowledgement.at_ms}"
     else:
         trigger = f"timer@{change.at_ms}"
     return uuid.uuid5(EVENT_ID_NAMESPACE, f"{monitor_id}/{change.kind.value}/{trigger}")
@@ -54,9 +65,11 @@ def event_for(
     that completed it); ``detectedAt`` is when uptimed decided it. When the two
     are more than :data:`LATE_AFTER_MS` apart the event says so, with
     ``late_reason`` (why it was late, if known). ``incident_id`` is needed for
-    DOWN (the id the store just assigned); for UP and REMINDER it defaults to
+    DOWN (the id the store just assigned); for the others it defaults to
     the id carried by the change. A REMINDER is published as ``website.down``
-    with ``reminder=True``.
+    with ``reminder=True``; ESCALATED and ACKNOWLEDGED as ``incident.escalated``
+    and ``incident.acknowledged``. A change with an ``audience`` (a monitor
+    with an escalation policy) lists its integrations in ``integrationIds``.
     """
     late = detected_at_ms - change.at_ms > LATE_AFTER_MS
     return MonitorEvent(
@@ -76,4 +89,20 @@ def event_for(
         reminder=change.kind is ChangeKind.REMINDER,
         name=monitor.name,
         downtimeSeconds=change.downtime_s if change.kind is ChangeKind.UP else None,
+        integrationIds=list(change.audience) if change.audience is not None else None,
+        escalation=_step(change.step) if change.step is not None else None,
+        acknowledgedBy=change.acknowledgement.by if change.acknowledgement else None,
+        acknowledgedVia=change.acknowledgement.via if change.acknowledgement else None,
+    )
+
+
+def _step(step: FiredStep) -> EscalationStep:
+    return EscalationStep(
+        policyId=step.policy_id,
+        policy=step.policy_name,
+        step=step.number,
+        steps=step.of,
+        name=step.name,
+        afterSeconds=step.after_ms / 1000,
+        repeat=step.repeat,
     )

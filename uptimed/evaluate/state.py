@@ -39,6 +39,12 @@ Rules, per monitor, over its effective ``regions`` and a ``quorum`` of them:
   ``repeat_interval``, counted from the later of going down and the last
   reminder; the n-th reminder of an incident is numbered so that two
   processes that both fire it publish the same event.
+- ESCALATED while DOWN, from the timer, for each step of the monitor's
+  escalation policy when it is due (:mod:`uptimed.evaluate.escalation`);
+  ACKNOWLEDGED when someone takes the incident (``acknowledge``), which stops
+  the steps and the reminders. With a policy, each change says which
+  integrations it is for (``StateChange.audience``): a step's own, then
+  everyone reached so far for reminders, the acknowledgement and the recovery.
 
 MAINTENANCE: a change made while a maintenance window of the monitor is on is
 held (recorded, not announced); the hold is part of the state and the timer
@@ -60,7 +66,8 @@ from typing import Any
 
 from uptimed.check import CheckResult, CheckStatus
 from uptimed.durations import format_duration
-from uptimed.evaluate import maintenance
+from uptimed.evaluate import escalation, maintenance
+from uptimed.evaluate.escalation import Acknowledgement, Escalation, FiredStep, Policy
 from uptimed.monitor import MonitorFields
 from uptimed.rules.regions import quorum_for
 
@@ -82,6 +89,8 @@ class ChangeKind(StrEnum):
     UP = "up"
     SLOW = "slow"
     REMINDER = "reminder"
+    ESCALATED = "escalated"
+    ACKNOWLEDGED = "acknowledged"
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +195,8 @@ class MonitorState:
     """Regions that stopped reporting for this monitor, as of its newest result."""
     hold: maintenance.Hold | None = None
     """Set while changes are held back by a maintenance window, until it ends."""
+    escalation: Escalation | None = None
+    """The open incident's escalation and acknowledgement (None: no policy, not acknowledged)."""
 
     @property
     def down_since_ms(self) -> int | None:
@@ -198,7 +209,7 @@ class MonitorState:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (for a jsonb column)."""
-        return {
+        data = {
             "version": STATE_VERSION,
             "status": self.status.value,
             "slow": self.slow,
@@ -210,6 +221,9 @@ class MonitorState:
             "silent": list(self.silent),
             "hold": self.hold.to_json() if self.hold else None,
         }
+        if self.escalation is not None:
+            data["escalation"] = self.escalation.to_json()
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | str | None) -> MonitorState:
@@ -225,6 +239,7 @@ class MonitorState:
         if not isinstance(data, Mapping):
             raise TypeError(f"monitor state must be a JSON object, got {type(data).__name__}")
         incident = data.get("incident")
+        escalated = data.get("escalation")
         return cls(
             status=MonitorStatus(data.get("status") or MonitorStatus.UNKNOWN),
             slow=bool(data.get("slow", False)),
@@ -235,6 +250,7 @@ class MonitorState:
             first_result_ms=_optional_int(data.get("first_result_ms")),
             silent=tuple(str(name) for name in data.get("silent") or ()),
             hold=maintenance.Hold.from_json(data.get("hold")),
+            escalation=Escalation.from_json(escalated) if escalated else None,
         )
 
 
@@ -263,6 +279,12 @@ class StateChange:
     """REMINDER only: its number within the incident (1, 2, ...)."""
     held: bool = False
     """Made during a maintenance window: recorded (its incident opened or resolved), not announced."""
+    audience: tuple[int, ...] | None = None
+    """With an escalation policy: the integrations this change is for; None: the monitor's routed integrations."""
+    step: FiredStep | None = None
+    """ESCALATED (and a DOWN that sends a policy's first step): the step."""
+    acknowledgement: Acknowledgement | None = None
+    """ACKNOWLEDGED only: who took the incident, and how."""
 
     @property
     def opens_incident(self) -> bool:
@@ -310,11 +332,13 @@ def evaluate(
     monitor: MonitorFields,
     regions: Sequence[str],
     silence_ms: int | None = None,
+    policy: Policy | None = None,
 ) -> Evaluation:
     """Fold one check result into the monitor's state.
 
     ``regions`` are the monitor's effective regions; ``silence_ms`` defaults
-    to :data:`DEFAULT_SILENCE_INTERVALS` of the monitor's interval. A result
+    to :data:`DEFAULT_SILENCE_INTERVALS` of the monitor's interval;
+    ``policy`` is the monitor's escalation policy, copied into an incident it opens. A result
     from another region, or not newer than the last one seen from its region
     (a Kafka redelivery or a late straggler), is ignored, so replaying results
     is harmless.
@@ -361,6 +385,7 @@ def evaluate(
     if state.status is not MonitorStatus.DOWN and len(failing) >= quorum:
         cause = _cause(known, failing)
         opened_at = _quorum_since(known, failing, quorum)
+        escalated, first_step = escalation.start(policy)
         state = replace(
             state,
             status=MonitorStatus.DOWN,
@@ -368,8 +393,13 @@ def evaluate(
             incident=Incident(opened_at_ms=opened_at, cause=cause),
             last_reminder_at_ms=None,
             reminders=0,
+            escalation=escalated,
         )
-        changes.append(change(ChangeKind.DOWN, cause, incident_opened_at_ms=opened_at))
+        changes.append(
+            change(
+                ChangeKind.DOWN, cause, incident_opened_at_ms=opened_at, audience=escalated.audience, step=first_step
+            )
+        )
     elif state.status is not MonitorStatus.UP and len(healthy) >= quorum and len(failing) < quorum:
         if state.status is MonitorStatus.DOWN:
             incident = state.incident
@@ -381,10 +411,13 @@ def evaluate(
                     incident_opened_at_ms=incident.opened_at_ms if incident else None,
                     incident_id=incident.id if incident else None,
                     downtime_s=max(0, up_since - incident.opened_at_ms) / 1000 if incident else None,
+                    audience=state.escalation.audience if state.escalation else None,
                 )
             )
         # From UNKNOWN this is silent: nobody wants "up" for a monitor that was never down.
-        state = replace(state, status=MonitorStatus.UP, incident=None, last_reminder_at_ms=None, reminders=0)
+        state = replace(
+            state, status=MonitorStatus.UP, incident=None, last_reminder_at_ms=None, reminders=0, escalation=None
+        )
 
     if state.status is MonitorStatus.UP and monitor.slow_threshold_ms is not None:
         slow = [name for name in live if _get(known, name).consecutive_slow >= monitor.failure_threshold]
@@ -409,6 +442,8 @@ def reminder_due_ms(state: MonitorState, monitor: MonitorFields) -> int | None:
     """When the next reminder is due, None when none will be."""
     if state.status is not MonitorStatus.DOWN or monitor.repeat_interval is None:
         return None
+    if state.escalation is not None and state.escalation.acknowledged is not None:
+        return None  # someone took it: no more reminders
     since = state.last_reminder_at_ms if state.last_reminder_at_ms is not None else state.down_since_ms
     if since is None:
         return None
@@ -417,25 +452,59 @@ def reminder_due_ms(state: MonitorState, monitor: MonitorFields) -> int | None:
 
 def next_wake_ms(state: MonitorState, monitor: MonitorFields) -> int | None:
     """When :func:`tick` next has something to do for this state, None for never."""
-    wakes = [at for at in (reminder_due_ms(state, monitor), maintenance.wake_ms(state)) if at is not None]
-    return min(wakes, default=None)
+    due = [reminder_due_ms(state, monitor), _escalation_due_ms(state), maintenance.wake_ms(state)]
+    return min((at for at in due if at is not None), default=None)
 
 
 def tick(state: MonitorState, *, monitor: MonitorFields, regions: Sequence[str], now_ms: int) -> Evaluation:
-    """The timer path: what is due at ``now_ms`` without a new result (a REMINDER, the end of a maintenance)."""
+    """The timer path: what is due at ``now_ms`` without a new result (a REMINDER, escalation steps, the end of a
+    maintenance)."""
     released = maintenance.release(state, regions=regions, now_ms=now_ms)
     if released is not None:
         return released
-    if not due_reminder(state, monitor, now_ms):
-        return Evaluation(state, accepted=False)
 
     def change(kind: ChangeKind, reason: str, **extra: Any) -> StateChange:
         return StateChange(
             kind=kind, at_ms=now_ms, reason=reason, regions=region_statuses(state.regions, regions), **extra
         )
 
-    reminder = _reminder(state, now_ms, change)
-    return Evaluation(replace(state, last_reminder_at_ms=now_ms, reminders=state.reminders + 1), (reminder,))
+    changes: list[StateChange] = []
+    if due_reminder(state, monitor, now_ms):
+        changes.append(_reminder(state, now_ms, change))
+        state = replace(state, last_reminder_at_ms=now_ms, reminders=state.reminders + 1)
+    state, steps = _escalate(state, now_ms, change)
+    changes += steps
+    if not changes:
+        return Evaluation(state, accepted=False)
+    return Evaluation(state, tuple(changes))
+
+
+def acknowledge(state: MonitorState, ack: Acknowledgement | None, *, regions: Sequence[str], now_ms: int) -> Evaluation:
+    """Apply the open incident's acknowledgement as the store has it (``None``: not, or no longer, acknowledged).
+
+    A new acknowledgement is an ACKNOWLEDGED change for everyone reached so
+    far and stops the steps and reminders; a withdrawn one lets them go on,
+    silently. Nothing to do (no open incident, or nothing new): not accepted.
+    """
+    current = state.escalation.acknowledged if state.escalation else None
+    if state.status is not MonitorStatus.DOWN or state.incident is None or ack == current:
+        return Evaluation(state, accepted=False)
+    state = replace(state, escalation=escalation.acknowledge(state.escalation, ack))
+    if ack is None:
+        return Evaluation(state)
+    incident = state.incident
+    assert state.escalation is not None and incident is not None
+    acknowledged = StateChange(
+        kind=ChangeKind.ACKNOWLEDGED,
+        at_ms=ack.at_ms,
+        reason=f"acknowledged by {escalation.acknowledged_by(ack.by, ack.via)}",
+        regions=region_statuses(state.regions, regions),
+        incident_opened_at_ms=incident.opened_at_ms,
+        incident_id=incident.id,
+        audience=state.escalation.audience,
+        acknowledgement=ack,
+    )
+    return Evaluation(state, (acknowledged,))
 
 
 def attach_incident_id(state: MonitorState, incident_id: int, *, opened_at_ms: int | None = None) -> MonitorState:
@@ -531,7 +600,48 @@ def _reminder(state: MonitorState, now_ms: int, change: _MakeChange) -> StateCha
         incident_opened_at_ms=since,
         incident_id=incident.id if incident else None,
         sequence=state.reminders + 1,
+        audience=state.escalation.audience if state.escalation else None,
     )
+
+
+def _escalation_due_ms(state: MonitorState) -> int | None:
+    if state.status is not MonitorStatus.DOWN or state.incident is None:
+        return None
+    return escalation.next_due_ms(state.escalation, state.incident.opened_at_ms)
+
+
+def _escalate(state: MonitorState, now_ms: int, change: _MakeChange) -> tuple[MonitorState, list[StateChange]]:
+    """The escalation steps due at ``now_ms``, each a change of its own."""
+    incident = state.incident
+    if state.status is not MonitorStatus.DOWN or incident is None or state.escalation is None:
+        return state, []
+    if state.escalation.acknowledged is not None:
+        return state, []
+    progressed, steps = escalation.fire_due(state.escalation, incident.opened_at_ms, now_ms)
+    if not steps:
+        return state, []
+    since = format_duration((now_ms - incident.opened_at_ms) / 1000)
+    cause = f": {incident.cause}" if incident.cause else ""
+    changes = [
+        change(
+            ChangeKind.ESCALATED,
+            f"still down for {since}, escalated to {_step_title(step)}{cause}",
+            incident_opened_at_ms=incident.opened_at_ms,
+            incident_id=incident.id,
+            sequence=step.number,
+            audience=step.integration_ids,
+            step=step,
+        )
+        for step in steps
+    ]
+    return replace(state, escalation=progressed), changes
+
+
+def _step_title(step: FiredStep) -> str:
+    title = f"step {step.number} of {step.of}"
+    if step.name:
+        title += f" ({step.name})"
+    return f"{title}, repeated" if step.repeat else title
 
 
 def _optional_int(value: Any) -> int | None:

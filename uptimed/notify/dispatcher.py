@@ -9,6 +9,11 @@ leaves; a retry after a crash carries the same event id and the next attempt
 number (``Notification.attempt``), and the log shows the first one's outcome
 as unknown.
 
+With ``[api] public_url`` set, each notification carries links to its
+monitor's page and its incident's, and alerts of an open incident (down,
+reminder, escalation) a signed link that acknowledges it
+(:mod:`uptimed.links`), made for the integration it goes to.
+
 Every delivery runs in its own task under a cap per channel type and a rate
 limit per destination, so one slow or failing destination never holds back
 another. Outcomes: SENT; RETRYING with the next attempt after an exponential
@@ -31,14 +36,15 @@ import httpx
 import structlog
 from pydantic import ValidationError
 
+from uptimed import links as public_links
 from uptimed import metrics
-from uptimed.channels.base import Notification, NotificationKind
+from uptimed.channels.base import Links, Notification, NotificationKind
 from uptimed.channels.registry import ChannelRegistry, InvalidConfigError, UnknownChannelError
 from uptimed.config import NotifySettings, SmtpSettings
 from uptimed.event import MonitorEvent
 from uptimed.failpoints import failpoint
 from uptimed.notify.delivery import deliver
-from uptimed.store import notification_log
+from uptimed.store import notification_log, signing_keys
 from uptimed.store.notification_log import Delivery
 from uptimed.supervisor import progress
 
@@ -78,8 +84,12 @@ class Dispatcher:
         smtp: SmtpSettings,
         http: httpx.AsyncClient,
         owner: str | None = None,
+        public_url: str | None = None,
     ) -> None:
         self.pool = pool
+        self.public_url = public_url
+        """``[api] public_url``: where alerts link to; None, no links."""
+        self._ack_key: bytes | None = None
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         """Who holds this process's leases, as the log shows it: host, pid and a random suffix."""
         self.registry = registry
@@ -164,6 +174,27 @@ class Dispatcher:
             self._slot_freed.set()
             progress()
 
+    async def _links(self, event: MonitorEvent, kind: NotificationKind, integration_id: int) -> Links:
+        """Where this alert links to (nothing without ``[api] public_url``)."""
+        base = self.public_url
+        if base is None:
+            return Links()
+        incident = event.incidentId
+        acknowledge = None
+        if incident is not None and kind in (
+            NotificationKind.DOWN,
+            NotificationKind.REMINDER,
+            NotificationKind.ESCALATION,
+        ):
+            if self._ack_key is None:
+                self._ack_key = await signing_keys.get_or_create(self.pool, public_links.ACK_KEY)
+            acknowledge = public_links.ack_url(base, self._ack_key, incident, integration_id)
+        return Links(
+            monitor=public_links.monitor_url(base, event.websiteId),
+            incident=public_links.incident_url(base, incident) if incident is not None else None,
+            acknowledge=acknowledge,
+        )
+
     async def _attempt(self, delivery: Delivery) -> None:
         context = {
             "delivery_id": delivery.id,
@@ -201,6 +232,8 @@ class Dispatcher:
                 return
             self._next_allowed[delivery.integration_id] = now + 1 / rate
 
+        kind = NotificationKind.of(event)
+        found_links = await self._links(event, kind, delivery.integration_id)
         async with self._per_channel[delivery.type]:
             # On record before the request leaves: if this process dies during it, the log says so.
             attempt = await notification_log.start_attempt(
@@ -210,13 +243,14 @@ class Dispatcher:
                 log.warning("delivery.lease_lost", **context)  # another process took it over
                 return
             notification = Notification(
-                kind=NotificationKind.of(event),
+                kind=kind,
                 event=event,
                 config=config,
                 http=self.http,
                 smtp=self.smtp,
                 integration_id=delivery.integration_id,
                 attempt=attempt,
+                links=found_links,
             )
             sent = await deliver(channel, notification, timeout=self.settings.delivery_timeout)
         error, elapsed_ms = sent.error, round(sent.seconds * 1000, 1)

@@ -1,10 +1,16 @@
 """The notifier: consumer group on ``website.events`` that records intents, then lets them be delivered.
 
-For each event it writes one PENDING row per enabled integration of the
-monitor's owner (``INSERT ... ON CONFLICT DO NOTHING`` on event id +
-integration id), in one transaction per batch, and only then commits the
-offsets. A redelivered event finds its rows and adds nothing; delivery is the
+For each event it writes one PENDING row per integration it is for
+(``INSERT ... ON CONFLICT DO NOTHING`` on event id + integration id), in one
+transaction per batch, and only then commits the offsets. A redelivered event
+finds its rows and adds nothing; delivery is the
 :class:`~uptimed.notify.dispatcher.Dispatcher`'s job, from the database.
+
+Whom an event is for: with ``integrationIds`` (a monitor with an escalation
+policy: a step's integrations, or everyone a step has reached), those of them
+that are the owner's and enabled; without, every enabled integration the
+monitor routes to. An ``incident.`` event of a type this version does not
+know (a newer uptimed in the cluster added it) is skipped, not dead-lettered.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from uptimed import metrics
 from uptimed.bus.dead_letters import dead_letter, invalid
 from uptimed.bus.kafka import make_consumer
 from uptimed.config import Settings
-from uptimed.event import MonitorEvent
+from uptimed.event import MonitorEvent, unknown_incident_event
 from uptimed.notify.dispatcher import Dispatcher
 from uptimed.store import integrations, notification_log
 from uptimed.store.notification_log import Intent
@@ -67,6 +73,9 @@ class Notifier:
         events: list[MonitorEvent] = []
         for records in batch.values():
             for record in records:
+                if unknown_incident_event(record.value):
+                    log.debug("notifier.unknown_type", partition=record.partition, offset=record.offset)
+                    continue
                 try:
                     events.append(MonitorEvent.model_validate_json(record.value or b""))
                 except ValidationError as exc:
@@ -75,12 +84,16 @@ class Notifier:
             return 0
         async with self.pool.acquire() as conn, conn.transaction():
             intents: list[Intent] = []
-            targets: dict[tuple[int, int], list[integrations.Integration]] = {}
+            routed: dict[tuple[int, int], list[integrations.Integration]] = {}
             for event in events:
+                if event.integrationIds is not None:
+                    chosen = await integrations.chosen(conn, event.userId, event.integrationIds)
+                    intents += [Intent(event, integration.id) for integration in chosen]
+                    continue
                 key = (event.userId, event.websiteId)
-                if key not in targets:
-                    targets[key] = await integrations.for_event(conn, event.userId, event.websiteId)
-                intents += [Intent(event, integration.id) for integration in targets[key]]
+                if key not in routed:
+                    routed[key] = await integrations.for_event(conn, event.userId, event.websiteId)
+                intents += [Intent(event, integration.id) for integration in routed[key]]
             added = await notification_log.add_intents(conn, intents)
         log.info("notifier.recorded", events=len(events), intents=len(intents), added=added)
         return added

@@ -1,9 +1,11 @@
-"""Monitors, integrations and maintenance windows declared in the config file, brought into the database.
+"""Monitors, integrations, maintenance windows and escalation policies declared in the config file, into the database.
 
-``[[monitors]]``, ``[[integrations]]`` and ``[[maintenance]]`` are the file's: at start and on
-every reload they are written to the database, matched by (owner, key), so
-their history survives edits, and one removed from the file is disabled, not
-deleted. Through the API and the pages they can be read and tested but not
+``[[monitors]]``, ``[[integrations]]``, ``[[maintenance]]`` and
+``[[escalation_policies]]`` are the file's: at start and on every reload they
+are written to the database, matched by (owner, key), so their history
+survives edits, and a monitor or integration removed from the file is
+disabled, not deleted (a window is deleted; a policy once no monitor uses
+it). Through the API and the pages they can be read and tested but not
 changed (:class:`~uptimed.rules.errors.DeclaredInFile`).
 
 An integration's config is checked here by its channel's model, with the
@@ -23,7 +25,8 @@ from uptimed.channels.registry import ChannelRegistry
 from uptimed.config import ConfigError, ConfigProblem, Declared, Settings, key_lines, line_of
 from uptimed.rules.errors import Invalid, dotted
 from uptimed.rules.integrations import validated
-from uptimed.store import integrations, maintenance, monitors
+from uptimed.store import escalation_policies, integrations, maintenance, monitors
+from uptimed.store.escalation_policies import ConfiguredPolicy
 from uptimed.store.integrations import ConfiguredIntegration
 
 log = structlog.get_logger()
@@ -59,6 +62,23 @@ def declared_integrations(
     return out
 
 
+def declared_policies(settings: Settings) -> list[ConfiguredPolicy]:
+    """Each ``[[escalation_policies]]`` entry with the config monitors that name it."""
+    return [
+        ConfiguredPolicy(
+            owner=spec.owner,
+            key=spec.key,
+            name=spec.name,
+            repeat_every_s=spec.repeat_every,
+            steps=[(step.name, step.after, step.integrations) for step in spec.steps],
+            monitor_keys=[
+                m.stable_key for m in settings.monitors if m.owner == spec.owner and m.escalation_policy == spec.key
+            ],
+        )
+        for spec in settings.escalation_policies
+    ]
+
+
 @dataclass(frozen=True)
 class Synced:
     """What a sync changed."""
@@ -71,6 +91,8 @@ class Synced:
     """How many integrations the file declares."""
     maintenance: int = 0
     """How many maintenance windows the file declares."""
+    policies: int = 0
+    """How many escalation policies the file declares."""
 
 
 async def sync(pool: asyncpg.Pool, settings: Settings, registry: ChannelRegistry, path: Path | None = None) -> Synced:
@@ -84,6 +106,7 @@ async def sync(pool: asyncpg.Pool, settings: Settings, registry: ChannelRegistry
     async with pool.acquire() as conn, conn.transaction():
         count = await integrations.sync_from_config(conn, declared)
         windows = await maintenance.sync_from_config(conn, settings.maintenance)
+        policies = await escalation_policies.sync_from_config(conn, declared_policies(settings))
     log.info(
         "config.synced",
         created=result.created,
@@ -92,5 +115,14 @@ async def sync(pool: asyncpg.Pool, settings: Settings, registry: ChannelRegistry
         users_created=result.users_created,
         integrations=count,
         maintenance=windows,
+        escalation_policies=policies,
     )
-    return Synced(result.created, result.updated, result.disabled, result.users_created, count, windows)
+    return Synced(
+        result.created,
+        result.updated,
+        result.disabled,
+        result.users_created,
+        count,
+        maintenance=windows,
+        policies=policies,
+    )

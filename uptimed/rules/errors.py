@@ -1,7 +1,7 @@
 """The rules' own errors, and where a problem is: a tuple location until a face renders it.
 
 ``NotFound`` and ``DeclaredInFile`` say why a user cannot have or change an
-object; ``Invalid`` lists each :class:`Problem` with its location inside what
+object, ``Conflict`` why not now; ``Invalid`` lists each :class:`Problem` with its location inside what
 was validated (``("config", "webhookUrl")``, ``("regions",)``). The API
 renders them as 404 / 409 / 422 JSON, the pages as error pages and form
 errors, the config file as ``integrations[0].config.webhookUrl`` with a line.
@@ -62,6 +62,14 @@ class DeclaredInFile(RuleError):
     def __init__(self, what: str) -> None:
         super().__init__(f"this {what} is declared in the config file")
         self.what = what
+
+
+class Conflict(RuleError):
+    """The object's state does not allow it now: an incident already acknowledged or over, a policy in use."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
 
 
 class Invalid(RuleError):

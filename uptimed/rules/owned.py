@@ -17,6 +17,7 @@ import structlog
 
 from uptimed.monitor import Monitor, MonitorFields
 from uptimed.rules.errors import DeclaredInFile, Invalid, NotFound, Problem
+from uptimed.rules.escalation import check_monitor_policy
 from uptimed.store import integrations, monitors
 from uptimed.store.integrations import Integration
 
@@ -67,8 +68,10 @@ async def create_monitor(
 ) -> Monitor:
     """A new monitor of the user; ``fields`` checked already (:func:`uptimed.rules.monitors.checked`).
 
-    ``notify``: the integrations it notifies (None: all of them), checked here.
+    ``notify``: the integrations it notifies (None: all of them), checked here; its escalation policy
+    must be the user's (:class:`~uptimed.rules.errors.Invalid` otherwise).
     """
+    await check_monitor_policy(pool, user_id, fields.escalation_policy_id)
     created = await monitors.create(pool, user_id, fields, notify=await routing(pool, user_id, notify))
     log.info("monitor.created", monitor_id=created.id, user_id=user_id)
     return created
@@ -78,6 +81,7 @@ async def update_monitor(
     pool: asyncpg.Pool, item: Monitor, fields: MonitorFields, *, notify: Sequence[int] | None = None
 ) -> Monitor:
     """Replace every field of ``item`` and its routing (read ``to_change``; ``fields`` checked already)."""
+    await check_monitor_policy(pool, item.owner_id, fields.escalation_policy_id)
     chosen = await routing(pool, item.owner_id, notify)
     updated = await monitors.update_owned(pool, item.owner_id, item.id, fields, notify=chosen)
     saved = _found(updated, "monitor", to_change=False)

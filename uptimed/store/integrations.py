@@ -66,6 +66,28 @@ async def for_event(conn: PoolOrConnection, owner_id: int, monitor_id: int) -> l
     return [_from_row(row) for row in rows]
 
 
+async def chosen(conn: PoolOrConnection, owner_id: int, integration_ids: Sequence[int]) -> list[Integration]:
+    """Those of ``integration_ids`` that are the owner's and enabled (an escalation step's, say), in id order."""
+    rows = await conn.fetch(
+        f"""
+        SELECT {_COLUMNS} FROM integrations
+        WHERE owner_id = $1 AND enabled AND id = ANY($2::bigint[])
+        ORDER BY id
+        """,
+        owner_id,
+        list(integration_ids),
+    )
+    return [_from_row(row) for row in rows]
+
+
+async def owned_ids(conn: PoolOrConnection, owner_id: int, integration_ids: Sequence[int]) -> set[int]:
+    """Those of ``integration_ids`` that are the owner's, enabled or not."""
+    rows = await conn.fetch(
+        "SELECT id FROM integrations WHERE owner_id = $1 AND id = ANY($2::bigint[])", owner_id, list(integration_ids)
+    )
+    return {row["id"] for row in rows}
+
+
 async def get(conn: PoolOrConnection, integration_id: int) -> Integration | None:
     row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM integrations WHERE id = $1", integration_id)
     return _from_row(row) if row else None

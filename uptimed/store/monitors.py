@@ -15,7 +15,8 @@ from uptimed.store.owned import OwnedTable
 _COLUMNS = """
     id, owner_id, config_key, name, kind, target, interval_s, timeout_s, regions,
     failure_threshold, success_threshold, quorum, slow_threshold_ms, repeat_interval_s,
-    options, enabled, tags, notify_integrations, badge_key, extract(epoch FROM updated_at) AS version
+    options, enabled, tags, notify_integrations, badge_key, escalation_policy_id,
+    extract(epoch FROM updated_at) AS version
 """
 
 
@@ -35,6 +36,7 @@ def monitor_from_row(row: asyncpg.Record) -> Monitor:
         quorum=row["quorum"],
         slow_threshold_ms=row["slow_threshold_ms"],
         repeat_interval=row["repeat_interval_s"],
+        escalation_policy_id=row["escalation_policy_id"],
         enabled=row["enabled"],
         tags=list(row["tags"]),
         notify_integrations=None if row["notify_integrations"] is None else list(row["notify_integrations"]),
@@ -97,13 +99,14 @@ async def create(
         f"""
         INSERT INTO monitors (owner_id, name, kind, target, interval_s, timeout_s, regions,
                               failure_threshold, success_threshold, quorum, slow_threshold_ms,
-                              repeat_interval_s, options, enabled, tags, notify_integrations)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                              repeat_interval_s, options, enabled, tags, notify_integrations, escalation_policy_id)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
         RETURNING {_COLUMNS}
         """,
         owner_id,
         *_values(fields),
         None if notify is None else list(notify),
+        fields.escalation_policy_id,
     )
     assert row is not None, "INSERT ... RETURNING gives back its row"
     return monitor_from_row(row)
@@ -200,7 +203,8 @@ async def sync_from_config(pool: asyncpg.Pool, specs: Sequence[MonitorSpec]) -> 
 _OWNED_COLUMNS = """
     m.id, m.owner_id, m.config_key, m.name, m.kind, m.target, m.interval_s, m.timeout_s, m.regions,
     m.failure_threshold, m.success_threshold, m.quorum, m.slow_threshold_ms, m.repeat_interval_s,
-    m.options, m.enabled, m.tags, m.notify_integrations, m.badge_key, m.created_at, m.updated_at
+    m.options, m.enabled, m.tags, m.notify_integrations, m.badge_key, m.escalation_policy_id, m.created_at,
+    m.updated_at
 """
 
 
@@ -354,7 +358,7 @@ async def update_owned(
         UPDATE monitors SET name = $3, kind = $4, target = $5, interval_s = $6, timeout_s = $7, regions = $8,
             failure_threshold = $9, success_threshold = $10, quorum = $11, slow_threshold_ms = $12,
             repeat_interval_s = $13, options = $14, enabled = $15, tags = $16, notify_integrations = $17,
-            updated_at = now()
+            escalation_policy_id = $18, updated_at = now()
         WHERE id = $1 AND owner_id = $2 AND config_key IS NULL
         RETURNING {_COLUMNS}
         """,
@@ -362,6 +366,7 @@ async def update_owned(
         owner_id,
         *_values(fields),
         None if notify is None else list(notify),
+        fields.escalation_policy_id,
     )
     return monitor_from_row(row) if row else None
 

@@ -34,8 +34,9 @@ async def add_intents(conn: Connection, intents: Sequence[Intent]) -> int:
         return 0
     status = await conn.execute(
         """
-        INSERT INTO notification_log (event_id, event_type, integration_id, user_id, monitor_id, payload)
-        SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::jsonb[])
+        INSERT INTO notification_log (event_id, event_type, integration_id, user_id, monitor_id, payload, incident_id)
+        SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::jsonb[],
+                             $7::bigint[])
         ON CONFLICT (event_id, integration_id) DO NOTHING
         """,
         [i.event.eventId for i in intents],
@@ -44,6 +45,7 @@ async def add_intents(conn: Connection, intents: Sequence[Intent]) -> int:
         [i.event.userId for i in intents],
         [i.event.websiteId for i in intents],
         [i.event.model_dump(mode="json") for i in intents],
+        [i.event.incidentId for i in intents],
     )
     return int(status.rsplit(" ", 1)[1])
 
@@ -271,3 +273,40 @@ async def page_for_user(
 async def get_for_user(conn: PoolOrConnection, user_id: int, entry_id: int) -> LogEntry | None:
     row = await conn.fetchrow(f"{_ENTRY} WHERE n.id = $1 AND n.user_id = $2", entry_id, user_id)
     return LogEntry(**dict(row)) if row else None
+
+
+@dataclass(frozen=True)
+class IncidentDelivery:
+    """One notification about an incident, for its timeline: what went to which integration, and how it went."""
+
+    id: int
+    event_type: str
+    reminder: bool
+    step: int | None
+    """The escalation step it sent, if any."""
+    repeat: int
+    integration_id: int
+    integration_type: str
+    status: str
+    attempts: int
+    error_message: str | None
+    created_at: Any
+    sent_at: Any
+
+
+async def for_incident(conn: PoolOrConnection, incident_id: int) -> list[IncidentDelivery]:
+    """Every notification about the incident, oldest first."""
+    rows = await conn.fetch(
+        """
+        SELECT n.id, n.event_type, coalesce((n.payload->>'reminder')::bool, false) AS reminder,
+               (n.payload->'escalation'->>'step')::int AS step,
+               coalesce((n.payload->'escalation'->>'repeat')::int, 0) AS repeat,
+               n.integration_id, i.type AS integration_type, n.status, n.attempts, n.error_message,
+               n.created_at, n.sent_at
+        FROM notification_log n JOIN integrations i ON i.id = n.integration_id
+        WHERE n.incident_id = $1
+        ORDER BY n.created_at, n.id
+        """,
+        incident_id,
+    )
+    return [IncidentDelivery(**dict(row)) for row in rows]

@@ -15,6 +15,8 @@ from uptimed.web import (
     auth,
     badges,
     dashboard,
+    escalation,
+    incidents,
     integrations,
     maintenance,
     monitors,
@@ -23,7 +25,20 @@ from uptimed.web import (
     status,
 )
 
-PAGES = (assets, auth, dashboard, monitors, status, integrations, notifications, maintenance, badges, preferences)
+PAGES = (
+    assets,
+    auth,
+    dashboard,
+    monitors,
+    incidents,
+    status,
+    integrations,
+    escalation,
+    notifications,
+    maintenance,
+    badges,
+    preferences,
+)
 
 
 def install(app: FastAPI) -> None:

@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from uptimed.rules.errors import DeclaredInFile, Invalid, NotFound, RuleError
+from uptimed.rules.errors import Conflict, DeclaredInFile, Invalid, NotFound, RuleError
 from uptimed.web.session import PageError, SignInRequired, not_found, sign_in_url
 from uptimed.web.templates import render
 
@@ -46,6 +46,8 @@ def page_of(error: RuleError) -> PageError:
         return declared_in_file(error.what)
     if isinstance(error, Invalid):
         return PageError(422, "Not accepted", str(error))
+    if isinstance(error, Conflict):
+        return PageError(409, "Not now", error.detail)
     return PageError(400, "Bad request", str(error))
 
 

@@ -24,7 +24,7 @@ from uptimed.rules.errors import Invalid, Loc, Problem, dotted
 from uptimed.rules.integrations import name_of
 from uptimed.rules.monitors import validated
 from uptimed.rules.services import Services
-from uptimed.store import checks, incidents, integrations, stats, web_sessions
+from uptimed.store import checks, escalation_policies, incidents, integrations, stats, web_sessions
 from uptimed.store.checks import StoredCheck
 from uptimed.store.incidents import IncidentRecord
 from uptimed.store.integrations import Integration
@@ -92,14 +92,16 @@ BeforeQuery = Annotated[str | None, Query(min_length=1, max_length=200, pattern=
 
 
 @dataclass(frozen=True)
-class Incident:
+class ShownIncident:
+    """An incident as a table shows it (here and on the incidents page)."""
+
     record: IncidentRecord
     seconds: float
     """How long it lasted, or has lasted so far."""
 
 
-def _incident(record: IncidentRecord, now: datetime) -> Incident:
-    return Incident(record, ((record.resolved_at or now) - record.opened_at).total_seconds())
+def shown_incident(record: IncidentRecord, now: datetime) -> ShownIncident:
+    return ShownIncident(record, ((record.resolved_at or now) - record.opened_at).total_seconds())
 
 
 def _before(cursor: str | None) -> tuple[datetime, str] | None:
@@ -178,7 +180,7 @@ async def monitor_page(
         checks=shown,
         older=_older(shown) if len(rows) > CHECKS_PER_PAGE else None,
         paged=position is not None,
-        incidents=[_incident(r, now) for r in found],
+        incidents=[shown_incident(r, now) for r in found],
         interval=_duration_text(monitor.interval),
         effective_regions=monitor.effective_regions(context.settings.probe.all_regions),
     )
@@ -241,6 +243,7 @@ FIELDS = (
     "quorum",
     "slow_threshold_ms",
     "repeat_interval",
+    "escalation_policy_id",
     "http.method",
     "http.accepted_statuses",
     "http.keyword",
@@ -276,6 +279,7 @@ def values_of(fields: MonitorFields) -> Values:
         "quorum": "" if fields.quorum is None else str(fields.quorum),
         "slow_threshold_ms": "" if fields.slow_threshold_ms is None else str(fields.slow_threshold_ms),
         "repeat_interval": _duration_text(fields.repeat_interval),
+        "escalation_policy_id": "" if fields.escalation_policy_id is None else str(fields.escalation_policy_id),
         "http.method": fields.http.method,
         "http.accepted_statuses": ", ".join(str(s) for s in fields.http.accepted_statuses),
         "http.keyword": fields.http.keyword or "",
@@ -345,6 +349,7 @@ def _fields_data(values: Values, *, base: MonitorFields | None) -> dict[str, Any
         "quorum": _optional(values["quorum"]),
         "slow_threshold_ms": _optional(values["slow_threshold_ms"]),
         "repeat_interval": _optional(values["repeat_interval"]),
+        "escalation_policy_id": _optional(values["escalation_policy_id"]),
         "enabled": base.enabled if base else True,
         "tags": [t for t in (p.strip() for p in values["tags"].split(",")) if t],
         "http": http,
@@ -355,7 +360,7 @@ def _field_of(problem: Problem) -> str:
     """The form field a problem is shown beside: ``http.method`` for ``("http", "method")``; else the whole form."""
     loc: Loc = problem.loc or problem.about
     name = dotted(loc[:2] if loc[:1] == ("http",) else loc[:1])
-    return name if name in FIELDS else "form"
+    return name if name in FIELDS or name == "integrations" else "form"
 
 
 def validate(context: Services, values: Values, *, base: MonitorFields | None) -> MonitorFields | dict[str, str]:
@@ -363,10 +368,14 @@ def validate(context: Services, values: Values, *, base: MonitorFields | None) -
     try:
         return validated(_fields_data(values, base=base), context.settings.probe.all_regions)
     except Invalid as invalid:
-        problems: dict[str, str] = {}
-        for problem in invalid.problems:
-            problems.setdefault(_field_of(problem), problem.msg)
-        return problems
+        return _problems(invalid)
+
+
+def _problems(invalid: Invalid) -> dict[str, str]:
+    problems: dict[str, str] = {}
+    for problem in invalid.problems:
+        problems.setdefault(_field_of(problem), problem.msg)
+    return problems
 
 
 async def _form_page(
@@ -379,6 +388,7 @@ async def _form_page(
     errors: dict[str, str] | None = None,
 ) -> HTMLResponse:
     owned = await integrations.page_for_owner(context.pool, user_id, before_id=None, limit=MAX_INTEGRATIONS)
+    policies = await escalation_policies.list_for_owner(context.pool, user_id)
     return render(
         request,
         "monitor_form.html",
@@ -388,6 +398,7 @@ async def _form_page(
         monitor=monitor,
         all_regions=context.settings.probe.all_regions,
         methods=[(m, m) for m in HTTP_METHODS],
+        policies=[("", "None: every integration at once"), *((str(p.id), p.name) for p in policies)],
         action=f"/monitors/{monitor.id}/edit" if monitor else "/monitors",
         integrations=[(i.id, name_of(context.registry, i)) for i in reversed(owned)],
     )
@@ -402,8 +413,7 @@ async def create(request: Request, visit: Visitor, form: Posted, context: Contex
     try:
         monitor = await owned.create_monitor(context.pool, visit.user.id, fields, notify=notify_of(values))
     except Invalid as invalid:
-        errors = {"integrations": invalid.problems[0].msg}
-        return await _form_page(request, context, visit.user.id, values, monitor=None, errors=errors)
+        return await _form_page(request, context, visit.user.id, values, monitor=None, errors=_problems(invalid))
     await web_sessions.set_notice(context.pool, visit.token, f"Created “{monitor.name}”.")
     return RedirectResponse(f"/monitors/{monitor.id}", status_code=303)
 
@@ -424,7 +434,6 @@ async def edit(request: Request, monitor_id: IdPath, visit: Visitor, form: Poste
     try:
         saved = await owned.update_monitor(context.pool, monitor, fields, notify=notify_of(values))
     except Invalid as invalid:
-        errors = {"integrations": invalid.problems[0].msg}
-        return await _form_page(request, context, visit.user.id, values, monitor=monitor, errors=errors)
+        return await _form_page(request, context, visit.user.id, values, monitor=monitor, errors=_problems(invalid))
     await web_sessions.set_notice(context.pool, visit.token, f"Saved “{saved.name}”.")
     return RedirectResponse(f"/monitors/{monitor_id}", status_code=303)

@@ -37,7 +37,7 @@ ERROR_SHOWN = 80
 class LogRow:
     entry: LogEntry
     kind: str
-    """``down``, ``up``, ``slow``: the event type without its ``website.`` prefix."""
+    """``down``, ``up``, ``slow``, ``escalated``, ``acknowledged``: the event type without its prefix."""
     integration: str
     monitor: Monitor | None
     """The monitor, while it still exists."""
@@ -110,7 +110,7 @@ async def notifications_page(
     rows = [
         LogRow(
             entry=e,
-            kind=e.event_type.removeprefix("website."),
+            kind=e.event_type.removeprefix("website.").removeprefix("incident."),
             integration=names.get(e.integration_id)
             or f"{context.registry.title(e.integration_type)} #{e.integration_id}",
             monitor=m if (m := named.get(e.monitor_id or 0)) is not None and m.owner_id == user_id else None,

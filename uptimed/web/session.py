@@ -116,6 +116,17 @@ async def visitor(request: Request, context: Context) -> Visit:
 Visitor = Annotated[Visit, Depends(visitor)]
 
 
+async def maybe_visitor(request: Request, context: Context) -> Visit | None:
+    """The signed-in user of this request, if any: for pages anyone with a link may open."""
+    try:
+        return await visitor(request, context)
+    except SignInRequired:
+        return None
+
+
+MaybeVisitor = Annotated[Visit | None, Depends(maybe_visitor)]
+
+
 def safe_next(value: str | None) -> str:
     """A local path to go to after signing in; anything else (``//evil.example``, ``https://...``) is ``/``."""
     if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
@@ -177,6 +188,7 @@ def new_sign_in_token() -> str:
     return secrets.token_urlsafe(24)
 
 
-def sign_in_token_matches(request: Request, sent: str | None) -> bool:
-    cookie = request.cookies.get(SIGN_IN_COOKIE)
+def sign_in_token_matches(request: Request, sent: str | None, cookie_name: str = SIGN_IN_COOKIE) -> bool:
+    """Whether a form without a session (sign-in, an acknowledge link) sent back its cookie's token."""
+    cookie = request.cookies.get(cookie_name)
     return cookie is not None and _matches(sent, cookie)

@@ -17,6 +17,7 @@ from uptimed.channels.base import (
     Secret,
     details,
     headline,
+    links,
 )
 from uptimed.channels.http import scrub
 
@@ -25,6 +26,8 @@ _TYPES = {
     NotificationKind.REMINDER: apprise.NotifyType.FAILURE,
     NotificationKind.UP: apprise.NotifyType.SUCCESS,
     NotificationKind.SLOW: apprise.NotifyType.WARNING,
+    NotificationKind.ESCALATION: apprise.NotifyType.FAILURE,
+    NotificationKind.ACKNOWLEDGED: apprise.NotifyType.WARNING,
     NotificationKind.TEST: apprise.NotifyType.INFO,
 }
 
@@ -81,8 +84,10 @@ class AppriseChannel:
     async def send(self, notification: Notification) -> None:
         config: AppriseConfig = notification.config
         url = config.url.get_secret_value()
-        body = "\n".join(f"{label}: {value}" for label, value in details(notification))
+        body = "\n".join(f"{label}: {value}" for label, value in [*details(notification), *links(notification)])
         # Apprise blocks on network I/O: run it in a worker thread.
-        problem = await asyncio.to_thread(_notify, url, headline(notification), body, _TYPES[notification.kind])
+        problem = await asyncio.to_thread(
+            _notify, url, headline(notification), body, _TYPES.get(notification.kind, apprise.NotifyType.INFO)
+        )
         if problem is not None:
             raise RetryableDeliveryError(f"apprise: {scrub(problem, url_secrets(url))}")

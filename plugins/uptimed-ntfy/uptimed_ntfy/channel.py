@@ -15,6 +15,8 @@ from uptimed.channels.base import (
     Secret,
     details,
     format_duration,
+    headline,
+    links,
 )
 from uptimed.channels.http import post, raise_for_status
 
@@ -26,6 +28,8 @@ _TAGS = {
     NotificationKind.REMINDER: "red_circle",
     NotificationKind.UP: "green_circle",
     NotificationKind.SLOW: "yellow_circle",
+    NotificationKind.ESCALATION: "rotating_light",
+    NotificationKind.ACKNOWLEDGED: "orange_circle",
     NotificationKind.TEST: "white_check_mark",
 }
 
@@ -71,8 +75,10 @@ def title(notification: Notification) -> str:
             text = f"{name} is up again"
         case NotificationKind.SLOW:
             text = f"{name} is slow"
-        case _:
+        case NotificationKind.TEST:
             text = f"Test notification from uptimed to {name}"
+        case _:  # escalation, acknowledged, and any kind added later
+            text = headline(notification).split(" ", 1)[-1]  # without the emoji: the tag shows one
     text = " ".join(text.split())  # no line breaks in a header
     return text if len(text) <= TITLE_LIMIT else text[: TITLE_LIMIT - 1] + "…"
 
@@ -95,7 +101,7 @@ def body(notification: Notification) -> bytes:
 
 def priority(notification: Notification, config: NtfyConfig) -> int:
     match notification.kind:
-        case NotificationKind.DOWN | NotificationKind.REMINDER:
+        case NotificationKind.DOWN | NotificationKind.REMINDER | NotificationKind.ESCALATION:
             return config.priority
         case NotificationKind.TEST:
             return 2
@@ -116,12 +122,15 @@ class NtfyChannel:
         headers = {
             "Title": header_value(title(notification)),
             "Priority": str(priority(notification, config)),
-            "Tags": f"{_TAGS[notification.kind]},uptimed",
+            "Tags": f"{_TAGS.get(notification.kind, 'bell')},uptimed",
             "Content-Type": "text/plain; charset=utf-8",
         }
-        url = notification.event.url
+        found = dict(links(notification))
+        url = found.get("Incident") or found.get("Monitor") or notification.event.url
         if url.isascii() and url.startswith(("http://", "https://")) and not any(c in url for c in "\r\n"):
             headers["Click"] = url
+        if acknowledge := found.get("Acknowledge"):
+            headers["Actions"] = f"view, Acknowledge, {acknowledge}"  # a button on the notification
         secrets = []  # the URL, with the topic, is always masked
         if config.token is not None:
             headers["Authorization"] = f"Bearer {config.token.get_secret_value()}"
