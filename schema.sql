@@ -3,7 +3,7 @@
 -- applies the steps of migrations/ a database lacks, and a test keeps this
 -- file equal to what the steps build. A schema change goes in both: see
 -- migrations/README.md. The version is that of the last step.
--- schema-version: 8
+-- schema-version: 9
 
 CREATE TABLE IF NOT EXISTS schema_version (
     version     integer PRIMARY KEY,
@@ -59,6 +59,8 @@ CREATE TABLE IF NOT EXISTS monitors (
     notify_integrations bigint[],
     -- set when the owner opted in to public badges: the only thing their address names
     badge_key           text UNIQUE,
+    -- a heartbeat's ping URL is /ping/<ping_token>; NULL for kinds that are checked, not pinged
+    ping_token          text UNIQUE,
     created_at          timestamptz NOT NULL DEFAULT now(),
     updated_at          timestamptz NOT NULL DEFAULT now(),
     UNIQUE (owner_id, config_key)
@@ -92,6 +94,8 @@ CREATE TABLE IF NOT EXISTS checks (
     error             text,
     -- made during a maintenance window of its monitor: kept, left out of uptime
     in_maintenance    boolean NOT NULL DEFAULT false,
+    -- what the check found besides up or down (packet loss, a certificate's issuer, a ping's body)
+    message           text,
     PRIMARY KEY (monitor_id, region, checked_at)
 );
 -- "latest per monitor" and time ranges across regions

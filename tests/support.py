@@ -602,3 +602,48 @@ def _zombie(pid: int) -> bool:
             return stat.read().split()[2] == "Z"
     except OSError:
         return True
+
+
+PLUGINS = ROOT / "plugins"
+
+
+def _installed_copy_is_current(module: str, source: Path) -> bool:
+    import importlib.util
+
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        return False
+    installed = Path(spec.origin).parent
+    return all(
+        (installed / path.name).is_file() and (installed / path.name).read_bytes() == path.read_bytes()
+        for path in source.glob("*.py")
+    )
+
+
+def install_plugins(packages: dict[str, str]) -> None:
+    """pip-install each ``plugins/<package>`` (its top module named) unless its current code is installed.
+
+    Installed as real distributions, so their entry points are found like any
+    plugin's; the registries of this process forget what they found before.
+    """
+    import importlib
+
+    stale = [
+        PLUGINS / package
+        for package, module in packages.items()
+        if not _installed_copy_is_current(module, PLUGINS / package / module)
+    ]
+    if stale:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--no-deps", "--force-reinstall", "-q", *map(str, stale)],
+            check=True,
+        )
+        importlib.invalidate_caches()
+        for name in list(sys.modules):
+            if name.split(".")[0] in packages.values():
+                sys.modules.pop(name, None)
+    from uptimed.channels.registry import default_registry
+    from uptimed.probe.kinds import default_kinds
+
+    default_registry.cache_clear()
+    default_kinds.cache_clear()

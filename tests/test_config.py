@@ -9,6 +9,7 @@ import pytest
 from tests.support import ROOT
 from uptimed.cli import main
 from uptimed.config import ConfigError, load_settings, parse_settings
+from uptimed.probe.kinds import default_kinds
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -23,13 +24,27 @@ def check(tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]) -> tupl
 
 def test_example_config_loads_and_documents_every_key() -> None:
     settings = load_settings(ROOT / "config.example.toml")
-    assert [m.name for m in settings.monitors] == ["Homepage", "Database port"]
+    assert [(m.name, m.kind) for m in settings.monitors] == [
+        ("Homepage", "http"),
+        ("Database port", "tcp"),
+        ("Gateway", "ping"),
+        ("Mail exchangers", "dns"),
+        ("Mail certificate", "tls"),
+        ("Orders database", "postgres"),
+        ("Nightly backup", "heartbeat"),
+    ]
     assert settings.monitors[0].interval == 60.0 and settings.kafka.retention == 7 * 86400
     text = (ROOT / "config.example.toml").read_text()
     # Every key of every section appears in the example, written out or commented.
     for section in ("database", "redis", "kafka", "probe", "api", "smtp", "notify", "log"):
         for key in type(getattr(settings, section)).model_fields:
             assert f"{key} =" in text, f"[{section}] {key} is not documented in config.example.toml"
+    # And the options of every built-in kind with options: their keys come from the kinds' models.
+    for kind in ("http", "ping", "dns", "tls", "postgres", "heartbeat"):
+        for option in default_kinds().config_fields(kind):
+            assert f"{option.name} =" in text, (
+                f"[monitors.{kind}] {option.name} is not documented in config.example.toml"
+            )
 
 
 def test_ok_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -28,6 +28,16 @@ BUILTIN_CHANNELS = {
     "discord": "uptimed.channels.discord:DiscordChannel",
     "telegram": "uptimed.channels.telegram:TelegramChannel",
 }
+BUILTIN_KINDS = {
+    "http": "uptimed.probe.http:HttpKind",
+    "tcp": "uptimed.probe.tcp:TcpKind",
+    "ping": "uptimed.probe.ping:PingKind",
+    "dns": "uptimed.probe.dns:DnsKind",
+    "tls": "uptimed.probe.tls:TlsKind",
+    "postgres": "uptimed.probe.postgres:PostgresKind",
+    "redis": "uptimed.probe.redis:RedisKind",
+    "heartbeat": "uptimed.probe.heartbeat:HeartbeatKind",
+}
 
 pytestmark = pytest.mark.slow
 
@@ -149,6 +159,7 @@ def test_wheel_holds_the_schema_package_data_and_channel_entry_points(installed:
         entry_points.read_string(wheel.read(f"{dist_info}/entry_points.txt").decode())
         metadata = wheel.read(f"{dist_info}/METADATA").decode()
     assert {k: v.strip() for k, v in entry_points["uptimed.channels"].items()} == BUILTIN_CHANNELS
+    assert {k: v.strip() for k, v in entry_points["uptimed.kinds"].items()} == BUILTIN_KINDS
     assert entry_points["console_scripts"]["uptimed"].strip() == "uptimed.cli:main"
     assert f"\nVersion: {__version__}\n" in metadata
     assert not any(name.startswith(("tests/", "plugins/", "scripts/", "bench/")) for name in names)
@@ -183,7 +194,7 @@ def test_installed_uptimed_runs_from_a_fresh_virtualenv(installed: InstalledWhee
 
     check = installed.run("check-config", ROOT / "config.example.toml", cwd=tmp_path)
     assert check.returncode == 0, check.stderr
-    assert check.stdout.startswith(f"{ROOT / 'config.example.toml'}: OK (2 monitors, 1 integration")
+    assert check.stdout.startswith(f"{ROOT / 'config.example.toml'}: OK (7 monitors, 1 integration")
 
     channels = installed.run("channels", cwd=tmp_path)
     assert channels.returncode == 0, channels.stderr
@@ -192,3 +203,8 @@ def test_installed_uptimed_runs_from_a_fresh_virtualenv(installed: InstalledWhee
     for name in BUILTIN_CHANNELS:
         assert listed[name] == f"{name}  (uptimed {__version__})"
     assert "BROKEN" not in channels.stdout
+
+    kinds = installed.run("kinds", cwd=tmp_path)  # their libraries (icmplib, dnspython, cronsim) came with the wheel
+    assert kinds.returncode == 0, kinds.stderr
+    listed = {line.split()[0] for line in kinds.stdout.splitlines() if line and not line[0].isspace()}
+    assert listed == set(BUILTIN_KINDS) and "BROKEN" not in kinds.stdout

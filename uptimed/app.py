@@ -23,6 +23,7 @@ from uptimed.api.context import ApiContext, Readiness
 from uptimed.api.server import AccessLog
 from uptimed.channels.registry import ChannelRegistry
 from uptimed.config import Settings
+from uptimed.probe.pings import PingReceiver
 from uptimed.web import errors as web_errors
 
 
@@ -54,8 +55,9 @@ def create_app(
     settings: Settings,
     http: httpx.AsyncClient,
     readiness: Readiness,
+    pings: PingReceiver | None = None,
 ) -> FastAPI:
-    """The API and the pages over these connections; ``readiness`` answers ``/readyz``."""
+    """The API and the pages over these connections; ``readiness`` answers ``/readyz``, ``pings`` takes heartbeats."""
     app = FastAPI(
         title="uptimed",
         version=__version__,
@@ -64,7 +66,9 @@ def create_app(
         docs_url=None,  # served by uptimed.web.assets with a vendored Swagger UI: no CDN
         redoc_url=None,
     )
-    app.state.context = ApiContext(pool=pool, registry=registry, settings=settings, http=http, readiness=readiness)
+    app.state.context = ApiContext(
+        pool=pool, registry=registry, settings=settings, http=http, readiness=readiness, pings=pings
+    )
     routes.install(app)
     web.install(app)
     for kind in {*api_errors.HANDLERS, *web_errors.HANDLERS}:

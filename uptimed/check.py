@@ -28,6 +28,20 @@ class ErrorClass(StrEnum):
     KEYWORD = "keyword"
     JSON = "json"
     CERT_EXPIRY = "cert_expiry"
+    LOSS = "loss"
+    """Too many ICMP echoes went unanswered."""
+    NXDOMAIN = "nxdomain"
+    """The name does not exist."""
+    SERVFAIL = "servfail"
+    """The DNS server could not answer (SERVFAIL, REFUSED, ...)."""
+    ANSWER = "answer"
+    """An answer arrived but is not the expected one (a DNS record, a query's result, a command's reply)."""
+    AUTH = "auth"
+    """The target refused the credentials."""
+    MISSED = "missed"
+    """A heartbeat's ping did not arrive in time."""
+    REPORTED = "reported"
+    """A heartbeat's job reported a failure (``/fail`` or a non-zero exit status)."""
     OTHER = "other"
 
 
@@ -48,6 +62,11 @@ class CheckResult(BaseModel):
     status_code: int | None = None
     error_class: ErrorClass | None = None
     error: str | None = Field(None, max_length=2000)
+    message: str | None = Field(
+        None,
+        max_length=2000,
+        description="what the check found besides up or down: packet loss, a certificate's issuer, a ping's body",
+    )
     checked_at_ms: int = Field(default_factory=now_ms, description="when the check started, ms since epoch")
     scheduled_at_ms: int | None = Field(None, description="when the check was due, ms since epoch")
 

@@ -1,4 +1,4 @@
-"""The ``uptimed`` command: run, check-config [--connect], migrate, channels, user (create, passwd), token."""
+"""The ``uptimed`` command: run, check-config [--connect], migrate, channels, kinds, user (create, passwd), token."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from uptimed.roles import ROLES
 
 if TYPE_CHECKING:  # asyncpg is imported by the commands that use it, not by every start of the CLI
     import asyncpg
+
+    from uptimed.channels.schema import ConfigField
 
 DEFAULT_CONFIG = "/etc/uptimed/uptimed.toml"
 
@@ -95,14 +97,36 @@ def cmd_channels(args: argparse.Namespace) -> int:
     for name in registry.names():
         loaded = registry.channels[name]
         print(f"{name}  ({loaded.distribution or '?'} {loaded.version or ''})".rstrip())
-        for field in registry.config_fields(name):
-            flags = ", ".join(f for f in ("required" if field.required else "", "secret" if field.secret else "") if f)
-            default = "" if field.required else f" = {field.default!r}"
-            print(f"    {field.name}: {field.type}{default}{f'  [{flags}]' if flags else ''}")
+        _print_fields(registry.config_fields(name))
     for broken in registry.broken:
         where = f"{broken.distribution or '?'} {broken.version or ''}".strip()
         print(f"{broken.name}  ({where})  BROKEN: {broken.reason}")
     return EXIT_OK
+
+
+def cmd_kinds(args: argparse.Namespace) -> int:
+    from uptimed.probe.kinds import default_kinds
+
+    kinds = default_kinds()
+    for name in kinds.names():
+        loaded = kinds.kinds[name]
+        pushed = "" if loaded.scheduled else "  [pushed: /ping/<token>]"
+        print(f"{name}  {kinds.title(name)}  ({loaded.distribution or '?'} {loaded.version or ''})".rstrip() + pushed)
+        if (target := kinds.target_help(name)) is not None:
+            print(f"    target: {target}")
+        _print_fields(kinds.config_fields(name))
+    for broken in kinds.broken:
+        where = f"{broken.distribution or '?'} {broken.version or ''}".strip()
+        print(f"{broken.name}  ({where})  BROKEN: {broken.reason}")
+    return EXIT_OK
+
+
+def _print_fields(fields: list[ConfigField]) -> None:
+    """A channel's config keys or a kind's options, one a line: ``name: type = default  [required, secret]``."""
+    for field in fields:
+        flags = ", ".join(f for f in ("required" if field.required else "", "secret" if field.secret else "") if f)
+        default = "" if field.required else f" = {field.default!r}"
+        print(f"    {field.name}: {field.type}{default}{f'  [{flags}]' if flags else ''}")
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -408,6 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"run only these roles ({', '.join(ROLES)}; default: all), to give each its own processes or cores",
     )
     add("channels", cmd_channels, "list notification channels, their config fields, and broken plugins")
+    add("kinds", cmd_kinds, "list monitor kinds, their options, and broken plugins")
     listed = add(
         "integrations", cmd_integrations, "list a user's integrations by name, with how their last deliveries went"
     )

@@ -35,6 +35,8 @@ from uptimed.notify.dispatcher import Dispatcher
 from uptimed.notify.notifier import Notifier
 from uptimed.probe.forwarder import Forwarder
 from uptimed.probe.http import make_session
+from uptimed.probe.kinds import default_kinds
+from uptimed.probe.pings import PingReceiver
 from uptimed.probe.queue import ProbeQueue
 from uptimed.probe.scheduler import Scheduler, process_identity
 from uptimed.probe.worker import ProbeWorker
@@ -173,6 +175,7 @@ class Daemon:
         self.settings = settings
         self.connections = connections
         self.registry = registry
+        self.kinds = default_kinds()  # found at start-up, as channels are: before the start-up objects are frozen
         self.config_path = config_path
         self.roles = roles
         self.watch = watch
@@ -240,8 +243,16 @@ class Daemon:
         ]
         if settings.api.enabled and "api" in self.roles:
             readiness = daemon_readiness(services=self.watch.problems, parts=lambda: self.supervisor.parts)
+            pings = PingReceiver(
+                pool=pool, redis=redis, prefix=settings.redis.key_prefix, region=settings.probe.regions[0]
+            )
             app = create_app(
-                pool=pool, registry=self.registry, settings=settings, http=self.connections.http, readiness=readiness
+                pool=pool,
+                registry=self.registry,
+                settings=settings,
+                http=self.connections.http,
+                readiness=readiness,
+                pings=pings,
             )
             # Listening before READY=1, so systemd's "ready" includes the API; a taken address fails start-up.
             try:

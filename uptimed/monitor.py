@@ -8,11 +8,25 @@ invalid in one place is invalid everywhere, with the same message.
 from __future__ import annotations
 
 import re
-from enum import StrEnum
-from typing import Annotated, Any, Self
-from urllib.parse import urlsplit
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    ModelWrapValidatorHandler,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, InitErrorDetails
 
 from uptimed.durations import Duration
 from uptimed.rules.errors import Across
@@ -23,11 +37,6 @@ Tag = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40, pattern=r"^[\w][\w .:/+-]*$")
 ]
 """A label on monitors (``eu``, ``team:payments``): letters, digits, spaces and ``. : / + - _``."""
-
-
-class MonitorKind(StrEnum):
-    HTTP = "http"
-    TCP = "tcp"
 
 
 class StatusRange(BaseModel):
@@ -65,14 +74,20 @@ class HttpOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    method: str = Field("GET", pattern=r"^(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS)$")
-    headers: dict[str, str] = Field(default_factory=dict)
-    body: str | None = Field(None, max_length=65536)
+    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = "GET"
+    headers: dict[str, str] = Field(default_factory=dict, description="request headers")
+    body: str | None = Field(
+        None, max_length=65536, description="request body", json_schema_extra={"x-control": "textarea"}
+    )
     accepted_statuses: list[StatusRange] = Field(
-        default_factory=lambda: [StatusRange(low=200, high=399)], min_length=1, max_length=32
+        default_factory=lambda: [StatusRange(low=200, high=399)],
+        min_length=1,
+        max_length=32,
+        description="status codes and ranges that are up: 200-399, 418",
+        json_schema_extra={"x-control": "list"},
     )
     follow_redirects: bool = True
-    verify_tls: bool = True
+    verify_tls: bool = Field(True, description="verify the TLS certificate", title="Verify TLS certificates")
     keyword: str | None = Field(None, max_length=1024, description="text the body must contain")
     keyword_absent: str | None = Field(None, max_length=1024, description="text the body must not contain")
     json_path: str | None = Field(
@@ -87,7 +102,9 @@ class HttpOptions(BaseModel):
     @classmethod
     def _statuses(cls, value: object) -> list[StatusRange]:
         items = value if isinstance(value, list) else [value]
-        return [_parse_status(item) for item in items]
+        # "200-299, 418" is two, as a line of the form or a string in the file.
+        parts = [part for item in items for part in (item.split(",") if isinstance(item, str) else [item])]
+        return [_parse_status(part) for part in parts if not isinstance(part, str) or part.strip()]
 
     @model_validator(mode="after")
     def _json_pair(self) -> Self:
@@ -96,14 +113,40 @@ class HttpOptions(BaseModel):
         return self
 
 
-class MonitorFields(BaseModel):
-    """The fields a monitor has wherever it comes from."""
+PUSH_REGION = "push"
+"""The one region of a monitor whose results are pushed (a heartbeat): pings arrive wherever they are sent."""
 
-    model_config = ConfigDict(extra="forbid")
+KIND_PATTERN = r"^[a-z][a-z0-9_-]{0,63}$"
+
+_PUSHED: set[str] = set()
+"""Kinds whose results are pushed (heartbeat), as validation found them: a set, read on the hot path."""
+
+REVEAL_SECRETS = {"secrets": "reveal"}
+"""``model_dump_json(context=REVEAL_SECRETS)``: a kind's secrets in clear (for the work queue, never for people)."""
+
+
+class MonitorFields(BaseModel):
+    """The fields a monitor has wherever it comes from.
+
+    ``kind`` names an installed kind (:mod:`uptimed.probe.kinds`); the options
+    of a kind are under its name (``http = {...}``, ``dns = {...}``) and are
+    validated by the kind's own ``config_model``. ``http`` is always there
+    (the original API had it on every monitor); the options of the monitor's
+    own kind are filled with their defaults when not given.
+    """
+
+    # Extra keys are the options of kinds; anything else is refused (see _kind_options).
+    model_config = ConfigDict(extra="allow")
+    _strict: ClassVar[bool] = True
+    """Refuse unknown kinds and keys (input); a stored monitor keeps what a removed plugin left."""
 
     name: str = Field(min_length=1, max_length=200)
-    kind: MonitorKind = MonitorKind.HTTP
-    target: str = Field(min_length=1, max_length=2048, description="URL for http, host:port for tcp")
+    kind: str = Field("http", pattern=KIND_PATTERN, description="an installed kind: GET /api/v1/kinds lists them")
+    target: str = Field(
+        "",
+        max_length=2048,
+        description="what is checked: a URL for http, host:port for tcp, a name for dns (each kind says)",
+    )
     interval: Duration = Field(60.0, description="seconds between checks, or '30s', '5m'")
     timeout: Duration = Field(10.0, description="seconds a check may take")
     regions: list[str] = Field(
@@ -120,6 +163,60 @@ class MonitorFields(BaseModel):
     enabled: bool = True
     tags: list[Tag] = Field(default_factory=list, max_length=20, description="labels to filter and group by")
     http: HttpOptions = Field(default_factory=HttpOptions)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _kind_options(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        """Validate each kind's options with its own model, with their locations (``("dns", "record")``)."""
+        if not isinstance(data, Mapping):
+            return handler(data)
+        declared = cls.model_fields
+        kind = data.get("kind", "http")
+        if kind == "http" and all(key in declared for key in data):
+            return handler(data)  # the common case, kept fast: list_enabled validates thousands of these
+        from uptimed.probe.kinds import default_kinds  # the registry loads kinds, which import this module
+
+        kinds = default_kinds()
+        rest = {key: value for key, value in data.items() if key in declared}
+        errors: list[InitErrorDetails] = []
+        parsed: dict[str, Any] = {}
+        known = isinstance(kind, str) and kind in kinds
+        if cls._strict and isinstance(kind, str) and not known and re.fullmatch(KIND_PATTERN, kind):
+            message = str(_unknown_kind(kind, kinds))
+            errors.append(_error("value_error", ("kind",), kind, message))
+        options = {key: value for key, value in data.items() if key not in declared}
+        if known and kind != "http" and kind not in options:
+            options[kind] = {}  # the model's defaults (or its complaint about a required option)
+        for key, raw in options.items():
+            if key not in kinds:
+                if cls._strict:
+                    errors.append(InitErrorDetails(type="extra_forbidden", loc=(key,), input=raw))
+                elif key == kind:
+                    parsed[key] = raw  # a removed plugin's options: kept as they are
+                continue
+            try:
+                parsed[key] = kinds.get(key).kind.config_model.model_validate(raw)
+            except ValidationError as exc:
+                if cls._strict:
+                    errors += [_within(key, error) for error in exc.errors(include_url=False)]
+                elif key == kind:
+                    parsed[key] = raw  # no longer valid for the installed version: the probe says so
+        if known and not kinds.get(kind).scheduled:
+            _PUSHED.add(kind)
+            # A pushed kind has one region and no streaks: one missed or failed ping is down, one good ping up.
+            rest.update(failure_threshold=1, success_threshold=1, regions=[], quorum=None)
+        try:
+            fields = handler(rest)
+        except ValidationError as exc:
+            raise ValidationError.from_exception_data(
+                cls.__name__, [*map(_again, exc.errors(include_url=False)), *errors]
+            ) from None
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        if fields.__pydantic_extra__ is None:
+            fields.__pydantic_extra__ = {}
+        fields.__pydantic_extra__.update(parsed)
+        return fields
 
     @field_validator("interval")
     @classmethod
@@ -161,21 +258,103 @@ class MonitorFields(BaseModel):
         # Rules across fields stay on the whole monitor; a form shows each beside the field it names.
         if self.timeout > self.interval:
             raise Across("timeout", f"timeout ({self.timeout:g} s) is longer than interval ({self.interval:g} s)")
-        if self.kind is MonitorKind.HTTP:
-            parts = urlsplit(self.target)
-            if parts.scheme not in ("http", "https"):
-                raise Across("target", f"target {self.target!r}: an http monitor needs an http:// or https:// URL")
-            if not parts.hostname:
-                raise Across("target", f"target {self.target!r}: the URL has no host")
-        elif self.kind is MonitorKind.TCP:
-            host, sep, port = self.target.rpartition(":")
-            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-                raise Across("target", f"target {self.target!r}: a tcp monitor needs host:port")
+        from uptimed.probe.kinds import default_kinds
+
+        kinds = default_kinds()
+        if self.kind in kinds:
+            problem = kinds.target_problem(self.kind, self.target)
+            if problem is not None:
+                raise Across("target", f"target {self.target!r}: {problem}" if self.target else f"target: {problem}")
         return self
 
+    # No return annotation on purpose: with one, pydantic documents the output as that type, not as the model.
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo):  # type: ignore[no-untyped-def]
+        """In JSON, each kind's secrets are masked (``…cdef``), or in clear with ``context={"secrets": "reveal"}``."""
+        data = handler(self)
+        if info.mode_is_json() and self.__pydantic_extra__:
+            from uptimed.channels.registry import redacted_config, storable_config
+
+            reveal = info.context == REVEAL_SECRETS
+            shown = storable_config if reveal else redacted_config
+            for key, value in self.__pydantic_extra__.items():
+                if isinstance(value, BaseModel) and key in data:
+                    data[key] = shown(value)
+        return data
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        """The schema lists the options of every installed kind, each from its kind's model."""
+        from uptimed.probe.kinds import default_kinds
+
+        schema = handler(core_schema)
+        target = handler.resolve_ref_schema(schema)
+        properties = target.setdefault("properties", {})
+        kinds = default_kinds()
+        for name in kinds.names():
+            if name not in properties:
+                model = kinds.get(name).kind.config_model
+                properties[name] = {
+                    **handler(model.__pydantic_core_schema__),
+                    "description": f"options of a {name} monitor",
+                }
+        properties["kind"] = {**properties.get("kind", {}), "enum": kinds.names()}
+        target["additionalProperties"] = False
+        return schema
+
+    @property
+    def options(self) -> BaseModel | None:
+        """The options of this monitor's kind, an instance of its ``config_model`` (None: they no longer fit it)."""
+        return self.options_for(self.kind)
+
+    def options_for(self, kind: str) -> BaseModel | None:
+        """The options this monitor holds for ``kind``, if any."""
+        if kind == "http":
+            return self.http
+        value = (self.__pydantic_extra__ or {}).get(kind)
+        return value if isinstance(value, BaseModel) else None
+
+    def kind_options(self) -> dict[str, BaseModel | Any]:
+        """Every kind's options this monitor holds (the extra keys), by kind name."""
+        return dict(self.__pydantic_extra__ or {})
+
+    @property
+    def scheduled(self) -> bool:
+        """Checked on a schedule; False for a pushed kind (heartbeat)."""
+        return self.kind not in _PUSHED
+
     def effective_regions(self, configured: list[str]) -> list[str]:
-        """The regions this monitor is checked from."""
+        """The regions this monitor is checked from (a pushed kind: the one ``PUSH_REGION``)."""
+        if self.kind in _PUSHED:
+            return [PUSH_REGION]
         return list(self.regions) if self.regions else list(configured)
+
+
+def _unknown_kind(kind: str, kinds: Any) -> Exception:
+    from uptimed.probe.kinds import UnknownKindError
+
+    try:
+        kinds.get(kind)
+    except UnknownKindError as exc:
+        return exc
+    return LookupError(kind)
+
+
+def _error(type_: str, loc: tuple[str | int, ...], value: Any, message: str) -> InitErrorDetails:
+    return InitErrorDetails(type=type_, loc=loc, input=value, ctx={"error": ValueError(message)})
+
+
+def _within(key: str, error: Any) -> InitErrorDetails:
+    """An error of a kind's options, placed under the kind's key."""
+    return _again({**error, "loc": (key, *error["loc"])})
+
+
+def _again(error: Any) -> InitErrorDetails:
+    """A pydantic error as the details of a new ValidationError, with its type and context kept."""
+    details = InitErrorDetails(type=error["type"], loc=tuple(error["loc"]), input=error.get("input"))
+    if error.get("ctx"):
+        details["ctx"] = error["ctx"]
+    return details
 
 
 class MonitorSpec(MonitorFields):
@@ -208,7 +387,8 @@ class Monitor(MonitorFields):
     """A monitor as stored: what the scheduler, probes and evaluator work with."""
 
     # Frozen: list_enabled hands the same object to every refresh while its row is unchanged.
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True)
+    _strict: ClassVar[bool] = False
 
     id: int
     owner_id: int
@@ -218,6 +398,8 @@ class Monitor(MonitorFields):
     """The owner's integrations it notifies; None: all of them (see ``store.integrations.for_event``)."""
     badge_key: str | None = None
     """Set when its owner opted in to public badges: the only thing the badges' address names."""
+    ping_token: str | None = None
+    """A pushed kind's (heartbeat's) secret: its ping URL is ``/ping/<ping_token>``."""
 
     @property
     def declared_in_file(self) -> bool:

@@ -23,6 +23,7 @@ import pytest
 from aiohttp import web
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from tests.support import install_plugins
 from uptimed.channels.base import Links, Notification, NotificationKind
 from uptimed.event import EventType, MonitorEvent
 
@@ -371,39 +372,8 @@ async def smtp_server(tls_files: TlsFiles) -> AsyncIterator[Callable[..., Any]]:
 
 # --- the example plugins, installed as real distributions ---------------------------
 
-PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
-
-
-def _installed_copy_is_current(module: str, source: Path) -> bool:
-    import importlib.util
-
-    spec = importlib.util.find_spec(module)
-    if spec is None or spec.origin is None:
-        return False
-    installed = Path(spec.origin).parent
-    return all(
-        (installed / path.name).is_file() and (installed / path.name).read_bytes() == path.read_bytes()
-        for path in source.glob("*.py")
-    )
-
 
 @pytest.fixture(scope="session")
 def installed_plugins() -> None:
     """pip-install plugins/uptimed-ntfy and plugins/uptimed-apprise unless their current code is installed."""
-    import importlib
-    import subprocess
-    import sys
-
-    stale = [
-        PLUGINS / package
-        for package, module in (("uptimed-ntfy", "uptimed_ntfy"), ("uptimed-apprise", "uptimed_apprise"))
-        if not _installed_copy_is_current(module, PLUGINS / package / module)
-    ]
-    if stale:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--no-deps", "--force-reinstall", "-q", *map(str, stale)],
-            check=True,
-        )
-        importlib.invalidate_caches()
-        for module in ("uptimed_ntfy", "uptimed_ntfy.channel", "uptimed_apprise", "uptimed_apprise.channel"):
-            sys.modules.pop(module, None)
+    install_plugins({"uptimed-ntfy": "uptimed_ntfy", "uptimed-apprise": "uptimed_apprise"})

@@ -13,7 +13,7 @@ import asyncio
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,8 +80,10 @@ class Running:
     crashes: list[BaseException] = field(default_factory=list)
     _scopes: dict[asyncio.Task[None], anyio.CancelScope] = field(default_factory=dict)
 
-    def start(self) -> asyncio.Task[None]:
-        evaluator = Evaluator(settings=self.settings, pool=self.pool, producer=self.producer, feed=self.feed)
+    def start(self, clock: Callable[[], float] = time.time) -> asyncio.Task[None]:
+        evaluator = Evaluator(
+            settings=self.settings, pool=self.pool, producer=self.producer, feed=self.feed, clock=clock
+        )
         scope = anyio.CancelScope()
 
         async def run() -> None:

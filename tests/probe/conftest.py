@@ -37,17 +37,22 @@ MAINTENANCE_PAGE = "<html><body><h1>Down for maintenance</h1></body></html>"
 HEALTH = {"status": "ok", "checks": [{"name": "db", "ok": True}, {"name": "cache", "ok": False}], "workers": 1}
 
 
-def make_monitor(target: str, *, kind: str = "http", timeout: float = 2.0, **http: Any) -> Monitor:
-    """A stored monitor checking ``target``; ``http`` are its HttpOptions."""
-    return Monitor(
-        id=42,
-        owner_id=7,
-        name="test monitor",
-        kind=kind,
-        target=target,
-        interval=max(1.0, timeout),
-        timeout=timeout,
-        http=http,
+def make_monitor(
+    target: str, *, kind: str = "http", timeout: float = 2.0, options: dict[str, Any] | None = None, **http: Any
+) -> Monitor:
+    """A stored monitor checking ``target``; ``http`` are its HttpOptions, ``options`` its kind's (another kind)."""
+    return Monitor.model_validate(
+        {
+            "id": 42,
+            "owner_id": 7,
+            "name": "test monitor",
+            "kind": kind,
+            "target": target,
+            "interval": max(1.0, timeout),
+            "timeout": timeout,
+            "http": http,
+            **({kind: options} if options is not None else {}),
+        }
     )
 
 

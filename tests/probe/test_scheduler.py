@@ -116,3 +116,38 @@ async def test_edits_are_picked_up_as_they_happen_and_unchanged_monitors_keep_th
     assert {target for now_ms, target in targets if now_ms > settled_ms} == {"http://127.0.0.1:9/moved"}
     assert not [now_ms for now_ms, encoded, _ in jobs if encoded.monitor.id == removed.id and now_ms > settled_ms]
     assert any(now_ms > settled_ms for now_ms, encoded, _ in jobs if encoded.monitor.id == kept.id)
+
+
+async def test_heartbeats_are_never_enqueued_and_other_kinds_with_their_secrets_are(
+    redis: aioredis.Redis, key_prefix: str
+) -> None:
+    pushed = Monitor.model_validate(
+        {"id": 1, "owner_id": 1, "name": "backup", "kind": "heartbeat", "interval": 1, "timeout": 0.5}
+    )
+    checked = Monitor.model_validate(
+        {
+            "id": 2,
+            "owner_id": 1,
+            "name": "db",
+            "kind": "postgres",
+            "target": "127.0.0.1:9",
+            "interval": 1,
+            "timeout": 0.5,
+            "postgres": {"password": "only-for-the-probe"},
+        }
+    )
+    queue = RecordingQueue(redis, prefix=key_prefix)
+    feed = MonitorFeed()
+    feed.put([pushed, checked])
+    feed.ready.set()
+    scheduler = Scheduler(redis=redis, queue=queue, feed=feed, configured_regions=["default"], prefix=key_prefix)
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(scheduler.run)
+            await queue.wait_for_jobs(2, 2)
+            tg.cancel_scope.cancel()
+
+    assert {encoded.monitor.id for _, encoded, _ in queue.jobs()} == {2}
+    [job] = await queue.read("worker", count=10, block_ms=100)
+    assert job.monitor.options is not None
+    assert job.monitor.options.password.get_secret_value() == "only-for-the-probe"  # type: ignore[attr-defined]

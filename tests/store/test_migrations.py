@@ -272,8 +272,8 @@ async def fill(conn: asyncpg.Connection, version: int) -> None:
         """,
         a,
     )
-    # From version 8 an integration may have a name.
-    named = (", name", ", 'Hook'") if version >= 8 else ("", "")
+    # From version 9 an integration may have a name.
+    named = (", name", ", 'Hook'") if version >= 9 else ("", "")
     hook = await conn.fetchval(
         f"""INSERT INTO integrations (owner_id, type, config{named[0]}) VALUES ($1, 'webhook', '{{"webhookUrl": "https://h.example/", "secret": "s3cret-s3cret"}}'{named[1]}) RETURNING id""",
         alice,

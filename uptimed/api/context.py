@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
 from uptimed.rules.services import Services
+
+if TYPE_CHECKING:
+    from uptimed.probe.pings import PingReceiver
 
 Readiness = Callable[[], Awaitable[Mapping[str, bool | str]]]
 """Each part's state: True when usable, else False or why not (``{"postgresql": True, "dispatcher": "crashed ..."}``)."""
@@ -17,6 +20,8 @@ Readiness = Callable[[], Awaitable[Mapping[str, bool | str]]]
 @dataclass(frozen=True)
 class ApiContext(Services):
     readiness: Readiness
+    pings: PingReceiver | None = None
+    """Takes heartbeats' pings (``/ping/<token>``); None where this process has no Redis to buffer them in."""
 
 
 async def api_context(request: Request) -> ApiContext:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, Field
@@ -39,6 +39,7 @@ from uptimed.rules import badges, owned
 from uptimed.rules import status as monitor_status
 from uptimed.rules.cursors import check_position, id_position
 from uptimed.rules.errors import NotFound
+from uptimed.rules.kinds import keep_secrets
 from uptimed.rules.monitors import checked
 from uptimed.rules.status import MonitorView
 from uptimed.store import checks
@@ -65,7 +66,9 @@ class MaintenanceNow(BaseModel):
 
 
 class MonitorOut(MonitorIn):
-    """A monitor with its current status and uptime."""
+    """A monitor with its current status and uptime; its kind's secrets masked as '…' plus their last 4 characters."""
+
+    _strict: ClassVar[bool] = False  # a monitor of a kind whose plugin is gone is still shown
 
     id: int
     managed_by_config: bool = Field(description="declared in the config file: read-only here (409)")
@@ -90,6 +93,9 @@ class MonitorOut(MonitorIn):
     maintenance: MaintenanceNow | None = Field(
         None, description="the maintenance window on now; uptime leaves maintenance out"
     )
+    ping_url: str | None = Field(
+        None, description="a heartbeat's ping URL (GET, HEAD or POST; /start, /fail, /<exit status>): keep it secret"
+    )
 
 
 class CheckOut(BaseModel):
@@ -100,31 +106,45 @@ class CheckOut(BaseModel):
     status_code: int | None
     error_class: str | None
     error: str | None
+    message: str | None = Field(None, description="what the check found besides up or down")
 
 
-def out(view: MonitorView) -> MonitorOut:
+def out(view: MonitorView, base_url: str) -> MonitorOut:
+    """``view`` as answered; ``base_url`` (where the caller reached us) starts a heartbeat's ping URL."""
     monitor = view.monitor
     shown = {f.name: getattr(view, f.name) for f in fields(view) if f.name not in ("monitor", "maintenance")}
     planned = view.maintenance
-    return MonitorOut(
-        **monitor.model_dump(include=set(MonitorFields.model_fields)),
-        **shown,
-        id=monitor.id,
-        integrations=monitor.notify_integrations,
-        managed_by_config=monitor.declared_in_file,
-        maintenance=MaintenanceNow(window_id=planned.window.id, name=planned.window.name, until=planned.occurrence.end)
-        if planned
-        else None,
+    ping_url = (
+        f"{base_url.rstrip('/')}/ping/{monitor.ping_token}" if monitor.ping_token and not monitor.scheduled else None
+    )
+    return MonitorOut.model_validate(
+        {
+            # Python mode: each kind's options stay models (their secrets too), masked only in the JSON answered.
+            **monitor.model_dump(include=set(MonitorFields.model_fields)),
+            **monitor.kind_options(),
+            **shown,
+            "id": monitor.id,
+            "integrations": monitor.notify_integrations,
+            "managed_by_config": monitor.declared_in_file,
+            "ping_url": ping_url,
+            "maintenance": MaintenanceNow(
+                window_id=planned.window.id, name=planned.window.name, until=planned.occurrence.end
+            )
+            if planned
+            else None,
+        }
     )
 
 
 def _fields(body: MonitorIn) -> MonitorFields:
-    return MonitorFields.model_validate(body.model_dump(exclude={"integrations"}))
+    """The monitor's own fields (its kind's options among them), without the routing."""
+    return MonitorFields.model_validate({**body.model_dump(exclude={"integrations"}), **body.kind_options()})
 
 
-async def _shown(context: ApiContext, user_id: int, monitor_id: int) -> MonitorOut:
+async def _shown(request: Request, context: ApiContext, user_id: int, monitor_id: int) -> MonitorOut:
     silence = context.settings.evaluate.region_silence
-    return out(await monitor_status.one(context.pool, user_id, monitor_id, silence_intervals=silence))
+    view = await monitor_status.one(context.pool, user_id, monitor_id, silence_intervals=silence)
+    return out(view, str(request.base_url))
 
 
 @router.post(
@@ -134,10 +154,10 @@ async def _shown(context: ApiContext, user_id: int, monitor_id: int) -> MonitorO
     responses={**INVALID, **TOO_LARGE},
     summary="Create a monitor",
 )
-async def create_monitor(body: MonitorIn, user: Caller, context: Context) -> MonitorOut:
+async def create_monitor(request: Request, body: MonitorIn, user: Caller, context: Context) -> MonitorOut:
     fields = checked(_fields(body), context.settings.probe.all_regions)
     monitor = await owned.create_monitor(context.pool, user.id, fields, notify=body.integrations)
-    return await _shown(context, user.id, monitor.id)
+    return await _shown(request, context, user.id, monitor.id)
 
 
 @router.get(
@@ -170,12 +190,13 @@ async def list_monitors(
     rows = await monitor_status.page(
         context.pool, user.id, after_id=after, limit=limit + 1, silence_intervals=silence, only=only
     )
-    return [out(v) for v in pagination.page(rows, limit, request, response, lambda v: {"id": v.monitor.id})]
+    base_url = str(request.base_url)
+    return [out(v, base_url) for v in pagination.page(rows, limit, request, response, lambda v: {"id": v.monitor.id})]
 
 
 @router.get("/{monitor_id}", response_model=MonitorOut, responses={**NOT_FOUND, **INVALID}, summary="Get a monitor")
-async def get_monitor(monitor_id: IdPath, user: Caller, context: Context) -> MonitorOut:
-    return await _shown(context, user.id, monitor_id)
+async def get_monitor(request: Request, monitor_id: IdPath, user: Caller, context: Context) -> MonitorOut:
+    return await _shown(request, context, user.id, monitor_id)
 
 
 @router.put(
@@ -184,11 +205,14 @@ async def get_monitor(monitor_id: IdPath, user: Caller, context: Context) -> Mon
     responses={**NOT_FOUND, **CONFLICT, **INVALID, **TOO_LARGE},
     summary="Replace a monitor's fields",
 )
-async def update_monitor(monitor_id: IdPath, body: MonitorIn, user: Caller, context: Context) -> MonitorOut:
+async def update_monitor(
+    request: Request, monitor_id: IdPath, body: MonitorIn, user: Caller, context: Context
+) -> MonitorOut:
+    """A kind's secret left out, or sent back masked, keeps its stored value; ``null`` removes it."""
     monitor = await owned.monitor(context.pool, user.id, monitor_id, to_change=True)
-    fields = checked(_fields(body), context.settings.probe.all_regions)
+    fields = keep_secrets(monitor, checked(_fields(body), context.settings.probe.all_regions))
     await owned.update_monitor(context.pool, monitor, fields, notify=body.integrations)
-    return await _shown(context, user.id, monitor_id)
+    return await _shown(request, context, user.id, monitor_id)
 
 
 @router.patch(

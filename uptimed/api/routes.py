@@ -11,10 +11,12 @@ from uptimed.api import (
     health,
     incidents,
     integrations,
+    kinds,
     maintenance,
     metrics,
     monitors,
     notifications,
+    ping,
     tokens,
     users,
 )
@@ -24,6 +26,7 @@ MODULES = (
     integrations,
     channels,
     monitors,
+    kinds,
     maintenance,
     exports,
     notifications,
@@ -35,7 +38,7 @@ MODULES = (
     metrics,
 )
 
-PATHS = ("/api/", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs")
+PATHS = ("/api/", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/ping/")
 """Paths (prefixes) the API answers, errors included, with JSON; every other path is a page."""
 
 DESCRIPTION = """\
@@ -54,3 +57,5 @@ def install(app: FastAPI) -> None:
     """Add every API route to ``app``; an unknown query parameter is refused on each."""
     for module in MODULES:
         app.include_router(module.router, dependencies=[Depends(known_query)])
+    # A job's ping may carry what its tool adds to the URL (?rid=..., a cache buster): never refused for it.
+    app.include_router(ping.router)

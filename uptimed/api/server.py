@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -52,7 +53,15 @@ class AccessLog:
             ms = round((time.perf_counter() - started) * 1000, 1)
             # A 503 from /readyz is an answer, not a failure: a load balancer polling through an outage is no news.
             level = log.warning if status >= 500 and scope["path"] != "/readyz" else log.debug
-            level("api.request", method=scope["method"], path=scope["path"], status=status, ms=ms)
+            level("api.request", method=scope["method"], path=shown_path(scope["path"]), status=status, ms=ms)
+
+
+_PING_TOKEN = re.compile(r"^/ping/[^/]+")
+
+
+def shown_path(path: str) -> str:
+    """``path`` as logged: a heartbeat's ping token is a credential, so ``/ping/<token>/fail`` loses it."""
+    return _PING_TOKEN.sub("/ping/<token>", path) if path.startswith("/ping/") else path
 
 
 def bind(settings: ApiSettings) -> socket.socket:

@@ -24,13 +24,14 @@ import functools
 import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint
 from typing import Any, cast
 
 import pydantic_core
 import structlog
 from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
 
+from uptimed import plugins
 from uptimed.channels.base import Channel
 from uptimed.channels.schema import ConfigField, config_fields, words
 from uptimed.rules.errors import Problem, dotted, problems_of
@@ -151,7 +152,7 @@ class ChannelRegistry:
         """Load every entry point of ``group``; never raises."""
         loaded: list[LoadedChannel] = []
         broken: list[BrokenChannel] = []
-        for entry_point in sorted(entry_points(group=group), key=lambda ep: ep.name):
+        for entry_point in plugins.group_entry_points(group):
             result = _load(entry_point)
             if isinstance(result, LoadedChannel):
                 loaded.append(result)
@@ -276,35 +277,19 @@ def _jsonable(config: BaseModel, secret: Callable[[str], str]) -> dict[str, Any]
 
 
 def _load(entry_point: EntryPoint) -> LoadedChannel | BrokenChannel:
-    dist = getattr(entry_point, "dist", None)
-    distribution = dist.name if dist is not None else None
-    version = dist.version if dist is not None else None
-    try:
-        obj = entry_point.load()
-    except Exception as exc:  # noqa: BLE001 (a plugin may raise anything on import)
-        return BrokenChannel(
-            entry_point.name, f"import failed: {_reason(exc)}", distribution, version, entry_point.value
-        )
-    return _instantiate(entry_point.name, entry_point.value, obj, distribution, version)
+    obj, problem, origin = plugins.load(entry_point, check_channel, "channel")
+    return _record(origin, obj, problem)
 
 
 def _instantiate(
     name: str, value: str, obj: object, distribution: str | None, version: str | None
 ) -> LoadedChannel | BrokenChannel:
-    if isinstance(obj, type):
-        try:
-            obj = obj()
-        except Exception as exc:  # noqa: BLE001 (nor may its constructor)
-            return BrokenChannel(name, f"could not be created: {_reason(exc)}", distribution, version, value)
-    if problem := check_channel(obj):
-        return BrokenChannel(name, f"not a channel: {problem}", distribution, version, value)
-    channel = cast(Channel, obj)  # check_channel found its name, config model and async send
-    if channel.name != name:
-        reason = f"the entry point is called {name!r} but the channel calls itself {channel.name!r}"
-        return BrokenChannel(name, reason, distribution, version, value)
-    return LoadedChannel(name, channel, distribution, version, value)
+    origin = plugins.Origin(name, distribution, version, value)
+    return _record(origin, *plugins.instantiate(origin, obj, check_channel, "channel"))
 
 
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}"[:500] if text else type(exc).__name__
+def _record(origin: plugins.Origin, obj: object | None, problem: str | None) -> LoadedChannel | BrokenChannel:
+    if obj is None:
+        return BrokenChannel(origin.name, problem or "unusable", origin.distribution, origin.version, origin.value)
+    channel = cast(Channel, obj)  # plugins.instantiate checked it with check_channel
+    return LoadedChannel(origin.name, channel, origin.distribution, origin.version, origin.value)

@@ -17,6 +17,10 @@ How a key becomes a form control:
 - an array of strings: a textarea, one item a line
 - a choice of scalars (``int | str``, Telegram's chatId): a text input
 - anything else: a textarea of JSON
+
+A model may choose the control itself with ``"x-control"`` in a field's JSON
+schema: ``"textarea"`` for long text (a PEM certificate), ``"list"`` for a
+list whose items are written as strings (``"200-299"`` for a status range).
 """
 
 from __future__ import annotations
@@ -28,9 +32,26 @@ from typing import Any, Literal
 import pydantic_core
 from pydantic import BaseModel, SecretBytes, SecretStr
 
-Control = Literal["text", "password", "number", "checkbox", "select", "mapping", "list", "json"]
+Control = Literal["text", "textarea", "password", "number", "checkbox", "select", "mapping", "list", "json"]
+_CHOSEN: tuple[Control, ...] = ("textarea", "list", "text", "json")
 
-_ACRONYMS = {"api", "id", "ip", "url", "uri", "http", "https", "smtp", "tls", "ssl", "dns", "sms"}
+_ACRONYMS = {
+    "api",
+    "id",
+    "ip",
+    "url",
+    "uri",
+    "http",
+    "https",
+    "smtp",
+    "tls",
+    "ssl",
+    "dns",
+    "sms",
+    "json",
+    "ca",
+    "starttls",
+}
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 _SCALARS = {"string", "integer", "number", "boolean"}
 
@@ -78,7 +99,7 @@ def config_fields(model: type[BaseModel]) -> list[ConfigField]:
                 default=default,
                 description=info.description,
                 title=_title(alias, prop),
-                **_control(_scalar(prop, schema), schema, secret=secret),
+                **_control(_chosen(prop, schema), schema, secret=secret),
             )
         )
     return fields
@@ -100,6 +121,9 @@ def _title(key: str, prop: dict[str, Any]) -> str:
 
 def _control(scalar: dict[str, Any], schema: dict[str, Any], *, secret: bool) -> dict[str, Any]:
     kind = scalar.get("type")
+    chosen = scalar.get("x-control")
+    if chosen in _CHOSEN and not secret:
+        return {"control": chosen, "max_length": scalar.get("maxLength")}
     if "enum" in scalar or "const" in scalar:
         return {"control": "select", "options": tuple(scalar.get("enum", [scalar.get("const")]))}
     if kind == "boolean":
@@ -120,6 +144,12 @@ def _control(scalar: dict[str, Any], schema: dict[str, Any], *, secret: bool) ->
     if kind == "array" and _type_of(scalar.get("items"), schema) == "string":
         return {"control": "list"}
     return {"control": "json"}
+
+
+def _chosen(prop: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """The property's scalar, keeping a control the model chose on the property itself (``str | None``)."""
+    scalar = _scalar(prop, schema)
+    return {**scalar, "x-control": prop["x-control"]} if "x-control" in prop else scalar
 
 
 def _resolve(prop: Any, schema: dict[str, Any]) -> dict[str, Any]:

@@ -66,7 +66,7 @@ from uptimed.evaluate.state import (
 )
 from uptimed.event import MonitorEvent
 from uptimed.failpoints import failpoint
-from uptimed.monitor import Monitor
+from uptimed.monitor import PUSH_REGION, Monitor
 from uptimed.store import (
     Connection,
     checks,
@@ -198,6 +198,8 @@ class Evaluator:
         self._ack_pending: dict[int, int] = {}
         """Monitors (to their incident) whose acknowledgement changed since their evaluator acted: wake them."""
         self._ack_polled = 0.0
+        self._edits = feed.subscribe()
+        """Monitors edited since the last look: a due time of theirs may have moved (see :meth:`_rearm_edited`)."""
         self._unpublished: list[MonitorEvent] = []
         self._publish_after = 0.0
         self._publish_failures = 0
@@ -232,6 +234,7 @@ class Evaluator:
                         await self._load_owned(consumer)
                     await self._refresh_windows()
                     await self._poll_acknowledgements()
+                    self._rearm_edited()
                     await self._fire_timers()
                     await self._publish_pending()
         finally:
@@ -341,6 +344,7 @@ class Evaluator:
         touched: set[int] = set()
         applied: dict[int, int | None] = {}
         """Per incident, the acknowledgement (its time, or None) this batch acted on."""
+        rearm: dict[int, int | None] = {}
         newest: dict[str, int] = {}
         # Counted against what this process has counted so far: a state loaded after a
         # rebalance that is already silent for a region counts as newly silent here.
@@ -364,7 +368,8 @@ class Evaluator:
             window_end = self._windows.end_of(monitor, result.checked_at_ms)
             stored.append(result)
             in_maintenance.append(window_end is not None)
-            newest[result.region] = max(newest.get(result.region, 0), result.checked_at_ms)
+            if result.region != PUSH_REGION:  # pings say nothing of a region's probes
+                newest[result.region] = max(newest.get(result.region, 0), result.checked_at_ms)
             if not monitor.enabled:
                 continue
             before = states.get(monitor.id, MonitorState())
@@ -403,14 +408,16 @@ class Evaluator:
                     applied[incident.id] = ack.at_ms if ack else None
             window_end = self._windows.end_of(monitor, now_ms)
             before = maintenance.retarget(states[mid], end_ms=window_end, at_ms=now_ms)
-            outcome = tick(before, monitor=monitor, regions=regions_of, now_ms=now_ms)
+            outcome = tick(before, monitor=monitor, regions=regions_of, now_ms=now_ms, policy=policies.get(mid))
             if window_end is not None:
                 outcome = maintenance.hold_back(before, outcome, until_ms=window_end)
             if not outcome.accepted and before is not states[mid]:
                 outcome = Evaluation(before)  # nothing due, but the hold moved: stored with its new wake
+            stored.extend(outcome.made)
+            in_maintenance.extend(window_end is not None for _ in outcome.made)
             take(monitor, outcome, None)
-            if not outcome.accepted:
-                self._timers.set(mid, next_wake_ms(before, monitor))  # woken early (the windows changed): keep its wake
+            if not outcome.accepted:  # not due after all (the monitor was edited, the windows changed): wake when it is
+                rearm[mid] = next_wake_ms(before, monitor)
 
         events: list[MonitorEvent] = []
         async with self.pool.acquire() as conn, conn.transaction():
@@ -424,8 +431,9 @@ class Evaluator:
             await event_outbox.add_many(conn, events)
             await regions.saw_results(conn, newest)
             await incidents.ack_applied(conn, applied)
+            await monitor_state.set_wakes(conn, {mid: wake for mid, wake in rearm.items() if mid not in touched})
         self.states.update({mid: states[mid] for mid in touched})
-        for mid, wake in wakes.items():
+        for mid, wake in {**rearm, **wakes}.items():
             self._timers.set(mid, wake)
         for mid in set(timers) - touched:
             # Woken early (an acknowledgement to look at) with nothing due: its own time again.
@@ -527,6 +535,21 @@ class Evaluator:
         now_ms = int(self.clock() * 1000)
         for mid, state in self.states.items():
             if state.hold is not None and now_ms < state.hold.until_ms:
+                self._timers.set(mid, now_ms)
+
+    def _rearm_edited(self) -> None:
+        """Wake at once for edited monitors that have a timer: :func:`tick` then finds whether the edit made
+        something due (a heartbeat's shorter period, a shorter repeat interval) or sets the timer to the new time.
+
+        Only monitors with a timer: an edit cannot make anything due for the others, and a start (every
+        monitor "changed") must not read every state.
+        """
+        edited = self._edits.take()
+        if not self._timers.loaded:
+            return
+        now_ms = int(self.clock() * 1000)
+        for mid in edited:
+            if mid in self._timers.wake:
                 self._timers.set(mid, now_ms)
 
     async def _fire_timers(self) -> None:

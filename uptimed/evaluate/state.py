@@ -35,6 +35,9 @@ Rules, per monitor, over its effective ``regions`` and a ``quorum`` of them:
   regions each have ``failure_threshold`` consecutive slow successes, once;
   the flag clears silently after ``success_threshold`` consecutive fast
   successes in ``quorum`` regions, or when the monitor goes DOWN.
+- MISSED heartbeat (a pushed kind), from the timer (``tick``): a DOWN result
+  dated at the ping's deadline, folded in like any other result
+  (:mod:`uptimed.evaluate.heartbeat`).
 - REMINDER while DOWN, from the timer (``tick``), at most once per
   ``repeat_interval``, counted from the later of going down and the last
   reminder; the n-th reminder of an incident is numbered so that two
@@ -66,7 +69,7 @@ from typing import Any
 
 from uptimed.check import CheckResult, CheckStatus
 from uptimed.durations import format_duration
-from uptimed.evaluate import escalation, maintenance
+from uptimed.evaluate import escalation, heartbeat, maintenance
 from uptimed.evaluate.escalation import Acknowledgement, Escalation, FiredStep, Policy
 from uptimed.monitor import MonitorFields
 from uptimed.rules.regions import quorum_for
@@ -304,6 +307,8 @@ class Evaluation:
     changes: tuple[StateChange, ...] = ()
     accepted: bool = True
     """False when the result was ignored (unknown region, duplicate or stale): state is unchanged."""
+    made: tuple[CheckResult, ...] = ()
+    """Results the timer made (a missed heartbeat), to be stored like the checks."""
 
 
 def silence_ms_for(monitor: MonitorFields, intervals: float = DEFAULT_SILENCE_INTERVALS) -> int:
@@ -453,15 +458,26 @@ def reminder_due_ms(state: MonitorState, monitor: MonitorFields) -> int | None:
 def next_wake_ms(state: MonitorState, monitor: MonitorFields) -> int | None:
     """When :func:`tick` next has something to do for this state, None for never."""
     due = [reminder_due_ms(state, monitor), _escalation_due_ms(state), maintenance.wake_ms(state)]
+    if not monitor.scheduled:
+        due.append(heartbeat.wake_ms(state, monitor))
     return min((at for at in due if at is not None), default=None)
 
 
-def tick(state: MonitorState, *, monitor: MonitorFields, regions: Sequence[str], now_ms: int) -> Evaluation:
-    """The timer path: what is due at ``now_ms`` without a new result (a REMINDER, escalation steps, the end of a
-    maintenance)."""
+def tick(
+    state: MonitorState,
+    *,
+    monitor: MonitorFields,
+    regions: Sequence[str],
+    now_ms: int,
+    policy: Policy | None = None,
+) -> Evaluation:
+    """The timer path: what is due at ``now_ms`` without a new result (the end of a maintenance, a missed
+    heartbeat, a REMINDER, escalation steps); ``policy`` is the one an incident a missed heartbeat opens follows."""
     released = maintenance.release(state, regions=regions, now_ms=now_ms)
     if released is not None:
         return released
+    if not monitor.scheduled and (missed := heartbeat.missed_ping(state, monitor, now_ms)) is not None:
+        return replace(evaluate(state, missed, monitor=monitor, regions=regions, policy=policy), made=(missed,))
 
     def change(kind: ChangeKind, reason: str, **extra: Any) -> StateChange:
         return StateChange(

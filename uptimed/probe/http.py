@@ -15,12 +15,15 @@ import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from uptimed import __version__
 from uptimed.check import CheckResult, CheckStatus, ErrorClass, now_ms
 from uptimed.monitor import HttpOptions, Monitor
+from uptimed.probe.base import CheckContext
+from uptimed.probe.certificates import certificate_not_after
 from uptimed.probe.tcp import describe_os_error
 
 USER_AGENT = f"uptimed/{__version__}"
@@ -88,6 +91,30 @@ REGION_HEADER = "X-Uptimed-Region"
 def _client_timeout(seconds: float) -> aiohttp.ClientTimeout:
     # Covers the whole check: DNS, connect, TLS, redirects, headers and any body read.
     return aiohttp.ClientTimeout(total=seconds)
+
+
+class HttpKind:
+    """``http``: request a URL; judge its status, certificate, keyword and JSON."""
+
+    name = "http"
+    title = "HTTP(S)"
+    config_model = HttpOptions
+    target_help = "the URL to request: https://shop.example.com/health"
+
+    def target_problem(self, target: str) -> str | None:
+        parts = urlsplit(target)
+        if parts.scheme not in ("http", "https"):
+            return "an http monitor needs an http:// or https:// URL"
+        if not parts.hostname:
+            return "the URL has no host"
+        return None
+
+    async def check(self, monitor: Monitor, options: HttpOptions, context: CheckContext) -> CheckResult:
+        if context.session is None:
+            raise RuntimeError("the http kind needs the probe session (uptimed.probe.http.make_session)")
+        return await check_http(
+            monitor, region=context.region, session=context.session, scheduled_at_ms=context.scheduled_at_ms
+        )
 
 
 async def check_http(
@@ -191,7 +218,7 @@ def _certificate_problem(response: aiohttp.ClientResponse, warn_days: int) -> Pr
     if der is None:
         return ErrorClass.CERT_EXPIRY, "the server sent no certificate"
     try:
-        not_after = _certificate_not_after(der)
+        not_after = certificate_not_after(der)
     except (ValueError, IndexError):
         return ErrorClass.TLS, "cannot read the expiry date of the certificate"
     days_left = (not_after - time.time()) / 86400.0
@@ -203,45 +230,6 @@ def _certificate_problem(response: aiohttp.ClientResponse, warn_days: int) -> Pr
     return ErrorClass.CERT_EXPIRY, (
         f"certificate expires in {days_left:.1f} days ({when}), within the {warn_days}-day warning"
     )
-
-
-def _der_element(der: bytes, pos: int) -> tuple[int, int, int]:
-    """Tag, start and end of the value of the DER element at ``pos``."""
-    tag = der[pos]
-    length = der[pos + 1]
-    pos += 2
-    if length & 0x80:
-        size = length & 0x7F
-        length = int.from_bytes(der[pos : pos + size], "big")
-        pos += size
-    if pos + length > len(der):
-        raise ValueError("truncated DER element")
-    return tag, pos, pos + length
-
-
-def _certificate_not_after(der: bytes) -> float:
-    """``notAfter`` of a DER X.509 certificate, in seconds since the epoch.
-
-    The few fixed fields before the validity are skipped by hand, so the
-    daemon needs no X.509 library for one date (RFC 5280, section 4.1).
-    """
-    _, tbs, _ = _der_element(der, 0)  # Certificate ::= SEQUENCE { tbsCertificate, ... }
-    _, pos, _ = _der_element(der, tbs)  # TBSCertificate ::= SEQUENCE {
-    tag, _, end = _der_element(der, pos)
-    if tag == 0xA0:  # [0] version, absent in v1 certificates
-        pos = end
-    for _field in ("serialNumber", "signature", "issuer"):
-        _, _, pos = _der_element(der, pos)
-    _, pos, _ = _der_element(der, pos)  # validity ::= SEQUENCE { notBefore, notAfter }
-    _, _, pos = _der_element(der, pos)
-    tag, start, end = _der_element(der, pos)
-    text = der[start:end].decode("ascii")
-    if tag == 0x17:  # UTCTime YYMMDDHHMMSSZ; RFC 5280: YY >= 50 is 19YY
-        year = int(text[:2])
-        text = f"{1900 + year if year >= 50 else 2000 + year}{text[2:]}"
-    elif tag != 0x18:  # GeneralizedTime YYYYMMDDHHMMSSZ
-        raise ValueError(f"unexpected time tag {tag:#x}")
-    return datetime.strptime(text, "%Y%m%d%H%M%SZ").replace(tzinfo=UTC).timestamp()
 
 
 async def _read_body(response: aiohttp.ClientResponse) -> tuple[bytes, bool]:

@@ -100,9 +100,11 @@ class Scheduler:
         await self.leadership.run(self._schedule, role="scheduler", region=self.region)
 
     def _mine(self, entry: EncodedMonitor | None) -> bool:
+        # A pushed kind (heartbeat) is never enqueued: its pings are its results.
         return (
             entry is not None
             and entry.monitor.enabled
+            and entry.monitor.scheduled
             and self.region in entry.monitor.effective_regions(self.configured_regions)
         )
 

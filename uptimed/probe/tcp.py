@@ -1,4 +1,4 @@
-"""The ``tcp`` probe: can a connection to ``host:port`` be opened within the timeout?"""
+"""The ``tcp`` kind: can a connection to ``host:port`` be opened within the timeout?"""
 
 from __future__ import annotations
 
@@ -6,65 +6,64 @@ import asyncio
 import errno
 import os
 import socket
-import time
 
-import aiohttp
+from pydantic import BaseModel, ConfigDict
 
-from uptimed.check import CheckResult, CheckStatus, ErrorClass, now_ms
+from uptimed.check import CheckResult, ErrorClass
 from uptimed.monitor import Monitor
+from uptimed.probe.base import CheckContext, host_port_problem, split_host_port
 
 
-async def check_tcp(
-    monitor: Monitor,
-    *,
-    region: str,
-    session: aiohttp.ClientSession | None = None,
-    scheduled_at_ms: int | None = None,
-) -> CheckResult:
-    """Open a TCP connection to the monitor's ``host:port`` and close it at once.
+class TcpOptions(BaseModel):
+    """A tcp monitor has no options: its target says it all."""
 
-    ``response_time_ms`` is the time to connect, name resolution included.
-    ``session`` is unused; it is accepted so every kind has the same signature.
-    """
-    host, _, port = monitor.target.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]  # "[::1]:443"
-    checked_at_ms = now_ms()
-    started = time.perf_counter()
-    error_class: ErrorClass | None = None
-    try:
-        async with asyncio.timeout(monitor.timeout):
-            _, writer = await asyncio.open_connection(host, int(port))
-    except TimeoutError:
-        error_class, error = ErrorClass.TIMEOUT, f"no connection within {monitor.timeout:g} s"
-    except socket.gaierror as exc:
-        error_class, error = ErrorClass.DNS, f"cannot resolve {host}: {exc.strerror or exc}"
-    except OSError as exc:
-        error_class, error = ErrorClass.CONNECT, f"cannot connect to {host}:{port}: {describe_os_error(exc)}"
-    elapsed_ms = (time.perf_counter() - started) * 1000.0
-    if error_class is not None:
-        return CheckResult(
-            monitor_id=monitor.id,
-            region=region,
-            status=CheckStatus.DOWN,
-            error_class=error_class,
-            error=error,
-            checked_at_ms=checked_at_ms,
-            scheduled_at_ms=scheduled_at_ms,
-        )
-    writer.close()
-    try:
-        await writer.wait_closed()
-    except OSError:
-        pass  # the peer may reset a connection we never used; the check already passed
-    return CheckResult(
-        monitor_id=monitor.id,
-        region=region,
-        status=CheckStatus.UP,
-        response_time_ms=elapsed_ms,
-        checked_at_ms=checked_at_ms,
-        scheduled_at_ms=scheduled_at_ms,
-    )
+    model_config = ConfigDict(extra="forbid")
+
+
+class TcpKind:
+    """``tcp``: open a connection to ``host:port`` and close it at once."""
+
+    name = "tcp"
+    title = "TCP"
+    config_model = TcpOptions
+    target_help = "host:port to connect to: db.internal:5432"
+
+    def target_problem(self, target: str) -> str | None:
+        problem = host_port_problem(target)
+        return f"a tcp monitor needs host:port ({problem})" if problem else None
+
+    async def check(self, monitor: Monitor, options: TcpOptions, context: CheckContext) -> CheckResult:
+        """``response_time_ms`` is the time to connect, name resolution included."""
+        host, port = split_host_port(monitor.target)
+        try:
+            async with asyncio.timeout(monitor.timeout):
+                writer = await open_connection(context, host, port)
+        except TimeoutError:
+            return context.down(ErrorClass.TIMEOUT, f"no connection within {monitor.timeout:g} s")
+        except socket.gaierror as exc:
+            return context.down(ErrorClass.DNS, f"cannot resolve {host}: {exc.strerror or exc}")
+        except OSError as exc:
+            return context.down(ErrorClass.CONNECT, f"cannot connect to {host}:{port}: {describe_os_error(exc)}")
+        elapsed_ms = context.elapsed_ms()
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except OSError:
+            pass  # the peer may reset a connection we never used; the check already passed
+        return context.up(response_time_ms=elapsed_ms)
+
+
+async def open_connection(context: CheckContext, host: str, port: int) -> asyncio.StreamWriter:
+    """A connection to the first of ``host``'s allowed addresses that accepts one (each tried in turn)."""
+    last: OSError | None = None
+    for address in await context.addresses(host, port):
+        try:
+            _, writer = await asyncio.open_connection(address, port)
+        except OSError as exc:
+            last = exc
+            continue
+        return writer
+    raise last or OSError(errno.EHOSTUNREACH, f"{host} has no address")
 
 
 def describe_os_error(exc: OSError) -> str:

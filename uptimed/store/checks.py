@@ -26,11 +26,11 @@ async def insert_many(
     await conn.execute(
         """
         INSERT INTO checks (monitor_id, region, checked_at, status, response_time_ms, status_code, error_class, error,
-                            in_maintenance)
-        SELECT m, r, to_timestamp(t / 1000.0), s, rt, sc, ec, e, coalesce(im, false)
+                            message, in_maintenance)
+        SELECT m, r, to_timestamp(t / 1000.0), s, rt, sc, ec, e, msg, coalesce(im, false)
         FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::real[], $6::smallint[], $7::text[], $8::text[],
-                    $9::boolean[])
-             AS x(m, r, t, s, rt, sc, ec, e, im)
+                    $9::text[], $10::boolean[])
+             AS x(m, r, t, s, rt, sc, ec, e, msg, im)
         ON CONFLICT (monitor_id, region, checked_at) DO NOTHING
         """,
         [r.monitor_id for r in results],
@@ -41,6 +41,7 @@ async def insert_many(
         [r.status_code for r in results],
         [r.error_class.value if r.error_class else None for r in results],
         [r.error for r in results],
+        [r.message for r in results],
         list(in_maintenance) if in_maintenance is not None else [False] * len(results),
     )
 
@@ -62,6 +63,7 @@ class StoredCheck:
     status_code: int | None
     error_class: str | None
     error: str | None
+    message: str | None
 
 
 async def page_for_owner(
@@ -83,7 +85,7 @@ async def page_for_owner(
     rows = await conn.fetch(
         """
         SELECT c.region, c.checked_at, c.status, c.response_time_ms::float8 AS response_time_ms,
-               c.status_code::int AS status_code, c.error_class, c.error
+               c.status_code::int AS status_code, c.error_class, c.error, c.message
         FROM checks c JOIN monitors m ON m.id = c.monitor_id
         WHERE c.monitor_id = $1 AND m.owner_id = $2
           AND ($3::timestamptz IS NULL OR c.checked_at >= $3)

@@ -30,7 +30,7 @@ import anyio
 import asyncpg
 import structlog
 
-from uptimed.monitor import Monitor
+from uptimed.monitor import REVEAL_SECRETS, Monitor
 from uptimed.store import Connection, monitors
 from uptimed.supervisor import progress
 
@@ -53,7 +53,7 @@ class EncodedMonitor:
 
     @classmethod
     def of(cls, monitor: Monitor) -> EncodedMonitor:
-        text = monitor.model_dump_json()
+        text = monitor.model_dump_json(context=REVEAL_SECRETS)  # the worker needs a kind's credentials
         return cls(monitor, text, zlib.crc32(text.encode()))
 
 

@@ -39,3 +39,17 @@ async def wake_times(conn: PoolOrConnection) -> dict[int, int]:
         " WHERE wake_at IS NOT NULL"
     )
     return {row["monitor_id"]: row["wake_ms"] for row in rows}
+
+
+async def set_wakes(conn: PoolOrConnection, wakes: Mapping[int, int | None]) -> None:
+    """Move the wake times of monitors whose state is unchanged (ms since epoch, or None), one round trip."""
+    if not wakes:
+        return
+    await conn.execute(
+        """
+        UPDATE monitor_state SET wake_at = to_timestamp(x.w / 1000.0)
+        FROM unnest($1::bigint[], $2::bigint[]) AS x(m, w) WHERE monitor_id = x.m
+        """,
+        list(wakes),
+        list(wakes.values()),
+    )

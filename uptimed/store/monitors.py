@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from pydantic import BaseModel
 
+from uptimed.channels.registry import storable_config
 from uptimed.monitor import Monitor, MonitorFields, MonitorSpec
 from uptimed.store import PoolOrConnection
 from uptimed.store.owned import OwnedTable
 
+PING_TOKEN_BYTES = 18
+"""144 random bits: a ping URL cannot be guessed."""
+
 _COLUMNS = """
     id, owner_id, config_key, name, kind, target, interval_s, timeout_s, regions,
     failure_threshold, success_threshold, quorum, slow_threshold_ms, repeat_interval_s,
-    options, enabled, tags, notify_integrations, badge_key, escalation_policy_id,
+    options, enabled, tags, notify_integrations, badge_key, escalation_policy_id, ping_token,
     extract(epoch FROM updated_at) AS version
 """
 
@@ -41,15 +47,29 @@ def monitor_from_row(row: asyncpg.Record) -> Monitor:
         tags=list(row["tags"]),
         notify_integrations=None if row["notify_integrations"] is None else list(row["notify_integrations"]),
         badge_key=row["badge_key"],
+        ping_token=row["ping_token"],
         **row["options"],
     )
 
 
+def _options(fields: MonitorFields) -> dict[str, Any]:
+    """Every kind's options as JSON to store, secrets in clear (never log it)."""
+    options: dict[str, Any] = {"http": fields.http.model_dump(mode="json", exclude_defaults=True)}
+    for kind, value in fields.kind_options().items():
+        options[kind] = storable_config(value) if isinstance(value, BaseModel) else value
+    return options
+
+
+def new_ping_token(fields: MonitorFields) -> str | None:
+    """A fresh random ping token for a pushed kind (kept only where the row has none yet); None otherwise."""
+    return None if fields.scheduled else secrets.token_urlsafe(PING_TOKEN_BYTES)
+
+
 def _values(fields: MonitorFields) -> tuple[Any, ...]:
-    options = {"http": fields.http.model_dump(mode="json", exclude_defaults=True)}
+    options = _options(fields)
     return (
         fields.name,
-        fields.kind.value,
+        fields.kind,
         fields.target,
         fields.interval,
         fields.timeout,
@@ -87,6 +107,12 @@ async def get_many(conn: PoolOrConnection, ids: Iterable[int]) -> dict[int, Moni
     return {row["id"]: monitor_from_row(row) for row in rows}
 
 
+async def get_by_ping_token(conn: PoolOrConnection, token: str) -> Monitor | None:
+    """The monitor whose ping URL holds ``token``, if any (whatever its owner: the token is the credential)."""
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM monitors WHERE ping_token = $1", token)
+    return monitor_from_row(row) if row else None
+
+
 async def create(
     conn: PoolOrConnection,
     owner_id: int,
@@ -99,14 +125,16 @@ async def create(
         f"""
         INSERT INTO monitors (owner_id, name, kind, target, interval_s, timeout_s, regions,
                               failure_threshold, success_threshold, quorum, slow_threshold_ms,
-                              repeat_interval_s, options, enabled, tags, notify_integrations, escalation_policy_id)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                              repeat_interval_s, options, enabled, tags, notify_integrations, escalation_policy_id,
+                              ping_token)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
         RETURNING {_COLUMNS}
         """,
         owner_id,
         *_values(fields),
         None if notify is None else list(notify),
         fields.escalation_policy_id,
+        new_ping_token(fields),
     )
     assert row is not None, "INSERT ... RETURNING gives back its row"
     return monitor_from_row(row)
@@ -147,15 +175,16 @@ async def sync_from_config(pool: asyncpg.Pool, specs: Sequence[MonitorSpec]) -> 
                 """
                 INSERT INTO monitors (owner_id, config_key, name, kind, target, interval_s, timeout_s, regions,
                                       failure_threshold, success_threshold, quorum, slow_threshold_ms,
-                                      repeat_interval_s, options, enabled, tags)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                                      repeat_interval_s, options, enabled, tags, ping_token)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
                 ON CONFLICT (owner_id, config_key) DO UPDATE SET
                     name = EXCLUDED.name, kind = EXCLUDED.kind, target = EXCLUDED.target,
                     interval_s = EXCLUDED.interval_s, timeout_s = EXCLUDED.timeout_s, regions = EXCLUDED.regions,
                     failure_threshold = EXCLUDED.failure_threshold, success_threshold = EXCLUDED.success_threshold,
                     quorum = EXCLUDED.quorum, slow_threshold_ms = EXCLUDED.slow_threshold_ms,
                     repeat_interval_s = EXCLUDED.repeat_interval_s, options = EXCLUDED.options,
-                    enabled = EXCLUDED.enabled, tags = EXCLUDED.tags, updated_at = now()
+                    enabled = EXCLUDED.enabled, tags = EXCLUDED.tags, updated_at = now(),
+                    ping_token = coalesce(monitors.ping_token, EXCLUDED.ping_token)
                 WHERE (monitors.name, monitors.kind, monitors.target, monitors.interval_s, monitors.timeout_s,
                        monitors.regions, monitors.failure_threshold, monitors.success_threshold, monitors.quorum,
                        monitors.slow_threshold_ms, monitors.repeat_interval_s, monitors.options, monitors.enabled,
@@ -165,11 +194,13 @@ async def sync_from_config(pool: asyncpg.Pool, specs: Sequence[MonitorSpec]) -> 
                        EXCLUDED.regions, EXCLUDED.failure_threshold, EXCLUDED.success_threshold, EXCLUDED.quorum,
                        EXCLUDED.slow_threshold_ms, EXCLUDED.repeat_interval_s, EXCLUDED.options, EXCLUDED.enabled,
                        EXCLUDED.tags)
+                   OR (monitors.ping_token IS NULL AND EXCLUDED.ping_token IS NOT NULL)
                 RETURNING id, (xmax = 0) AS inserted
                 """,
                 owner_ids[spec.owner],
                 spec.stable_key,
                 *_values(spec),
+                new_ping_token(spec),
             )
             if row is None:  # unchanged
                 kept.append(
@@ -203,8 +234,8 @@ async def sync_from_config(pool: asyncpg.Pool, specs: Sequence[MonitorSpec]) -> 
 _OWNED_COLUMNS = """
     m.id, m.owner_id, m.config_key, m.name, m.kind, m.target, m.interval_s, m.timeout_s, m.regions,
     m.failure_threshold, m.success_threshold, m.quorum, m.slow_threshold_ms, m.repeat_interval_s,
-    m.options, m.enabled, m.tags, m.notify_integrations, m.badge_key, m.escalation_policy_id, m.created_at,
-    m.updated_at
+    m.options, m.enabled, m.tags, m.notify_integrations, m.badge_key, m.escalation_policy_id, m.ping_token,
+    m.created_at, m.updated_at
 """
 
 
@@ -358,7 +389,7 @@ async def update_owned(
         UPDATE monitors SET name = $3, kind = $4, target = $5, interval_s = $6, timeout_s = $7, regions = $8,
             failure_threshold = $9, success_threshold = $10, quorum = $11, slow_threshold_ms = $12,
             repeat_interval_s = $13, options = $14, enabled = $15, tags = $16, notify_integrations = $17,
-            escalation_policy_id = $18, updated_at = now()
+            escalation_policy_id = $18, updated_at = now(), ping_token = coalesce(ping_token, $19)
         WHERE id = $1 AND owner_id = $2 AND config_key IS NULL
         RETURNING {_COLUMNS}
         """,
@@ -367,6 +398,7 @@ async def update_owned(
         *_values(fields),
         None if notify is None else list(notify),
         fields.escalation_policy_id,
+        new_ping_token(fields),
     )
     return monitor_from_row(row) if row else None
 

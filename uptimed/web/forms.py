@@ -1,4 +1,4 @@
-"""Integration forms built from a channel's config fields, and posted forms read back into a config.
+"""Forms built from a model's fields (a channel's config, a monitor kind's options), and posted forms read back.
 
 Every channel, built-in or plugin, gets its fields in the "Add integration"
 dialog from its config fields (:func:`uptimed.channels.schema.config_fields`,
@@ -23,11 +23,12 @@ from typing import Any
 
 from uptimed.channels.registry import ChannelRegistry
 from uptimed.channels.schema import ConfigField, Control, words
+from uptimed.probe.kinds import KindRegistry
 from uptimed.rules.errors import Problem, dotted
 
 SUMMARY_LIMIT = 160
 
-_MULTILINE = {"mapping", "list", "json"}
+_MULTILINE = {"mapping", "list", "json", "textarea"}
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class FormField:
     """One config key as a form control."""
 
     channel: str
+    """The channel type (or monitor kind) whose form it is: the prefix of its name."""
     key: str
     label: str
     control: Control
@@ -110,6 +112,17 @@ def channel_form(registry: ChannelRegistry, name: str) -> ChannelForm:
 def channel_forms(registry: ChannelRegistry) -> list[ChannelForm]:
     """A form for every installed channel, by type name."""
     return [channel_form(registry, name) for name in registry.names()]
+
+
+def kind_form(kinds: KindRegistry, name: str) -> ChannelForm:
+    """The options of monitor kind ``name`` as a form, each field named ``<kind>.<option>`` (``dns.record``)."""
+    fields = tuple(_form_field(name, item) for item in kinds.config_fields(name))
+    return ChannelForm(type=name, title=kinds.title(name), fields=fields)
+
+
+def kind_forms(kinds: KindRegistry) -> list[ChannelForm]:
+    """A form for every installed kind, built-ins first."""
+    return [kind_form(kinds, name) for name in kinds.names()]
 
 
 def _form_field(channel: str, config: ConfigField) -> FormField:

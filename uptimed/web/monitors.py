@@ -17,11 +17,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from uptimed.durations import format_duration
-from uptimed.monitor import HttpOptions, Monitor, MonitorFields
+from uptimed.monitor import Monitor, MonitorFields
+from uptimed.probe.heartbeat import HeartbeatOptions
+from uptimed.probe.kinds import default_kinds
 from uptimed.rules import badges, cursors, owned
 from uptimed.rules import status as monitor_status
 from uptimed.rules.errors import Invalid, Loc, Problem, dotted
 from uptimed.rules.integrations import name_of
+from uptimed.rules.kinds import keep_secrets
 from uptimed.rules.monitors import validated
 from uptimed.rules.services import Services
 from uptimed.store import checks, escalation_policies, incidents, integrations, stats, web_sessions
@@ -30,6 +33,15 @@ from uptimed.store.incidents import IncidentRecord
 from uptimed.store.integrations import Integration
 from uptimed.web import charts
 from uptimed.web.context import Context, IdPath
+from uptimed.web.forms import (
+    ChannelForm,
+    ReadConfig,
+    entered,
+    initial_values,
+    kind_forms,
+    read_config,
+    stored_values,
+)
 from uptimed.web.session import Form, Posted, Visitor, not_found
 from uptimed.web.templates import render
 
@@ -118,7 +130,8 @@ def _older(shown: list[StoredCheck]) -> str:
 # Before /monitors/{monitor_id}, which would take "new" for an id and answer 404.
 @router.get("/monitors/new")
 async def new_form(request: Request, visit: Visitor, context: Context) -> HTMLResponse:
-    return await _form_page(request, context, visit.user.id, _blank(), monitor=None)
+    forms = _kind_forms()
+    return await _form_page(request, context, visit.user.id, _blank(forms), forms, monitor=None)
 
 
 @router.get("/monitors/{monitor_id}")
@@ -183,6 +196,9 @@ async def monitor_page(
         incidents=[shown_incident(r, now) for r in found],
         interval=_duration_text(monitor.interval),
         effective_regions=monitor.effective_regions(context.settings.probe.all_regions),
+        kind_title=default_kinds().title(monitor.kind),
+        ping_url=_ping_url(request, monitor),
+        schedule=monitor.options.describe() if isinstance(monitor.options, HeartbeatOptions) else None,
     )
 
 
@@ -209,6 +225,13 @@ async def disable_badges(monitor_id: IdPath, visit: Visitor, _: Posted, context:
     return RedirectResponse(f"/monitors/{monitor_id}#badges", status_code=303)
 
 
+def _ping_url(request: Request, monitor: Monitor) -> str | None:
+    """Where a heartbeat's job pings: this server, as the visitor reached it."""
+    if monitor.scheduled or monitor.ping_token is None:
+        return None
+    return f"{str(request.base_url).rstrip('/')}/ping/{monitor.ping_token}"
+
+
 @router.post("/monitors/{monitor_id}/toggle")
 async def toggle(monitor_id: IdPath, visit: Visitor, _: Posted, context: Context) -> Response:
     monitor = await owned.monitor(context.pool, visit.user.id, monitor_id, to_change=True)
@@ -226,10 +249,12 @@ async def delete(monitor_id: IdPath, visit: Visitor, _: Posted, context: Context
     return RedirectResponse("/", status_code=303)
 
 
-# The form: one template for adding and editing
+# The form: one template for adding and editing. The fields every monitor has are written out in the
+# template; each kind's options come from its model (uptimed.web.forms.kind_form), as the integration
+# dialog's do from a channel's, so a plugin kind gets its fields with no page code.
 
 Values = dict[str, Any]
-"""What the form's fields hold, as text (checkboxes as booleans, regions as a list)."""
+"""What the form's fields hold, as text (checkboxes as booleans, regions as a list), by field name."""
 
 FIELDS = (
     "name",
@@ -244,18 +269,31 @@ FIELDS = (
     "slow_threshold_ms",
     "repeat_interval",
     "escalation_policy_id",
-    "http.method",
-    "http.accepted_statuses",
-    "http.keyword",
-    "http.keyword_absent",
-    "http.follow_redirects",
-    "http.verify_tls",
     "tags",
-    "integrations",
 )
-"""The form's field names: a problem is shown next to the field of the same name."""
+"""The fields every monitor has; a kind's are named ``<kind>.<option>`` (``http.method``, ``dns.record``)."""
 
-HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+LABELS = {
+    "name": "Name",
+    "target": "Target",
+    "kind": "Kind",
+    "interval": "Interval",
+    "timeout": "Timeout",
+    "regions": "Regions",
+    "failure_threshold": "Failure threshold",
+    "success_threshold": "Success threshold",
+    "quorum": "Quorum",
+    "slow_threshold_ms": "Slow threshold",
+    "repeat_interval": "Reminder interval",
+    "escalation_policy_id": "Escalation policy",
+    "tags": "Tags",
+    "integrations": "Notify",
+    "form": "Form",
+}
+
+
+def _kind_forms() -> dict[str, ChannelForm]:
+    return {form.type: form for form in kind_forms(default_kinds())}
 
 
 def _duration_text(seconds: float | None) -> str:
@@ -265,12 +303,12 @@ def _duration_text(seconds: float | None) -> str:
     return format_duration(seconds) if seconds == int(seconds) else f"{seconds:g}s"
 
 
-def values_of(fields: MonitorFields) -> Values:
-    """The form filled in with a monitor's fields."""
-    return {
+def values_of(fields: MonitorFields, forms: dict[str, ChannelForm]) -> Values:
+    """The form filled in with a monitor's fields: its own kind's options (and http's) as stored, the rest blank."""
+    values: Values = {
         "name": fields.name,
         "target": fields.target,
-        "kind": fields.kind.value,
+        "kind": fields.kind,
         "interval": _duration_text(fields.interval),
         "timeout": _duration_text(fields.timeout),
         "regions": list(fields.regions),
@@ -280,38 +318,40 @@ def values_of(fields: MonitorFields) -> Values:
         "slow_threshold_ms": "" if fields.slow_threshold_ms is None else str(fields.slow_threshold_ms),
         "repeat_interval": _duration_text(fields.repeat_interval),
         "escalation_policy_id": "" if fields.escalation_policy_id is None else str(fields.escalation_policy_id),
-        "http.method": fields.http.method,
-        "http.accepted_statuses": ", ".join(str(s) for s in fields.http.accepted_statuses),
-        "http.keyword": fields.http.keyword or "",
-        "http.keyword_absent": fields.http.keyword_absent or "",
-        "http.follow_redirects": fields.http.follow_redirects,
-        "http.verify_tls": fields.http.verify_tls,
         "tags": ", ".join(fields.tags),
         "notify": "all",
         "integrations": [],
+        **initial_values(forms.values()),
     }
+    for kind, form in forms.items():
+        options = fields.options_for(kind)
+        if options is not None:
+            values.update(stored_values(form, {name: getattr(options, name) for name in type(options).model_fields}))
+    return values
 
 
-def values_of_monitor(monitor: Monitor) -> Values:
+def values_of_monitor(monitor: Monitor, forms: dict[str, ChannelForm]) -> Values:
     """The form filled in with a stored monitor, its routing too."""
-    values = values_of(monitor)
+    values = values_of(monitor, forms)
     if monitor.notify_integrations is not None:
         values.update(notify="chosen", integrations=[str(i) for i in monitor.notify_integrations])
     return values
 
 
-def _blank() -> Values:
-    return values_of(MonitorFields.model_construct(name="", target=""))
+def _blank(forms: dict[str, ChannelForm]) -> Values:
+    return values_of(MonitorFields.model_construct(name="", target=""), forms)
 
 
-def values_from(form: Form) -> Values:
-    """The posted form's values, trimmed; kept as typed so a refused form shows them again."""
+def values_from(form: Form, forms: dict[str, ChannelForm]) -> Values:
+    """The posted form's values, trimmed; kept as typed so a refused form shows them again (never a secret)."""
     values: Values = {name: form.get(name).strip() for name in FIELDS}
     values["regions"] = form.all("regions")
-    values["http.follow_redirects"] = "http.follow_redirects" in form
-    values["http.verify_tls"] = "http.verify_tls" in form
     values["notify"] = "chosen" if form.get("notify") == "chosen" else "all"
     values["integrations"] = form.all("integrations")
+    values.update(initial_values(forms.values()))
+    chosen = forms.get(values["kind"])
+    if chosen is not None:
+        values.update(entered(chosen, form.fields))
     return values
 
 
@@ -326,21 +366,29 @@ def _optional(text: str) -> str | None:
     return text or None
 
 
-def _fields_data(values: Values, *, base: MonitorFields | None) -> dict[str, Any]:
-    """The input of :class:`MonitorFields`; HTTP options and ``enabled`` the form lacks come from ``base``."""
-    http = (base.http if base else HttpOptions()).model_dump(mode="json")
-    http.update(
-        method=values["http.method"].upper() or "GET",
-        accepted_statuses=[s for s in (p.strip() for p in values["http.accepted_statuses"].split(",")) if s],
-        keyword=_optional(values["http.keyword"]),
-        keyword_absent=_optional(values["http.keyword_absent"]),
-        follow_redirects=values["http.follow_redirects"],
-        verify_tls=values["http.verify_tls"],
-    )
-    return {
+def _kind_options(chosen: ChannelForm, form: Form, base: MonitorFields | None) -> ReadConfig:
+    """The chosen kind's options as posted; a field the form did not send at all keeps its stored value."""
+    read = read_config(chosen, form.fields)
+    stored = base.options_for(chosen.type) if base is not None else None
+    options: dict[str, Any] = {}
+    if stored is not None:
+        for item in chosen.fields:
+            if item.name not in form and item.control != "checkbox" and not item.secret:
+                options[item.key] = getattr(stored, item.key, None)
+    options.update(read.config)
+    return ReadConfig(config=options, errors=read.errors)
+
+
+def _fields_data(
+    values: Values, form: Form, forms: dict[str, ChannelForm], *, base: MonitorFields | None
+) -> ReadConfig:
+    """The input of :class:`MonitorFields` and what the form itself got wrong; ``enabled`` and http's options
+    (for another kind) come from ``base``."""
+    kind = values["kind"] or "http"
+    data: dict[str, Any] = {
         "name": values["name"],
         "target": values["target"],
-        "kind": values["kind"] or "http",
+        "kind": kind,
         "interval": values["interval"],
         "timeout": values["timeout"],
         "regions": values["regions"],
@@ -352,29 +400,47 @@ def _fields_data(values: Values, *, base: MonitorFields | None) -> dict[str, Any
         "escalation_policy_id": _optional(values["escalation_policy_id"]),
         "enabled": base.enabled if base else True,
         "tags": [t for t in (p.strip() for p in values["tags"].split(",")) if t],
-        "http": http,
     }
+    if base is not None and kind != "http":
+        data["http"] = base.http
+    chosen = forms.get(kind)
+    if chosen is None:
+        return ReadConfig(config=data)
+    read = _kind_options(chosen, form, base)
+    data[kind] = read.config
+    return ReadConfig(config=data, errors=read.errors)
 
 
-def _field_of(problem: Problem) -> str:
-    """The form field a problem is shown beside: ``http.method`` for ``("http", "method")``; else the whole form."""
+def _field_of(problem: Problem, forms: dict[str, ChannelForm]) -> str:
+    """The form field a problem is shown beside: ``dns.record`` for ``("dns", "record")``; else the whole form."""
     loc: Loc = problem.loc or problem.about
-    name = dotted(loc[:2] if loc[:1] == ("http",) else loc[:1])
+    if loc and loc[0] in forms:
+        item = forms[str(loc[0])].field(str(loc[1])) if len(loc) > 1 else None
+        return item.name if item is not None else str(loc[0])
+    name = dotted(loc[:1])
     return name if name in FIELDS or name == "integrations" else "form"
 
 
-def validate(context: Services, values: Values, *, base: MonitorFields | None) -> MonitorFields | dict[str, str]:
-    """The monitor the form describes, or each problem keyed by its field."""
+def validate(
+    context: Services, values: Values, form: Form, forms: dict[str, ChannelForm], *, base: Monitor | None
+) -> MonitorFields | dict[str, str]:
+    """The monitor the form describes (a stored secret the form leaves empty kept), or each problem by its field."""
+    read = _fields_data(values, form, forms, base=base)
+    problems = dict(read.errors)
     try:
-        return validated(_fields_data(values, base=base), context.settings.probe.all_regions)
+        fields = validated(read.config, context.settings.probe.all_regions)
     except Invalid as invalid:
-        return _problems(invalid)
+        return {**_problems(invalid, forms), **problems}
+    if problems:
+        return problems
+    return keep_secrets(base, fields) if base is not None else fields
 
 
-def _problems(invalid: Invalid) -> dict[str, str]:
+def _problems(invalid: Invalid, forms: dict[str, ChannelForm]) -> dict[str, str]:
+    """Each problem beside its field (the first one a field has)."""
     problems: dict[str, str] = {}
     for problem in invalid.problems:
-        problems.setdefault(_field_of(problem), problem.msg)
+        problems.setdefault(_field_of(problem, forms), "is required" if problem.type == "missing" else problem.msg)
     return problems
 
 
@@ -383,12 +449,22 @@ async def _form_page(
     context: Services,
     user_id: int,
     values: Values,
+    forms: dict[str, ChannelForm],
     *,
     monitor: Monitor | None,
     errors: dict[str, str] | None = None,
 ) -> HTMLResponse:
     owned = await integrations.page_for_owner(context.pool, user_id, before_id=None, limit=MAX_INTEGRATIONS)
     policies = await escalation_policies.list_for_owner(context.pool, user_id)
+    labels = dict(LABELS)
+    anchors = {name: name.replace(".", "-") for name in LABELS}
+    kinds = default_kinds()
+    for form in forms.values():
+        labels[form.type] = f"{form.title} options"
+        anchors[form.type] = f"channel-{form.type}"
+        for item in form.fields:
+            labels[item.name] = f"{form.title}: {item.label}"
+            anchors[item.name] = item.input_id
     return render(
         request,
         "monitor_form.html",
@@ -397,8 +473,12 @@ async def _form_page(
         errors=errors or {},
         monitor=monitor,
         all_regions=context.settings.probe.all_regions,
-        methods=[(m, m) for m in HTTP_METHODS],
         policies=[("", "None: every integration at once"), *((str(p.id), p.name) for p in policies)],
+        kind_forms=list(forms.values()),
+        kind_choices=[(form.type, form.title) for form in forms.values()],
+        target_help={name: kinds.target_help(name) for name in forms},
+        labels=labels,
+        anchors=anchors,
         action=f"/monitors/{monitor.id}/edit" if monitor else "/monitors",
         integrations=[(i.id, name_of(context.registry, i)) for i in reversed(owned)],
     )
@@ -406,14 +486,17 @@ async def _form_page(
 
 @router.post("/monitors")
 async def create(request: Request, visit: Visitor, form: Posted, context: Context) -> Response:
-    values = values_from(form)
-    fields = validate(context, values, base=None)
+    forms = _kind_forms()
+    values = values_from(form, forms)
+    fields = validate(context, values, form, forms, base=None)
     if isinstance(fields, dict):
-        return await _form_page(request, context, visit.user.id, values, monitor=None, errors=fields)
+        return await _form_page(request, context, visit.user.id, values, forms, monitor=None, errors=fields)
     try:
         monitor = await owned.create_monitor(context.pool, visit.user.id, fields, notify=notify_of(values))
     except Invalid as invalid:
-        return await _form_page(request, context, visit.user.id, values, monitor=None, errors=_problems(invalid))
+        return await _form_page(
+            request, context, visit.user.id, values, forms, monitor=None, errors=_problems(invalid, forms)
+        )
     await web_sessions.set_notice(context.pool, visit.token, f"Created “{monitor.name}”.")
     return RedirectResponse(f"/monitors/{monitor.id}", status_code=303)
 
@@ -421,19 +504,23 @@ async def create(request: Request, visit: Visitor, form: Posted, context: Contex
 @router.get("/monitors/{monitor_id}/edit")
 async def edit_form(request: Request, monitor_id: IdPath, visit: Visitor, context: Context) -> HTMLResponse:
     monitor = await owned.monitor(context.pool, visit.user.id, monitor_id, to_change=True)
-    return await _form_page(request, context, visit.user.id, values_of_monitor(monitor), monitor=monitor)
+    forms = _kind_forms()
+    return await _form_page(request, context, visit.user.id, values_of_monitor(monitor, forms), forms, monitor=monitor)
 
 
 @router.post("/monitors/{monitor_id}/edit")
 async def edit(request: Request, monitor_id: IdPath, visit: Visitor, form: Posted, context: Context) -> Response:
     monitor = await owned.monitor(context.pool, visit.user.id, monitor_id, to_change=True)
-    values = values_from(form)
-    fields = validate(context, values, base=monitor)
+    forms = _kind_forms()
+    values = values_from(form, forms)
+    fields = validate(context, values, form, forms, base=monitor)
     if isinstance(fields, dict):
-        return await _form_page(request, context, visit.user.id, values, monitor=monitor, errors=fields)
+        return await _form_page(request, context, visit.user.id, values, forms, monitor=monitor, errors=fields)
     try:
         saved = await owned.update_monitor(context.pool, monitor, fields, notify=notify_of(values))
     except Invalid as invalid:
-        return await _form_page(request, context, visit.user.id, values, monitor=monitor, errors=_problems(invalid))
+        return await _form_page(
+            request, context, visit.user.id, values, forms, monitor=monitor, errors=_problems(invalid, forms)
+        )
     await web_sessions.set_notice(context.pool, visit.token, f"Saved “{saved.name}”.")
     return RedirectResponse(f"/monitors/{monitor_id}", status_code=303)

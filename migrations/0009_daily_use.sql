@@ -1,4 +1,4 @@
--- Step 8 (schema version 8): what daily use needs. Maintenance windows, tags,
+-- Step 9 (schema version 9): what daily use needs. Maintenance windows, tags,
 -- integration names, per-monitor routing, public badges, each user's time zone.
 
 -- Tags on monitors: the dashboard and the API filter by them, maintenance
