@@ -295,7 +295,7 @@ async def one_run(env: dict[str, str], config: Config, args: argparse.Namespace)
             Path(args.profile).mkdir(parents=True, exist_ok=True)
             profile_path = Path(args.profile) / f"stack-n{config.monitors}-i{config.interval:g}-{prefix}.txt"
             profiler = subprocess.Popen(
-                ["py-spy", "record", "--nonblocking", "--format", "raw", "--rate", "200", "--duration",
+                [str(Path(sys.executable).parent / "py-spy"), "record", "--nonblocking", "--format", "raw", "--rate", "200", "--duration",
                  str(int(config.window)), "--pid", str(daemons[0].pid), "--output", str(profile_path)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip

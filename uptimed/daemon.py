@@ -23,9 +23,7 @@ from anyio.abc import TaskStatus
 
 from uptimed import __version__, metrics
 from uptimed import log as uptimed_log
-from uptimed.api.health import daemon_readiness
 from uptimed.api.server import bind, serve
-from uptimed.app import create_app
 from uptimed.bus.kafka import ensure_topics, log_broker_release, make_producer
 from uptimed.channels.registry import ChannelRegistry, default_registry
 from uptimed.config import ConfigError, ConfigProblem, RedisSettings, Settings, load_settings
@@ -159,6 +157,12 @@ async def run(
     log.info("daemon.stopped")
 
 
+def _import_api() -> None:
+    """Load the API and the pages (run in a thread: see the api part)."""
+    import uptimed.api.health
+    import uptimed.app  # noqa: F401
+
+
 class Daemon:
     """One connected uptimed process: its supervised parts, and how it answers signals and systemd."""
 
@@ -242,17 +246,8 @@ class Daemon:
             Part("retention", Retention(pool=pool, settings=settings.retention).run),
         ]
         if settings.api.enabled and "api" in self.roles:
-            readiness = daemon_readiness(services=self.watch.problems, parts=lambda: self.supervisor.parts)
             pings = PingReceiver(
                 pool=pool, redis=redis, prefix=settings.redis.key_prefix, region=settings.probe.regions[0]
-            )
-            app = create_app(
-                pool=pool,
-                registry=self.registry,
-                settings=settings,
-                http=self.connections.http,
-                readiness=readiness,
-                pings=pings,
             )
             # Listening before READY=1, so systemd's "ready" includes the API; a taken address fails start-up.
             try:
@@ -264,6 +259,20 @@ class Daemon:
 
             async def run_api() -> None:
                 sock, self._api_socket = self._api_socket, None  # a restart binds afresh
+                # FastAPI, the pages and their templates load in a thread, beside the first checks rather than
+                # before them (about half of the daemon's import time); a request meanwhile waits in the backlog.
+                await anyio.to_thread.run_sync(_import_api)
+                from uptimed.api.health import daemon_readiness
+                from uptimed.app import create_app
+
+                app = create_app(
+                    pool=pool,
+                    registry=self.registry,
+                    settings=settings,
+                    http=self.connections.http,
+                    readiness=daemon_readiness(services=self.watch.problems, parts=lambda: self.supervisor.parts),
+                    pings=pings,
+                )
                 await serve(app, settings.api, sock=sock)
 
             parts.append(Part("api", run_api))

@@ -14,14 +14,17 @@ import re
 import socket
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import anyio
 import structlog
-import uvicorn
-from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from uptimed.config import ApiSettings
+
+if TYPE_CHECKING:
+    import uvicorn
+    from fastapi import FastAPI
 
 log = structlog.get_logger()
 
@@ -70,15 +73,22 @@ def bind(settings: ApiSettings) -> socket.socket:
     return socket.create_server((settings.host, settings.port), family=family, backlog=1024)
 
 
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        # The daemon handles SIGTERM / SIGINT and cancels us; uvicorn must not take them over.
-        yield
+def _server(config: uvicorn.Config) -> uvicorn.Server:
+    import uvicorn  # here, not at the top: the daemon imports this module before its probes start
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # The daemon handles SIGTERM / SIGINT and cancels us; uvicorn must not take them over.
+            yield
+
+    return Server(config)
 
 
 async def serve(app: FastAPI, settings: ApiSettings, *, sock: socket.socket | None = None) -> None:
     """Serve ``app`` on ``sock`` (bound from ``settings`` when not given) until cancelled."""
+    import uvicorn
+
     sock = sock or bind(settings)
     host, port = sock.getsockname()[:2]
     config = uvicorn.Config(
@@ -92,7 +102,7 @@ async def serve(app: FastAPI, settings: ApiSettings, *, sock: socket.socket | No
         limit_concurrency=1000,
         h11_max_incomplete_event_size=16 * 1024,
     )
-    server = _Server(config)
+    server = _server(config)
     log.info("api.listening", host=host, port=port)
     # Its own task, so that cancelling us starts uvicorn's graceful shutdown instead of interrupting it.
     task = asyncio.ensure_future(server.serve([sock]))
