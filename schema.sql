@@ -3,7 +3,7 @@
 -- applies the steps of migrations/ a database lacks, and a test keeps this
 -- file equal to what the steps build. A schema change goes in both: see
 -- migrations/README.md. The version is that of the last step.
--- schema-version: 8
+-- schema-version: 9
 
 CREATE TABLE IF NOT EXISTS schema_version (
     version     integer PRIMARY KEY,
@@ -16,6 +16,8 @@ CREATE TABLE IF NOT EXISTS users (
     email          text NOT NULL UNIQUE CHECK (length(email) BETWEEN 3 AND 254),
     is_admin       boolean NOT NULL DEFAULT false,
     password_hash  text,
+    -- the time zone the pages show times in; NULL: the browser's
+    time_zone      text CHECK (length(time_zone) BETWEEN 1 AND 64),
     created_at     timestamptz NOT NULL DEFAULT now()
 );
 
@@ -51,6 +53,12 @@ CREATE TABLE IF NOT EXISTS monitors (
     repeat_interval_s   double precision,
     options             jsonb NOT NULL DEFAULT '{}',
     enabled             boolean NOT NULL DEFAULT true,
+    -- the dashboard and the API filter by them; maintenance windows choose by them
+    tags                text[] NOT NULL DEFAULT '{}',
+    -- the integrations this monitor notifies (ids of its owner's); NULL: all of them
+    notify_integrations bigint[],
+    -- set when the owner opted in to public badges: the only thing their address names
+    badge_key           text UNIQUE,
     -- a heartbeat's ping URL is /ping/<ping_token>; NULL for kinds that are checked, not pinged
     ping_token          text UNIQUE,
     created_at          timestamptz NOT NULL DEFAULT now(),
@@ -84,6 +92,8 @@ CREATE TABLE IF NOT EXISTS checks (
     status_code       smallint,
     error_class       text,
     error             text,
+    -- made during a maintenance window of its monitor: kept, left out of uptime
+    in_maintenance    boolean NOT NULL DEFAULT false,
     -- what the check found besides up or down (packet loss, a certificate's issuer, a ping's body)
     message           text,
     PRIMARY KEY (monitor_id, region, checked_at)
@@ -167,6 +177,8 @@ CREATE TABLE IF NOT EXISTS integrations (
     id          bigserial PRIMARY KEY,
     owner_id    bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     type        text NOT NULL CHECK (length(type) BETWEEN 1 AND 64),
+    -- what the pages and the log call it; NULL: its type and destination, "Webhook to ops.example"
+    name        text CHECK (length(name) BETWEEN 1 AND 100),
     config      jsonb NOT NULL,
     enabled     boolean NOT NULL DEFAULT true,
     config_key  text,
@@ -176,7 +188,8 @@ CREATE TABLE IF NOT EXISTS integrations (
 );
 CREATE INDEX IF NOT EXISTS integrations_owner ON integrations (owner_id, created_at DESC);
 
--- Optional narrowing: a monitor with rows here notifies only these integrations.
+-- Optional narrowing from the config file's `monitors = [...]` of an
+-- integration: an integration with rows here notifies only these monitors.
 CREATE TABLE IF NOT EXISTS monitor_integrations (
     monitor_id      bigint NOT NULL REFERENCES monitors (id) ON DELETE CASCADE,
     integration_id  bigint NOT NULL REFERENCES integrations (id) ON DELETE CASCADE,
@@ -259,6 +272,36 @@ CREATE TABLE IF NOT EXISTS notification_log (
 CREATE INDEX IF NOT EXISTS notification_log_due ON notification_log (next_attempt_at)
     WHERE status IN ('PENDING', 'RETRYING');
 CREATE INDEX IF NOT EXISTS notification_log_user ON notification_log (user_id, id DESC);
+-- an integration's newest deliveries, for its card
+CREATE INDEX IF NOT EXISTS notification_log_integration ON notification_log (integration_id, id DESC);
+
+-- Planned work: during a window checks run and are stored, but no alert goes
+-- out; a monitor still down at its end is alerted then, once. One-off
+-- (starts_at, ends_at) or recurring (a cron expression, or weekly days at a
+-- time of day, lasting duration_s) in time_zone. Monitors chosen by id, by
+-- tag, or all of the owner's; a deleted monitor's id simply matches nothing.
+CREATE TABLE IF NOT EXISTS maintenance_windows (
+    id            bigserial PRIMARY KEY,
+    owner_id      bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    config_key    text,
+    name          text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+    starts_at     timestamptz,
+    ends_at       timestamptz,
+    cron          text,
+    days          text[],
+    at_time       time,
+    duration_s    double precision CHECK (duration_s > 0),
+    time_zone     text NOT NULL DEFAULT 'UTC',
+    all_monitors  boolean NOT NULL DEFAULT false,
+    monitor_ids   bigint[] NOT NULL DEFAULT '{}',
+    tags          text[] NOT NULL DEFAULT '{}',
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    updated_at    timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (owner_id, config_key),
+    CHECK ((starts_at IS NULL) = (ends_at IS NULL)),
+    CHECK ((starts_at IS NULL) = (duration_s IS NOT NULL))
+);
+CREATE INDEX IF NOT EXISTS maintenance_windows_owner ON maintenance_windows (owner_id, id);
 CREATE INDEX IF NOT EXISTS notification_log_incident ON notification_log (incident_id) WHERE incident_id IS NOT NULL;
 
 -- Signed-in web sessions: the cookie holds a random token, only its SHA-256
@@ -307,16 +350,20 @@ CREATE TABLE IF NOT EXISTS check_hours (
     up           integer NOT NULL,
     up_ms_sum    double precision NOT NULL,
     up_ms_count  integer NOT NULL,
+    -- checks made during maintenance: not in `checks` and `up`, so uptime leaves them out
+    maintenance  integer NOT NULL DEFAULT 0,
     PRIMARY KEY (monitor_id, hour, region)
 );
 
 CREATE OR REPLACE FUNCTION roll_up_checks() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO check_hours AS h (monitor_id, region, hour, checks, up, up_ms_sum, up_ms_count)
+    INSERT INTO check_hours AS h (monitor_id, region, hour, checks, up, up_ms_sum, up_ms_count, maintenance)
     SELECT monitor_id, region, date_bin('1 hour', checked_at, TIMESTAMPTZ '2000-01-01 00:00:00+00'),
-           count(*), count(*) FILTER (WHERE status = 'up'),
+           count(*) FILTER (WHERE NOT in_maintenance),
+           count(*) FILTER (WHERE status = 'up' AND NOT in_maintenance),
            coalesce(sum(response_time_ms) FILTER (WHERE status = 'up'), 0),
-           count(response_time_ms) FILTER (WHERE status = 'up')
+           count(response_time_ms) FILTER (WHERE status = 'up'),
+           count(*) FILTER (WHERE in_maintenance)
     FROM inserted
     GROUP BY 1, 2, 3
     ORDER BY 1, 3, 2  -- one lock order for every writer: no deadlocks between evaluators
@@ -324,7 +371,8 @@ BEGIN
         checks = h.checks + EXCLUDED.checks,
         up = h.up + EXCLUDED.up,
         up_ms_sum = h.up_ms_sum + EXCLUDED.up_ms_sum,
-        up_ms_count = h.up_ms_count + EXCLUDED.up_ms_count;
+        up_ms_count = h.up_ms_count + EXCLUDED.up_ms_count,
+        maintenance = h.maintenance + EXCLUDED.maintenance;
     RETURN NULL;
 END
 $$;

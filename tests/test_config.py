@@ -84,7 +84,7 @@ def test_unknown_section_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_wrong_type_says_what_was_expected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = check(tmp_path, "[api]\nhost = '0.0.0.0'\nport = 'eighty'\n", capsys)
     assert code == 2
-    assert "uptimed.toml:3: api.port: Input should be a valid integer" in err
+    assert "uptimed.toml:3: api.port: must be a whole number (got 'eighty')" in err
     assert "'eighty'" in err
 
 

@@ -310,6 +310,95 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
     return _with_database(args, work)
 
 
+def cmd_integrations(args: argparse.Namespace) -> int:
+    from uptimed.channels.registry import default_registry
+    from uptimed.rules.integrations import name_of
+    from uptimed.store import integrations, users
+
+    registry = default_registry()
+
+    async def work(pool: asyncpg.Pool) -> int:
+        user = await users.get_by_username(pool, args.user)
+        if user is None:
+            print(f"uptimed: no user named {args.user!r}", file=sys.stderr)
+            return EXIT_FAILURE
+        # The cards' figures: the newest delivery and the failures among the last few.
+        found = await integrations.page_for_owner(pool, user.id, before_id=None, limit=10_000)
+        deliveries = await integrations.recent_deliveries(pool, user.id)
+        if not found:
+            print(f"{user.username} has no integrations")
+        for item in reversed(found):
+            state = "active" if item.enabled else "disabled"
+            where = "  [config file]" if item.declared_in_file else ""
+            done = deliveries.get(item.id)
+            if done is None:
+                last = "no deliveries yet"
+            else:
+                when = f" {done.last_at:%Y-%m-%d %H:%M} UTC" if done.last_at else ""
+                last = f"last delivery {done.last_status}{when}"
+                if done.failed:
+                    last += f"; {done.failed} of the last {done.recent} failed"
+            print(f"{item.id}  {name_of(registry, item)}  ({item.type}, {state}{where})  {last}")
+        return EXIT_OK
+
+    return _with_database(args, work)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from uptimed.channels.registry import default_registry
+    from uptimed.rules import exports
+
+    written: list[str] = []
+
+    async def work(pool: asyncpg.Pool) -> int:
+        try:
+            written.append(await exports.export(pool, default_registry(), args.user, secrets=args.secrets))
+        except LookupError as exc:
+            print(f"uptimed: {exc.args[0]}", file=sys.stderr)
+            return EXIT_FAILURE
+        return EXIT_OK
+
+    status = _with_database(args, work)
+    if status != EXIT_OK:
+        return status
+    if args.output and args.output != "-":
+        # Created readable by its owner only: with --secrets it holds them.
+        descriptor = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+            out.write(written[0])
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(written[0])
+    return EXIT_OK
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from uptimed.channels.registry import default_registry
+    from uptimed.rules import exports
+
+    settings = _load(args)
+    path = Path(args.file)
+    try:
+        text = sys.stdin.read() if args.file == "-" else path.read_text(encoding="utf-8")
+    except OSError as exc:
+        print(f"uptimed: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    registry = default_registry()
+    # Checked as a whole first: a file with one bad value writes nothing.
+    declared = exports.read(text, path, registry, settings.probe.all_regions, owner=args.user)
+
+    async def work(pool: asyncpg.Pool) -> int:
+        done = await exports.write(pool, registry, declared, path)
+        made = f", users created: {', '.join(done.users_created)}" if done.users_created else ""
+        print(
+            f"imported {_plural(done.monitors, 'monitor')}, {_plural(done.integrations, 'integration')}, "
+            f"{_plural(done.maintenance, 'maintenance window')}{made}"
+        )
+        return EXIT_OK
+
+    return _with_database(args, work)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="uptimed", description="Self-hosted uptime monitor.")
     parser.add_argument("--version", action="version", version=f"uptimed {__version__}")
@@ -344,6 +433,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("channels", cmd_channels, "list notification channels, their config fields, and broken plugins")
     add("kinds", cmd_kinds, "list monitor kinds, their options, and broken plugins")
+    listed = add(
+        "integrations", cmd_integrations, "list a user's integrations by name, with how their last deliveries went"
+    )
+    listed.add_argument("user", metavar="USER", help="username")
+    export = add(
+        "export",
+        cmd_export,
+        "write a user's monitors, integrations and maintenance windows as TOML (the config format)",
+    )
+    export.add_argument("--user", required=True, metavar="USER", help="username")
+    export.add_argument("--secrets", action="store_true", help="include secrets (webhook URLs, tokens, passwords)")
+    export.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    importing = add("import", cmd_import, "read an export back: checked as a whole, then written in one transaction")
+    importing.add_argument("file", metavar="FILE", help="the export to read ('-': standard input)")
+    importing.add_argument("--user", metavar="USER", help="import everything as this user, whatever the file says")
 
     def action(
         group: argparse._SubParsersAction[argparse.ArgumentParser],

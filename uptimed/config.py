@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 
 from uptimed.durations import Duration
 from uptimed.escalation_policy import PolicySpec
+from uptimed.maintenance import MaintenanceSpec
 from uptimed.monitor import MonitorSpec
 from uptimed.rules import monitors as monitor_rules
 from uptimed.rules.errors import Loc, Located, dotted, problem_of
@@ -204,11 +205,19 @@ class IntegrationSpec(Section):
 
     owner: str = Field(min_length=1, max_length=64, description="username of the owner")
     key: str = Field(min_length=1, max_length=200, description="stable identity of this integration")
+    name: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        description="what the pages and the log call it; default: type and destination",
+    )
     type: str = Field(min_length=1, max_length=64, description="channel name, e.g. webhook, slack, or a plugin's")
     config: dict[str, Any] = Field(default_factory=dict, description="validated by the channel's own model")
     enabled: bool = True
     monitors: list[str] | None = Field(
-        None, description="keys of the owner's config monitors to notify about; default: all of the owner's"
+        None,
+        min_length=1,
+        description="keys of the owner's config monitors to notify about; default: all of the owner's",
     )
 
 
@@ -247,6 +256,7 @@ class Settings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     monitors: list[MonitorSpec] = Field(default_factory=list)
     integrations: list[IntegrationSpec] = Field(default_factory=list)
+    maintenance: list[MaintenanceSpec] = Field(default_factory=list)
     escalation_policies: list[PolicySpec] = Field(default_factory=list)
 
     @classmethod
@@ -263,33 +273,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _monitors(self) -> Self:
-        seen: set[tuple[str, str]] = set()
-        for index, spec in enumerate(self.monitors):
-            # The API's and the pages' rules too: regions, quorum, reminder interval.
-            for problem in monitor_rules.problems(spec, self.probe.all_regions):
-                raise Located(("monitors", index, *problem.loc), problem.msg)
-            identity = (spec.owner, spec.stable_key)
-            if identity in seen:
-                raise Located(
-                    ("monitors", index, "key"), f"two monitors of {spec.owner!r} share the key {spec.stable_key!r}"
-                )
-            seen.add(identity)
-        keys = {(spec.owner, spec.stable_key) for spec in self.monitors}
-        integrations: set[tuple[str, str]] = set()
-        for index, integration in enumerate(self.integrations):
-            if (integration.owner, integration.key) in integrations:
-                raise Located(
-                    ("integrations", index, "key"),
-                    f"two integrations of {integration.owner!r} share the key {integration.key!r}",
-                )
-            integrations.add((integration.owner, integration.key))
-            for key in integration.monitors or []:
-                if (integration.owner, key) not in keys:
-                    raise Located(
-                        ("integrations", index, "monitors"),
-                        f"{integration.owner!r} has no monitor with key {key!r} in this file",
-                    )
-        self._policies(integrations)
+        check_declared(self.monitors, self.integrations, self.maintenance, self.probe.all_regions)
+        self._policies({(integration.owner, integration.key) for integration in self.integrations})
         return self
 
     def _policies(self, integrations: set[tuple[str, str]]) -> None:
@@ -315,6 +300,86 @@ class Settings(BaseSettings):
                     ("monitors", index, "escalation_policy"),
                     f"{spec.owner!r} has no escalation policy with key {spec.escalation_policy!r} in this file",
                 )
+
+
+def check_declared(
+    monitors: list[MonitorSpec],
+    integrations: list[IntegrationSpec],
+    maintenance: list[MaintenanceSpec],
+    regions: list[str],
+) -> None:
+    """The rules across ``[[monitors]]``, ``[[integrations]]`` and ``[[maintenance]]``: keys unique per owner,
+    each monitor they name declared beside them, regions and quorum this cluster can give.
+
+    Raises :class:`~uptimed.rules.errors.Located` at the first problem.
+    """
+    seen: set[tuple[str, str]] = set()
+    for index, spec in enumerate(monitors):
+        # The API's and the pages' rules too: regions, quorum, reminder interval.
+        for problem in monitor_rules.problems(spec, regions):
+            raise Located(("monitors", index, *problem.loc), problem.msg)
+        identity = (spec.owner, spec.stable_key)
+        if identity in seen:
+            raise Located(
+                ("monitors", index, "key"), f"two monitors of {spec.owner!r} share the key {spec.stable_key!r}"
+            )
+        seen.add(identity)
+    keys = {(spec.owner, spec.stable_key) for spec in monitors}
+    declared: set[tuple[str, str]] = set()
+    for index, integration in enumerate(integrations):
+        if (integration.owner, integration.key) in declared:
+            raise Located(
+                ("integrations", index, "key"),
+                f"two integrations of {integration.owner!r} share the key {integration.key!r}",
+            )
+        declared.add((integration.owner, integration.key))
+        for key in integration.monitors or []:
+            if (integration.owner, key) not in keys:
+                raise Located(
+                    ("integrations", index, "monitors"),
+                    f"{integration.owner!r} has no monitor with key {key!r} in this file",
+                )
+    windows: set[tuple[str, str]] = set()
+    for index, window in enumerate(maintenance):
+        if (window.owner, window.stable_key) in windows:
+            raise Located(
+                ("maintenance", index, "key"),
+                f"two maintenance windows of {window.owner!r} share the key {window.stable_key!r}",
+            )
+        windows.add((window.owner, window.stable_key))
+        for key in window.monitors:
+            if (window.owner, key) not in keys:
+                raise Located(
+                    ("maintenance", index, "monitors"),
+                    f"{window.owner!r} has no monitor with key {key!r} in this file",
+                )
+
+
+class Declared(BaseModel):
+    """A file of only ``[[monitors]]``, ``[[integrations]]`` and ``[[maintenance]]``: what ``uptimed export`` writes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    monitors: list[MonitorSpec] = Field(default_factory=list)
+    integrations: list[IntegrationSpec] = Field(default_factory=list)
+    maintenance: list[MaintenanceSpec] = Field(default_factory=list)
+
+
+def parse_declared(text: str, path: Path, regions: list[str]) -> Declared:
+    """An export file read and checked as a whole, as the config file is; :class:`ConfigError` with every line."""
+    data = _toml(text, path)
+    lines = key_lines(text)
+
+    class Checked(Declared):
+        @model_validator(mode="after")
+        def _across(self) -> Self:
+            check_declared(self.monitors, self.integrations, self.maintenance, regions)
+            return self
+
+    try:
+        return Checked(**data)
+    except ValidationError as exc:
+        raise ConfigError(path, [_problem(error, lines) for error in exc.errors(include_url=False)]) from None
 
 
 @dataclass(frozen=True)
@@ -352,15 +417,19 @@ def load_settings(path: str | Path) -> Settings:
     return parse_settings(text, path)
 
 
-def parse_settings(text: str, path: Path = Path("<config>")) -> Settings:
+def _toml(text: str, path: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         line, column = _decode_position(str(exc))
         if line is None and "end of document" in str(exc):
             line = max(text.count("\n"), 1)
         message = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)$", "", str(exc))
         raise ConfigError(path, [ConfigProblem("", f"TOML syntax error: {message}", line, column)]) from exc
+
+
+def parse_settings(text: str, path: Path = Path("<config>")) -> Settings:
+    data = _toml(text, path)
     lines = key_lines(text)
     try:
         return Settings(**data)

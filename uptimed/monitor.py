@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -19,6 +19,7 @@ from pydantic import (
     ModelWrapValidatorHandler,
     SerializationInfo,
     SerializerFunctionWrapHandler,
+    StringConstraints,
     ValidationError,
     field_validator,
     model_serializer,
@@ -31,6 +32,11 @@ from uptimed.durations import Duration
 from uptimed.rules.errors import Across
 
 MIN_INTERVAL_S = 1.0
+
+Tag = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40, pattern=r"^[\w][\w .:/+-]*$")
+]
+"""A label on monitors (``eu``, ``team:payments``): letters, digits, spaces and ``. : / + - _``."""
 
 
 class StatusRange(BaseModel):
@@ -155,6 +161,7 @@ class MonitorFields(BaseModel):
         None, ge=1, description="the owner's escalation policy to notify by; none: every integration at once"
     )
     enabled: bool = True
+    tags: list[Tag] = Field(default_factory=list, max_length=20, description="labels to filter and group by")
     http: HttpOptions = Field(default_factory=HttpOptions)
 
     @model_validator(mode="wrap")
@@ -240,6 +247,11 @@ class MonitorFields(BaseModel):
         if len(set(value)) != len(value):
             raise ValueError("lists a region twice")
         return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))  # a tag given twice counts once, in the order given
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -382,6 +394,10 @@ class Monitor(MonitorFields):
     owner_id: int
     config_key: str | None = None
     """Its key in the config file when declared there (``[[monitors]]``)."""
+    notify_integrations: list[int] | None = None
+    """The owner's integrations it notifies; None: all of them (see ``store.integrations.for_event``)."""
+    badge_key: str | None = None
+    """Set when its owner opted in to public badges: the only thing the badges' address names."""
     ping_token: str | None = None
     """A pushed kind's (heartbeat's) secret: its ping URL is ``/ping/<ping_token>``."""
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import anyio
 import httpx
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
@@ -109,6 +110,8 @@ def examples(
     return run
 
 
+# About 30 operations at EXAMPLES_PER_OPERATION each: ~2.5 minutes on an idle machine, over 5 on a busy one.
+@pytest.mark.timeout(900)
 async def test_schemathesis_finds_no_5xx_and_no_undocumented_answer(api: Api, alice: Person) -> None:
     # Something to find: a monitor and an integration of the caller.
     await alice.client.post("/api/v1/monitors", json=monitor_body())

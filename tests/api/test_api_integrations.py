@@ -18,7 +18,18 @@ async def test_create_answers_201_with_the_original_shape_and_masked_secrets(ali
 
     assert response.status_code == 201
     body = response.json()
-    assert set(body) == {"id", "userId", "type", "config", "enabled", "managedByConfig", "createdAt", "updatedAt"}
+    assert set(body) == {
+        "id",
+        "userId",
+        "type",
+        "name",
+        "config",
+        "enabled",
+        "managedByConfig",
+        "createdAt",
+        "updatedAt",
+        "lastDelivery",
+    }
     assert body["userId"] == alice.id
     assert body["type"] == "telegram"
     assert body["enabled"] is True
@@ -219,7 +230,9 @@ async def test_test_notification_reaches_a_real_webhook(alice: Person, receiver:
     assert response.json()["status"] == "sent"
     (request,) = await receiver.wait_for("/hook")
     body = request.json()
-    assert body["event"] == "website.down"
+    # Unmistakably a test: a receiver that acts on "website.down" ignores it.
+    assert (body["event"], body["status"], body["kind"]) == ("test", "test", "test")
+    assert body["data"]["name"] == "Webhook to 127.0.0.1"
     assert body["url"] == "https://example.com/"
 
 

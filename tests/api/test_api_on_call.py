@@ -76,10 +76,10 @@ async def test_steps_come_in_order_and_each_notifies_someone(alice: Person) -> N
     mine = await hook(alice)
     cases = [
         (policy((60, [mine]), (30, [mine])), "steps", "step 2 must come later than step 1 (30s is not after 1m)"),
-        (policy((0, [])), "steps[0].integrations", "List should have at least 1 item after validation, not 0"),
+        (policy((0, [])), "steps[0].integrations", "needs at least 1 item"),
         (policy((0, [mine]), repeat_every="0s"), "repeat_every", "must be at least 1 s"),
         (policy((-5, [mine])), "steps[0].after", "must not be negative"),
-        ({"name": "x", "steps": []}, "steps", "List should have at least 1 item after validation, not 0"),
+        ({"name": "x", "steps": []}, "steps", "needs at least 1 item"),
     ]
     for body, field, message in cases:
         answer = await alice.client.post("/api/v1/escalation-policies", json=body)

@@ -68,7 +68,7 @@ async def test_down_message_shape(slack, make_notification) -> None:
         (NotificationKind.UP, "🟢 Example API is UP again after 1h 2m 5s"),
         (NotificationKind.SLOW, "🟡 Example API is SLOW"),
         (NotificationKind.REMINDER, "🔴 Example API is still DOWN"),
-        (NotificationKind.TEST, "✅ Test notification from uptimed for Example API"),
+        (NotificationKind.TEST, "✅ Test notification from uptimed to Example API"),
     ],
 )
 async def test_each_kind_has_its_headline(slack, make_notification, kind, header) -> None:
@@ -155,4 +155,4 @@ async def test_transport_errors_do_not_leak_the_webhook_url(slack, make_notifica
     with pytest.raises(RetryableDeliveryError) as caught:
         await channel.send(make_notification(channel, {"webhookUrl": URL}))
     assert "XXXXXXXXXXXX" not in str(caught.value)
-    assert "connection failed" in str(caught.value)
+    assert "connection to hooks.slack.com failed" in str(caught.value)

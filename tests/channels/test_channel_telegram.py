@@ -262,3 +262,21 @@ async def test_every_kind_parses(telegram, make_notification, kind) -> None:
     await channel.send(make_notification(channel, CONFIG, kind))
 
     parse_markdown_v2(sent(telegram)["text"])
+
+
+async def test_a_name_that_does_not_resolve_reads_plainly(telegram, make_notification) -> None:
+    telegram.mock(side_effect=httpx.ConnectError("[Errno -2] Name or service not known"))
+
+    with pytest.raises(RetryableDeliveryError) as caught:
+        await channel.send(make_notification(channel, CONFIG))
+    assert str(caught.value) == (
+        "api.telegram.org could not be resolved (DNS): check the host name and this server's DNS"
+    )
+
+
+async def test_a_refused_connection_names_the_host_only(telegram, make_notification) -> None:
+    telegram.mock(side_effect=httpx.ConnectError(f"[Errno 111] Connection refused: {SEND}"))
+
+    with pytest.raises(RetryableDeliveryError) as caught:
+        await channel.send(make_notification(channel, CONFIG))
+    assert str(caught.value) == "api.telegram.org refused the connection"

@@ -156,9 +156,9 @@ async def test_connection_refused_is_retryable_and_hides_the_url(closed_port: in
         ({"webhookUrl": "https://example.com", "headers": {"Bad Name": "x"}}, "not a valid header name"),
         ({"webhookUrl": "https://example.com", "headers": {"X-Uptimed-Signature": "x"}}, "set by uptimed"),
         ({"webhookUrl": "https://example.com", "headers": {"X-A": "a\r\nInjected: 1"}}, "line breaks"),
-        ({"webhookUrl": "https://example.com", "timeout": 0}, "greater than 0"),
-        ({"webhookUrl": "https://example.com", "extra": 1}, "Extra inputs"),
-        ({}, "Field required"),
+        ({"webhookUrl": "https://example.com", "timeout": 0}, "must be more than 0"),
+        ({"webhookUrl": "https://example.com", "extra": 1}, "is not a field here"),
+        ({}, "is required"),
     ],
 )
 def test_bad_configs_are_refused(config, problem) -> None:

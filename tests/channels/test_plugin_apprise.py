@@ -37,7 +37,7 @@ def test_discovered_through_its_entry_point(apprise_channel) -> None:
         (NotificationKind.DOWN, "failure", "🔴 Example API is DOWN"),
         (NotificationKind.UP, "success", "🟢 Example API is UP again after 1h 2m 5s"),
         (NotificationKind.SLOW, "warning", "🟡 Example API is SLOW"),
-        (NotificationKind.TEST, "info", "✅ Test notification from uptimed for Example API"),
+        (NotificationKind.TEST, "info", "✅ Test notification from uptimed to Example API"),
     ],
 )
 async def test_delivers_end_to_end_through_json_url(

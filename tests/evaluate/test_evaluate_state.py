@@ -726,6 +726,7 @@ def test_initial_state_json() -> None:
         "reminders": 0,
         "first_result_ms": None,
         "silent": [],
+        "hold": None,
     }
     assert roundtrip(MonitorState()) == MonitorState()
 

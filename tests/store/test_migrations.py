@@ -272,12 +272,14 @@ async def fill(conn: asyncpg.Connection, version: int) -> None:
         """,
         a,
     )
+    # From version 9 an integration may have a name.
+    named = (", name", ", 'Hook'") if version >= 9 else ("", "")
     hook = await conn.fetchval(
-        """INSERT INTO integrations (owner_id, type, config) VALUES ($1, 'webhook', '{"webhookUrl": "https://h.example/", "secret": "s3cret-s3cret"}') RETURNING id""",
+        f"""INSERT INTO integrations (owner_id, type, config{named[0]}) VALUES ($1, 'webhook', '{{"webhookUrl": "https://h.example/", "secret": "s3cret-s3cret"}}'{named[1]}) RETURNING id""",
         alice,
     )
     await conn.execute(
-        """INSERT INTO integrations (owner_id, type, config, enabled, config_key) VALUES ($1, 'slack', '{"webhookUrl": "https://hooks.slack.com/x"}', false, 'ops')""",
+        f"""INSERT INTO integrations (owner_id, type, config, enabled, config_key{named[0]}) VALUES ($1, 'slack', '{{"webhookUrl": "https://hooks.slack.com/x"}}', false, 'ops'{named[1]})""",
         bob,
     )
     await conn.execute("INSERT INTO monitor_integrations (monitor_id, integration_id) VALUES ($1, $2)", a, hook)

@@ -251,13 +251,17 @@ def test_bad_days_differ_in_shape_not_only_in_colour():
     assert float(ok_bar.get("y")) + ok == pytest.approx(float(bad_bar.get("y")) + bad)  # both stand on the same ground
 
 
-def test_bar_titles_give_the_day_the_percent_and_the_checks():
-    svg = parse(uptime_bars([day(0, 4000, 3998), day(1, 0, 0), day(2, 1, 1), day(3, 100_000, 99_999)], label="s"))
+def test_bar_titles_give_the_day_the_percent_the_incidents_and_the_checks():
+    days = [day(0, 4000, 3998), day(1, 0, 0), day(2, 1, 1), day(3, 100_000, 99_999)]
+    days.append(DayUptime(days[0].day + timedelta(days=4), 10, 10, maintenance=5))
+    incidents = {days[0].day: 2, days[3].day: 1}
+    svg = parse(uptime_bars(days, label="s", incidents=incidents))
     assert [b.find(SVG + "title").text for b in bars(svg)] == [
-        "2026-11-23: 99.95% up (4,000 checks)",
+        "2026-11-23: 99.95% up, 2 incidents (4,000 checks)",
         "2026-11-24: no data",
-        "2026-11-25: 100% up (1 check)",
-        "2026-11-26: 99.99% up (100,000 checks)",  # 99.999 is not shown as a clean 100
+        "2026-11-25: 100% up, no incidents (1 check)",
+        "2026-11-26: 99.99% up, 1 incident (100,000 checks)",  # 99.999 is not shown as a clean 100
+        "2026-11-27: 100% up, no incidents (10 checks, maintenance left out)",
     ]
 
 

@@ -202,7 +202,7 @@ def test_the_models_complaints_land_on_their_fields(form: ChannelForm, registry:
 
     assert field_errors(form, caught.value.problems) == {
         "pager_duty.apiKey": "is required",
-        "pager_duty.retries": "Input should be less than or equal to 10",
+        "pager_duty.retries": "must be at most 10",
     }
     loud = {**raw, "apiKey": "k", "retries": 1}
     with pytest.raises(InvalidInput) as caught:

@@ -121,7 +121,7 @@ async def test_http_json_path_and_certificate_expiry_from_the_form(site: Site, a
         ({"kind": "dns", "target": "https://example.com/"}, "target", "a dns monitor needs a domain name"),
         ({"kind": "heartbeat", "heartbeat.cron": "61 * * * *"}, "heartbeat.cron", "not a cron expression"),
         ({"kind": "heartbeat", "heartbeat.timezone": "Mars/Olympus"}, "heartbeat.timezone", "unknown time zone"),
-        ({"kind": "ping", "target": "gateway", "ping.count": "50"}, "ping.count", "less than or equal to 20"),
+        ({"kind": "ping", "target": "gateway", "ping.count": "50"}, "ping.count", "must be at most 20"),
         ({"kind": "ping", "target": "gateway", "ping.count": "many"}, "ping.count", "must be a whole number"),
         (
             {"kind": "http", "target": "https://x.test/", "http.accepted_statuses": "200-399\n999"},

@@ -78,7 +78,7 @@ async def test_the_log_shows_each_delivery_with_its_badges_newest_first(site: Si
     assert row_ids(html) == [failed, retrying, sent]
     first = row_html(html, sent)
     assert f'<a href="/monitors/{shop.id}">shop</a>' in first
-    assert f"Webhook #{hook.id}" in first
+    assert "Webhook to hooks.example" in first
     assert 'data-status="SENT"' in first and "✓</span> SENT" in first
     assert "▼</span> Down" in first
     second = row_html(html, retrying)
@@ -106,7 +106,7 @@ async def test_filters_by_status_and_integration(site: Site, alice: Person) -> N
     assert row_ids(failed) == [mail_failed, hook_failed]
     assert '<option value="FAILED" selected>' in failed
     assert row_ids(by_mail) == [mail_failed]
-    assert f'<option value="{mail.id}" selected>Email #{mail.id}</option>' in by_mail
+    assert f'<option value="{mail.id}" selected>Email to ops@example.com</option>' in by_mail
     assert row_ids(both) == [hook_failed]
     assert row_ids(unfiltered) == [mail_failed, hook_failed, hook_sent]
     assert "Clear filters" in failed and "Clear filters" not in unfiltered

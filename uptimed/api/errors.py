@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from uptimed.rules.errors import Conflict, DeclaredInFile, Invalid, NotFound, RuleError, dotted
+from uptimed.rules.errors import Conflict, DeclaredInFile, Invalid, NotFound, RuleError, dotted, plain
 from uptimed.rules.errors import Problem as RuleProblem
 
 log = structlog.get_logger()
@@ -80,7 +80,7 @@ def field_problem(loc: Sequence[str | int], msg: str, type_: str = "value_error"
 
 
 def _from_pydantic(error: Mapping[str, Any]) -> FieldProblem:
-    msg = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    msg = plain(error)
     if error.get("type") == "json_invalid":
         reason = (error.get("ctx") or {}).get("error")
         msg = f"invalid JSON: {reason}" if reason else "invalid JSON"

@@ -1,8 +1,9 @@
 """``/api/v1/integrations``: the original design's paths and shapes, scoped to the caller.
 
 Shapes (camelCase, as the original API had them): an integration is
-``{id, userId, type, config, enabled, createdAt, updatedAt}`` plus
-``managedByConfig`` (declared in the config file, so read-only here: 409);
+``{id, userId, type, config, enabled, createdAt, updatedAt}`` plus ``name``
+(given, or its type and destination: "Webhook to ops.example"), ``lastDelivery``
+and ``managedByConfig`` (declared in the config file, so read-only here: 409);
 toggling answers ``{id, enabled}``, deleting ``{"success": true}``.
 ``config`` is validated by the channel's own model and answered with every
 secret masked (``"…cdef"``). A PUT that leaves a secret out, or sends back
@@ -21,14 +22,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from uptimed.api import pagination
 from uptimed.api.auth import Caller
 from uptimed.api.bounds import MAX_PAGE, CursorQuery, IdPath, Limit
-from uptimed.api.context import Context
+from uptimed.api.context import ApiContext, Context
 from uptimed.api.errors import CONFLICT, INVALID, MALFORMED, NOT_FOUND, TOO_LARGE, UNAUTHORIZED
 from uptimed.channels.registry import ChannelRegistry
 from uptimed.rules import owned
 from uptimed.rules.cursors import id_position
-from uptimed.rules.integrations import keep_secrets, masked, send_test, validated
+from uptimed.rules.integrations import checked_name, default_name, keep_secrets, masked, name_of, send_test, validated
 from uptimed.store import integrations
-from uptimed.store.integrations import Integration
+from uptimed.store.integrations import Integration, LastDeliveries
 
 log = structlog.get_logger()
 
@@ -41,6 +42,9 @@ class IntegrationCreate(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     type: str = Field(min_length=1, max_length=64, description="a channel name from GET /api/v1/channels")
+    name: str | None = Field(
+        None, max_length=200, description="what the pages and the log call it; default: its type and destination"
+    )
     config: dict[str, Any] = Field(description="validated by the channel's own model (see its schema)")
     enabled: bool = True
 
@@ -50,18 +54,31 @@ class IntegrationUpdate(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
+    name: str | None = Field(None, max_length=200, description="a new name; left out, the name stays")
     config: dict[str, Any]
+
+
+class DeliverySummary(BaseModel):
+    """How the integration's recent deliveries went."""
+
+    status: str = Field(description="the newest delivery's status: SENT, RETRYING, FAILED or PENDING")
+    at: datetime
+    error: str | None
+    recentFailed: int = Field(description="how many of the recentCount newest deliveries failed")
+    recentCount: int
 
 
 class IntegrationOut(BaseModel):
     id: int
     userId: int
     type: str
+    name: str = Field(description="as given, or its type and destination")
     config: dict[str, Any] = Field(description="secrets masked as '…' plus their last 4 characters")
     enabled: bool
     managedByConfig: bool = Field(description="declared in the config file: read-only here")
     createdAt: datetime
     updatedAt: datetime
+    lastDelivery: DeliverySummary | None = Field(None, description="None before its first delivery")
 
 
 class Toggled(BaseModel):
@@ -81,17 +98,35 @@ class Outcome(BaseModel):
     retryable: bool | None = Field(None, description="whether the same failure could pass later")
 
 
-def out(registry: ChannelRegistry, integration: Integration) -> IntegrationOut:
+def out(
+    registry: ChannelRegistry, integration: Integration, deliveries: LastDeliveries | None = None
+) -> IntegrationOut:
+    last = None
+    if deliveries is not None and deliveries.last_status is not None and deliveries.last_at is not None:
+        last = DeliverySummary(
+            status=deliveries.last_status,
+            at=deliveries.last_at,
+            error=deliveries.last_error,
+            recentFailed=deliveries.failed,
+            recentCount=deliveries.recent,
+        )
     return IntegrationOut(
         id=integration.id,
         userId=integration.owner_id,
         type=integration.type,
+        name=name_of(registry, integration),
         config=masked(registry, integration),
         enabled=integration.enabled,
         managedByConfig=integration.declared_in_file,
         createdAt=integration.created_at,
         updatedAt=integration.updated_at,
+        lastDelivery=last,
     )
+
+
+async def _out(context: ApiContext, integration: Integration) -> IntegrationOut:
+    deliveries = await integrations.recent_deliveries(context.pool, integration.owner_id, only=integration.id)
+    return out(context.registry, integration, deliveries.get(integration.id))
 
 
 @router.post(
@@ -103,7 +138,10 @@ def out(registry: ChannelRegistry, integration: Integration) -> IntegrationOut:
 )
 async def create_integration(body: IntegrationCreate, user: Caller, context: Context) -> IntegrationOut:
     config = validated(context.registry, body.type, body.config)
-    integration = await owned.create_integration(context.pool, user.id, body.type, config, enabled=body.enabled)
+    name = checked_name(body.name) or default_name(context.registry, body.type, config)
+    integration = await owned.create_integration(
+        context.pool, user.id, body.type, config, name=name, enabled=body.enabled
+    )
     return out(context.registry, integration)
 
 
@@ -128,14 +166,15 @@ async def list_integrations(
     before = pagination.decode(cursor, id_position)
     rows = await integrations.page_for_owner(context.pool, user.id, before_id=before, limit=limit + 1)
     shown = pagination.page(rows, limit, request, response, lambda i: {"id": i.id})
-    return [out(context.registry, i) for i in shown]
+    deliveries = await integrations.recent_deliveries(context.pool, user.id)
+    return [out(context.registry, i, deliveries.get(i.id)) for i in shown]
 
 
 @router.get(
     "/{integration_id}", response_model=IntegrationOut, responses={**NOT_FOUND, **INVALID}, summary="Get an integration"
 )
 async def get_integration(integration_id: IdPath, user: Caller, context: Context) -> IntegrationOut:
-    return out(context.registry, await owned.integration(context.pool, user.id, integration_id))
+    return await _out(context, await owned.integration(context.pool, user.id, integration_id))
 
 
 @router.put(
@@ -149,7 +188,8 @@ async def update_integration(
 ) -> IntegrationOut:
     integration = await owned.integration(context.pool, user.id, integration_id, to_change=True)
     config = validated(context.registry, integration.type, keep_secrets(context.registry, integration, body.config))
-    return out(context.registry, await owned.update_integration(context.pool, integration, config))
+    name = checked_name(body.name)
+    return await _out(context, await owned.update_integration(context.pool, integration, config, name=name))
 
 
 @router.patch(

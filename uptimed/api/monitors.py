@@ -2,8 +2,12 @@
 
 A monitor is written with the same fields (and the same validation) as a
 ``[[monitors]]`` table of the config file, checked by the same rules
-(:mod:`uptimed.rules.monitors`). Monitors declared in that file are
-read-only here: changing one answers 409.
+(:mod:`uptimed.rules.monitors`), plus ``integrations``: which of the
+caller's integrations it notifies (null: all of them; the config file says
+the same from the integrations' side, ``monitors = [...]``). Monitors
+declared in that file are read-only here: changing one answers 409.
+The list filters by ``tag``, ``status`` and ``q`` (part of the name or the
+target), as the dashboard does.
 """
 
 from __future__ import annotations
@@ -31,19 +35,37 @@ from uptimed.api.errors import (
 )
 from uptimed.api.integrations import Deleted, Toggled
 from uptimed.monitor import MonitorFields
-from uptimed.rules import owned
+from uptimed.rules import badges, owned
 from uptimed.rules import status as monitor_status
 from uptimed.rules.cursors import check_position, id_position
+from uptimed.rules.errors import NotFound
 from uptimed.rules.kinds import keep_secrets
 from uptimed.rules.monitors import checked
 from uptimed.rules.status import MonitorView
 from uptimed.store import checks
 from uptimed.store.checks import StoredCheck
+from uptimed.store.monitors import Filter
 
 router = APIRouter(prefix="/api/v1/monitors", tags=["monitors"], responses={**MALFORMED, **UNAUTHORIZED})
 
 
-class MonitorOut(MonitorFields):
+class MonitorIn(MonitorFields):
+    """A monitor's fields and the integrations it notifies."""
+
+    integrations: list[int] | None = Field(
+        None, max_length=1000, description="ids of the integrations it notifies; null (the default): all of them"
+    )
+
+
+class MaintenanceNow(BaseModel):
+    """The maintenance window on for a monitor: its alerts are held until it ends."""
+
+    window_id: int
+    name: str
+    until: datetime
+
+
+class MonitorOut(MonitorIn):
     """A monitor with its current status and uptime; its kind's secrets masked as '…' plus their last 4 characters."""
 
     _strict: ClassVar[bool] = False  # a monitor of a kind whose plugin is gone is still shown
@@ -63,9 +85,14 @@ class MonitorOut(MonitorFields):
     down_since: datetime | None = None
     last_checked_at: datetime | None = None
     last_response_time_ms: float | None = None
-    uptime_24h: float | None = Field(None, description="percent of checks up in the last 24 hours")
-    uptime_7d: float | None = Field(None, description="percent of checks up in the last 7 days")
-    uptime_30d: float | None = Field(None, description="percent of checks up in the last 30 days")
+    uptime_24h: float | None = Field(
+        None, description="percent of checks up in the last 24 hours, maintenance left out"
+    )
+    uptime_7d: float | None = Field(None, description="percent of checks up in the last 7 days, maintenance left out")
+    uptime_30d: float | None = Field(None, description="percent of checks up in the last 30 days, maintenance left out")
+    maintenance: MaintenanceNow | None = Field(
+        None, description="the maintenance window on now; uptime leaves maintenance out"
+    )
     ping_url: str | None = Field(
         None, description="a heartbeat's ping URL (GET, HEAD or POST; /start, /fail, /<exit status>): keep it secret"
     )
@@ -85,7 +112,8 @@ class CheckOut(BaseModel):
 def out(view: MonitorView, base_url: str) -> MonitorOut:
     """``view`` as answered; ``base_url`` (where the caller reached us) starts a heartbeat's ping URL."""
     monitor = view.monitor
-    shown = {f.name: getattr(view, f.name) for f in fields(view) if f.name != "monitor"}
+    shown = {f.name: getattr(view, f.name) for f in fields(view) if f.name not in ("monitor", "maintenance")}
+    planned = view.maintenance
     ping_url = (
         f"{base_url.rstrip('/')}/ping/{monitor.ping_token}" if monitor.ping_token and not monitor.scheduled else None
     )
@@ -96,10 +124,21 @@ def out(view: MonitorView, base_url: str) -> MonitorOut:
             **monitor.kind_options(),
             **shown,
             "id": monitor.id,
+            "integrations": monitor.notify_integrations,
             "managed_by_config": monitor.declared_in_file,
             "ping_url": ping_url,
+            "maintenance": MaintenanceNow(
+                window_id=planned.window.id, name=planned.window.name, until=planned.occurrence.end
+            )
+            if planned
+            else None,
         }
     )
+
+
+def _fields(body: MonitorIn) -> MonitorFields:
+    """The monitor's own fields (its kind's options among them), without the routing."""
+    return MonitorFields.model_validate({**body.model_dump(exclude={"integrations"}), **body.kind_options()})
 
 
 async def _shown(request: Request, context: ApiContext, user_id: int, monitor_id: int) -> MonitorOut:
@@ -115,8 +154,9 @@ async def _shown(request: Request, context: ApiContext, user_id: int, monitor_id
     responses={**INVALID, **TOO_LARGE},
     summary="Create a monitor",
 )
-async def create_monitor(request: Request, body: MonitorFields, user: Caller, context: Context) -> MonitorOut:
-    monitor = await owned.create_monitor(context.pool, user.id, checked(body, context.settings.probe.all_regions))
+async def create_monitor(request: Request, body: MonitorIn, user: Caller, context: Context) -> MonitorOut:
+    fields = checked(_fields(body), context.settings.probe.all_regions)
+    monitor = await owned.create_monitor(context.pool, user.id, fields, notify=body.integrations)
     return await _shown(request, context, user.id, monitor.id)
 
 
@@ -134,12 +174,22 @@ async def list_monitors(
     response: Response,
     user: Caller,
     context: Context,
+    tag: Annotated[str | None, Query(min_length=1, max_length=40, description="only monitors with this tag")] = None,
+    status: Annotated[
+        Literal["up", "down", "slow", "paused", "unknown"] | None, Query(description="only monitors shown so")
+    ] = None,
+    q: Annotated[
+        str | None, Query(min_length=1, max_length=200, description="only monitors whose name or target holds this")
+    ] = None,
     limit: Limit = DEFAULT_PAGE,
     cursor: CursorQuery = None,
 ) -> list[MonitorOut]:
     after = pagination.decode(cursor, id_position)
     silence = context.settings.evaluate.region_silence
-    rows = await monitor_status.page(context.pool, user.id, after_id=after, limit=limit + 1, silence_intervals=silence)
+    only = Filter(tag=tag, status=status, search=q)
+    rows = await monitor_status.page(
+        context.pool, user.id, after_id=after, limit=limit + 1, silence_intervals=silence, only=only
+    )
     base_url = str(request.base_url)
     return [out(v, base_url) for v in pagination.page(rows, limit, request, response, lambda v: {"id": v.monitor.id})]
 
@@ -156,12 +206,12 @@ async def get_monitor(request: Request, monitor_id: IdPath, user: Caller, contex
     summary="Replace a monitor's fields",
 )
 async def update_monitor(
-    request: Request, monitor_id: IdPath, body: MonitorFields, user: Caller, context: Context
+    request: Request, monitor_id: IdPath, body: MonitorIn, user: Caller, context: Context
 ) -> MonitorOut:
     """A kind's secret left out, or sent back masked, keeps its stored value; ``null`` removes it."""
     monitor = await owned.monitor(context.pool, user.id, monitor_id, to_change=True)
-    fields = keep_secrets(monitor, checked(body, context.settings.probe.all_regions))
-    await owned.update_monitor(context.pool, monitor, fields)
+    fields = keep_secrets(monitor, checked(_fields(body), context.settings.probe.all_regions))
+    await owned.update_monitor(context.pool, monitor, fields, notify=body.integrations)
     return await _shown(request, context, user.id, monitor_id)
 
 
@@ -218,3 +268,52 @@ async def list_checks(
         return {"t": row.checked_at.isoformat(), "r": row.region}
 
     return [CheckOut(**vars(c)) for c in pagination.page(rows, limit, request, response, position)]
+
+
+class Badges(BaseModel):
+    """Where the monitor's public badges are: paths on this server, naming a random key only."""
+
+    status: str = Field(description="status.svg: up, down, slow, maintenance, paused or unknown")
+    uptime: str = Field(description="uptime.svg; add ?period=24h, 7d or 30d (the default)")
+    response: str = Field(description="response.svg: the last response time")
+
+
+def _badges(key: str) -> Badges:
+    return Badges(
+        status=f"/badge/{key}/status.svg", uptime=f"/badge/{key}/uptime.svg", response=f"/badge/{key}/response.svg"
+    )
+
+
+@router.put(
+    "/{monitor_id}/badges",
+    response_model=Badges,
+    responses={**NOT_FOUND, **INVALID},
+    summary="Publish the monitor's badges (a new key: older addresses stop working)",
+)
+async def enable_badges(monitor_id: IdPath, user: Caller, context: Context) -> Badges:
+    monitor = await badges.enable(context.pool, await owned.monitor(context.pool, user.id, monitor_id))
+    return _badges(monitor.badge_key or "")
+
+
+@router.get(
+    "/{monitor_id}/badges",
+    response_model=Badges,
+    responses={**NOT_FOUND, **INVALID},
+    summary="Where the monitor's public badges are (404 when it has none)",
+)
+async def get_badges(monitor_id: IdPath, user: Caller, context: Context) -> Badges:
+    monitor = await owned.monitor(context.pool, user.id, monitor_id)
+    if monitor.badge_key is None:
+        raise NotFound("badge")
+    return _badges(monitor.badge_key)
+
+
+@router.delete(
+    "/{monitor_id}/badges",
+    response_model=Deleted,
+    responses={**NOT_FOUND, **INVALID},
+    summary="Take the monitor's badges down",
+)
+async def disable_badges(monitor_id: IdPath, user: Caller, context: Context) -> Deleted:
+    await badges.disable(context.pool, await owned.monitor(context.pool, user.id, monitor_id))
+    return Deleted()

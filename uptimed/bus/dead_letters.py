@@ -13,19 +13,21 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
+from uptimed.rules.errors import plain
+
 log = structlog.get_logger()
 
 REASON_LIMIT = 500
 
 
 def invalid(what: str, exc: ValidationError) -> str:
-    """The reason for a message that is not a valid ``what``: ``invalid check result: status: Input should be ...``.
+    """The reason for a message that is not a valid ``what``: ``invalid check result: status: must be 'up' or 'down'``.
 
     pydantic's own text repeats the input and adds a URL per error; only the
     location and the message of each error are kept.
     """
     problems = "; ".join(
-        f"{'.'.join(map(str, error['loc'])) or 'body'}: {error['msg']}" for error in exc.errors(include_url=False)
+        f"{'.'.join(map(str, error['loc'])) or 'body'}: {plain(error)}" for error in exc.errors(include_url=False)
     )
     return f"invalid {what}: {problems}"
 

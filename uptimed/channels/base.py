@@ -143,7 +143,8 @@ def headline(notification: Notification) -> str:
         case NotificationKind.ACKNOWLEDGED:
             return f"🟠 {name} is DOWN, acknowledged by {event.acknowledgedBy or 'someone'}"
         case NotificationKind.TEST:
-            return f"✅ Test notification from uptimed for {name}"
+            # For a test, the event's name is the integration's: "… from uptimed to Slack #ops".
+            return f"✅ Test notification from uptimed to {name}"
     return f"{name}: {event.type}"  # a kind added later than this function
 
 

@@ -62,8 +62,35 @@ async def post(
         # The request itself is wrong (a bad URL or header): sending it again cannot help.
         error = PermanentDeliveryError(f"invalid request ({_describe(exc, concealed)})")
     except httpx.TransportError as exc:
-        error = RetryableDeliveryError(f"connection failed ({_describe(exc, concealed)})")
+        error = RetryableDeliveryError(_unreachable(exc, url, concealed))
     raise error from None
+
+
+def _unreachable(exc: httpx.TransportError, url: str, secrets: list[str]) -> str:
+    """Why the request never got an answer, in words: the host (never the path, which may hold a token) and what failed."""
+    try:
+        host = httpx.URL(url).host
+    except httpx.InvalidURL:
+        host = ""
+    where = host or "the destination"
+    text = str(exc)
+    cause = exc.__context__ or exc.__cause__
+    reasons = f"{text} {cause or ''}".lower()
+    if (
+        "name or service not known" in reasons
+        or "nodename nor servname" in reasons
+        or "getaddrinfo" in reasons
+        or "temporary failure in name resolution" in reasons
+        or "no address associated" in reasons
+    ):
+        return f"{where} could not be resolved (DNS): check the host name and this server's DNS"
+    if "connection refused" in reasons:
+        return f"{where} refused the connection"
+    if "network is unreachable" in reasons or "no route to host" in reasons:
+        return f"{where} cannot be reached from this server (no route)"
+    if "certificate" in reasons or "ssl" in reasons:
+        return f"the TLS connection to {where} failed ({_describe(exc, secrets)})"
+    return f"connection to {where} failed ({_describe(exc, secrets)})"
 
 
 def raise_for_status(response: httpx.Response, *, retry_after: float | None = None) -> None:

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from uptimed.channels.base import Notification, Secret, links
+from uptimed.channels.base import Notification, NotificationKind, Secret, links
 from uptimed.channels.http import SecretHttpUrl, post, raise_for_status
 from uptimed.event import EventType
 
@@ -72,12 +72,13 @@ class WebhookConfig(BaseModel):
 
 
 def body(notification: Notification) -> dict[str, Any]:
-    """The JSON document a webhook receives."""
+    """The JSON document a webhook receives; a test says ``"event": "test"`` and ``"status": "test"``."""
     event = notification.event
+    test = notification.kind is NotificationKind.TEST
     document = {
-        "event": event.type.value,
+        "event": "test" if test else event.type.value,
         "url": event.url,
-        "status": _STATUS.get(event.type, event.type.value),
+        "status": "test" if test else _STATUS.get(event.type, event.type.value),
         "region": event.regionId,
         "responseTime": event.responseTime,
         "timestamp": event.timestamp,

@@ -49,6 +49,7 @@ from uptimed.bus.dead_letters import dead_letter, invalid
 from uptimed.bus.kafka import make_consumer, partition_of
 from uptimed.check import CheckResult
 from uptimed.config import Settings
+from uptimed.evaluate import maintenance
 from uptimed.evaluate.escalation import Acknowledgement, Policy, Step, ack_via
 from uptimed.evaluate.events import LATE_AFTER_MS, event_for
 from uptimed.evaluate.state import (
@@ -193,6 +194,7 @@ class Evaluator:
         self.batch_lock = asyncio.Lock()
         self._policies: dict[int, tuple[float, Policy | None]] = {}
         self._timers = _Timers()
+        self._windows = maintenance.Windows(pool, clock=clock)
         self._ack_pending: dict[int, int] = {}
         """Monitors (to their incident) whose acknowledgement changed since their evaluator acted: wake them."""
         self._ack_polled = 0.0
@@ -230,6 +232,7 @@ class Evaluator:
                         await self._finish(consumer, batch)
                     if not self._timers.loaded and self.owned:
                         await self._load_owned(consumer)
+                    await self._refresh_windows()
                     await self._poll_acknowledgements()
                     self._rearm_edited()
                     await self._fire_timers()
@@ -302,6 +305,7 @@ class Evaluator:
         foreign key: it is then read again (gone) and the batch retried without it.
         """
         ids = {i.result.monitor_id for i in inputs} | set(timers)
+        await self._refresh_windows()
         for attempt in range(1, DELETED_RETRIES + 1):
             known = await self._load_monitors(ids, fresh=attempt > 1)
             policies = await self._load_policies(known.values())
@@ -335,6 +339,7 @@ class Evaluator:
     ) -> None:
         now_ms = int(self.clock() * 1000)
         stored: list[CheckResult] = []
+        in_maintenance: list[bool] = []
         pending: list[tuple[Monitor, StateChange, str | None]] = []
         touched: set[int] = set()
         applied: dict[int, int | None] = {}
@@ -360,19 +365,29 @@ class Evaluator:
             monitor = known.get(result.monitor_id)
             if monitor is None:
                 continue  # deleted since it was checked
+            window_end = self._windows.end_of(monitor, result.checked_at_ms)
             stored.append(result)
+            in_maintenance.append(window_end is not None)
             if result.region != PUSH_REGION:  # pings say nothing of a region's probes
                 newest[result.region] = max(newest.get(result.region, 0), result.checked_at_ms)
             if not monitor.enabled:
                 continue
+            before = states.get(monitor.id, MonitorState())
+            if before.hold is not None:
+                # What the windows say now (they may have changed since the hold began), this result's time if none is on.
+                now_end = self._windows.end_of(monitor, max(now_ms, result.checked_at_ms))
+                end = now_end if now_end is not None else window_end
+                before = maintenance.retarget(before, end_ms=end, at_ms=result.checked_at_ms)
             outcome = evaluate(
-                states.get(monitor.id, MonitorState()),
+                before,
                 result,
                 monitor=monitor,
                 regions=monitor.effective_regions(self.regions),
                 silence_ms=silence_ms_for(monitor, self.silence_intervals),
                 policy=policies.get(monitor.id),
             )
+            if window_end is not None:
+                outcome = maintenance.hold_back(before, outcome, until_ms=window_end)
             take(monitor, outcome, _late_reason(item, now_ms))
         acks = await self._acknowledgements(timers, states)
         for mid in timers:
@@ -391,17 +406,26 @@ class Evaluator:
                 take(monitor, acked, None)
                 if acked.accepted:
                     applied[incident.id] = ack.at_ms if ack else None
-            outcome = tick(states[mid], monitor=monitor, regions=regions_of, now_ms=now_ms, policy=policies.get(mid))
+            window_end = self._windows.end_of(monitor, now_ms)
+            before = maintenance.retarget(states[mid], end_ms=window_end, at_ms=now_ms)
+            outcome = tick(before, monitor=monitor, regions=regions_of, now_ms=now_ms, policy=policies.get(mid))
+            if window_end is not None:
+                outcome = maintenance.hold_back(before, outcome, until_ms=window_end)
+            if not outcome.accepted and before is not states[mid]:
+                outcome = Evaluation(before)  # nothing due, but the hold moved: stored with its new wake
             stored.extend(outcome.made)
+            in_maintenance.extend(window_end is not None for _ in outcome.made)
             take(monitor, outcome, None)
-            if not outcome.accepted:  # not due after all (the monitor was edited): wake when it is
-                rearm[mid] = next_wake_ms(states[mid], monitor)
+            if not outcome.accepted:  # not due after all (the monitor was edited, the windows changed): wake when it is
+                rearm[mid] = next_wake_ms(before, monitor)
 
         events: list[MonitorEvent] = []
         async with self.pool.acquire() as conn, conn.transaction():
-            await checks.insert_many(conn, stored)
+            await checks.insert_many(conn, stored, in_maintenance)
             for monitor, change, late_reason in pending:
-                events.append(await self._record(conn, states, monitor, change, now_ms, late_reason))
+                event = await self._record(conn, states, monitor, change, now_ms, late_reason)
+                if event is not None:
+                    events.append(event)
             wakes = {mid: next_wake_ms(states[mid], known[mid]) for mid in touched}
             await monitor_state.save_many(conn, {mid: states[mid].to_json() for mid in touched}, wakes)
             await event_outbox.add_many(conn, events)
@@ -429,8 +453,8 @@ class Evaluator:
         change: StateChange,
         now_ms: int,
         late_reason: str | None,
-    ) -> MonitorEvent:
-        """Open or resolve the incident of a change, and build its event."""
+    ) -> MonitorEvent | None:
+        """Open or resolve the incident of a change, and build its event (None: held by a maintenance window)."""
         incident_id = change.incident_id
         if change.opens_incident:
             incident_id = await incidents.open_incident(
@@ -442,6 +466,17 @@ class Evaluator:
         elif change.resolves_incident:
             incident_id = await incidents.resolve_incident(conn, monitor.id, resolved_at_ms=change.at_ms) or incident_id
         event = event_for(change, monitor, now_ms, incident_id, late_reason=late_reason)
+        if change.held:
+            log.info(
+                "monitor.changed",
+                monitor_id=monitor.id,
+                type=event.type.value,
+                reminder=event.reminder,
+                held="maintenance",
+                reason=event.reason,
+                at_ms=event.timestamp,
+            )
+            return None
         if change.step is not None and incident_id is not None:
             step = change.step
             await incidents.add_event(
@@ -487,6 +522,20 @@ class Evaluator:
                     del self._silent[region]
                     log.info("region.reporting", region=region)
         metrics.observe_silent_regions(self._silent)
+
+    async def _refresh_windows(self) -> None:
+        """Read the maintenance windows again when due; if they changed, wake the monitors they hold.
+
+        A window deleted or cut short must not keep a monitor silent until the
+        end it had: the timer path moves each hold to what the windows say now
+        (:func:`uptimed.evaluate.maintenance.retarget`).
+        """
+        if not await self._windows.refresh():
+            return
+        now_ms = int(self.clock() * 1000)
+        for mid, state in self.states.items():
+            if state.hold is not None and now_ms < state.hold.until_ms:
+                self._timers.set(mid, now_ms)
 
     def _rearm_edited(self) -> None:
         """Wake at once for edited monitors that have a timer: :func:`tick` then finds whether the edit made

@@ -49,6 +49,10 @@ Rules, per monitor, over its effective ``regions`` and a ``quorum`` of them:
   integrations it is for (``StateChange.audience``): a step's own, then
   everyone reached so far for reminders, the acknowledgement and the recovery.
 
+MAINTENANCE: a change made while a maintenance window of the monitor is on is
+held (recorded, not announced); the hold is part of the state and the timer
+releases it when the window ends (:mod:`uptimed.evaluate.maintenance`).
+
 Incident ids: the store assigns them, so the state machine cannot. A DOWN
 change opens ``state.incident`` with ``id=None``; the caller inserts the
 incident row and records its id with ``attach_incident_id``. Later UP and
@@ -65,7 +69,7 @@ from typing import Any
 
 from uptimed.check import CheckResult, CheckStatus
 from uptimed.durations import format_duration
-from uptimed.evaluate import escalation, heartbeat
+from uptimed.evaluate import escalation, heartbeat, maintenance
 from uptimed.evaluate.escalation import Acknowledgement, Escalation, FiredStep, Policy
 from uptimed.monitor import MonitorFields
 from uptimed.rules.regions import quorum_for
@@ -192,6 +196,8 @@ class MonitorState:
     """``checked_at_ms`` of the first result ever evaluated (from any region)."""
     silent: tuple[str, ...] = ()
     """Regions that stopped reporting for this monitor, as of its newest result."""
+    hold: maintenance.Hold | None = None
+    """Set while changes are held back by a maintenance window, until it ends."""
     escalation: Escalation | None = None
     """The open incident's escalation and acknowledgement (None: no policy, not acknowledged)."""
 
@@ -216,6 +222,7 @@ class MonitorState:
             "reminders": self.reminders,
             "first_result_ms": self.first_result_ms,
             "silent": list(self.silent),
+            "hold": self.hold.to_json() if self.hold else None,
         }
         if self.escalation is not None:
             data["escalation"] = self.escalation.to_json()
@@ -245,6 +252,7 @@ class MonitorState:
             reminders=int(data.get("reminders") or 0),
             first_result_ms=_optional_int(data.get("first_result_ms")),
             silent=tuple(str(name) for name in data.get("silent") or ()),
+            hold=maintenance.Hold.from_json(data.get("hold")),
             escalation=Escalation.from_json(escalated) if escalated else None,
         )
 
@@ -272,6 +280,8 @@ class StateChange:
     """UP only: from the incident's start to the first good check of the recovery."""
     sequence: int | None = None
     """REMINDER only: its number within the incident (1, 2, ...)."""
+    held: bool = False
+    """Made during a maintenance window: recorded (its incident opened or resolved), not announced."""
     audience: tuple[int, ...] | None = None
     """With an escalation policy: the integrations this change is for; None: the monitor's routed integrations."""
     step: FiredStep | None = None
@@ -281,7 +291,8 @@ class StateChange:
 
     @property
     def opens_incident(self) -> bool:
-        return self.kind is ChangeKind.DOWN
+        # A DOWN that already carries its incident's id announces one opened earlier (after maintenance).
+        return self.kind is ChangeKind.DOWN and self.incident_id is None
 
     @property
     def resolves_incident(self) -> bool:
@@ -344,6 +355,11 @@ def evaluate(
         return Evaluation(state, accepted=False)
     at_ms = result.checked_at_ms
     silence = silence_ms if silence_ms is not None else silence_ms_for(monitor)
+    # A maintenance that ended before this result owes its announcement first, in order.
+    released = maintenance.release(state, regions=regions, now_ms=at_ms)
+    if released is not None:
+        state = released.state
+    changes: list[StateChange] = list(released.changes) if released is not None else []
 
     # Regions dropped from the monitor are forgotten, so they never count again.
     known = {name: region for name, region in state.regions.items() if name in regions}
@@ -358,14 +374,13 @@ def evaluate(
     quorum = quorum_for(monitor, live)
     failing = [name for name in live if _get(known, name).verdict is CheckStatus.DOWN]
     healthy = [name for name in live if _get(known, name).verdict is CheckStatus.UP]
-    changes: list[StateChange] = []
 
     def change(kind: ChangeKind, reason: str, **extra: Any) -> StateChange:
         return StateChange(
             kind=kind,
             at_ms=at_ms,
             reason=reason,
-            regions=_region_statuses(known, regions),
+            regions=region_statuses(known, regions),
             region=result.region,
             checked_at_ms=result.checked_at_ms,
             response_time_ms=result.response_time_ms,
@@ -442,7 +457,7 @@ def reminder_due_ms(state: MonitorState, monitor: MonitorFields) -> int | None:
 
 def next_wake_ms(state: MonitorState, monitor: MonitorFields) -> int | None:
     """When :func:`tick` next has something to do for this state, None for never."""
-    due = [reminder_due_ms(state, monitor), _escalation_due_ms(state)]
+    due = [reminder_due_ms(state, monitor), _escalation_due_ms(state), maintenance.wake_ms(state)]
     if not monitor.scheduled:
         due.append(heartbeat.wake_ms(state, monitor))
     return min((at for at in due if at is not None), default=None)
@@ -456,14 +471,17 @@ def tick(
     now_ms: int,
     policy: Policy | None = None,
 ) -> Evaluation:
-    """The timer path: what is due at ``now_ms`` without a new result (a missed heartbeat, a REMINDER,
-    escalation steps); ``policy`` is the one an incident a missed heartbeat opens follows."""
+    """The timer path: what is due at ``now_ms`` without a new result (the end of a maintenance, a missed
+    heartbeat, a REMINDER, escalation steps); ``policy`` is the one an incident a missed heartbeat opens follows."""
+    released = maintenance.release(state, regions=regions, now_ms=now_ms)
+    if released is not None:
+        return released
     if not monitor.scheduled and (missed := heartbeat.missed_ping(state, monitor, now_ms)) is not None:
         return replace(evaluate(state, missed, monitor=monitor, regions=regions, policy=policy), made=(missed,))
 
     def change(kind: ChangeKind, reason: str, **extra: Any) -> StateChange:
         return StateChange(
-            kind=kind, at_ms=now_ms, reason=reason, regions=_region_statuses(state.regions, regions), **extra
+            kind=kind, at_ms=now_ms, reason=reason, regions=region_statuses(state.regions, regions), **extra
         )
 
     changes: list[StateChange] = []
@@ -496,7 +514,7 @@ def acknowledge(state: MonitorState, ack: Acknowledgement | None, *, regions: Se
         kind=ChangeKind.ACKNOWLEDGED,
         at_ms=ack.at_ms,
         reason=f"acknowledged by {escalation.acknowledged_by(ack.by, ack.via)}",
-        regions=_region_statuses(state.regions, regions),
+        regions=region_statuses(state.regions, regions),
         incident_opened_at_ms=incident.opened_at_ms,
         incident_id=incident.id,
         audience=state.escalation.audience,
@@ -559,7 +577,8 @@ def _get(regions: Mapping[str, RegionState], name: str) -> RegionState:
     return regions.get(name) or RegionState()
 
 
-def _region_statuses(known: Mapping[str, RegionState], regions: Sequence[str]) -> dict[str, str]:
+def region_statuses(known: Mapping[str, RegionState], regions: Sequence[str]) -> dict[str, str]:
+    """The last status of each of ``regions`` that has reported."""
     return {name: status.value for name in regions if name in known and (status := known[name].last_status) is not None}
 
 

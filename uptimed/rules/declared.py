@@ -1,10 +1,11 @@
-"""Monitors, integrations and escalation policies declared in the config file, brought into the database.
+"""Monitors, integrations, maintenance windows and escalation policies declared in the config file, into the database.
 
-``[[monitors]]``, ``[[integrations]]`` and ``[[escalation_policies]]`` are
-the file's: at start and on every reload they are written to the database,
-matched by (owner, key), so their history survives edits, and a monitor or
-integration removed from the file is disabled, not deleted (a policy is
-deleted once no monitor uses it). Through the API and the pages they can be read and tested but not
+``[[monitors]]``, ``[[integrations]]``, ``[[maintenance]]`` and
+``[[escalation_policies]]`` are the file's: at start and on every reload they
+are written to the database, matched by (owner, key), so their history
+survives edits, and a monitor or integration removed from the file is
+disabled, not deleted (a window is deleted; a policy once no monitor uses
+it). Through the API and the pages they can be read and tested but not
 changed (:class:`~uptimed.rules.errors.DeclaredInFile`).
 
 An integration's config is checked here by its channel's model, with the
@@ -21,10 +22,10 @@ import asyncpg
 import structlog
 
 from uptimed.channels.registry import ChannelRegistry
-from uptimed.config import ConfigError, ConfigProblem, Settings, key_lines, line_of
+from uptimed.config import ConfigError, ConfigProblem, Declared, Settings, key_lines, line_of
 from uptimed.rules.errors import Invalid, dotted
 from uptimed.rules.integrations import validated
-from uptimed.store import escalation_policies, integrations, monitors
+from uptimed.store import escalation_policies, integrations, maintenance, monitors
 from uptimed.store.escalation_policies import ConfiguredPolicy
 from uptimed.store.integrations import ConfiguredIntegration
 
@@ -32,14 +33,17 @@ log = structlog.get_logger()
 
 
 def declared_integrations(
-    settings: Settings, registry: ChannelRegistry, path: Path | None = None
+    settings: Settings | Declared, registry: ChannelRegistry, path: Path | None = None, *, text: str | None = None
 ) -> list[ConfiguredIntegration]:
     """Each ``[[integrations]]`` entry with its config validated by its channel and ready to store.
 
     Raises :class:`~uptimed.config.ConfigError` naming the key path and line
-    of every bad value (``integrations[0].config.webhookUrl``).
+    of every bad value (``integrations[0].config.webhookUrl``), read from
+    ``text`` or else the file at ``path``.
     """
-    lines = key_lines(path.read_text(encoding="utf-8")) if path and path.exists() else {}
+    if text is None and path is not None and path.exists():
+        text = path.read_text(encoding="utf-8")
+    lines = key_lines(text) if text else {}
     problems: list[ConfigProblem] = []
     out: list[ConfiguredIntegration] = []
     for index, spec in enumerate(settings.integrations):
@@ -50,7 +54,9 @@ def declared_integrations(
                 loc = ("integrations", index, *problem.loc)
                 problems.append(ConfigProblem(dotted(loc), problem.msg, line_of(loc, lines)))
             continue
-        out.append(ConfiguredIntegration(spec.owner, spec.key, spec.type, config, spec.enabled, spec.monitors))
+        out.append(
+            ConfiguredIntegration(spec.owner, spec.key, spec.type, spec.name, config, spec.enabled, spec.monitors)
+        )
     if problems:
         raise ConfigError(path or Path("<config>"), problems)
     return out
@@ -83,6 +89,8 @@ class Synced:
     users_created: list[str]
     integrations: int
     """How many integrations the file declares."""
+    maintenance: int = 0
+    """How many maintenance windows the file declares."""
     policies: int = 0
     """How many escalation policies the file declares."""
 
@@ -97,6 +105,7 @@ async def sync(pool: asyncpg.Pool, settings: Settings, registry: ChannelRegistry
     result = await monitors.sync_from_config(pool, settings.monitors)
     async with pool.acquire() as conn, conn.transaction():
         count = await integrations.sync_from_config(conn, declared)
+        windows = await maintenance.sync_from_config(conn, settings.maintenance)
         policies = await escalation_policies.sync_from_config(conn, declared_policies(settings))
     log.info(
         "config.synced",
@@ -105,6 +114,15 @@ async def sync(pool: asyncpg.Pool, settings: Settings, registry: ChannelRegistry
         disabled=result.disabled,
         users_created=result.users_created,
         integrations=count,
+        maintenance=windows,
         escalation_policies=policies,
     )
-    return Synced(result.created, result.updated, result.disabled, result.users_created, count, policies)
+    return Synced(
+        result.created,
+        result.updated,
+        result.disabled,
+        result.users_created,
+        count,
+        maintenance=windows,
+        policies=policies,
+    )

@@ -10,7 +10,7 @@ errors, the config file as ``integrations[0].config.webhookUrl`` with a line.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,11 +106,68 @@ class Across(ValueError):
         self.about: Loc = (about,)
 
 
+def _n(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _items(n: Any) -> str:
+    return "1 item" if n == 1 else f"{n} items"
+
+
+_PLAIN: dict[str, Callable[[Mapping[str, Any]], str]] = {
+    "missing": lambda c: "is required",
+    "extra_forbidden": lambda c: "is not a field here (check its spelling)",
+    "string_too_short": lambda c: (
+        "must not be empty" if c.get("min_length") == 1 else f"must be at least {c.get('min_length')} characters"
+    ),
+    "string_too_long": lambda c: f"must be at most {c.get('max_length')} characters",
+    "too_short": lambda c: f"needs at least {_items(c.get('min_length'))}",
+    "too_long": lambda c: f"may hold at most {_items(c.get('max_length'))}",
+    "int_parsing": lambda c: "must be a whole number",
+    "int_type": lambda c: "must be a whole number",
+    "int_from_float": lambda c: "must be a whole number",
+    "float_parsing": lambda c: "must be a number",
+    "float_type": lambda c: "must be a number",
+    "bool_parsing": lambda c: "must be true or false",
+    "bool_type": lambda c: "must be true or false",
+    "greater_than_equal": lambda c: f"must be at least {_n(c.get('ge'))}",
+    "greater_than": lambda c: f"must be more than {_n(c.get('gt'))}",
+    "less_than_equal": lambda c: f"must be at most {_n(c.get('le'))}",
+    "less_than": lambda c: f"must be less than {_n(c.get('lt'))}",
+    "literal_error": lambda c: f"must be {c.get('expected')}",
+    "enum": lambda c: f"must be {c.get('expected')}",
+    "string_type": lambda c: "must be text",
+    "list_type": lambda c: "must be a list",
+    "dict_type": lambda c: "must be a table of names and values",
+    "model_type": lambda c: "must be a table of names and values",
+    "string_pattern_mismatch": lambda c: "has characters that are not allowed here",
+    "datetime_parsing": lambda c: "must be a date and time, e.g. 2025-06-01T02:00",
+    "datetime_from_date_parsing": lambda c: "must be a date and time, e.g. 2025-06-01T02:00",
+    "datetime_type": lambda c: "must be a date and time, e.g. 2025-06-01T02:00",
+    "time_parsing": lambda c: "must be a time of day, e.g. 02:30",
+    "time_type": lambda c: "must be a time of day, e.g. 02:30",
+    "url_parsing": lambda c: "is not a valid URL",
+    "url_scheme": lambda c: f"must be a URL starting with {c.get('expected_schemes')}",
+}
+"""pydantic's wording ("String should have at least 1 character") said plainly, by its error type."""
+
+
+def plain(error: Mapping[str, Any]) -> str:
+    """The message of one pydantic error in plain words; a validator's own message as it wrote it."""
+    say = _PLAIN.get(str(error.get("type")))
+    if say is not None:
+        try:
+            return say(error.get("ctx") or {})
+        except (TypeError, ValueError):
+            pass
+    return str(error.get("msg", "invalid")).removeprefix("Value error, ")
+
+
 def problem_of(error: Mapping[str, Any]) -> Problem:
     """One entry of pydantic's ``ValidationError.errors()`` as a :class:`Problem` (never with its input)."""
     loc: Loc = tuple(error.get("loc", ()))
     raised = (error.get("ctx") or {}).get("error")
-    msg = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    msg = plain(error)
     if isinstance(raised, Located):
         return Problem(raised.loc, msg, str(error.get("type", "value_error")))
     about = raised.about if isinstance(raised, Across) else ()

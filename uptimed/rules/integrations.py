@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import httpx
+
 from uptimed.channels.base import Notification, NotificationKind
 from uptimed.channels.registry import (
     ChannelRegistry,
@@ -40,6 +42,55 @@ def validated(registry: ChannelRegistry, type_: str, raw: dict[str, Any]) -> dic
         raise Invalid([Problem(("type",), str(exc), "unknown_channel")], available=exc.available) from None
     except InvalidConfigError as exc:
         raise Invalid(p.within("config") for p in exc.problems) from None
+
+
+MAX_NAME = 100
+
+
+def default_name(registry: ChannelRegistry, type_: str, config: dict[str, Any]) -> str:
+    """What an integration is called when nobody named it: its type and where it sends (``"Email to a@b.example"``).
+
+    The destination is the first required field that is not a secret (an
+    address, a chat id), else the host of a secret URL (a webhook's, never its
+    path, which may hold a token) unless that host is the service itself
+    (``hooks.slack.com`` says no more than "Slack").
+    """
+    title = registry.title(type_)
+    try:
+        fields = registry.config_fields(type_)
+    except UnknownChannelError:
+        return title[:MAX_NAME]
+    destination: str | None = None
+    for item in fields:
+        value = config.get(item.name)
+        if item.required and not item.secret and isinstance(value, str | int) and not isinstance(value, bool):
+            destination = str(value)
+            break
+    if destination is None:
+        for item in fields:
+            value = config.get(item.name)
+            if item.secret and isinstance(value, str) and value.startswith(("http://", "https://")):
+                host = httpx.URL(value).host
+                if host and type_.lower() not in host.lower():
+                    destination = host
+                break
+    name = f"{title} to {destination}" if destination else title
+    return name if len(name) <= MAX_NAME else name[: MAX_NAME - 1] + "…"
+
+
+def name_of(registry: ChannelRegistry, integration: Integration) -> str:
+    """What the pages, the log and the API call ``integration``: its name, else its type and destination."""
+    return integration.name or default_name(registry, integration.type, integration.config)
+
+
+def checked_name(name: str | None) -> str | None:
+    """A name as typed, trimmed; None when empty (the default applies). :class:`Invalid` when too long."""
+    if name is None or not name.strip():
+        return None
+    name = " ".join(name.split())
+    if len(name) > MAX_NAME:
+        raise Invalid([Problem(("name",), f"must be at most {MAX_NAME} characters", "string_too_long")])
+    return name
 
 
 def masked(registry: ChannelRegistry, integration: Integration) -> dict[str, Any]:
@@ -114,8 +165,8 @@ async def send_test(services: Services, user_id: int, integration: Integration) 
         websiteId=0,
         userId=user_id,
         url="https://example.com/",
-        name="uptimed test notification",
-        reason="a test sent from uptimed; nothing is down",
+        name=name_of(services.registry, integration),  # the headline: "Test notification from uptimed to <name>"
+        reason="a test sent from uptimed to check this integration: nothing is down",
     )
     notification = Notification(
         kind=NotificationKind.TEST,

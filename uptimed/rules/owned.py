@@ -9,13 +9,14 @@ logged here once, whichever face asked for it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import asyncpg
 import structlog
 
 from uptimed.monitor import Monitor, MonitorFields
-from uptimed.rules.errors import DeclaredInFile, NotFound
+from uptimed.rules.errors import DeclaredInFile, Invalid, NotFound, Problem
 from uptimed.rules.escalation import check_monitor_policy
 from uptimed.store import integrations, monitors
 from uptimed.store.integrations import Integration
@@ -47,37 +48,61 @@ async def integration(pool: asyncpg.Pool, user_id: int, integration_id: int, *, 
     return _found(await integrations.get_owned(pool, user_id, integration_id), "integration", to_change=to_change)
 
 
-async def create_monitor(pool: asyncpg.Pool, user_id: int, fields: MonitorFields) -> Monitor:
+async def routing(pool: asyncpg.Pool, user_id: int, chosen: Sequence[int] | None) -> list[int] | None:
+    """The integrations a monitor notifies, checked: each one the user's own; None (all of them) stays None.
+
+    :class:`Invalid` at ``("integrations",)`` names an id that is not one of the user's integrations.
+    """
+    if chosen is None:
+        return None
+    wanted = list(dict.fromkeys(chosen))
+    owned = {i.id for i in await integrations.page_for_owner(pool, user_id, before_id=None, limit=10_000)}
+    strangers = [i for i in wanted if i not in owned]
+    if strangers:
+        raise Invalid([Problem(("integrations",), f"you have no integration #{strangers[0]}", "unknown_integration")])
+    return wanted
+
+
+async def create_monitor(
+    pool: asyncpg.Pool, user_id: int, fields: MonitorFields, *, notify: Sequence[int] | None = None
+) -> Monitor:
     """A new monitor of the user; ``fields`` checked already (:func:`uptimed.rules.monitors.checked`).
 
-    Its escalation policy must be the user's (:class:`~uptimed.rules.errors.Invalid` otherwise).
+    ``notify``: the integrations it notifies (None: all of them), checked here; its escalation policy
+    must be the user's (:class:`~uptimed.rules.errors.Invalid` otherwise).
     """
     await check_monitor_policy(pool, user_id, fields.escalation_policy_id)
-    created = await monitors.create(pool, user_id, fields)
+    created = await monitors.create(pool, user_id, fields, notify=await routing(pool, user_id, notify))
     log.info("monitor.created", monitor_id=created.id, user_id=user_id)
     return created
 
 
-async def update_monitor(pool: asyncpg.Pool, item: Monitor, fields: MonitorFields) -> Monitor:
-    """Replace every field of ``item`` (read ``to_change``; ``fields`` checked already)."""
+async def update_monitor(
+    pool: asyncpg.Pool, item: Monitor, fields: MonitorFields, *, notify: Sequence[int] | None = None
+) -> Monitor:
+    """Replace every field of ``item`` and its routing (read ``to_change``; ``fields`` checked already)."""
     await check_monitor_policy(pool, item.owner_id, fields.escalation_policy_id)
-    saved = _found(await monitors.update_owned(pool, item.owner_id, item.id, fields), "monitor", to_change=False)
+    chosen = await routing(pool, item.owner_id, notify)
+    updated = await monitors.update_owned(pool, item.owner_id, item.id, fields, notify=chosen)
+    saved = _found(updated, "monitor", to_change=False)
     log.info("monitor.updated", monitor_id=item.id, user_id=item.owner_id)
     return saved
 
 
 async def create_integration(
-    pool: asyncpg.Pool, user_id: int, type_: str, config: dict[str, Any], *, enabled: bool = True
+    pool: asyncpg.Pool, user_id: int, type_: str, config: dict[str, Any], *, name: str | None, enabled: bool = True
 ) -> Integration:
     """A new integration of the user; ``config`` validated already (:func:`uptimed.rules.integrations.validated`)."""
-    created = await integrations.create(pool, user_id, type_, config, enabled=enabled)
+    created = await integrations.create(pool, user_id, type_, config, name=name, enabled=enabled)
     log.info("integration.created", integration_id=created.id, channel=created.type, user_id=user_id)
     return created
 
 
-async def update_integration(pool: asyncpg.Pool, item: Integration, config: dict[str, Any]) -> Integration:
-    """Replace the config of ``item`` (read ``to_change``; ``config`` validated already)."""
-    updated = await integrations.update_config(pool, item.owner_id, item.id, config)
+async def update_integration(
+    pool: asyncpg.Pool, item: Integration, config: dict[str, Any], *, name: str | None = None
+) -> Integration:
+    """Replace the config of ``item``, and its name when given (read ``to_change``; ``config`` validated already)."""
+    updated = await integrations.update_config(pool, item.owner_id, item.id, config, name=name)
     saved = _found(updated, "integration", to_change=False)
     log.info("integration.updated", integration_id=item.id, channel=saved.type, user_id=item.owner_id)
     return saved

@@ -11,9 +11,11 @@ import asyncpg
 
 from uptimed.evaluate.state import DEFAULT_SILENCE_INTERVALS, MonitorState, MonitorStatus, silence_ms_for
 from uptimed.monitor import Monitor
+from uptimed.rules import maintenance as planned_maintenance
 from uptimed.rules.errors import NotFound
+from uptimed.rules.maintenance import Planned
 from uptimed.store import monitors
-from uptimed.store.monitors import MonitorOverview
+from uptimed.store.monitors import Filter, MonitorOverview
 
 Status = Literal["up", "down", "unknown", "paused"]
 
@@ -38,6 +40,8 @@ class MonitorView:
     """Percent of checks up in each window; None without checks in it."""
     created_at: datetime
     updated_at: datetime
+    maintenance: Planned | None = None
+    """The maintenance window on for it now, if any: alerts are held until it ends."""
 
     @property
     def shown(self) -> str:
@@ -65,7 +69,11 @@ def _state(raw: Any) -> MonitorState:
 
 
 def view(
-    overview: MonitorOverview, *, silence_intervals: float = DEFAULT_SILENCE_INTERVALS, now_ms: float | None = None
+    overview: MonitorOverview,
+    *,
+    silence_intervals: float = DEFAULT_SILENCE_INTERVALS,
+    now_ms: float | None = None,
+    maintenance: Planned | None = None,
 ) -> MonitorView:
     """``overview`` (a stored monitor with its state and figures) as shown.
 
@@ -86,6 +94,7 @@ def view(
         slow=status == "up" and state.slow,
         silent_regions=tuple(state.silent) if monitor.enabled else (),
         down_since=datetime.fromtimestamp(down_since / 1000, tz=UTC) if down_since else None,
+        maintenance=maintenance,
         **{name: getattr(overview, name) for name in _FIGURES},
     )
 
@@ -97,7 +106,13 @@ async def one(
     overview = await monitors.get_overview(pool, user_id, monitor_id)
     if overview is None:
         raise NotFound("monitor")
-    return view(overview, silence_intervals=silence_intervals)
+    found = await planned_maintenance.for_monitors(pool, user_id, [overview.monitor])
+    now = datetime.now(UTC)
+    return view(
+        overview,
+        silence_intervals=silence_intervals,
+        maintenance=planned_maintenance.in_maintenance(found, monitor_id, now),
+    )
 
 
 async def page(
@@ -107,7 +122,17 @@ async def page(
     after_id: int | None,
     limit: int,
     silence_intervals: float = DEFAULT_SILENCE_INTERVALS,
+    only: Filter | None = None,
 ) -> list[MonitorView]:
-    """The user's monitors in creation (id) order, after ``after_id``, as shown."""
-    overviews = await monitors.page_overviews(pool, user_id, after_id=after_id, limit=limit)
-    return [view(o, silence_intervals=silence_intervals) for o in overviews]
+    """The user's monitors in creation (id) order, after ``after_id``, as shown; ``only`` filters them."""
+    overviews = await monitors.page_overviews(pool, user_id, after_id=after_id, limit=limit, only=only)
+    found = await planned_maintenance.for_monitors(pool, user_id, [o.monitor for o in overviews])
+    now = datetime.now(UTC)
+    return [
+        view(
+            o,
+            silence_intervals=silence_intervals,
+            maintenance=planned_maintenance.in_maintenance(found, o.monitor.id, now),
+        )
+        for o in overviews
+    ]

@@ -14,18 +14,23 @@ from uptimed.check import CheckResult
 from uptimed.store import Connection, PoolOrConnection
 
 
-async def insert_many(conn: Connection, results: Sequence[CheckResult]) -> None:
-    """Write a batch of results in one round trip; a result already stored is skipped."""
+async def insert_many(
+    conn: Connection, results: Sequence[CheckResult], in_maintenance: Sequence[bool] | None = None
+) -> None:
+    """Write a batch of results in one round trip; a result already stored is skipped.
+
+    ``in_maintenance`` says, per result, whether a maintenance window of its monitor was on (uptime leaves it out).
+    """
     if not results:
         return
     await conn.execute(
         """
         INSERT INTO checks (monitor_id, region, checked_at, status, response_time_ms, status_code, error_class, error,
-                            message)
-        SELECT m, r, to_timestamp(t / 1000.0), s, rt, sc, ec, e, msg
+                            message, in_maintenance)
+        SELECT m, r, to_timestamp(t / 1000.0), s, rt, sc, ec, e, msg, coalesce(im, false)
         FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::real[], $6::smallint[], $7::text[], $8::text[],
-                    $9::text[])
-             AS x(m, r, t, s, rt, sc, ec, e, msg)
+                    $9::text[], $10::boolean[])
+             AS x(m, r, t, s, rt, sc, ec, e, msg, im)
         ON CONFLICT (monitor_id, region, checked_at) DO NOTHING
         """,
         [r.monitor_id for r in results],
@@ -37,7 +42,14 @@ async def insert_many(conn: Connection, results: Sequence[CheckResult]) -> None:
         [r.error_class.value if r.error_class else None for r in results],
         [r.error for r in results],
         [r.message for r in results],
+        list(in_maintenance) if in_maintenance is not None else [False] * len(results),
     )
+
+
+async def first_at(conn: PoolOrConnection, monitor_id: int) -> datetime | None:
+    """When the monitor's oldest stored check was made; None before its first."""
+    found: datetime | None = await conn.fetchval("SELECT min(checked_at) FROM checks WHERE monitor_id = $1", monitor_id)
+    return found
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import asyncpg
 from uptimed.store import Connection, PoolOrConnection
 from uptimed.store.owned import OwnedTable
 
-_COLUMNS = "id, owner_id, type, config, enabled, config_key, created_at, updated_at"
+_COLUMNS = "id, owner_id, type, name, config, enabled, config_key, created_at, updated_at"
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,8 @@ class Integration:
     id: int
     owner_id: int
     type: str
+    name: str | None
+    """What the pages and the log call it; None: its type and destination (``rules.integrations.name_of``)."""
     config: dict[str, Any]
     enabled: bool
     config_key: str | None
@@ -40,17 +42,22 @@ def _from_row(row: asyncpg.Record) -> Integration:
 
 
 async def for_event(conn: PoolOrConnection, owner_id: int, monitor_id: int) -> list[Integration]:
-    """The owner's enabled integrations to notify about this monitor.
+    """The owner's enabled integrations to notify about this monitor: the one routing rule.
 
-    A monitor with rows in ``monitor_integrations`` notifies only those;
-    otherwise every enabled integration of its owner.
+    Both sides may narrow it, and both must agree: an integration with rows
+    in ``monitor_integrations`` (the config file's ``monitors = [...]``)
+    notifies only about those monitors; a monitor with ``notify_integrations``
+    (the API's and the form's choice) notifies only those integrations.
+    Without either, every enabled integration of the owner.
     """
     rows = await conn.fetch(
         f"""
-        SELECT {_COLUMNS} FROM integrations i
+        SELECT {", ".join("i." + c.strip() for c in _COLUMNS.split(","))}
+        FROM integrations i LEFT JOIN monitors m ON m.id = $2
         WHERE i.owner_id = $1 AND i.enabled
-          AND (NOT EXISTS (SELECT 1 FROM monitor_integrations WHERE monitor_id = $2)
+          AND (NOT EXISTS (SELECT 1 FROM monitor_integrations WHERE integration_id = i.id)
                OR EXISTS (SELECT 1 FROM monitor_integrations WHERE monitor_id = $2 AND integration_id = i.id))
+          AND (m.notify_integrations IS NULL OR i.id = ANY(m.notify_integrations))
         ORDER BY i.id
         """,
         owner_id,
@@ -87,13 +94,23 @@ async def get(conn: PoolOrConnection, integration_id: int) -> Integration | None
 
 
 async def create(
-    conn: PoolOrConnection, owner_id: int, type_: str, config: dict[str, Any], *, enabled: bool = True
+    conn: PoolOrConnection,
+    owner_id: int,
+    type_: str,
+    config: dict[str, Any],
+    *,
+    name: str | None = None,
+    enabled: bool = True,
 ) -> Integration:
     """Store an integration; ``config`` must already be validated by its channel (see the registry)."""
     row = await conn.fetchrow(
-        f"INSERT INTO integrations (owner_id, type, config, enabled) VALUES ($1, $2, $3, $4) RETURNING {_COLUMNS}",
+        f"""
+        INSERT INTO integrations (owner_id, type, name, config, enabled) VALUES ($1, $2, $3, $4, $5)
+        RETURNING {_COLUMNS}
+        """,
         owner_id,
         type_,
+        name,
         config,
         enabled,
     )
@@ -108,6 +125,7 @@ class ConfiguredIntegration:
     owner: str
     key: str
     type: str
+    name: str | None
     config: dict[str, Any]
     enabled: bool
     monitor_keys: Sequence[str] | None
@@ -123,10 +141,11 @@ async def sync_from_config(conn: Connection, specs: Sequence[ConfiguredIntegrati
     for spec in specs:
         integration_id = await conn.fetchval(
             """
-            INSERT INTO integrations (owner_id, config_key, type, config, enabled)
-            SELECT id, $2, $3, $4, $5 FROM users WHERE username = $1
+            INSERT INTO integrations (owner_id, config_key, type, config, enabled, name)
+            SELECT id, $2, $3, $4, $5, $6 FROM users WHERE username = $1
             ON CONFLICT (owner_id, config_key) DO UPDATE SET
-                type = EXCLUDED.type, config = EXCLUDED.config, enabled = EXCLUDED.enabled, updated_at = now()
+                type = EXCLUDED.type, config = EXCLUDED.config, enabled = EXCLUDED.enabled, name = EXCLUDED.name,
+                updated_at = now()
             RETURNING id
             """,
             spec.owner,
@@ -134,6 +153,7 @@ async def sync_from_config(conn: Connection, specs: Sequence[ConfiguredIntegrati
             spec.type,
             spec.config,
             spec.enabled,
+            spec.name,
         )
         kept.append(integration_id)
         await conn.execute("DELETE FROM monitor_integrations WHERE integration_id = $1", integration_id)
@@ -187,20 +207,78 @@ async def get_owned(conn: PoolOrConnection, owner_id: int, integration_id: int) 
 
 
 async def update_config(
-    conn: PoolOrConnection, owner_id: int, integration_id: int, config: dict[str, Any]
+    conn: PoolOrConnection,
+    owner_id: int,
+    integration_id: int,
+    config: dict[str, Any],
+    *,
+    name: str | None = None,
 ) -> Integration | None:
-    """Replace the config of one of the owner's API-created integrations; None if there is none."""
+    """Replace the config (and the name, when given) of one of the owner's API-created integrations; None if none."""
     row = await conn.fetchrow(
         f"""
-        UPDATE integrations SET config = $3, updated_at = now()
+        UPDATE integrations SET config = $3, name = coalesce($4, name), updated_at = now()
         WHERE id = $1 AND owner_id = $2 AND config_key IS NULL
         RETURNING {_COLUMNS}
         """,
         integration_id,
         owner_id,
         config,
+        name,
     )
     return _from_row(row) if row else None
+
+
+@dataclass(frozen=True)
+class LastDeliveries:
+    """How an integration's recent deliveries went, for its card."""
+
+    last_status: str | None
+    """The newest delivery's status (SENT, FAILED, RETRYING, PENDING); None before any."""
+    last_at: datetime | None
+    last_error: str | None
+    recent: int
+    """How many of the newest deliveries are counted (at most the window asked for)."""
+    failed: int
+    """How many of those failed."""
+
+
+async def recent_deliveries(
+    conn: PoolOrConnection, owner_id: int, *, window: int = 5, only: int | None = None
+) -> dict[int, LastDeliveries]:
+    """Per integration of the owner with any delivery: the newest one, and the failures among the ``window`` newest.
+
+    ``only``: just that integration.
+    """
+    rows = await conn.fetch(
+        """
+        SELECT i.id, r.*
+        FROM integrations i
+        CROSS JOIN LATERAL (
+            SELECT (array_agg(n.status ORDER BY n.id DESC))[1] AS last_status,
+                   (array_agg(n.updated_at ORDER BY n.id DESC))[1] AS last_at,
+                   (array_agg(n.error_message ORDER BY n.id DESC))[1] AS last_error,
+                   count(*) AS recent,
+                   count(*) FILTER (WHERE n.status = 'FAILED') AS failed
+            FROM (SELECT id, status, updated_at, error_message FROM notification_log
+                  WHERE integration_id = i.id ORDER BY id DESC LIMIT $2) n
+        ) r
+        WHERE i.owner_id = $1 AND r.recent > 0 AND ($3::bigint IS NULL OR i.id = $3)
+        """,
+        owner_id,
+        window,
+        only,
+    )
+    return {
+        row["id"]: LastDeliveries(
+            last_status=row["last_status"],
+            last_at=row["last_at"],
+            last_error=row["last_error"],
+            recent=row["recent"],
+            failed=row["failed"],
+        )
+        for row in rows
+    }
 
 
 _owned = OwnedTable("integrations", _COLUMNS, _from_row)

@@ -21,7 +21,8 @@ PING_TOKEN_BYTES = 18
 _COLUMNS = """
     id, owner_id, config_key, name, kind, target, interval_s, timeout_s, regions,
     failure_threshold, success_threshold, quorum, slow_threshold_ms, repeat_interval_s,
-    options, enabled, escalation_policy_id, ping_token, extract(epoch FROM updated_at) AS version
+    options, enabled, tags, notify_integrations, badge_key, escalation_policy_id, ping_token,
+    extract(epoch FROM updated_at) AS version
 """
 
 
@@ -43,6 +44,9 @@ def monitor_from_row(row: asyncpg.Record) -> Monitor:
         repeat_interval=row["repeat_interval_s"],
         escalation_policy_id=row["escalation_policy_id"],
         enabled=row["enabled"],
+        tags=list(row["tags"]),
+        notify_integrations=None if row["notify_integrations"] is None else list(row["notify_integrations"]),
+        badge_key=row["badge_key"],
         ping_token=row["ping_token"],
         **row["options"],
     )
@@ -77,6 +81,7 @@ def _values(fields: MonitorFields) -> tuple[Any, ...]:
         fields.repeat_interval,
         options,
         fields.enabled,
+        list(fields.tags),
     )
 
 
@@ -108,17 +113,26 @@ async def get_by_ping_token(conn: PoolOrConnection, token: str) -> Monitor | Non
     return monitor_from_row(row) if row else None
 
 
-async def create(conn: PoolOrConnection, owner_id: int, fields: MonitorFields) -> Monitor:
+async def create(
+    conn: PoolOrConnection,
+    owner_id: int,
+    fields: MonitorFields,
+    *,
+    notify: Sequence[int] | None = None,
+) -> Monitor:
+    """A new monitor of ``owner_id``; ``notify``: the integrations it notifies (None: all of them)."""
     row = await conn.fetchrow(
         f"""
         INSERT INTO monitors (owner_id, name, kind, target, interval_s, timeout_s, regions,
                               failure_threshold, success_threshold, quorum, slow_threshold_ms,
-                              repeat_interval_s, options, enabled, escalation_policy_id, ping_token)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                              repeat_interval_s, options, enabled, tags, notify_integrations, escalation_policy_id,
+                              ping_token)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
         RETURNING {_COLUMNS}
         """,
         owner_id,
         *_values(fields),
+        None if notify is None else list(notify),
         fields.escalation_policy_id,
         new_ping_token(fields),
     )
@@ -161,23 +175,25 @@ async def sync_from_config(pool: asyncpg.Pool, specs: Sequence[MonitorSpec]) -> 
                 """
                 INSERT INTO monitors (owner_id, config_key, name, kind, target, interval_s, timeout_s, regions,
                                       failure_threshold, success_threshold, quorum, slow_threshold_ms,
-                                      repeat_interval_s, options, enabled, ping_token)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                                      repeat_interval_s, options, enabled, tags, ping_token)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
                 ON CONFLICT (owner_id, config_key) DO UPDATE SET
                     name = EXCLUDED.name, kind = EXCLUDED.kind, target = EXCLUDED.target,
                     interval_s = EXCLUDED.interval_s, timeout_s = EXCLUDED.timeout_s, regions = EXCLUDED.regions,
                     failure_threshold = EXCLUDED.failure_threshold, success_threshold = EXCLUDED.success_threshold,
                     quorum = EXCLUDED.quorum, slow_threshold_ms = EXCLUDED.slow_threshold_ms,
                     repeat_interval_s = EXCLUDED.repeat_interval_s, options = EXCLUDED.options,
-                    enabled = EXCLUDED.enabled, updated_at = now(),
+                    enabled = EXCLUDED.enabled, tags = EXCLUDED.tags, updated_at = now(),
                     ping_token = coalesce(monitors.ping_token, EXCLUDED.ping_token)
                 WHERE (monitors.name, monitors.kind, monitors.target, monitors.interval_s, monitors.timeout_s,
                        monitors.regions, monitors.failure_threshold, monitors.success_threshold, monitors.quorum,
-                       monitors.slow_threshold_ms, monitors.repeat_interval_s, monitors.options, monitors.enabled)
+                       monitors.slow_threshold_ms, monitors.repeat_interval_s, monitors.options, monitors.enabled,
+                       monitors.tags)
                    IS DISTINCT FROM
                       (EXCLUDED.name, EXCLUDED.kind, EXCLUDED.target, EXCLUDED.interval_s, EXCLUDED.timeout_s,
                        EXCLUDED.regions, EXCLUDED.failure_threshold, EXCLUDED.success_threshold, EXCLUDED.quorum,
-                       EXCLUDED.slow_threshold_ms, EXCLUDED.repeat_interval_s, EXCLUDED.options, EXCLUDED.enabled)
+                       EXCLUDED.slow_threshold_ms, EXCLUDED.repeat_interval_s, EXCLUDED.options, EXCLUDED.enabled,
+                       EXCLUDED.tags)
                    OR (monitors.ping_token IS NULL AND EXCLUDED.ping_token IS NOT NULL)
                 RETURNING id, (xmax = 0) AS inserted
                 """,
@@ -218,7 +234,8 @@ async def sync_from_config(pool: asyncpg.Pool, specs: Sequence[MonitorSpec]) -> 
 _OWNED_COLUMNS = """
     m.id, m.owner_id, m.config_key, m.name, m.kind, m.target, m.interval_s, m.timeout_s, m.regions,
     m.failure_threshold, m.success_threshold, m.quorum, m.slow_threshold_ms, m.repeat_interval_s,
-    m.options, m.enabled, m.escalation_policy_id, m.ping_token, m.created_at, m.updated_at
+    m.options, m.enabled, m.tags, m.notify_integrations, m.badge_key, m.escalation_policy_id, m.ping_token,
+    m.created_at, m.updated_at
 """
 
 
@@ -282,14 +299,70 @@ _OVERVIEW = f"""
 """
 
 
+@dataclass(frozen=True)
+class Filter:
+    """Which of the owner's monitors a list shows; every part optional, all of them must hold."""
+
+    tag: str | None = None
+    status: str | None = None
+    """up, down, slow, paused or unknown: as the status badge says it."""
+    search: str | None = None
+    """Part of the name or the target, in any case."""
+
+
+# The status a badge shows (rules/status.py says the same from the state; silence is left aside here).
+_SHOWN_STATUS = """
+    CASE WHEN NOT m.enabled THEN 'paused'
+         WHEN s.state->>'status' = 'up' AND coalesce((s.state->>'slow')::boolean, false) THEN 'slow'
+         ELSE coalesce(s.state->>'status', 'unknown') END
+"""
+
+
 async def page_overviews(
-    conn: PoolOrConnection, owner_id: int, *, after_id: int | None, limit: int
+    conn: PoolOrConnection,
+    owner_id: int,
+    *,
+    after_id: int | None,
+    limit: int,
+    only: Filter | None = None,
 ) -> list[MonitorOverview]:
-    """The owner's monitors in id order, after ``after_id``, each with its status and uptime."""
+    """The owner's monitors in id order, after ``after_id``, each with its status and uptime; ``only`` filters."""
+    only = only or Filter()
+    pattern = (
+        None
+        if not only.search
+        else "%" + only.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    )
     rows = await conn.fetch(
-        f"{_OVERVIEW} WHERE m.owner_id = $1 AND m.id > $2 ORDER BY m.id LIMIT $3", owner_id, after_id or 0, limit
+        f"""
+        {_OVERVIEW}
+        WHERE m.owner_id = $1 AND m.id > $2
+          AND ($4::text IS NULL OR $4 = ANY(m.tags))
+          AND ($5::text IS NULL OR {_SHOWN_STATUS} = $5)
+          AND ($6::text IS NULL OR m.name ILIKE $6 OR m.target ILIKE $6)
+        ORDER BY m.id LIMIT $3
+        """,
+        owner_id,
+        after_id or 0,
+        limit,
+        only.tag,
+        only.status,
+        pattern,
     )
     return [_overview(row) for row in rows]
+
+
+async def owned_ids(conn: PoolOrConnection, owner_id: int) -> list[int]:
+    """The ids of the owner's monitors."""
+    return [row["id"] for row in await conn.fetch("SELECT id FROM monitors WHERE owner_id = $1 ORDER BY id", owner_id)]
+
+
+async def owner_tags(conn: PoolOrConnection, owner_id: int) -> list[str]:
+    """Every tag on the owner's monitors, sorted."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT unnest(tags) AS tag FROM monitors WHERE owner_id = $1 ORDER BY 1", owner_id
+    )
+    return [row["tag"] for row in rows]
 
 
 async def get_overview(conn: PoolOrConnection, owner_id: int, monitor_id: int) -> MonitorOverview | None:
@@ -302,23 +375,47 @@ async def get_owned(conn: PoolOrConnection, owner_id: int, monitor_id: int) -> M
     return monitor_from_row(row) if row else None
 
 
-async def update_owned(conn: PoolOrConnection, owner_id: int, monitor_id: int, fields: MonitorFields) -> Monitor | None:
-    """Replace every field of one of the owner's API-created monitors; None if there is none."""
+async def update_owned(
+    conn: PoolOrConnection,
+    owner_id: int,
+    monitor_id: int,
+    fields: MonitorFields,
+    *,
+    notify: Sequence[int] | None = None,
+) -> Monitor | None:
+    """Replace every field of one of the owner's API-created monitors, its routing too; None if there is none."""
     row = await conn.fetchrow(
         f"""
         UPDATE monitors SET name = $3, kind = $4, target = $5, interval_s = $6, timeout_s = $7, regions = $8,
             failure_threshold = $9, success_threshold = $10, quorum = $11, slow_threshold_ms = $12,
-            repeat_interval_s = $13, options = $14, enabled = $15, escalation_policy_id = $16, updated_at = now(),
-            ping_token = coalesce(ping_token, $17)
+            repeat_interval_s = $13, options = $14, enabled = $15, tags = $16, notify_integrations = $17,
+            escalation_policy_id = $18, updated_at = now(), ping_token = coalesce(ping_token, $19)
         WHERE id = $1 AND owner_id = $2 AND config_key IS NULL
         RETURNING {_COLUMNS}
         """,
         monitor_id,
         owner_id,
         *_values(fields),
+        None if notify is None else list(notify),
         fields.escalation_policy_id,
         new_ping_token(fields),
     )
+    return monitor_from_row(row) if row else None
+
+
+async def set_badge_key(conn: PoolOrConnection, owner_id: int, monitor_id: int, key: str | None) -> Monitor | None:
+    """Opt one of the owner's monitors in to public badges under ``key`` (None: out); None if there is none."""
+    row = await conn.fetchrow(
+        f"UPDATE monitors SET badge_key = $3 WHERE id = $1 AND owner_id = $2 RETURNING {_COLUMNS}",
+        monitor_id,
+        owner_id,
+        key,
+    )
+    return monitor_from_row(row) if row else None
+
+
+async def get_by_badge_key(conn: PoolOrConnection, key: str) -> Monitor | None:
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM monitors WHERE badge_key = $1", key)
     return monitor_from_row(row) if row else None
 
 

@@ -31,11 +31,13 @@ class Point:
 
 @dataclass(frozen=True)
 class DayUptime:
-    """The checks of one monitor on one UTC day."""
+    """The checks of one monitor on one UTC day (those made during maintenance apart)."""
 
     day: date
     checks: int
     up: int
+    maintenance: int = 0
+    """Checks made during maintenance: in neither ``checks`` nor ``up``."""
 
     @property
     def percent(self) -> float | None:
@@ -83,6 +85,22 @@ async def recent_response_times(
         if row["bucket"] is not None:  # None: the monitor had no check in the range
             _place(points, row, since, width)
     return series
+
+
+async def first_checks(
+    conn: PoolOrConnection, owner_id: int, monitor_ids: Iterable[int], *, since: datetime
+) -> dict[int, datetime]:
+    """Per monitor of the owner with checks since ``since``: its first one since then."""
+    rows = await conn.fetch(
+        """
+        SELECT m.id, (SELECT min(c.checked_at) FROM checks c WHERE c.monitor_id = m.id AND c.checked_at >= $3) AS first
+        FROM monitors m WHERE m.owner_id = $1 AND m.id = ANY($2::bigint[])
+        """,
+        owner_id,
+        list(monitor_ids),
+        since,
+    )
+    return {row["id"]: row["first"] for row in rows if row["first"] is not None}
 
 
 async def region_response_times(
@@ -144,7 +162,8 @@ async def daily_uptime(
     rows = await conn.fetch(
         """
         SELECT m.id AS monitor_id, date_bin('1 day', h.hour, $2) AS day,
-               coalesce(sum(h.checks), 0) AS checks, coalesce(sum(h.up), 0) AS up
+               coalesce(sum(h.checks), 0) AS checks, coalesce(sum(h.up), 0) AS up,
+               coalesce(sum(h.maintenance), 0) AS maintenance
         FROM monitors m
         LEFT JOIN check_hours h ON h.monitor_id = m.id AND h.hour >= $2 AND h.hour < $3
         WHERE m.owner_id = $1 AND m.id = ANY($4::bigint[])
@@ -156,14 +175,14 @@ async def daily_uptime(
         since + timedelta(days=days),
         list(monitor_ids),
     )
-    counts: dict[int, dict[date, tuple[int, int]]] = {}
+    counts: dict[int, dict[date, tuple[int, int, int]]] = {}
     for row in rows:
         by_day = counts.setdefault(row["monitor_id"], {})
         if row["day"] is not None:
-            by_day[row["day"].astimezone(UTC).date()] = (row["checks"], row["up"])
+            by_day[row["day"].astimezone(UTC).date()] = (row["checks"], row["up"], row["maintenance"])
     return {
         monitor_id: [
-            DayUptime(day, *by_day.get(day, (0, 0))) for day in (first + timedelta(days=n) for n in range(days))
+            DayUptime(day, *by_day.get(day, (0, 0, 0))) for day in (first + timedelta(days=n) for n in range(days))
         ]
         for monitor_id, by_day in counts.items()
     }

@@ -9,7 +9,7 @@ import asyncpg
 
 from uptimed.store import PoolOrConnection
 
-_COLUMNS = "id, username, email, is_admin, created_at"
+_COLUMNS = "id, username, email, is_admin, created_at, time_zone"
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,8 @@ class User:
     email: str
     is_admin: bool
     created_at: datetime
+    time_zone: str | None = None
+    """The zone the pages show times in; None: the browser's."""
 
 
 class UserExists(Exception):
@@ -66,6 +68,11 @@ async def page(conn: PoolOrConnection, *, after_id: int | None, limit: int) -> l
     """Users in id order, starting after ``after_id``."""
     rows = await conn.fetch(f"SELECT {_COLUMNS} FROM users WHERE id > $1 ORDER BY id LIMIT $2", after_id or 0, limit)
     return [_from_row(row) for row in rows]
+
+
+async def set_time_zone(conn: PoolOrConnection, user_id: int, time_zone: str | None) -> None:
+    """The zone the pages show this user's times in (None: the browser's); checked by the caller."""
+    await conn.execute("UPDATE users SET time_zone = $2 WHERE id = $1", user_id, time_zone)
 
 
 async def set_password_hash(conn: PoolOrConnection, user_id: int, password_hash: str) -> None:

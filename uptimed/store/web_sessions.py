@@ -65,7 +65,7 @@ async def lookup(conn: PoolOrConnection, token: str, *, lifetime_s: float) -> Se
             FROM found WHERE s.token_hash = found.token_hash
               AND (s.notice IS NOT NULL OR s.last_seen_at < now() - make_interval(secs => $3))
         )
-        SELECT s.csrf_token, s.notice, u.id, u.username, u.email, u.is_admin, u.created_at
+        SELECT s.csrf_token, s.notice, u.id, u.username, u.email, u.is_admin, u.created_at, u.time_zone
         FROM web_sessions s JOIN found ON found.token_hash = s.token_hash JOIN users u ON u.id = s.user_id
         """,
         _digest(token),
@@ -80,6 +80,7 @@ async def lookup(conn: PoolOrConnection, token: str, *, lifetime_s: float) -> Se
         email=row["email"],
         is_admin=row["is_admin"],
         created_at=row["created_at"],
+        time_zone=row["time_zone"],
     )
     return Session(user=user, csrf_token=row["csrf_token"], notice=row["notice"])
 

@@ -13,16 +13,32 @@ from fastapi import FastAPI
 from uptimed.web import (
     assets,
     auth,
+    badges,
     dashboard,
     escalation,
     incidents,
     integrations,
+    maintenance,
     monitors,
     notifications,
+    preferences,
     status,
 )
 
-PAGES = (assets, auth, dashboard, monitors, incidents, status, integrations, escalation, notifications)
+PAGES = (
+    assets,
+    auth,
+    dashboard,
+    monitors,
+    incidents,
+    status,
+    integrations,
+    escalation,
+    notifications,
+    maintenance,
+    badges,
+    preferences,
+)
 
 
 def install(app: FastAPI) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from markupsafe import Markup, escape
 
@@ -134,8 +134,19 @@ def response_chart(
     return _svg("response-chart", width, height, f"{title}. {figures}", body)
 
 
-def uptime_bars(days: Sequence[DayUptime], *, label: str, width: int = 720, height: int = 34) -> Markup:
-    """One bar per day, oldest first: full height at >= 99.9 % up, lower below, a short dash without data."""
+def uptime_bars(
+    days: Sequence[DayUptime],
+    *,
+    label: str,
+    width: int = 720,
+    height: int = 34,
+    incidents: Mapping[date, int] | None = None,
+) -> Markup:
+    """One bar per day, oldest first: full height at >= 99.9 % up, lower below, a short dash without data.
+
+    Each bar's tooltip says its date, its uptime and how many incidents began that day (``incidents``).
+    """
+    incidents = incidents or {}
     if not days:
         return _svg("uptime-bars", width, height, f"{label}: no data", [])
     slot = width / len(days)
@@ -148,7 +159,8 @@ def uptime_bars(days: Sequence[DayUptime], *, label: str, width: int = 720, heig
         else:
             bar_height = height * {"bar-ok": 1.0, "bar-warn": 0.8, "bar-bad": 0.55}[kind]
             y = height - bar_height
-        body.append(_rect(i * slot + gap / 2, y, slot - gap, bar_height, f"bar {kind}", title=_day_title(day)))
+        title = _day_title(day, incidents.get(day.day, 0))
+        body.append(_rect(i * slot + gap / 2, y, slot - gap, bar_height, f"bar {kind}", title=title))
     return _svg("uptime-bars", width, height, _uptime_summary(days, label), body)
 
 
@@ -343,12 +355,14 @@ def _bar_kind(percent: float | None) -> str:
     return "bar-warn" if percent >= 99 - 1e-9 else "bar-bad"
 
 
-def _day_title(day: DayUptime) -> str:
-    """'2026-11-23: 99.95% up (2,880 checks)', or '2026-11-23: no data'."""
+def _day_title(day: DayUptime, incidents: int = 0) -> str:
+    """'2026-11-23: 99.95% up, 1 incident (2,880 checks)', or '2026-11-23: no data'; maintenance said when left out."""
+    happened = f", {_count(incidents, 'incident')}" if incidents else ", no incidents"
+    maintenance = ", maintenance left out" if day.maintenance else ""
     if day.percent is None:
-        return f"{day.day.isoformat()}: no data"
+        return f"{day.day.isoformat()}: {'maintenance only' if day.maintenance else 'no data'}{happened if incidents else ''}"
     checks = "1 check" if day.checks == 1 else f"{day.checks:,} checks"
-    return f"{day.day.isoformat()}: {format_percent(day.percent)} up ({checks})"
+    return f"{day.day.isoformat()}: {format_percent(day.percent)} up{happened} ({checks}{maintenance})"
 
 
 def _uptime_summary(days: Sequence[DayUptime], label: str) -> str:

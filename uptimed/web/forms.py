@@ -256,11 +256,11 @@ def parse_lines(text: str) -> dict[str, str]:
     return found
 
 
-def entered(form: ChannelForm, posted: Mapping[str, Sequence[str]]) -> dict[str, str]:
-    """What was typed into ``form``'s fields, to show again; never a secret."""
+def entered(form: ChannelForm, posted: Mapping[str, Sequence[str]], *, secrets: bool = False) -> dict[str, str]:
+    """What was typed into ``form``'s fields, to show again; secrets only with ``secrets`` (a new integration's)."""
     shown: dict[str, str] = {}
     for item in form.fields:
-        if item.secret:
+        if item.secret and not secrets:
             continue
         values = posted.get(item.name) or []
         if item.control == "checkbox":

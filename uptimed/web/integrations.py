@@ -7,7 +7,12 @@ the field. Secrets are shown masked, as the API masks them. Integrations
 declared in ``uptimed.toml`` are read-only here as they are through the API (409).
 
 Editing keeps every secret the form leaves empty (the page never holds one),
-as a PUT through the API does.
+as a PUT through the API does. A refused "Add integration" dialog shows again
+everything that was typed into it, secrets too: they were typed into this
+very form a moment ago, and nothing is stored yet.
+
+Each card shows the integration's name, its newest delivery and, when some of
+its latest deliveries failed, a warning that links to those rows of the log.
 
 "Send test" answers a redirect with the result as the page's notice, or, when
 app.js sends it (``X-Uptimed-Fetch``), ``{status, error}`` as JSON (as the
@@ -26,10 +31,18 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from uptimed.channels.registry import BrokenChannel
 from uptimed.rules import owned
 from uptimed.rules.errors import Invalid
-from uptimed.rules.integrations import keep_secrets, masked, send_test, validated
+from uptimed.rules.integrations import (
+    checked_name,
+    default_name,
+    keep_secrets,
+    masked,
+    name_of,
+    send_test,
+    validated,
+)
 from uptimed.rules.services import Services
 from uptimed.store import integrations, web_sessions
-from uptimed.store.integrations import Integration
+from uptimed.store.integrations import Integration, LastDeliveries
 from uptimed.web.context import Context, IdPath
 from uptimed.web.forms import (
     ChannelForm,
@@ -55,16 +68,28 @@ PREFERRED_TYPE = "webhook"
 AddQuery = Annotated[str | None, Query(max_length=64)]
 
 
+RECENT_DELIVERIES = 5
+"""A card warns when any of this many newest deliveries failed."""
+
+
 @dataclass(frozen=True)
 class Card:
     """One integration as its card shows it."""
 
     integration: Integration
+    name: str
     title: str
     summary: str
     installed: bool
     icon: tuple[str, ...]
     """SVG path data the channel declares; () for the built-in mark or the generic plug."""
+    deliveries: LastDeliveries | None = None
+    """Its newest delivery and the failures among the last few; None before any."""
+
+    @property
+    def failing(self) -> bool:
+        """Enabled, and some of its latest deliveries failed."""
+        return self.integration.enabled and self.deliveries is not None and self.deliveries.failed > 0
 
 
 @dataclass(frozen=True)
@@ -78,15 +103,23 @@ class Adding:
     open: bool = False
 
 
-def cards(context: Services, items: list[Integration], forms: dict[str, ChannelForm]) -> list[Card]:
+def cards(
+    context: Services,
+    items: list[Integration],
+    forms: dict[str, ChannelForm],
+    deliveries: dict[int, LastDeliveries] | None = None,
+) -> list[Card]:
     """``items`` as cards, each config summed up in one line with its secrets masked."""
+    deliveries = deliveries or {}
     return [
         Card(
             integration=item,
+            name=name_of(context.registry, item),
             title=context.registry.title(item.type),
             summary=summary(forms.get(item.type), masked(context.registry, item)),
             installed=item.type in context.registry,
             icon=context.registry.icon(item.type),
+            deliveries=deliveries.get(item.id),
         )
         for item in items
     ]
@@ -109,12 +142,13 @@ async def _page(
     status_code: int = 200,
 ) -> HTMLResponse:
     items = await integrations.page_for_owner(context.pool, visit.user.id, before_id=None, limit=MAX_INTEGRATIONS)
+    deliveries = await integrations.recent_deliveries(context.pool, visit.user.id, window=RECENT_DELIVERIES)
     broken: list[BrokenChannel] = context.registry.broken
     return render(
         request,
         "integrations.html",
         status_code=status_code,
-        cards=cards(context, items, forms),
+        cards=cards(context, items, forms, deliveries),
         forms=list(forms.values()),
         adding=adding,
         broken=broken,
@@ -149,27 +183,39 @@ async def add_integration(request: Request, visit: Visitor, form: Posted, contex
         return await _page(request, visit, context, forms, adding, status_code=422)
     read = read_config(chosen, form.fields)
     errors = dict(read.errors)
+    name: str | None = None
+    try:
+        name = checked_name(form.get("name"))
+    except Invalid as exc:
+        errors["name"] = exc.problems[0].msg
     try:
         config = validated(context.registry, chosen.type, read.config)
     except Invalid as exc:
-        for name, message in field_errors(chosen, exc.problems).items():
-            errors.setdefault(name, message)
+        for field_name, message in field_errors(chosen, exc.problems).items():
+            errors.setdefault(field_name, message)
     if errors:
-        values = {**initial_values(forms.values()), **entered(chosen, form.fields)}
+        values = {
+            **initial_values(forms.values()),
+            **entered(chosen, form.fields, secrets=True),
+            "name": form.get("name"),
+        }
         adding = Adding(chosen=chosen.type, values=values, errors=errors, problem=_problem(chosen, errors), open=True)
         return await _page(request, visit, context, forms, adding, status_code=422)
-    await owned.create_integration(context.pool, visit.user.id, chosen.type, config)
-    await web_sessions.set_notice(context.pool, visit.token, f"{chosen.title} integration added.")
+    name = name or default_name(context.registry, chosen.type, config)
+    await owned.create_integration(context.pool, visit.user.id, chosen.type, config, name=name)
+    await web_sessions.set_notice(context.pool, visit.token, f"Integration “{name}” added.")
     return _back()
 
 
-def _problem(form: ChannelForm, errors: dict[str, str]) -> str:
+def _problem(form: ChannelForm, errors: dict[str, str], *, editing: bool = False) -> str:
     """The dialog's summary of what to fix: the fields by their labels."""
-    labels = [item.label for item in form.fields if item.name in errors]
+    labels = (["Name"] if "name" in errors else []) + [item.label for item in form.fields if item.name in errors]
     if form.type in errors:
         labels.append(errors[form.type])
     secrets = (
-        " Secrets are never sent back to the page: enter them again." if any(i.secret for i in form.fields) else ""
+        " Stored secrets are never sent back to the page: leave them empty to keep them."
+        if editing and any(i.secret for i in form.fields)
+        else ""
     )
     return f"Check {', '.join(labels)}.{secrets}" if labels else f"Check the {form.title} settings.{secrets}"
 
@@ -180,6 +226,7 @@ def _back() -> RedirectResponse:
 
 def _edit_page(
     request: Request,
+    context: Services,
     integration: Integration,
     form: ChannelForm,
     *,
@@ -196,8 +243,9 @@ def _edit_page(
         form=form,
         values=values,
         errors=errors,
-        problem=_problem(form, errors) if errors else None,
+        problem=_problem(form, errors, editing=True) if errors else None,
         removable=removable_secrets(form, integration),
+        name=name_of(context.registry, integration),
     )
 
 
@@ -225,7 +273,11 @@ def _form_of(context: Services, integration: Integration) -> ChannelForm:
 async def edit_page(request: Request, integration_id: IdPath, visit: Visitor, context: Context) -> HTMLResponse:
     integration = await owned.integration(context.pool, visit.user.id, integration_id, to_change=True)
     form = _form_of(context, integration)
-    return _edit_page(request, integration, form, values=stored_values(form, masked(context.registry, integration)))
+    values = {
+        **stored_values(form, masked(context.registry, integration)),
+        "name": name_of(context.registry, integration),
+    }
+    return _edit_page(request, context, integration, form, values=values)
 
 
 @router.post("/integrations/{integration_id}/edit")
@@ -236,6 +288,11 @@ async def edit_integration(
     form = _form_of(context, integration)
     read = read_config(form, posted.fields)
     errors = dict(read.errors)
+    name: str | None = None
+    try:
+        name = checked_name(posted.get("name"))
+    except Invalid as exc:
+        errors["name"] = exc.problems[0].msg
     for item in removable_secrets(form, integration):
         if posted.get(f"remove.{item.name}"):
             read.config[item.key] = None  # explicitly empty: keep_secrets keeps only what is left out
@@ -245,11 +302,11 @@ async def edit_integration(
         for name, message in field_errors(form, exc.problems).items():
             errors.setdefault(name, message)
     if errors:
-        return _edit_page(
-            request, integration, form, values=entered(form, posted.fields), errors=errors, status_code=422
-        )
-    await owned.update_integration(context.pool, integration, config)
-    await web_sessions.set_notice(context.pool, visit.token, f"{form.title} integration #{integration_id} saved.")
+        values = {**entered(form, posted.fields), "name": posted.get("name")}
+        return _edit_page(request, context, integration, form, values=values, errors=errors, status_code=422)
+    name = name or default_name(context.registry, integration.type, config)
+    saved = await owned.update_integration(context.pool, integration, config, name=name)
+    await web_sessions.set_notice(context.pool, visit.token, f"Integration “{saved.name}” saved.")
     return _back()
 
 
@@ -258,8 +315,7 @@ async def toggle_integration(integration_id: IdPath, visit: Visitor, _: Posted, 
     integration = await owned.integration(context.pool, visit.user.id, integration_id, to_change=True)
     toggled = await owned.toggle(context.pool, integration)
     state = "enabled" if toggled.enabled else "disabled: it sends nothing until you enable it again"
-    title = context.registry.title(toggled.type)
-    await web_sessions.set_notice(context.pool, visit.token, f"{title} integration {state}.")
+    await web_sessions.set_notice(context.pool, visit.token, f"“{name_of(context.registry, toggled)}” {state}.")
     return _back()
 
 
@@ -267,8 +323,7 @@ async def toggle_integration(integration_id: IdPath, visit: Visitor, _: Posted, 
 async def delete_integration(integration_id: IdPath, visit: Visitor, _: Posted, context: Context) -> Response:
     integration = await owned.integration(context.pool, visit.user.id, integration_id, to_change=True)
     await owned.delete(context.pool, integration)
-    title = context.registry.title(integration.type)
-    await web_sessions.set_notice(context.pool, visit.token, f"{title} integration deleted.")
+    await web_sessions.set_notice(context.pool, visit.token, f"“{name_of(context.registry, integration)}” deleted.")
     return _back()
 
 
@@ -288,7 +343,7 @@ async def test_integration(
     if request.headers.get("X-Uptimed-Fetch"):
         headers = {**SECURITY_HEADERS, "Cache-Control": "no-store"}
         return JSONResponse({"status": result.status, "error": result.error}, headers=headers)
-    title = context.registry.title(integration.type)
-    notice = f"Test sent to {title} #{integration.id}." if result.status == "sent" else f"Test failed: {result.error}"
+    name = name_of(context.registry, integration)
+    notice = f"Test sent to “{name}”." if result.status == "sent" else f"Test to “{name}” failed: {result.error}"
     await web_sessions.set_notice(context.pool, visit.token, notice)
     return _back()

@@ -20,15 +20,17 @@ from uptimed.durations import format_duration
 from uptimed.monitor import Monitor, MonitorFields
 from uptimed.probe.heartbeat import HeartbeatOptions
 from uptimed.probe.kinds import default_kinds
-from uptimed.rules import cursors, owned
+from uptimed.rules import badges, cursors, owned
 from uptimed.rules import status as monitor_status
 from uptimed.rules.errors import Invalid, Loc, Problem, dotted
+from uptimed.rules.integrations import name_of
 from uptimed.rules.kinds import keep_secrets
 from uptimed.rules.monitors import validated
 from uptimed.rules.services import Services
-from uptimed.store import checks, escalation_policies, incidents, stats, web_sessions
+from uptimed.store import checks, escalation_policies, incidents, integrations, stats, web_sessions
 from uptimed.store.checks import StoredCheck
 from uptimed.store.incidents import IncidentRecord
+from uptimed.store.integrations import Integration
 from uptimed.web import charts
 from uptimed.web.context import Context, IdPath
 from uptimed.web.forms import (
@@ -45,6 +47,7 @@ from uptimed.web.templates import render
 
 router = APIRouter(include_in_schema=False)
 
+MAX_INTEGRATIONS = 1000
 CHECKS_PER_PAGE = 50
 INCIDENTS_SHOWN = 20
 
@@ -65,7 +68,35 @@ RANGES: dict[str, Range] = {
     "30d": Range("30 days", timedelta(days=30), 90),
 }
 
-RangeQuery = Annotated[Span, Query(alias="range")]
+RangeQuery = Annotated[Span | None, Query(alias="range")]
+FIT_MIN = timedelta(minutes=5)
+"""A monitor younger than this is charted over this much time."""
+
+
+def fitted(span: str | None, created_at: datetime, now: datetime) -> tuple[Range, str | None]:
+    """The chart's range: the one asked for, else the smallest that holds the whole life of the monitor.
+
+    A monitor younger than an hour is charted from its creation, so its first
+    checks fill the chart instead of a few pixels at its right edge.
+    """
+    if span is not None:
+        return RANGES[span], span
+    age = now - created_at
+    for key, window in RANGES.items():
+        if age <= window.length:
+            if key != "1h":
+                return window, key
+            length = max(age, FIT_MIN)
+            buckets = max(10, min(60, int(length / timedelta(seconds=10))))
+            return Range(f"{duration_text(length)} (since it was created)", length, buckets), None
+    return RANGES["30d"], "30d"
+
+
+def duration_text(length: timedelta) -> str:
+    minutes = max(1, round(length.total_seconds() / 60))
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
 BeforeQuery = Annotated[str | None, Query(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
@@ -109,7 +140,7 @@ async def monitor_page(
     monitor_id: IdPath,
     visit: Visitor,
     context: Context,
-    span: RangeQuery = "24h",
+    span: RangeQuery = None,
     before: BeforeQuery = None,
 ) -> HTMLResponse:
     position = _before(before)
@@ -118,7 +149,8 @@ async def monitor_page(
     )
     monitor = view.monitor
     now = datetime.now(UTC)
-    window = RANGES[span]
+    first = await checks.first_at(context.pool, monitor_id)
+    window, shown_span = fitted(span, min(view.created_at, first) if first else view.created_at, now)
     series = await stats.region_response_times(
         context.pool, visit.user.id, monitor_id, since=now - window.length, until=now, buckets=window.buckets
     )
@@ -143,14 +175,19 @@ async def monitor_page(
         before_id=None,
         limit=INCIDENTS_SHOWN,
     )
+    owned_integrations = await integrations.page_for_owner(
+        context.pool, visit.user.id, before_id=None, limit=MAX_INTEGRATIONS
+    )
     return render(
         request,
         "monitor.html",
         notice=visit.notice,
+        notifies=_notifies(context, monitor, owned_integrations),
         v=view,
         m=monitor,
         shown_status=view.shown,
-        span=span,
+        span=shown_span,
+        window=window,
         ranges=RANGES,
         chart=chart,
         checks=shown,
@@ -163,6 +200,29 @@ async def monitor_page(
         ping_url=_ping_url(request, monitor),
         schedule=monitor.options.describe() if isinstance(monitor.options, HeartbeatOptions) else None,
     )
+
+
+def _notifies(context: Services, monitor: Monitor, owned: list[Integration]) -> str:
+    """Where its alerts go, in words."""
+    if monitor.notify_integrations is None:
+        return "all your integrations" if owned else "all your integrations (none yet)"
+    names = {i.id: name_of(context.registry, i) for i in owned}
+    chosen = [names[i] for i in monitor.notify_integrations if i in names]
+    return ", ".join(chosen) if chosen else "nobody: none of its chosen integrations is left"
+
+
+@router.post("/monitors/{monitor_id}/badges")
+async def enable_badges(monitor_id: IdPath, visit: Visitor, _: Posted, context: Context) -> Response:
+    await badges.enable(context.pool, await owned.monitor(context.pool, visit.user.id, monitor_id))
+    await web_sessions.set_notice(context.pool, visit.token, "Badges are public at the addresses below.")
+    return RedirectResponse(f"/monitors/{monitor_id}#badges", status_code=303)
+
+
+@router.post("/monitors/{monitor_id}/badges/delete")
+async def disable_badges(monitor_id: IdPath, visit: Visitor, _: Posted, context: Context) -> Response:
+    await badges.disable(context.pool, await owned.monitor(context.pool, visit.user.id, monitor_id))
+    await web_sessions.set_notice(context.pool, visit.token, "Badges taken down: their addresses answer 404 now.")
+    return RedirectResponse(f"/monitors/{monitor_id}#badges", status_code=303)
 
 
 def _ping_url(request: Request, monitor: Monitor) -> str | None:
@@ -209,6 +269,7 @@ FIELDS = (
     "slow_threshold_ms",
     "repeat_interval",
     "escalation_policy_id",
+    "tags",
 )
 """The fields every monitor has; a kind's are named ``<kind>.<option>`` (``http.method``, ``dns.record``)."""
 
@@ -225,6 +286,8 @@ LABELS = {
     "slow_threshold_ms": "Slow threshold",
     "repeat_interval": "Reminder interval",
     "escalation_policy_id": "Escalation policy",
+    "tags": "Tags",
+    "integrations": "Notify",
     "form": "Form",
 }
 
@@ -255,12 +318,23 @@ def values_of(fields: MonitorFields, forms: dict[str, ChannelForm]) -> Values:
         "slow_threshold_ms": "" if fields.slow_threshold_ms is None else str(fields.slow_threshold_ms),
         "repeat_interval": _duration_text(fields.repeat_interval),
         "escalation_policy_id": "" if fields.escalation_policy_id is None else str(fields.escalation_policy_id),
+        "tags": ", ".join(fields.tags),
+        "notify": "all",
+        "integrations": [],
         **initial_values(forms.values()),
     }
     for kind, form in forms.items():
         options = fields.options_for(kind)
         if options is not None:
             values.update(stored_values(form, {name: getattr(options, name) for name in type(options).model_fields}))
+    return values
+
+
+def values_of_monitor(monitor: Monitor, forms: dict[str, ChannelForm]) -> Values:
+    """The form filled in with a stored monitor, its routing too."""
+    values = values_of(monitor, forms)
+    if monitor.notify_integrations is not None:
+        values.update(notify="chosen", integrations=[str(i) for i in monitor.notify_integrations])
     return values
 
 
@@ -272,11 +346,20 @@ def values_from(form: Form, forms: dict[str, ChannelForm]) -> Values:
     """The posted form's values, trimmed; kept as typed so a refused form shows them again (never a secret)."""
     values: Values = {name: form.get(name).strip() for name in FIELDS}
     values["regions"] = form.all("regions")
+    values["notify"] = "chosen" if form.get("notify") == "chosen" else "all"
+    values["integrations"] = form.all("integrations")
     values.update(initial_values(forms.values()))
     chosen = forms.get(values["kind"])
     if chosen is not None:
         values.update(entered(chosen, form.fields))
     return values
+
+
+def notify_of(values: Values) -> list[int] | None:
+    """The integrations the form chose (None: all of them); ids that are no number are dropped."""
+    if values["notify"] != "chosen":
+        return None
+    return [int(v) for v in values["integrations"] if v.isdigit() and len(v) <= 18]
 
 
 def _optional(text: str) -> str | None:
@@ -316,6 +399,7 @@ def _fields_data(
         "repeat_interval": _optional(values["repeat_interval"]),
         "escalation_policy_id": _optional(values["escalation_policy_id"]),
         "enabled": base.enabled if base else True,
+        "tags": [t for t in (p.strip() for p in values["tags"].split(",")) if t],
     }
     if base is not None and kind != "http":
         data["http"] = base.http
@@ -334,7 +418,7 @@ def _field_of(problem: Problem, forms: dict[str, ChannelForm]) -> str:
         item = forms[str(loc[0])].field(str(loc[1])) if len(loc) > 1 else None
         return item.name if item is not None else str(loc[0])
     name = dotted(loc[:1])
-    return name if name in FIELDS else "form"
+    return name if name in FIELDS or name == "integrations" else "form"
 
 
 def validate(
@@ -370,6 +454,7 @@ async def _form_page(
     monitor: Monitor | None,
     errors: dict[str, str] | None = None,
 ) -> HTMLResponse:
+    owned = await integrations.page_for_owner(context.pool, user_id, before_id=None, limit=MAX_INTEGRATIONS)
     policies = await escalation_policies.list_for_owner(context.pool, user_id)
     labels = dict(LABELS)
     anchors = {name: name.replace(".", "-") for name in LABELS}
@@ -395,6 +480,7 @@ async def _form_page(
         labels=labels,
         anchors=anchors,
         action=f"/monitors/{monitor.id}/edit" if monitor else "/monitors",
+        integrations=[(i.id, name_of(context.registry, i)) for i in reversed(owned)],
     )
 
 
@@ -406,7 +492,7 @@ async def create(request: Request, visit: Visitor, form: Posted, context: Contex
     if isinstance(fields, dict):
         return await _form_page(request, context, visit.user.id, values, forms, monitor=None, errors=fields)
     try:
-        monitor = await owned.create_monitor(context.pool, visit.user.id, fields)
+        monitor = await owned.create_monitor(context.pool, visit.user.id, fields, notify=notify_of(values))
     except Invalid as invalid:
         return await _form_page(
             request, context, visit.user.id, values, forms, monitor=None, errors=_problems(invalid, forms)
@@ -419,7 +505,7 @@ async def create(request: Request, visit: Visitor, form: Posted, context: Contex
 async def edit_form(request: Request, monitor_id: IdPath, visit: Visitor, context: Context) -> HTMLResponse:
     monitor = await owned.monitor(context.pool, visit.user.id, monitor_id, to_change=True)
     forms = _kind_forms()
-    return await _form_page(request, context, visit.user.id, values_of(monitor, forms), forms, monitor=monitor)
+    return await _form_page(request, context, visit.user.id, values_of_monitor(monitor, forms), forms, monitor=monitor)
 
 
 @router.post("/monitors/{monitor_id}/edit")
@@ -431,7 +517,7 @@ async def edit(request: Request, monitor_id: IdPath, visit: Visitor, form: Poste
     if isinstance(fields, dict):
         return await _form_page(request, context, visit.user.id, values, forms, monitor=monitor, errors=fields)
     try:
-        saved = await owned.update_monitor(context.pool, monitor, fields)
+        saved = await owned.update_monitor(context.pool, monitor, fields, notify=notify_of(values))
     except Invalid as invalid:
         return await _form_page(
             request, context, visit.user.id, values, forms, monitor=monitor, errors=_problems(invalid, forms)

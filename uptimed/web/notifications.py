@@ -16,6 +16,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from uptimed.monitor import Monitor
+from uptimed.rules.integrations import name_of
 from uptimed.rules.services import Services
 from uptimed.store import MAX_ID, integrations, monitors, notification_log
 from uptimed.store.notification_log import LogEntry
@@ -104,16 +105,18 @@ async def notifications_page(
     entries = found[:PAGE_SIZE]
     older = filters.query(before=entries[-1].id) if len(found) > PAGE_SIZE else None
     named = await monitors.get_many(context.pool, {e.monitor_id for e in entries if e.monitor_id is not None})
+    owned = await integrations.page_for_owner(context.pool, user_id, before_id=None, limit=MAX_INTEGRATIONS)
+    names = {i.id: name_of(context.registry, i) for i in owned}
     rows = [
         LogRow(
             entry=e,
             kind=e.event_type.removeprefix("website.").removeprefix("incident."),
-            integration=f"{context.registry.title(e.integration_type)} #{e.integration_id}",
+            integration=names.get(e.integration_id)
+            or f"{context.registry.title(e.integration_type)} #{e.integration_id}",
             monitor=m if (m := named.get(e.monitor_id or 0)) is not None and m.owner_id == user_id else None,
         )
         for e in entries
     ]
-    owned = await integrations.page_for_owner(context.pool, user_id, before_id=None, limit=MAX_INTEGRATIONS)
     return render(
         request,
         "notifications.html",
@@ -123,6 +126,6 @@ async def notifications_page(
         older=older,
         newest=filters.query() if before is not None else None,
         error_shown=ERROR_SHOWN,
-        integrations=[(i.id, f"{context.registry.title(i.type)} #{i.id}") for i in owned],
+        integrations=[(i.id, names[i.id]) for i in owned],
         notice=visit.notice,
     )

@@ -1,17 +1,20 @@
 """The public status page: its settings (``/status-page``) and the page itself (``/status/{slug}``).
 
 The public page needs no sign-in and shows only what its owner chose: each
-chosen monitor's name, state, 90-day uptime bars and open incidents. What it
-shows is built as :class:`PublicMonitor` values that hold nothing else, so
-no target URL, error text, cause or owner detail can reach the template. An
-unpublished page answers exactly like one that does not exist.
+chosen monitor's name, state, 90-day uptime bars (each day's tooltip: date,
+uptime, incidents), open incidents, the incident history of those days, and
+maintenance that is on or coming. One line says the state in words that
+match it: operational, degraded, maintenance, partial or major outage. What
+it shows is built as :class:`PublicMonitor` values that hold nothing else,
+so no target URL, error text, cause or owner detail can reach the template.
+An unpublished page answers exactly like one that does not exist.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypedDict
 
 import structlog
@@ -20,6 +23,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 
 from uptimed.monitor import Monitor
+from uptimed.rules import maintenance as planned_maintenance
 from uptimed.rules import status as monitor_status
 from uptimed.rules.services import Services
 from uptimed.store import incidents, monitors, stats, status_pages, web_sessions
@@ -154,26 +158,51 @@ class PublicMonitor:
     """up, down, slow, paused or unknown."""
     bars: Markup
     uptime: float | None
-    """Percent of checks up over the days the bars cover; None without checks."""
+    """Percent of checks up over the days the bars cover (maintenance left out); None without checks."""
     incidents: list[OpenIncident]
+    maintenance: bool = False
+    """A maintenance window is on for it now."""
+
+
+@dataclass(frozen=True)
+class PastIncident:
+    """An incident of the days shown, as the public sees it: no cause, no error text."""
+
+    monitor: str
+    opened_at: datetime
+    resolved_at: datetime | None
+    seconds: float
+
+
+@dataclass(frozen=True)
+class PublicMaintenance:
+    name: str
+    start: datetime
+    end: datetime
+    ongoing: bool
+    monitors: list[str]
 
 
 @dataclass(frozen=True)
 class Overall:
     state: str
-    """operational, partial or major."""
+    """operational, degraded, maintenance, partial or major."""
     words: str
 
 
-def overall(statuses: list[str]) -> Overall:
-    """One verdict for the page: paused and not-yet-checked monitors do not count."""
+def overall(statuses: list[str], *, maintenance: bool = False) -> Overall:
+    """One verdict for the page, in words that match it; paused and not-yet-checked monitors do not count."""
     counted = [s for s in statuses if s in ("up", "slow", "down")]
     down = counted.count("down")
-    if not down:
-        return Overall("operational", "All systems operational")
-    if down == len(counted):
+    if down and down == len(counted):
         return Overall("major", "Major outage")
-    return Overall("partial", "Partial outage")
+    if down:
+        return Overall("partial", f"Partial outage: {down} of {len(counted)} down")
+    if "slow" in counted:
+        return Overall("degraded", "Degraded performance")
+    if maintenance:
+        return Overall("maintenance", "Maintenance in progress")
+    return Overall("operational", "All systems operational")
 
 
 def _uptime(days: list[stats.DayUptime]) -> float | None:
@@ -189,6 +218,7 @@ async def public_monitors(context: Services, page: StatusPage) -> list[PublicMon
         if v.monitor.id in chosen
     }
     days = await stats.daily_uptime(context.pool, page.owner_id, list(overviews), days=UPTIME_DAYS)
+    per_day = await incidents_per_day(context, page, list(overviews))
     now = datetime.now(UTC)
     ongoing: dict[int, list[OpenIncident]] = {}
     for record in await incidents.page_for_owner(
@@ -215,12 +245,67 @@ async def public_monitors(context: Services, page: StatusPage) -> list[PublicMon
             PublicMonitor(
                 name=name,
                 status=view.shown,
-                bars=charts.uptime_bars(history, label=f"{name}, uptime per day over the last {UPTIME_DAYS} days"),
+                bars=charts.uptime_bars(
+                    history,
+                    label=f"{name}, uptime per day over the last {UPTIME_DAYS} days",
+                    incidents=per_day.get(monitor_id, {}),
+                ),
                 uptime=_uptime(history),
                 incidents=ongoing.get(monitor_id, []),
+                maintenance=view.maintenance is not None,
             )
         )
     return shown
+
+
+MAX_HISTORY = 100
+
+
+async def _history(context: Services, page: StatusPage, monitor_ids: list[int]) -> list[PastIncident]:
+    """The incidents of the chosen monitors that began in the days the bars cover, newest first."""
+    since = datetime.now(UTC) - timedelta(days=UPTIME_DAYS)
+    found = await incidents.page_for_owner(
+        context.pool, page.owner_id, monitor_id=None, open_only=False, since=since, before_id=None, limit=1000
+    )
+    now = datetime.now(UTC)
+    chosen = set(monitor_ids)
+    return [
+        PastIncident(r.monitor_name, r.opened_at, r.resolved_at, ((r.resolved_at or now) - r.opened_at).total_seconds())
+        for r in found
+        if r.monitor_id in chosen
+    ][:MAX_HISTORY]
+
+
+async def incidents_per_day(context: Services, page: StatusPage, monitor_ids: list[int]) -> dict[int, dict[date, int]]:
+    """Per monitor, how many incidents began on each UTC day the bars cover."""
+    since = datetime.now(UTC) - timedelta(days=UPTIME_DAYS)
+    found = await incidents.page_for_owner(
+        context.pool, page.owner_id, monitor_id=None, open_only=False, since=since, before_id=None, limit=10_000
+    )
+    counts: dict[int, dict[date, int]] = {}
+    for record in found:
+        if record.monitor_id in monitor_ids:
+            by_day = counts.setdefault(record.monitor_id, {})
+            day = record.opened_at.astimezone(UTC).date()
+            by_day[day] = by_day.get(day, 0) + 1
+    return counts
+
+
+async def _maintenance(context: Services, page: StatusPage) -> list[PublicMaintenance]:
+    every = await monitors.page_overviews(context.pool, page.owner_id, after_id=None, limit=MAX_MONITORS)
+    chosen = [o.monitor for o in every if o.monitor.id in page.monitor_ids]
+    names = {m.id: m.name for m in chosen}
+    now = datetime.now(UTC)
+    return [
+        PublicMaintenance(
+            name=p.window.name,
+            start=p.occurrence.start,
+            end=p.occurrence.end,
+            ongoing=p.occurrence.start <= now,
+            monitors=[names[i] for i in p.monitor_ids],
+        )
+        for p in await planned_maintenance.for_monitors(context.pool, page.owner_id, chosen)
+    ]
 
 
 async def _published(context: Services, slug: str) -> StatusPage:
@@ -236,8 +321,10 @@ async def _body(context: Services, page: StatusPage) -> dict[str, Any]:
         "title": page.title,
         "slug": page.slug,
         "monitors": shown,
-        "overall": overall([m.status for m in shown]),
+        "overall": overall([m.status for m in shown], maintenance=any(m.maintenance for m in shown)),
         "days": UPTIME_DAYS,
+        "history": await _history(context, page, page.monitor_ids),
+        "maintenance": await _maintenance(context, page),
         "checked_at": datetime.now(UTC),
     }
 

@@ -8,8 +8,10 @@ show a signed-in user's data.
 
 from __future__ import annotations
 
+import contextvars
 import math
-from datetime import UTC, datetime
+import zoneinfo
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 import jinja2
@@ -79,13 +81,37 @@ def elapsed(value: datetime | None, now: datetime | None = None) -> str:
     return duration(((now or datetime.now(UTC)) - value).total_seconds())
 
 
+ZONE_COOKIE = "uptimed_tz"
+"""The browser's time zone, set by app.js: the default for a viewer who chose none."""
+
+_zone: contextvars.ContextVar[tzinfo] = contextvars.ContextVar("zone", default=UTC)
+
+
+def zone_named(name: str | None) -> tzinfo | None:
+    """The IANA zone ``name``, None when it is not one."""
+    if not name or len(name) > 64:
+        return None
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def viewer_zone(request: Request, user: Any = None) -> str:
+    """The zone a page shows times in: the user's choice, else the browser's (its cookie), else UTC."""
+    for name in (getattr(user, "time_zone", None), request.cookies.get(ZONE_COOKIE)):
+        if zone_named(name) is not None:
+            return str(name)
+    return "UTC"
+
+
 def when(value: datetime | None) -> Markup:
-    """A ``<time>`` element in UTC, with the exact instant for machines and tooltips."""
+    """A ``<time>`` element in the viewer's zone, with the exact instant (UTC) for machines and tooltips."""
     if value is None:
         return Markup("—")
-    value = value.astimezone(UTC)
-    iso = value.isoformat(timespec="seconds")
-    return Markup('<time datetime="{0}" title="{0}">{1}</time>').format(iso, value.strftime("%Y-%m-%d %H:%M:%S UTC"))
+    iso = value.astimezone(UTC).isoformat(timespec="seconds")
+    local = value.astimezone(_zone.get())
+    return Markup('<time datetime="{0}" title="{0}">{1}</time>').format(iso, local.strftime("%Y-%m-%d %H:%M:%S %Z"))
 
 
 def _environment() -> jinja2.Environment:
@@ -110,7 +136,15 @@ def render(
     """The page ``template`` with ``context``; ``private`` pages are never cached."""
     context.setdefault("visit", getattr(request.state, "visit", None))
     context.setdefault("notice", None)
-    html = environment.get_template(template).render(request=request, path=request.url.path, **context)
+    visit = context["visit"]
+    zone = viewer_zone(request, visit.user if visit is not None else None)
+    token = _zone.set(zone_named(zone) or UTC)
+    try:
+        html = environment.get_template(template).render(
+            request=request, path=request.url.path, time_zone=zone, **context
+        )
+    finally:
+        _zone.reset(token)
     headers = dict(SECURITY_HEADERS)
     # Public pages (the status page) may be cached, but must be checked again: they refresh themselves.
     headers["Cache-Control"] = "no-store" if private else "no-cache"

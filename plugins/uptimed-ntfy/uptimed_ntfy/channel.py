@@ -76,7 +76,7 @@ def title(notification: Notification) -> str:
         case NotificationKind.SLOW:
             text = f"{name} is slow"
         case NotificationKind.TEST:
-            text = f"Test notification from uptimed for {name}"
+            text = f"Test notification from uptimed to {name}"
         case _:  # escalation, acknowledged, and any kind added later
             text = headline(notification).split(" ", 1)[-1]  # without the emoji: the tag shows one
     text = " ".join(text.split())  # no line breaks in a header

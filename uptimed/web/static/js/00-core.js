@@ -6,6 +6,16 @@
   const meta = document.querySelector('meta[name="csrf-token"]');
   uptimed.csrf = meta ? meta.content : "";
 
+  // The browser's time zone, for pages to show times in when the viewer chose none (Preferences).
+  try {
+    const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (zone && !document.cookie.split("; ").includes("uptimed_tz=" + encodeURIComponent(zone))) {
+      document.cookie = "uptimed_tz=" + encodeURIComponent(zone) + "; path=/; max-age=31536000; SameSite=Lax";
+    }
+  } catch (error) {
+    // no Intl time zone: times stay in UTC
+  }
+
   // fetch() with the session's CSRF token; a 401 means the session ended.
   uptimed.request = async function (url, options = {}) {
     const headers = Object.assign({ "X-Uptimed-Fetch": "1" }, options.headers || {});
