@@ -80,7 +80,9 @@ async def test_a_step_due_while_no_evaluator_ran_fires_once_when_one_starts(
         == 2
     )
     await asyncio.sleep(1.0)  # anything doubled would have arrived by now
-    assert len(events.of("incident.escalated")) == 1
+    # One step 2. Its event may be published twice when the partition moves between storing and marking it
+    # published (the next owner publishes the outbox again): the same event id, which the notifier records once.
+    assert len({e["eventId"] for e in events.of("incident.escalated")}) == 1
     assert not evaluators.crashes
 
 

@@ -145,10 +145,7 @@ async def test_the_api_and_the_form_offer_it_with_no_page_code(
 
     assert kinds["ssh"]["distribution"] == "uptimed-ssh" and kinds["ssh"]["title"] == "SSH"
     assert [f["name"] for f in kinds["ssh"]["fields"]] == ["expected_software"]
-    assert (
-        "ssh" in schema["MonitorFields"]["properties"]
-        and "ssh" in schema["MonitorFields"]["properties"]["kind"]["enum"]
-    )
+    assert "ssh" in schema["MonitorIn"]["properties"] and "ssh" in schema["MonitorIn"]["properties"]["kind"]["enum"]
     assert created.status_code == 201, created.text
     assert created.json()["ssh"] == {"expected_software": "OpenSSH"}
     assert refused.status_code == 422
