@@ -3,7 +3,7 @@
 -- applies the steps of migrations/ a database lacks, and a test keeps this
 -- file equal to what the steps build. A schema change goes in both: see
 -- migrations/README.md. The version is that of the last step.
--- schema-version: 9
+-- schema-version: 10
 
 CREATE TABLE IF NOT EXISTS schema_version (
     version     integer PRIMARY KEY,
@@ -18,7 +18,21 @@ CREATE TABLE IF NOT EXISTS users (
     password_hash  text,
     -- the time zone the pages show times in; NULL: the browser's
     time_zone      text CHECK (length(time_zone) BETWEEN 1 AND 64),
+    -- two-factor sign-in: the confirmed TOTP secret (base32), one shown for
+    -- enrolment until a code from it is entered, the time step of the last
+    -- accepted code (a code signs in once)
+    totp_secret          text,
+    totp_pending_secret  text,
+    totp_last_step       bigint,
     created_at     timestamptz NOT NULL DEFAULT now()
+);
+
+-- One-time recovery codes of a user with TOTP: only their SHA-256 is stored.
+CREATE TABLE IF NOT EXISTS recovery_codes (
+    user_id    bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    code_hash  bytea NOT NULL,
+    used_at    timestamptz,
+    PRIMARY KEY (user_id, code_hash)
 );
 
 -- API tokens: only a SHA-256 of the token is stored; `prefix` identifies it.
@@ -30,7 +44,9 @@ CREATE TABLE IF NOT EXISTS api_tokens (
     token_hash    bytea NOT NULL UNIQUE,
     created_at    timestamptz NOT NULL DEFAULT now(),
     last_used_at  timestamptz,
-    revoked_at    timestamptz
+    revoked_at    timestamptz,
+    -- after this time the token no longer authenticates (NULL: never)
+    expires_at    timestamptz
 );
 CREATE INDEX IF NOT EXISTS api_tokens_user ON api_tokens (user_id);
 
@@ -317,6 +333,17 @@ CREATE TABLE IF NOT EXISTS web_sessions (
 );
 CREATE INDEX IF NOT EXISTS web_sessions_user ON web_sessions (user_id);
 CREATE INDEX IF NOT EXISTS web_sessions_expiry ON web_sessions (expires_at);
+
+-- A sign-in whose password was right and whose second factor is awaited:
+-- the browser holds a random token, only its SHA-256 is stored.
+CREATE TABLE IF NOT EXISTS sign_in_challenges (
+    token_hash  bytea PRIMARY KEY,
+    user_id     bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    next_path   text NOT NULL DEFAULT '/',
+    failures    integer NOT NULL DEFAULT 0,
+    expires_at  timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sign_in_challenges_expiry ON sign_in_challenges (expires_at);
 
 -- A user's public status page (opt-in): shown at /status/<slug> without
 -- sign-in, with only the monitors listed here.

@@ -185,6 +185,10 @@ class EventReader:
         return self.of(type_, reminder=reminder)
 
 
+LOOPBACK = ["127.0.0.0/8", "::1/128"]
+"""What the test stack's ``[security] allow_networks`` opens: the tests' own targets and receivers."""
+
+
 @dataclass
 class Stack:
     """Where this test's uptimed finds its services, and the names that are its own."""
@@ -215,6 +219,8 @@ class Stack:
             "probe": {"regions": self.regions},
             "api": {"enabled": False},
             "log": {"format": "json", "level": "debug"},
+            # Every test target and receiver listens on loopback; tests of the target policy take this out.
+            "security": {"allow_networks": LOOPBACK},
         }
 
     def settings(self, **overrides: Any):

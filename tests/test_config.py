@@ -244,3 +244,37 @@ def test_the_public_url_loses_its_trailing_slash() -> None:
 def test_check_config_counts_the_escalation_policies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = check(tmp_path, ON_CALL, capsys)
     assert code == 0 and out.strip().endswith("OK (1 monitor, 1 integration, 1 escalation policy, regions: default)")
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"[api]\nport = 8080\n# caf\xe9\n", "bad.toml:3: not UTF-8 text (byte 0xe9); save the file as UTF-8"),
+        (b"a = " + b"[" * 5000 + b"]" * 5000 + b"\n", "bad.toml: TOML syntax error: nested too deeply"),
+        (b"x = " + b"{a = " * 3000 + b"1" + b"}" * 3000 + b"\n", "bad.toml: TOML syntax error: nested too deeply"),
+        (
+            b'[database]\ndsn = "postgresql://u:pw-secret@db.example:notaport/x"\n',
+            "bad.toml:2: database.dsn: has a port that is not a number from 1 to 65535",
+        ),
+        (
+            b'[database]\ndsn = "mysql://u:pw-secret@db.example/x"\n',
+            "bad.toml:2: database.dsn: must be a postgresql:// URL",
+        ),
+        (
+            b'[database]\ndsn = "postgresql://u:pw-secret@[::1/x"\n',
+            "bad.toml:2: database.dsn: has a malformed IPv6 host (write it as [::1]:5432)",
+        ),
+    ],
+    ids=["not-utf8", "nested-arrays", "nested-tables", "dsn-port", "dsn-scheme", "dsn-ipv6"],
+)
+@pytest.mark.parametrize("command", ["check-config", "migrate"])
+def test_config_tools_answer_a_broken_file_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str, content: bytes, expected: str
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_bytes(content)
+    code = main([command, str(path)] if command == "check-config" else [command, "-c", str(path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip().splitlines() == [f"{tmp_path}/{expected}"]
+    assert "secret" not in err

@@ -24,6 +24,8 @@ from uptimed.api.server import AccessLog
 from uptimed.channels.registry import ChannelRegistry
 from uptimed.config import Settings
 from uptimed.probe.pings import PingReceiver
+from uptimed.rules.quotas import Limits
+from uptimed.rules.targets import TargetPolicy, policy_for
 from uptimed.web import errors as web_errors
 
 
@@ -56,8 +58,14 @@ def create_app(
     http: httpx.AsyncClient,
     readiness: Readiness,
     pings: PingReceiver | None = None,
+    policy: TargetPolicy | None = None,
+    trusted_http: httpx.AsyncClient | None = None,
 ) -> FastAPI:
-    """The API and the pages over these connections; ``readiness`` answers ``/readyz``, ``pings`` takes heartbeats."""
+    """The API and the pages over these connections; ``readiness`` answers ``/readyz``, ``pings`` takes heartbeats.
+
+    ``http`` sends users' test notifications (made with ``policy``, :func:`uptimed.channels.http.delivery_client`),
+    ``trusted_http`` those of the config file's integrations. ``policy`` defaults to ``[security]``'s.
+    """
     app = FastAPI(
         title="uptimed",
         version=__version__,
@@ -67,7 +75,15 @@ def create_app(
         redoc_url=None,
     )
     app.state.context = ApiContext(
-        pool=pool, registry=registry, settings=settings, http=http, readiness=readiness, pings=pings
+        pool=pool,
+        registry=registry,
+        settings=settings,
+        http=http,
+        readiness=readiness,
+        pings=pings,
+        policy=policy if policy is not None else policy_for(settings),
+        limits=Limits.of(settings.quotas),
+        trusted_http=trusted_http,
     )
     routes.install(app)
     web.install(app)

@@ -245,7 +245,7 @@ def cmd_user_passwd(args: argparse.Namespace) -> int:
     if password is None:
         return EXIT_FAILURE
     try:
-        password_hash = passwords.hash_password(password)
+        password_hash = passwords.hash_password(password, username=args.name)
     except passwords.WeakPassword as exc:
         print(f"uptimed: {exc}; nothing changed", file=sys.stderr)
         return EXIT_FAILURE

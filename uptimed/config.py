@@ -14,7 +14,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -38,11 +47,40 @@ class DatabaseSettings(Section):
     pool_max: int = Field(10, ge=1, le=200)
     connect_timeout: Duration = Field(10.0, gt=0)
 
+    @field_validator("dsn")
+    @classmethod
+    def _dsn(cls, value: SecretStr) -> SecretStr:
+        problem = dsn_problem(value.get_secret_value())
+        if problem:
+            raise ValueError(problem)  # never the DSN itself: it may hold the password
+        return value
+
     @model_validator(mode="after")
     def _pool(self) -> Self:
         if self.pool_min > self.pool_max:
             raise ValueError("pool_min is larger than pool_max")
         return self
+
+
+def dsn_problem(dsn: str) -> str | None:
+    """What is wrong with the form of a PostgreSQL URL, or None (its hosts and ports are read as asyncpg reads them)."""
+    scheme, sep, rest = dsn.partition("://")
+    if not sep or scheme not in ("postgresql", "postgres"):
+        return "must be a postgresql:// URL"
+    netloc = rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]
+    for host in netloc.split(","):
+        if host.startswith("["):
+            address, bracket, port = host[1:].partition("]")
+            if not bracket or (port and not port.startswith(":")):
+                return "has a malformed IPv6 host (write it as [::1]:5432)"
+            port = port[1:]
+        else:
+            address, _, port = host.partition(":")
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            return "has a port that is not a number from 1 to 65535"
+        if any(ch.isspace() for ch in address):
+            return "has a host with spaces in it"
+    return None
 
 
 class RedisSettings(Section):
@@ -179,6 +217,16 @@ class ApiSettings(Section):
             raise ValueError("must not have a query or a fragment")
         return value.strip().rstrip("/")
 
+    request_timeout: Duration = Field(
+        10.0, ge=1, le=600, description="a request (headers and body) must arrive whole within this, or is dropped"
+    )
+    max_connections_per_client: int = Field(
+        32,
+        ge=0,
+        le=100_000,
+        description="connections one client address may hold open at once (0: no limit, e.g. behind a proxy)",
+    )
+
 
 class SmtpSettings(Section):
     host: str = "127.0.0.1"
@@ -228,6 +276,36 @@ class NotifySettings(Section):
     delivery_timeout: Duration = Field(15.0, gt=0, description="one delivery attempt may take this long")
     concurrency: int = Field(200, ge=1, le=10_000, description="deliveries in flight at once")
     per_channel_concurrency: int = Field(50, ge=1, le=10_000, description="in flight at once per channel type")
+    connections_per_destination: int = Field(
+        10,
+        ge=1,
+        le=1000,
+        description="connections open at once to one host:port; more requests wait, so one slow host cannot use up the pool",
+    )
+
+
+class SecuritySettings(Section):
+    """What monitors and integrations made through the API or the pages may reach (:mod:`uptimed.rules.targets`)."""
+
+    allow_networks: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="networks users' monitors and integrations may reach beyond the public internet, e.g. 10.0.0.0/8",
+    )
+    allow_all_networks: bool = Field(
+        False,
+        description="every network (a single-team install whose users are all trusted); uptimed's own services stay closed",
+    )
+
+
+class QuotaSettings(Section):
+    """Limits of each user, for what is made through the API or the pages (the config file is not counted)."""
+
+    monitors_per_user: int = Field(1000, ge=0, le=1_000_000, description="monitors one user may have")
+    integrations_per_user: int = Field(100, ge=0, le=100_000, description="integrations one user may have")
+    min_interval: Duration = Field(30.0, ge=1, le=86400, description="the shortest interval of a user's monitor")
+    test_sends_per_minute: int = Field(10, ge=1, le=10_000, description="test notifications one user may send")
+    api_requests_per_minute: int = Field(600, ge=1, le=1_000_000, description="requests one API token may make")
 
 
 class RetentionSettings(Section):
@@ -254,6 +332,8 @@ class Settings(BaseSettings):
     log: LogSettings = Field(default_factory=LogSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    quotas: QuotaSettings = Field(default_factory=QuotaSettings)
     monitors: list[MonitorSpec] = Field(default_factory=list)
     integrations: list[IntegrationSpec] = Field(default_factory=list)
     maintenance: list[MaintenanceSpec] = Field(default_factory=list)
@@ -411,15 +491,23 @@ def load_settings(path: str | Path) -> Settings:
     """Read, parse and validate a config file. Raises :class:`ConfigError`."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(path, [ConfigProblem("", f"cannot read the file: {exc.strerror or exc}")]) from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        problem = ConfigProblem("", f"not UTF-8 text (byte {raw[exc.start]:#04x}); save the file as UTF-8", line)
+        raise ConfigError(path, [problem]) from None
     return parse_settings(text, path)
 
 
 def _toml(text: str, path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
+    except RecursionError:
+        raise ConfigError(path, [ConfigProblem("", "TOML syntax error: nested too deeply")]) from None
     except tomllib.TOMLDecodeError as exc:
         line, column = _decode_position(str(exc))
         if line is None and "end of document" in str(exc):
@@ -433,6 +521,8 @@ def parse_settings(text: str, path: Path = Path("<config>")) -> Settings:
     lines = key_lines(text)
     try:
         return Settings(**data)
+    except RecursionError:
+        raise ConfigError(path, [ConfigProblem("", "a value is nested too deeply")]) from None
     except ValidationError as exc:
         problems = [_problem(error, lines) for error in exc.errors(include_url=False)]
         raise ConfigError(path, problems) from None

@@ -25,6 +25,7 @@ from uptimed import __version__, metrics
 from uptimed import log as uptimed_log
 from uptimed.api.server import bind, serve
 from uptimed.bus.kafka import ensure_topics, log_broker_release, make_producer
+from uptimed.channels.http import delivery_client
 from uptimed.channels.registry import ChannelRegistry, default_registry
 from uptimed.config import ConfigError, ConfigProblem, RedisSettings, Settings, load_settings
 from uptimed.errors import ServiceUnavailable
@@ -41,6 +42,7 @@ from uptimed.probe.worker import ProbeWorker
 from uptimed.retention import Retention
 from uptimed.roles import ROLES, parts_of
 from uptimed.rules import declared
+from uptimed.rules.targets import TRUSTED, TargetPolicy, policy_for
 from uptimed.store import monitors
 from uptimed.store.database import connect, migrate
 from uptimed.store.monitor_feed import MonitorFeed, MonitorListener
@@ -94,14 +96,26 @@ class Connections:
     redis: aioredis.Redis
     producer: AIOKafkaProducer
     probes: aiohttp.ClientSession
-    """The probes' HTTP client."""
+    """The probes' HTTP client for the config file's monitors."""
+    policed_probes: aiohttp.ClientSession
+    """The probes' HTTP client for users' monitors: every connection checked by the target policy."""
     http: httpx.AsyncClient
-    """The deliveries' HTTP client (the API's test notifications too)."""
+    """The deliveries' HTTP client for users' integrations (the API's test notifications too), policed."""
+    trusted_http: httpx.AsyncClient
+    """The deliveries' HTTP client for the config file's integrations."""
+    policy: TargetPolicy
+    """What users' monitors and integrations may connect to (:mod:`uptimed.rules.targets`)."""
+    api_socket: socket.socket | None
+    """The API's listening socket, bound here when this process has the api role (else None)."""
 
 
 @asynccontextmanager
-async def connected(settings: Settings) -> AsyncIterator[Connections]:
-    """Connect to PostgreSQL (and migrate it), Redis and Kafka, open the HTTP clients; close them all on leaving."""
+async def connected(settings: Settings, roles: frozenset[str] = frozenset(ROLES)) -> AsyncIterator[Connections]:
+    """Connect to PostgreSQL (and migrate it), Redis and Kafka, open the HTTP clients; close them all on leaving.
+
+    With the api role the API's socket is bound here, before the target policy is made: its port
+    (``[api] port = 0`` picks one) is one of uptimed's own that users' targets may never reach.
+    """
     async with AsyncExitStack() as stack:
         pool = await connect(settings.database)
         stack.push_async_callback(pool.close)
@@ -113,15 +127,51 @@ async def connected(settings: Settings) -> AsyncIterator[Connections]:
         await ensure_topics(settings.kafka)
         producer = await start_producer(settings)
         stack.push_async_callback(producer.stop)
+        api_socket: socket.socket | None = None
+        api_port: int | None = None  # another process's API: the port in the settings
+        if settings.api.enabled and "api" in roles:
+            api_socket = bind_api(settings)
+            stack.callback(api_socket.close)  # unless served (closing twice is harmless)
+            api_port = int(api_socket.getsockname()[1])
+        # The addresses of our own services are resolved once: users' targets may never be one of them.
+        policy = await anyio.to_thread.run_sync(lambda: policy_for(settings, api_port=api_port))
         probes = make_session(limit=settings.probe.concurrency)
         stack.push_async_callback(probes.close)
-        http = httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.notify.delivery_timeout),
-            follow_redirects=False,
-            headers={"User-Agent": f"uptimed/{__version__}"},
+        policed_probes = make_session(limit=settings.probe.concurrency, policy=policy)
+        stack.push_async_callback(policed_probes.close)
+        notify = settings.notify
+        http, trusted_http = (
+            delivery_client(
+                policy=client_policy,
+                timeout=notify.delivery_timeout,
+                per_destination=notify.connections_per_destination,
+                max_connections=notify.concurrency + 100,
+            )
+            for client_policy in (policy, TRUSTED)
         )
         stack.push_async_callback(http.aclose)
-        yield Connections(pool=pool, redis=redis, producer=producer, probes=probes, http=http)
+        stack.push_async_callback(trusted_http.aclose)
+        yield Connections(
+            pool=pool,
+            redis=redis,
+            producer=producer,
+            probes=probes,
+            policed_probes=policed_probes,
+            http=http,
+            trusted_http=trusted_http,
+            policy=policy,
+            api_socket=api_socket,
+        )
+
+
+def bind_api(settings: Settings) -> socket.socket:
+    """The API's listening socket; a taken address fails start-up (:class:`ServiceUnavailable`)."""
+    try:
+        return bind(settings.api)
+    except OSError as exc:
+        raise ServiceUnavailable(
+            "api", f"cannot listen on {settings.api.host}:{settings.api.port}: {exc.strerror}"
+        ) from exc
 
 
 async def run(
@@ -141,7 +191,7 @@ async def run(
     # From here on the client libraries' log records are folded into the watch's lines about each service.
     uptimed_log.fold_library_records(watch.library_record)
     try:
-        async with connected(settings) as connections:
+        async with connected(settings, roles) as connections:
             daemon = Daemon(
                 settings,
                 connections,
@@ -188,7 +238,7 @@ class Daemon:
         watch.add("kafka", kafka_probe(connections.producer.client))
         self.systemd = SystemdNotifier()
         self.workers: list[ProbeWorker] = []
-        self._api_socket: socket.socket | None = None
+        self._api_socket = connections.api_socket
         self.supervisor = Supervisor(parts_of(roles, self._parts()), watch=watch)
         self._monitor_count: int | None = None
 
@@ -209,7 +259,11 @@ class Daemon:
                 prefix=settings.redis.key_prefix,
             )
             worker = ProbeWorker(
-                queue=queue, session=self.connections.probes, consumer=identity, concurrency=settings.probe.concurrency
+                queue=queue,
+                session=self.connections.probes,
+                consumer=identity,
+                concurrency=settings.probe.concurrency,
+                policed=(self.connections.policed_probes, self.connections.policy),
             )
             forwarder = Forwarder(
                 redis=redis,
@@ -237,6 +291,8 @@ class Daemon:
             http=self.connections.http,
             owner=identity,
             public_url=settings.api.public_url,
+            trusted_http=self.connections.trusted_http,
+            policy=self.connections.policy,
         )
         notifier = Notifier(settings=settings, pool=pool, producer=producer, dispatcher=dispatcher)
         parts += [
@@ -249,13 +305,7 @@ class Daemon:
             pings = PingReceiver(
                 pool=pool, redis=redis, prefix=settings.redis.key_prefix, region=settings.probe.regions[0]
             )
-            # Listening before READY=1, so systemd's "ready" includes the API; a taken address fails start-up.
-            try:
-                self._api_socket = bind(settings.api)
-            except OSError as exc:
-                raise ServiceUnavailable(
-                    "api", f"cannot listen on {settings.api.host}:{settings.api.port}: {exc.strerror}"
-                ) from exc
+            # Listening (bound by connected()) before READY=1, so systemd's "ready" includes the API.
 
             async def run_api() -> None:
                 sock, self._api_socket = self._api_socket, None  # a restart binds afresh
@@ -272,6 +322,8 @@ class Daemon:
                     http=self.connections.http,
                     readiness=daemon_readiness(services=self.watch.problems, parts=lambda: self.supervisor.parts),
                     pings=pings,
+                    policy=self.connections.policy,
+                    trusted_http=self.connections.trusted_http,
                 )
                 await serve(app, settings.api, sock=sock)
 

@@ -9,6 +9,7 @@ that look for secrets in them.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,8 +19,10 @@ import pytest
 
 from tests.support import Stack, WebhookReceiver
 from uptimed.app import create_app
+from uptimed.channels.http import delivery_client
 from uptimed.channels.registry import default_registry
 from uptimed.config import DatabaseSettings, Settings
+from uptimed.rules.targets import policy_for
 from uptimed.store import api_tokens, users
 from uptimed.store.database import connect
 
@@ -65,23 +68,35 @@ class Person:
     client: httpx.AsyncClient
 
 
-@pytest.fixture
-async def api(stack: Stack) -> AsyncIterator[Api]:
-    settings = stack.settings(probe={"regions": REGIONS}, notify={"delivery_timeout": 5})
+@asynccontextmanager
+async def running_api(stack: Stack, **overrides: Any) -> AsyncIterator[Api]:
+    """The app over this test's database, with ``overrides`` of the test stack's settings (``security={...}``)."""
+    settings = stack.settings(**{"probe": {"regions": REGIONS}, "notify": {"delivery_timeout": 5}, **overrides})
     pool = await connect(DatabaseSettings(dsn=stack.dsn))
-    http = httpx.AsyncClient(timeout=5.0)
+    policy = policy_for(settings)
+    http = delivery_client(timeout=5.0, policy=policy, per_destination=settings.notify.connections_per_destination)
     ready = {"postgresql": True, "redis": True, "kafka_producer": True, "evaluator": True, "notifier": True}
 
     async def readiness() -> dict[str, bool]:
         return dict(ready)
 
-    app = create_app(pool=pool, registry=default_registry(), settings=settings, http=http, readiness=readiness)
+    app = create_app(
+        pool=pool, registry=default_registry(), settings=settings, http=http, readiness=readiness, policy=policy
+    )
     state = Api(app=app, pool=pool, settings=settings, http=http, ready=ready)
-    yield state
-    for client in state.clients:
-        await client.aclose()
-    await http.aclose()
-    await pool.close()
+    try:
+        yield state
+    finally:
+        for client in state.clients:
+            await client.aclose()
+        await http.aclose()
+        await pool.close()
+
+
+@pytest.fixture
+async def api(stack: Stack) -> AsyncIterator[Api]:
+    async with running_api(stack) as state:
+        yield state
 
 
 async def make_person(api: Api, username: str, *, admin: bool = False) -> Person:

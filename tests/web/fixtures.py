@@ -19,9 +19,11 @@ import pytest
 
 from tests.support import Stack
 from uptimed.app import create_app
+from uptimed.channels.http import delivery_client
 from uptimed.channels.registry import default_registry
 from uptimed.config import DatabaseSettings, Settings
 from uptimed.passwords import hash_password
+from uptimed.rules.targets import policy_for
 from uptimed.store import users
 from uptimed.store.database import connect
 
@@ -68,8 +70,10 @@ class Site:
     http: httpx.AsyncClient
     clients: list[httpx.AsyncClient] = field(default_factory=list)
 
-    def client(self) -> httpx.AsyncClient:
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://uptimed.test")
+    def client(self, address: str = "127.0.0.1") -> httpx.AsyncClient:
+        """A browser of the pages, connecting from ``address``."""
+        transport = httpx.ASGITransport(app=self.app, client=(address, 123))
+        client = httpx.AsyncClient(transport=transport, base_url="http://uptimed.test")
         self.clients.append(client)
         return client
 
@@ -98,12 +102,15 @@ class Site:
 async def site(stack: Stack) -> AsyncIterator[Site]:
     settings = stack.settings(probe={"regions": REGIONS}, notify={"delivery_timeout": 5})
     pool = await connect(DatabaseSettings(dsn=stack.dsn))
-    http = httpx.AsyncClient(timeout=5.0)
+    policy = policy_for(settings)
+    http = delivery_client(timeout=5.0, policy=policy, per_destination=settings.notify.connections_per_destination)
 
     async def readiness() -> dict[str, bool]:
         return {"postgresql": True}
 
-    app = create_app(pool=pool, registry=default_registry(), settings=settings, http=http, readiness=readiness)
+    app = create_app(
+        pool=pool, registry=default_registry(), settings=settings, http=http, readiness=readiness, policy=policy
+    )
     state = Site(app=app, pool=pool, settings=settings, http=http)
     yield state
     for client in state.clients:

@@ -82,14 +82,15 @@ async def test_sign_in_form_needs_its_token(site: Site) -> None:
     assert "uptimed_session" not in client.cookies
 
 
-async def test_repeated_failures_lock_the_username_for_a_while(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(auth, "_failures", type(auth._failures)(auth._failures.default_factory))
+async def test_repeated_failures_lock_the_username_from_that_address_only(site: Site) -> None:
     await site.person("alice")
     for _ in range(auth.MAX_FAILURES):
-        assert (await site.sign_in(site.client(), "alice", "guess")).status_code == 401
-    locked = await site.sign_in(site.client(), "alice", PASSWORD)
+        assert (await site.sign_in(site.client("198.51.100.7"), "alice", "guess")).status_code == 401
+    locked = await site.sign_in(site.client("198.51.100.7"), "alice", PASSWORD)
     assert locked.status_code == 429
     assert "Too many failed attempts" in locked.text
+    # The stranger did not lock alice out from where she signs in.
+    assert (await site.sign_in(site.client("203.0.113.5"), "alice", PASSWORD)).status_code == 303
 
 
 @pytest.mark.parametrize("target", ["//evil.example/", "https://evil.example/", "/\\evil.example"])

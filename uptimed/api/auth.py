@@ -33,7 +33,9 @@ async def authenticate(
         raise Unauthorized("an 'Authorization: Bearer <token>' header is required")
     user = await api_tokens.authenticate(context.pool, credentials.credentials)
     if user is None:
-        raise Unauthorized("the token is not valid (unknown or revoked)", error="invalid_token")
+        raise Unauthorized("the token is not valid (unknown, revoked or expired)", error="invalid_token")
+    # Counted per token once it proved valid: 429 with Retry-After past [quotas] api_requests_per_minute.
+    context.limits.api_request(api_tokens.token_hash(credentials.credentials))
     return user
 
 

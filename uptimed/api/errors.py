@@ -11,6 +11,7 @@ body repeats a value it was given: a rejected value may be a secret.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -20,9 +21,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
-from uptimed.rules.errors import Conflict, DeclaredInFile, Invalid, NotFound, RuleError, dotted, plain
+from uptimed.rules.errors import Across, Conflict, DeclaredInFile, Invalid, NotFound, RuleError, dotted, plain
 from uptimed.rules.errors import Problem as RuleProblem
+from uptimed.rules.quotas import QuotaExceeded, RateLimited
 
 log = structlog.get_logger()
 
@@ -81,10 +84,13 @@ def field_problem(loc: Sequence[str | int], msg: str, type_: str = "value_error"
 
 def _from_pydantic(error: Mapping[str, Any]) -> FieldProblem:
     msg = plain(error)
+    raised = (error.get("ctx") or {}).get("error")
     if error.get("type") == "json_invalid":
-        reason = (error.get("ctx") or {}).get("error")
-        msg = f"invalid JSON: {reason}" if reason else "invalid JSON"
-    return field_problem(tuple(error.get("loc", ("body",))), msg, str(error.get("type", "value_error")))
+        msg = f"invalid JSON: {raised}" if raised else "invalid JSON"
+    loc = tuple(error.get("loc", ("body",)))
+    if isinstance(raised, Across):  # a rule across fields: named by the field it is about, not the whole body
+        loc = (*loc, *raised.about)
+    return field_problem(loc, msg, str(error.get("type", "value_error")))
 
 
 def body_problems(problems: Iterable[RuleProblem], source: str = "body") -> list[FieldProblem]:
@@ -119,6 +125,10 @@ async def _rule(_: Request, exc: RuleError) -> Response:
         return validation_response(body_problems(exc.problems), exc.available)
     if isinstance(exc, Conflict):
         return problem_response(409, exc.detail)
+    if isinstance(exc, QuotaExceeded):
+        return problem_response(409, str(exc))
+    if isinstance(exc, RateLimited):
+        return problem_response(429, str(exc), {"Retry-After": str(math.ceil(exc.retry_after))})
     return problem_response(400, str(exc))
 
 
@@ -132,6 +142,11 @@ async def _http(_: Request, exc: StarletteHTTPException) -> Response:
     return problem_response(exc.status_code, detail, exc.headers)
 
 
+async def _gone(_: Request, exc: ClientDisconnect) -> Response:
+    # The client hung up while its body was read: nobody is there to answer, and nothing failed here.
+    return Response(status_code=499)
+
+
 async def _crash(request: Request, exc: Exception) -> Response:
     log.error("api.crashed", method=request.method, path=request.url.path, error_type=type(exc).__name__)
     return problem_response(500, "internal error")
@@ -143,6 +158,7 @@ HANDLERS: dict[type[Exception], Handler] = {
     RuleError: _rule,
     RequestValidationError: _validation,
     StarletteHTTPException: _http,
+    ClientDisconnect: _gone,
     Exception: _crash,
 }
 """How the API answers each error, as JSON; :mod:`uptimed.app` installs them."""
@@ -175,3 +191,13 @@ INVALID: Responses = {
     422: _doc("A parameter or the body did not validate; each problem names its field.", ValidationProblem)
 }
 TOO_LARGE: Responses = {413: _doc("The body is larger than the API accepts (64 KiB).")}
+QUOTA: Responses = {
+    409: _doc("The caller has as many as [quotas] allows (the detail names the limit and the setting).")
+}
+RATE_LIMITED: Responses = {
+    429: {
+        "model": Problem,
+        "description": "Too many in a short time ([quotas]); `Retry-After` says how many seconds to wait.",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"}},
+    }
+}

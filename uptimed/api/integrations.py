@@ -23,9 +23,9 @@ from uptimed.api import pagination
 from uptimed.api.auth import Caller
 from uptimed.api.bounds import MAX_PAGE, CursorQuery, IdPath, Limit
 from uptimed.api.context import ApiContext, Context
-from uptimed.api.errors import CONFLICT, INVALID, MALFORMED, NOT_FOUND, TOO_LARGE, UNAUTHORIZED
+from uptimed.api.errors import CONFLICT, INVALID, MALFORMED, NOT_FOUND, QUOTA, RATE_LIMITED, TOO_LARGE, UNAUTHORIZED
 from uptimed.channels.registry import ChannelRegistry
-from uptimed.rules import owned
+from uptimed.rules import admission, owned
 from uptimed.rules.cursors import id_position
 from uptimed.rules.integrations import checked_name, default_name, keep_secrets, masked, name_of, send_test, validated
 from uptimed.store import integrations
@@ -133,14 +133,14 @@ async def _out(context: ApiContext, integration: Integration) -> IntegrationOut:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=IntegrationOut,
-    responses={**INVALID, **TOO_LARGE},
+    responses={**INVALID, **TOO_LARGE, **QUOTA},
     summary="Create an integration",
 )
 async def create_integration(body: IntegrationCreate, user: Caller, context: Context) -> IntegrationOut:
-    config = validated(context.registry, body.type, body.config)
+    config = await admission.integration_config(context, validated(context.registry, body.type, body.config))
     name = checked_name(body.name) or default_name(context.registry, body.type, config)
-    integration = await owned.create_integration(
-        context.pool, user.id, body.type, config, name=name, enabled=body.enabled
+    integration = await admission.create_integration(
+        context, user.id, body.type, config, name=name, enabled=body.enabled
     )
     return out(context.registry, integration)
 
@@ -189,6 +189,7 @@ async def update_integration(
     integration = await owned.integration(context.pool, user.id, integration_id, to_change=True)
     config = validated(context.registry, integration.type, keep_secrets(context.registry, integration, body.config))
     name = checked_name(body.name)
+    await admission.integration_config(context, config)
     return await _out(context, await owned.update_integration(context.pool, integration, config, name=name))
 
 
@@ -218,7 +219,7 @@ async def delete_integration(integration_id: IdPath, user: Caller, context: Cont
 @router.post(
     "/{integration_id}/test",
     response_model=Outcome,
-    responses={**NOT_FOUND, **INVALID},
+    responses={**NOT_FOUND, **INVALID, **RATE_LIMITED},
     summary="Send a test notification through the channel now",
     description="Answers 200 whatever the outcome; `status` says whether the channel accepted it.",
 )

@@ -28,6 +28,7 @@ from uptimed.api.errors import (
     INVALID,
     MALFORMED,
     NOT_FOUND,
+    QUOTA,
     TOO_LARGE,
     UNAUTHORIZED,
     InvalidInput,
@@ -35,12 +36,12 @@ from uptimed.api.errors import (
 )
 from uptimed.api.integrations import Deleted, Toggled
 from uptimed.monitor import MonitorFields
-from uptimed.rules import badges, owned
+from uptimed.rules import admission, badges, owned
 from uptimed.rules import status as monitor_status
+from uptimed.rules.credentials import keep_credentials, masked_headers, masked_target
 from uptimed.rules.cursors import check_position, id_position
 from uptimed.rules.errors import NotFound
 from uptimed.rules.kinds import keep_secrets
-from uptimed.rules.monitors import checked
 from uptimed.rules.status import MonitorView
 from uptimed.store import checks
 from uptimed.store.checks import StoredCheck
@@ -117,23 +118,25 @@ def out(view: MonitorView, base_url: str) -> MonitorOut:
     ping_url = (
         f"{base_url.rstrip('/')}/ping/{monitor.ping_token}" if monitor.ping_token and not monitor.scheduled else None
     )
-    return MonitorOut.model_validate(
-        {
-            # Python mode: each kind's options stay models (their secrets too), masked only in the JSON answered.
-            **monitor.model_dump(include=set(MonitorFields.model_fields)),
-            **monitor.kind_options(),
-            **shown,
-            "id": monitor.id,
-            "integrations": monitor.notify_integrations,
-            "managed_by_config": monitor.declared_in_file,
-            "ping_url": ping_url,
-            "maintenance": MaintenanceNow(
-                window_id=planned.window.id, name=planned.window.name, until=planned.occurrence.end
-            )
-            if planned
-            else None,
-        }
-    )
+    data = {
+        # Python mode: each kind's options stay models (their secrets too), masked only in the JSON answered.
+        **monitor.model_dump(include=set(MonitorFields.model_fields)),
+        **monitor.kind_options(),
+        **shown,
+        "id": monitor.id,
+        "integrations": monitor.notify_integrations,
+        "managed_by_config": monitor.declared_in_file,
+        "ping_url": ping_url,
+        "maintenance": MaintenanceNow(
+            window_id=planned.window.id, name=planned.window.name, until=planned.occurrence.end
+        )
+        if planned
+        else None,
+    }
+    # Credentials come back masked, as integrations' secrets do; a PUT that sends them back so keeps them.
+    data["target"] = masked_target(monitor.target)
+    data["http"]["headers"] = masked_headers(monitor.http.headers)
+    return MonitorOut.model_validate(data)
 
 
 def _fields(body: MonitorIn) -> MonitorFields:
@@ -151,12 +154,12 @@ async def _shown(request: Request, context: ApiContext, user_id: int, monitor_id
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=MonitorOut,
-    responses={**INVALID, **TOO_LARGE},
+    responses={**INVALID, **TOO_LARGE, **QUOTA},
     summary="Create a monitor",
 )
 async def create_monitor(request: Request, body: MonitorIn, user: Caller, context: Context) -> MonitorOut:
-    fields = checked(_fields(body), context.settings.probe.all_regions)
-    monitor = await owned.create_monitor(context.pool, user.id, fields, notify=body.integrations)
+    fields = await admission.monitor_fields(context, _fields(body))
+    monitor = await admission.create_monitor(context, user.id, fields, notify=body.integrations)
     return await _shown(request, context, user.id, monitor.id)
 
 
@@ -210,8 +213,8 @@ async def update_monitor(
 ) -> MonitorOut:
     """A kind's secret left out, or sent back masked, keeps its stored value; ``null`` removes it."""
     monitor = await owned.monitor(context.pool, user.id, monitor_id, to_change=True)
-    fields = keep_secrets(monitor, checked(_fields(body), context.settings.probe.all_regions))
-    await owned.update_monitor(context.pool, monitor, fields, notify=body.integrations)
+    fields = await admission.monitor_fields(context, keep_credentials(monitor, _fields(body)))
+    await owned.update_monitor(context.pool, monitor, keep_secrets(monitor, fields), notify=body.integrations)
     return await _shown(request, context, user.id, monitor_id)
 
 

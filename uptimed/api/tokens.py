@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from fastapi import APIRouter, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from uptimed.api.auth import Caller
 from uptimed.api.bounds import IdPath
@@ -25,6 +25,8 @@ from uptimed.store.api_tokens import ApiToken
 
 log = structlog.get_logger()
 
+MAX_LIFETIME = timedelta(days=5 * 366)
+
 router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"], responses={**MALFORMED, **UNAUTHORIZED})
 
 
@@ -32,6 +34,20 @@ class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field("", max_length=100, description="what the token is for")
+    expires_at: AwareDatetime | None = Field(
+        None, description="when it stops working (at most 5 years ahead); none: never"
+    )
+
+    @field_validator("expires_at")
+    @classmethod
+    def _future(cls, value: datetime | None) -> datetime | None:
+        if value is not None:
+            now = datetime.now(UTC)
+            if value <= now:
+                raise ValueError("must be in the future")
+            if value > now + MAX_LIFETIME:
+                raise ValueError("must be within 5 years")
+        return value
 
 
 class TokenOut(BaseModel):
@@ -41,6 +57,7 @@ class TokenOut(BaseModel):
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    expires_at: datetime | None = Field(None, description="when it stops working; null: never")
 
 
 class NewToken(TokenOut):
@@ -64,7 +81,7 @@ async def list_tokens(user: Caller, context: Context) -> list[TokenOut]:
     summary="Create a token for the caller",
 )
 async def create_token(body: TokenCreate, user: Caller, context: Context) -> NewToken:
-    secret, token = await api_tokens.create(context.pool, user.id, body.name)
+    secret, token = await api_tokens.create(context.pool, user.id, body.name, expires_at=body.expires_at)
     log.info("token.created", id=token.id, prefix=token.prefix, user_id=user.id)
     return NewToken(**out(token).model_dump(), token=secret)
 

@@ -9,6 +9,7 @@ tells retryable failures from permanent ones by the exception it raises.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -17,8 +18,10 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Protocol, SupportsFl
 import httpx
 from pydantic import BaseModel, SecretStr, WithJsonSchema
 
+from uptimed.channels.schema import secret_values
 from uptimed.durations import format_duration
 from uptimed.event import EventType, MonitorEvent
+from uptimed.rules.targets import TRUSTED, TargetPolicy, TargetRefused
 
 if TYPE_CHECKING:
     from uptimed.config import SmtpSettings
@@ -83,6 +86,9 @@ class Notification:
     """Which attempt this is for (event, integration): 2 and up are retries, possibly of a request that arrived."""
     links: Links = Links()
     """Links to the monitor, the incident and the acknowledge page; none without ``[api] public_url``."""
+    policy: TargetPolicy = TRUSTED
+    """What this integration may connect to. ``http`` enforces it already; a channel that opens
+    connections of its own resolves with ``policy.resolve(host, port)`` and connects only to what it returns."""
 
     @property
     def monitor_name(self) -> str:
@@ -174,10 +180,78 @@ def error_for_status(response: httpx.Response, *, retry_after: float | None = No
         return None
     if retry_after is None:
         retry_after = parse_retry_after(response.headers.get("retry-after"))
-    text = f"HTTP {status}: {response.text[:300]}".strip()
+    quoted = excerpt(response)
+    text = f"HTTP {status}: {quoted}" if quoted else f"HTTP {status}"
     if status in (408, 429) or status >= 500:
         return RetryableDeliveryError(text, retry_after=retry_after)
     return PermanentDeliveryError(text)
+
+
+MAX_ERROR_CHARS = 200
+"""How long a delivery's error may be once scrubbed: the status and a service's reason, not a page of its data."""
+
+
+def excerpt(response: httpx.Response, limit: int = 4000) -> str:
+    """The start of a (text or JSON) answer's body on one line.
+
+    Longer than an error keeps: :func:`send_scrubbed` masks the secrets in it
+    first and cuts it after, so a cut never leaves half a secret behind.
+    """
+    media = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media and not (media.startswith("text/") or media.endswith(("json", "xml"))):
+        return f"({media} body)"
+    try:
+        text = response.text
+    except (UnicodeDecodeError, LookupError, httpx.ResponseNotRead):
+        return ""
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in text[:limit]).split())
+
+
+_MASK = "***"
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every occurrence of each secret replaced by ``***``."""
+    # Longest first, so a secret that contains another is masked whole.
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, _MASK)
+    return text
+
+
+def refusal_of(exc: BaseException) -> TargetRefused | None:
+    """The target policy's refusal behind ``exc`` (httpx and httpcore chain it), if that is what it is."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, TargetRefused):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+async def send_scrubbed(channel: Channel, notification: Notification) -> None:
+    """``channel.send(notification)``; what it raises, its integration's secrets masked.
+
+    Every delivery and test goes through here, so no secret of a config (a
+    URL token, a header value, a bot token), nor a part of one, reaches the
+    notification log, the API, the pages or the daemon's log by way of an
+    error text, whichever channel wrote it: an answer that quotes the request
+    is common. The message is cut to :data:`MAX_ERROR_CHARS` after masking.
+    An httpx error a channel lets through is named, without its text (it
+    may hold the URL); a refusal of the target policy is permanent.
+    """
+    try:
+        await channel.send(notification)
+    except DeliveryError as exc:
+        exc.message = clip(scrub(exc.message, secret_values(notification.config)), MAX_ERROR_CHARS)
+        exc.args = (exc.message,)
+        raise
+    except httpx.TransportError as exc:
+        refused = refusal_of(exc)
+        if refused is not None:
+            raise PermanentDeliveryError(str(refused)) from None
+        raise RetryableDeliveryError(f"connection failed ({type(exc).__name__})") from None
 
 
 def parse_retry_after(value: object) -> float | None:

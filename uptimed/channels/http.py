@@ -1,38 +1,205 @@
-"""Posting to an HTTP endpoint the way every HTTP channel needs it.
+"""Posting to an HTTP endpoint the way every HTTP channel needs it, and the client deliveries go out on.
 
 Transport failures become :class:`~uptimed.channels.base.DeliveryError` s with
 messages scrubbed of the URL and any other secret: the URLs of Slack, Discord
 and Telegram carry their credentials, and httpx puts URLs into some exception
 texts. The original exception is not chained for the same reason (a logged
 traceback would print it).
+
+:func:`delivery_client` is the shared client of every HTTP channel, plugins
+included (``notification.http``): it connects only to addresses the target
+policy allows (:mod:`uptimed.rules.targets`), resolving names itself and
+connecting by address, so neither DNS rebinding nor a redirect gets around it;
+it holds at most ``connections_per_destination`` requests to one host at once
+(the rest wait), so one slow destination cannot take the whole pool; and it
+reads at most :data:`MAX_RESPONSE_BYTES` of an answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
+import anyio
+import httpcore
 import httpx
 from pydantic import AfterValidator, SecretStr, WithJsonSchema
 
+from uptimed import __version__
 from uptimed.channels.base import (
     DeliveryError,
     PermanentDeliveryError,
     RetryableDeliveryError,
     error_for_status,
+    refusal_of,
+    scrub,
 )
+from uptimed.rules.targets import TargetPolicy, TargetRefused
 
-__all__ = ["SecretHttpUrl", "post", "raise_for_status", "scrub"]
+__all__ = ["SecretHttpUrl", "delivery_client", "post", "raise_for_status", "scrub"]
 
-_MASK = "***"
+MAX_RESPONSE_BYTES = 1024 * 1024
+"""The most of an answer a delivery reads: enough for any service's reply, too little to fill the memory."""
 
 
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every occurrence of each secret replaced by ``***``."""
-    # Longest first, so a secret that contains another is masked whole.
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(secret, _MASK)
-    return text
+class _PolicedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend, connecting only to addresses the policy allows."""
+
+    def __init__(self, policy: TargetPolicy) -> None:
+        self.policy = policy
+        self._backend = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            with anyio.fail_after(timeout):
+                addresses = await self.policy.resolve(host, port)
+        except TargetRefused as exc:
+            raise httpcore.ConnectError(str(exc)) from exc
+        except TimeoutError as exc:
+            raise httpcore.ConnectTimeout(f"resolving {host} timed out") from exc
+        except OSError as exc:  # the name does not resolve
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc.strerror or exc}") from exc
+        failure: Exception | None = None
+        # By address, never by name again: a second lookup could answer differently. TLS still
+        # checks the certificate against the URL's host (httpcore passes it as the server name).
+        for address in addresses:
+            try:
+                return await self._backend.connect_tcp(
+                    address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+        assert failure is not None  # resolve() returns an address or raises
+        raise failure
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("a delivery never goes to a unix socket")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._backend.sleep(seconds)
+
+
+@dataclass
+class _Destination:
+    """Requests to one scheme, host and port: at most ``limit`` at once."""
+
+    semaphore: anyio.Semaphore
+    users: int = 0
+
+
+@dataclass
+class _Bounded(httpx.AsyncByteStream):
+    """An answer's body, cut off past :data:`MAX_RESPONSE_BYTES`; closing it frees its destination's slot."""
+
+    stream: httpx.AsyncByteStream
+    release: Any
+    read: int = 0
+    closed: bool = field(default=False)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self.stream:
+            self.read += len(chunk)
+            if self.read > MAX_RESPONSE_BYTES:
+                raise httpx.ReadError(f"the answer is larger than {MAX_RESPONSE_BYTES // 1024} KiB")
+            yield chunk
+
+    async def aclose(self) -> None:
+        try:
+            await self.stream.aclose()
+        finally:
+            if not self.closed:
+                self.closed = True
+                self.release()
+
+
+class DeliveryTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport with the target policy at the socket and a cap of connections per destination."""
+
+    def __init__(self, *, policy: TargetPolicy, per_destination: int, limits: httpx.Limits) -> None:
+        super().__init__(limits=limits, trust_env=False)
+        if policy.enforced:
+            # The same pool httpx builds, on a network backend that checks each address it connects to.
+            self._pool = httpcore.AsyncConnectionPool(
+                ssl_context=httpx.create_ssl_context(trust_env=False),
+                max_connections=limits.max_connections,
+                max_keepalive_connections=limits.max_keepalive_connections,
+                keepalive_expiry=limits.keepalive_expiry,
+                network_backend=_PolicedBackend(policy),
+            )
+        self.per_destination = per_destination
+        self._destinations: dict[tuple[bytes, bytes, int | None], _Destination] = {}
+
+    @property
+    def requests(self) -> int:
+        """Requests in this transport now: sending, or waiting for their destination's turn."""
+        return sum(destination.users for destination in self._destinations.values())
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        key = (request.url.raw_scheme, request.url.raw_host, request.url.port)
+        destination = self._destinations.get(key)
+        if destination is None:
+            destination = self._destinations[key] = _Destination(anyio.Semaphore(self.per_destination))
+        destination.users += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
+            destination.semaphore.release()
+            forget()
+
+        def forget() -> None:
+            destination.users -= 1
+            if destination.users == 0:
+                self._destinations.pop(key, None)  # the map holds only destinations in use
+
+        timeout = (request.extensions.get("timeout") or {}).get("pool")
+        try:
+            with anyio.fail_after(timeout):
+                await destination.semaphore.acquire()
+        except TimeoutError:
+            forget()
+            raise httpx.PoolTimeout(f"{self.per_destination} requests to this destination are in flight") from None
+        except BaseException:
+            forget()
+            raise
+        try:
+            response = await super().handle_async_request(request)
+        except BaseException:
+            release()
+            raise
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        response.stream = _Bounded(response.stream, release)
+        return response
+
+
+def delivery_client(
+    *, timeout: float, policy: TargetPolicy, per_destination: int, max_connections: int = 300
+) -> httpx.AsyncClient:
+    """The client deliveries (and test sends) go out on, made with ``policy`` (``TRUSTED`` for the config file's).
+
+    Redirects are not followed: a webhook that moved says so with its status.
+    """
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=100)
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout),
+        follow_redirects=False,
+        headers={"User-Agent": f"uptimed/{__version__}"},
+        transport=DeliveryTransport(policy=policy, per_destination=per_destination, limits=limits),
+        trust_env=False,
+    )
 
 
 async def post(
@@ -62,7 +229,11 @@ async def post(
         # The request itself is wrong (a bad URL or header): sending it again cannot help.
         error = PermanentDeliveryError(f"invalid request ({_describe(exc, concealed)})")
     except httpx.TransportError as exc:
-        error = RetryableDeliveryError(_unreachable(exc, url, concealed))
+        refused = refusal_of(exc)
+        if refused is not None:  # the address will not be allowed on a later attempt either
+            error = PermanentDeliveryError(str(refused))
+        else:
+            error = RetryableDeliveryError(_unreachable(exc, url, concealed))
     raise error from None
 
 

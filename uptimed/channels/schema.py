@@ -25,9 +25,11 @@ list whose items are written as strings (``"200-299"`` for a status range).
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import pydantic_core
 from pydantic import BaseModel, SecretBytes, SecretStr
@@ -222,3 +224,46 @@ def _jsonable_default(info: Any) -> Any:
         return pydantic_core.to_jsonable_python(value)
     except pydantic_core.PydanticSerializationError:
         return repr(value)
+
+
+_FRAGMENT_MIN = 8
+"""Parts of a secret URL this long or longer (a path segment, a query value) are secrets of their own."""
+
+
+def secret_values(config: BaseModel) -> list[str]:
+    """Every secret of a channel's config (its ``Secret`` fields), in clear, and the forms a service may echo.
+
+    An error text scrubbed of these (``uptimed.channels.base.scrub``) holds none of them: beside each
+    value, its percent-encoded and JSON-escaped forms, and for a URL its path, its long path segments
+    and query values and its password, since a service that quotes a request often quotes only a part.
+    """
+    found: list[str] = []
+    stack: list[Any] = [config]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, SecretStr | SecretBytes):
+            raw = value.get_secret_value()
+            found += _echoes(raw.decode(errors="replace") if isinstance(raw, bytes) else raw)
+        elif isinstance(value, BaseModel):
+            stack += [getattr(value, name) for name in type(value).model_fields]
+        elif isinstance(value, dict):
+            stack += list(value.values())
+        elif isinstance(value, list | tuple | set | frozenset):
+            stack += list(value)
+    return list(dict.fromkeys(s for s in found if s))
+
+
+def _echoes(secret: str) -> list[str]:
+    parts = [secret]
+    if "://" in secret:
+        try:
+            url = urlsplit(secret)
+            parts += [url.password or "", url.path if len(url.path) >= _FRAGMENT_MIN else "", url.query]
+            parts += [segment for segment in url.path.split("/") if len(segment) >= _FRAGMENT_MIN]
+            parts += [v for _, v in parse_qsl(url.query) if len(v) >= _FRAGMENT_MIN]
+        except ValueError:
+            pass
+    forms: list[str] = []
+    for part in parts:
+        forms += [part, quote(part, safe=""), quote(part), json.dumps(part)[1:-1], part.replace("/", "\\/")]
+    return forms

@@ -14,6 +14,7 @@ from uptimed.evaluate.escalation import FiredStep
 from uptimed.evaluate.state import ChangeKind, StateChange
 from uptimed.event import EscalationStep, EventType, MonitorEvent
 from uptimed.monitor import Monitor
+from uptimed.rules.credentials import public_target
 
 EVENT_ID_NAMESPACE = uuid.UUID("1e822d88-0a7c-4c42-8746-47501cd093d0")
 
@@ -76,7 +77,7 @@ def event_for(
         type=_EVENT_TYPES[change.kind],
         websiteId=monitor.id,
         userId=monitor.owner_id,
-        url=monitor.target,
+        url=public_target(monitor.target),  # never the URL's password nor a token in its query
         responseTime=change.response_time_ms,
         regionId=change.region,
         timestamp=change.at_ms,

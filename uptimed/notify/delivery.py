@@ -5,7 +5,8 @@ A channel reports a failure with its own :class:`~uptimed.channels.base.Delivery
 is sorted here, once: a send slower than the timeout is a retryable failure,
 and any other exception is the channel's bug, named by its type only (its text
 could carry a secret such as a URL) and retryable, since an error the channel
-did not expect may well pass. The dispatcher records the outcome and retries;
+did not expect may well pass. Every error is scrubbed of the integration's
+secrets first (:func:`~uptimed.channels.base.send_scrubbed`). The dispatcher records the outcome and retries;
 a test notification shows it to its sender.
 """
 
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 
 import anyio
 
-from uptimed.channels.base import Channel, DeliveryError, Notification
+from uptimed.channels.base import Channel, DeliveryError, Notification, send_scrubbed
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ async def deliver(channel: Channel, notification: Notification, *, timeout: floa
     error: DeliveryError | None = None
     try:
         with anyio.fail_after(timeout):
-            await channel.send(notification)
+            await send_scrubbed(channel, notification)  # no secret of the integration in an error
     except DeliveryError as exc:
         error = exc
     except TimeoutError:

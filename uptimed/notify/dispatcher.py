@@ -44,6 +44,7 @@ from uptimed.config import NotifySettings, SmtpSettings
 from uptimed.event import MonitorEvent
 from uptimed.failpoints import failpoint
 from uptimed.notify.delivery import deliver
+from uptimed.rules.targets import TRUSTED, TargetPolicy
 from uptimed.store import notification_log, signing_keys
 from uptimed.store.notification_log import Delivery
 from uptimed.supervisor import progress
@@ -85,6 +86,8 @@ class Dispatcher:
         http: httpx.AsyncClient,
         owner: str | None = None,
         public_url: str | None = None,
+        trusted_http: httpx.AsyncClient | None = None,
+        policy: TargetPolicy = TRUSTED,
     ) -> None:
         self.pool = pool
         self.public_url = public_url
@@ -96,6 +99,10 @@ class Dispatcher:
         self.settings = settings
         self.smtp = smtp
         self.http = http
+        """For users' integrations: made with ``policy`` (``uptimed.channels.http.delivery_client``)."""
+        self.trusted_http = trusted_http or http
+        """For integrations declared in the config file."""
+        self.policy = policy
         self.lease_s = settings.delivery_timeout + LEASE_MARGIN_S
         self.progress_bound = max(30.0, 2 * settings.delivery_timeout)
         """Seconds without a claim or a finished delivery after which the dispatcher counts as stuck."""
@@ -246,11 +253,12 @@ class Dispatcher:
                 kind=kind,
                 event=event,
                 config=config,
-                http=self.http,
+                http=self.trusted_http if delivery.declared else self.http,
                 smtp=self.smtp,
                 integration_id=delivery.integration_id,
                 attempt=attempt,
                 links=found_links,
+                policy=TRUSTED if delivery.declared else self.policy,
             )
             sent = await deliver(channel, notification, timeout=self.settings.delivery_timeout)
         error, elapsed_ms = sent.error, round(sent.seconds * 1000, 1)

@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from pydantic import BaseModel
 
 from uptimed.check import CheckResult, CheckStatus, ErrorClass, now_ms
+from uptimed.rules.targets import TargetPolicy
+from uptimed.rules.targets import TargetRefused as PolicyRefused
 
 if TYPE_CHECKING:
     import aiohttp
@@ -56,7 +58,22 @@ class Kind(Protocol):
 
 
 class TargetRefused(Exception):
-    """The target policy does not let this monitor reach that address."""
+    """The target policy does not let this monitor reach that address; ``str()`` says why and names the setting.
+
+    Not an ``OSError``: a kind that turns connection errors into results must not take it for one.
+    """
+
+
+def policed_resolve(policy: TargetPolicy) -> Resolve:
+    """A :data:`Resolve` that gives only the addresses ``policy`` allows (:mod:`uptimed.rules.targets`)."""
+
+    async def resolve(host: str, port: int) -> list[str]:
+        try:
+            return await policy.resolve(host, port)
+        except PolicyRefused as exc:
+            raise TargetRefused(str(exc)) from None
+
+    return resolve
 
 
 Resolve = Callable[[str, int], Awaitable[list[str]]]

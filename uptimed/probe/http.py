@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import functools
 import json
+import socket
 import ssl
 import sys
 import time
@@ -18,6 +19,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+from aiohappyeyeballs import AddrInfoType
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from uptimed import __version__
 from uptimed.check import CheckResult, CheckStatus, ErrorClass, now_ms
@@ -25,6 +28,7 @@ from uptimed.monitor import HttpOptions, Monitor
 from uptimed.probe.base import CheckContext
 from uptimed.probe.certificates import certificate_not_after
 from uptimed.probe.tcp import describe_os_error
+from uptimed.rules.targets import TargetPolicy, TargetRefused
 
 USER_AGENT = f"uptimed/{__version__}"
 
@@ -60,18 +64,65 @@ class ProbeResponse(aiohttp.ClientResponse):
         return self
 
 
-def make_session(*, limit: int, ssl_context: ssl.SSLContext | None = None) -> aiohttp.ClientSession:
+class PolicedResolver(AbstractResolver):
+    """Resolves as aiohttp does, then keeps only the addresses the target policy allows.
+
+    A name whose every address is refused fails with the policy's reason
+    (:class:`TargetRefused`) instead of a connection error to the last one.
+    """
+
+    def __init__(self, policy: TargetPolicy) -> None:
+        self.policy = policy
+        self._resolver = aiohttp.DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        found = await self._resolver.resolve(host, port, family)
+        allowed = set(self.policy.allowed([r["host"] for r in found], port, host=host))
+        return [r for r in found if r["host"] in allowed]
+
+    async def close(self) -> None:
+        await self._resolver.close()
+
+
+def policed_socket_factory(policy: TargetPolicy) -> Any:
+    """An aiohttp ``socket_factory`` that refuses to open a socket to an address ``policy`` refuses.
+
+    It sees the very address each connection goes to, for an IP in the URL,
+    after DNS and on every redirect, which no check of the URL alone can.
+    """
+
+    def socket_for(addr_info: AddrInfoType) -> socket.socket:
+        family, type_, proto, _, address = addr_info
+        policy.check(str(address[0]), int(address[1]))
+        return socket.socket(family=family, type=type_, proto=proto)
+
+    return socket_for
+
+
+def make_session(
+    *, limit: int, ssl_context: ssl.SSLContext | None = None, policy: TargetPolicy | None = None
+) -> aiohttp.ClientSession:
     """The session every http check runs on; the caller owns it and closes it.
 
     ``limit`` caps simultaneous connections. ``ssl_context`` verifies
     certificates of monitors with ``verify_tls`` on (default: the system's
-    trust store). Call it from the running event loop.
+    trust store). With ``policy``, every connection the session opens is to
+    an address the policy allows (:mod:`uptimed.rules.targets`): the session
+    for users' monitors; without, the session for the config file's. Its
+    connections are its own, so a trusted monitor's pooled connection is
+    never reused for a user's request. Call it from the running event loop.
     """
+    policed: dict[str, Any] = {}
+    if policy is not None and policy.enforced:
+        policed = {"resolver": PolicedResolver(policy), "socket_factory": policed_socket_factory(policy)}
     connector = aiohttp.TCPConnector(
         limit=limit,
         ttl_dns_cache=DNS_CACHE_TTL_S,
         ssl=ssl_context if ssl_context is not None else True,
         enable_cleanup_closed=_NEEDS_CLEANUP_CLOSED,
+        **policed,
     )
     return aiohttp.ClientSession(
         connector=connector,
@@ -122,9 +173,13 @@ async def check_http(
     *,
     region: str,
     session: aiohttp.ClientSession,
+    policy: TargetPolicy | None = None,
     scheduled_at_ms: int | None = None,
 ) -> CheckResult:
-    """Request the monitor's URL and judge status, certificate, keyword and JSON."""
+    """Request the monitor's URL and judge status, certificate, keyword and JSON.
+
+    ``policy`` is enforced by ``session`` (:func:`make_session`), on every connection and redirect.
+    """
     options = monitor.http
     checked_at_ms = now_ms()
     status_code: int | None = None
@@ -322,6 +377,8 @@ def _quote(text: str) -> str:
 def _classify(exc: Exception, monitor: Monitor) -> Problem:
     """Error class and a short message for an exception of a check; never the URL (it may hold a token)."""
     # Order matters: aiohttp's timeout, DNS and TLS errors are also connection errors.
+    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, TargetRefused):
+        return ErrorClass.CONNECT, str(exc.os_error)
     if isinstance(exc, TimeoutError):
         return ErrorClass.TIMEOUT, f"no response within {monitor.timeout:g} s"
     if isinstance(exc, aiohttp.ClientConnectorDNSError):

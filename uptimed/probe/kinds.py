@@ -228,7 +228,7 @@ async def run_probe(
         async with asyncio.timeout(monitor.timeout + PLUGIN_GRACE_S):
             return await loaded.kind.check(monitor, options, context)
     except TargetRefused as exc:
-        return context.down(ErrorClass.OTHER, f"refused by the target policy: {exc}")
+        return context.down(ErrorClass.CONNECT, str(exc))  # it names the rule and the setting
     except TimeoutError:
         return context.down(ErrorClass.TIMEOUT, f"no result within {monitor.timeout:g} s")
     except Exception as exc:

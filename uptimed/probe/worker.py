@@ -21,8 +21,10 @@ import redis.asyncio as aioredis
 import structlog
 
 from uptimed import metrics
+from uptimed.probe.base import Resolve, policed_resolve, resolve_any
 from uptimed.probe.kinds import run_probe
 from uptimed.probe.queue import ProbeJob, ProbeQueue
+from uptimed.rules.targets import TargetPolicy
 from uptimed.supervisor import progress
 
 log = structlog.get_logger()
@@ -52,10 +54,18 @@ class ProbeWorker:
         consumer: str,
         concurrency: int,
         reclaim_idle_s: float = 30.0,
+        policed: tuple[aiohttp.ClientSession, TargetPolicy] | None = None,
     ) -> None:
         self.queue = queue
         self.region = queue.region
         self.session = session
+        """For monitors declared in the config file (and every monitor when ``policed`` is None)."""
+        self.policed = policed
+        """Users' monitors: a session made with the target policy (``make_session(policy=...)``) and that policy."""
+        self._users: tuple[aiohttp.ClientSession, Resolve] | None = (
+            (policed[0], policed_resolve(policed[1])) if policed is not None else None
+        )
+        """Users' monitors: the policed session, and a resolve that keeps only the addresses the policy allows."""
         self.consumer = consumer
         self.concurrency = concurrency
         self.reclaim_idle_ms = int(reclaim_idle_s * 1000)
@@ -113,7 +123,12 @@ class ProbeWorker:
 
     async def _check(self, job: ProbeJob) -> None:
         try:
-            result = await run_probe(job.monitor, region=self.region, session=self.session, scheduled_at_ms=job.due_ms)
+            session, resolve = (
+                (self.session, resolve_any) if self._users is None or job.monitor.declared_in_file else self._users
+            )
+            result = await run_probe(
+                job.monitor, region=self.region, session=session, resolve=resolve, scheduled_at_ms=job.due_ms
+            )
             metrics.observe_check(result)
             self._done.append((job, result.model_dump_json().encode()))
             self._result_ready.set()

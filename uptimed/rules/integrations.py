@@ -28,6 +28,7 @@ from uptimed.event import EventType, MonitorEvent
 from uptimed.notify.delivery import deliver
 from uptimed.rules.errors import Invalid, Problem
 from uptimed.rules.services import Services
+from uptimed.rules.targets import TRUSTED
 from uptimed.store.integrations import Integration
 
 
@@ -154,7 +155,9 @@ async def send_test(services: Services, user_id: int, integration: Integration) 
 
     The same send (:func:`~uptimed.notify.delivery.deliver`, with the same
     timeout and the same sorting of errors); nothing is written to the log.
+    :class:`~uptimed.rules.quotas.RateLimited` beyond ``[quotas] test_sends_per_minute``.
     """
+    services.limits.test_send(user_id)
     try:
         channel = services.registry.get(integration.type)
         config = services.registry.validate_config(integration.type, integration.config)
@@ -172,9 +175,10 @@ async def send_test(services: Services, user_id: int, integration: Integration) 
         kind=NotificationKind.TEST,
         event=event,
         config=config,
-        http=services.http,
+        http=(services.trusted_http or services.http) if integration.declared_in_file else services.http,
         smtp=services.settings.smtp,
         integration_id=integration.id,
+        policy=TRUSTED if integration.declared_in_file else services.policy,
     )
     error = (await deliver(channel, notification, timeout=services.settings.notify.delivery_timeout)).error
     if error is not None:

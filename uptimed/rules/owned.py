@@ -18,6 +18,7 @@ import structlog
 from uptimed.monitor import Monitor, MonitorFields
 from uptimed.rules.errors import DeclaredInFile, Invalid, NotFound, Problem
 from uptimed.rules.escalation import check_monitor_policy
+from uptimed.rules.quotas import QuotaExceeded
 from uptimed.store import integrations, monitors
 from uptimed.store.integrations import Integration
 
@@ -64,15 +65,27 @@ async def routing(pool: asyncpg.Pool, user_id: int, chosen: Sequence[int] | None
 
 
 async def create_monitor(
-    pool: asyncpg.Pool, user_id: int, fields: MonitorFields, *, notify: Sequence[int] | None = None
+    pool: asyncpg.Pool,
+    user_id: int,
+    fields: MonitorFields,
+    *,
+    notify: Sequence[int] | None = None,
+    limit: int | None = None,
 ) -> Monitor:
-    """A new monitor of the user; ``fields`` checked already (:func:`uptimed.rules.monitors.checked`).
+    """A new monitor of the user; ``fields`` checked already (:func:`uptimed.rules.admission.monitor_fields`).
 
     ``notify``: the integrations it notifies (None: all of them), checked here; its escalation policy
-    must be the user's (:class:`~uptimed.rules.errors.Invalid` otherwise).
+    must be the user's (:class:`~uptimed.rules.errors.Invalid` otherwise). With ``limit``,
+    :class:`QuotaExceeded` when the user made that many already (counted under a lock, so exact).
     """
     await check_monitor_policy(pool, user_id, fields.escalation_policy_id)
-    created = await monitors.create(pool, user_id, fields, notify=await routing(pool, user_id, notify))
+    chosen = await routing(pool, user_id, notify)
+    async with pool.acquire() as conn, conn.transaction():
+        if limit is not None:
+            await monitors.lock_owner(conn, user_id)
+            if await monitors.count_made(conn, user_id) >= limit:
+                raise QuotaExceeded("monitors", limit, "[quotas] monitors_per_user")
+        created = await monitors.create(conn, user_id, fields, notify=chosen)
     log.info("monitor.created", monitor_id=created.id, user_id=user_id)
     return created
 
@@ -90,10 +103,25 @@ async def update_monitor(
 
 
 async def create_integration(
-    pool: asyncpg.Pool, user_id: int, type_: str, config: dict[str, Any], *, name: str | None, enabled: bool = True
+    pool: asyncpg.Pool,
+    user_id: int,
+    type_: str,
+    config: dict[str, Any],
+    *,
+    name: str | None,
+    enabled: bool = True,
+    limit: int | None = None,
 ) -> Integration:
-    """A new integration of the user; ``config`` validated already (:func:`uptimed.rules.integrations.validated`)."""
-    created = await integrations.create(pool, user_id, type_, config, name=name, enabled=enabled)
+    """A new integration of the user; ``config`` validated already (:func:`uptimed.rules.integrations.validated`).
+
+    With ``limit``, :class:`QuotaExceeded` when the user made that many already.
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        if limit is not None:
+            await integrations.lock_owner(conn, user_id)
+            if await integrations.count_made(conn, user_id) >= limit:
+                raise QuotaExceeded("integrations", limit, "[quotas] integrations_per_user")
+        created = await integrations.create(conn, user_id, type_, config, name=name, enabled=enabled)
     log.info("integration.created", integration_id=created.id, channel=created.type, user_id=user_id)
     return created
 

@@ -23,7 +23,7 @@ PREFIX_LENGTH = 8
 MAX_TOKEN_LENGTH = 128
 """Anything longer is not one of ours; refused before hashing."""
 
-_COLUMNS = "id, user_id, name, prefix, created_at, last_used_at, revoked_at"
+_COLUMNS = "id, user_id, name, prefix, created_at, last_used_at, revoked_at, expires_at"
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,8 @@ class ApiToken:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    expires_at: datetime | None = None
+    """After this it no longer authenticates; None: never."""
 
 
 def new_token() -> str:
@@ -51,22 +53,28 @@ def _from_row(row: asyncpg.Record) -> ApiToken:
     return ApiToken(**dict(row))
 
 
-async def create(conn: PoolOrConnection, user_id: int, name: str = "") -> tuple[str, ApiToken]:
+async def create(
+    conn: PoolOrConnection, user_id: int, name: str = "", *, expires_at: datetime | None = None
+) -> tuple[str, ApiToken]:
     """A new token for ``user_id``: the plaintext (show it once, never store it) and the stored row."""
     token = new_token()
     row = await conn.fetchrow(
-        f"INSERT INTO api_tokens (user_id, name, prefix, token_hash) VALUES ($1, $2, $3, $4) RETURNING {_COLUMNS}",
+        f"""
+        INSERT INTO api_tokens (user_id, name, prefix, token_hash, expires_at) VALUES ($1, $2, $3, $4, $5)
+        RETURNING {_COLUMNS}
+        """,
         user_id,
         name,
         token[:PREFIX_LENGTH],
         token_hash(token),
+        expires_at,
     )
     assert row is not None, "INSERT ... RETURNING gives back its row"
     return token, _from_row(row)
 
 
 async def authenticate(conn: PoolOrConnection, token: str) -> User | None:
-    """The user a live (unrevoked) token belongs to, or None."""
+    """The user a live (unrevoked, unexpired) token belongs to, or None."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > MAX_TOKEN_LENGTH:
         return None
     digest = token_hash(token)
@@ -74,7 +82,7 @@ async def authenticate(conn: PoolOrConnection, token: str) -> User | None:
         """
         SELECT t.id AS token_id, t.token_hash, u.id, u.username, u.email, u.is_admin, u.created_at
         FROM api_tokens t JOIN users u ON u.id = t.user_id
-        WHERE t.token_hash = $1 AND t.revoked_at IS NULL
+        WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
         """,
         digest,
     )

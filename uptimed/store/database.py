@@ -61,6 +61,9 @@ async def connect(settings: DatabaseSettings) -> asyncpg.Pool:
         )
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise ServiceUnavailable("postgresql", f"cannot connect: {_describe(exc)}") from exc
+    except ValueError:
+        # asyncpg could not read the DSN; its text may quote the DSN, a secret.
+        raise ServiceUnavailable("postgresql", "the [database] dsn cannot be read: check its form") from None
 
 
 def _describe(exc: BaseException) -> str:

@@ -288,3 +288,9 @@ toggle = _owned.toggle
 
 delete_owned = _owned.delete
 """Delete one of the owner's API-created integrations (its log rows go with it)."""
+
+count_made = _owned.count_made
+"""How many integrations the owner made through the API or the pages."""
+
+lock_owner = _owned.lock_owner
+"""The owner's lock on adding integrations, until the transaction ends."""

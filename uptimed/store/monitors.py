@@ -426,3 +426,9 @@ toggle_owned = _owned.toggle
 
 delete_owned = _owned.delete
 """Delete one of the owner's API-created monitors with its checks, state and incidents."""
+
+count_made = _owned.count_made
+"""How many monitors the owner made through the API or the pages."""
+
+lock_owner = _owned.lock_owner
+"""The owner's lock on adding monitors, until the transaction ends."""

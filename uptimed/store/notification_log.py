@@ -64,6 +64,8 @@ class Delivery:
     enabled: bool
     abandoned_by: str | None = None
     """Set when the previous attempt was in flight in a process that stopped: its outcome is unknown."""
+    declared: bool = False
+    """The integration is declared in the config file (the operator's own: the target policy does not apply)."""
 
 
 async def claim_due(pool: asyncpg.Pool, *, owner: str, limit: int, lease_s: float) -> list[Delivery]:
@@ -94,7 +96,8 @@ async def claim_due(pool: asyncpg.Pool, *, owner: str, limit: int, lease_s: floa
         FROM due, integrations i
         WHERE n.id = due.id AND i.id = n.integration_id
         RETURNING n.id, n.event_id, n.integration_id, n.attempts, n.payload, i.type, i.config, i.enabled,
-                  CASE WHEN due.abandoned_at IS NULL THEN NULL ELSE coalesce(due.abandoned_by, '?') END AS abandoned_by
+                  CASE WHEN due.abandoned_at IS NULL THEN NULL ELSE coalesce(due.abandoned_by, '?') END AS abandoned_by,
+                  i.config_key IS NOT NULL AS declared
         """,
         limit,
         lease_s,

@@ -12,7 +12,7 @@ from typing import Generic, Literal, TypeVar
 
 import asyncpg
 
-from uptimed.store import PoolOrConnection
+from uptimed.store import Connection, PoolOrConnection
 
 T = TypeVar("T")
 
@@ -48,3 +48,14 @@ class OwnedTable(Generic[T]):
             owner_id,
         )
         return deleted is not None
+
+    async def count_made(self, conn: PoolOrConnection, owner_id: int) -> int:
+        """How many rows the owner made through the API or the pages (the file's are not counted)."""
+        count: int = await conn.fetchval(
+            f"SELECT count(*) FROM {self.table} WHERE owner_id = $1 AND config_key IS NULL", owner_id
+        )
+        return count
+
+    async def lock_owner(self, conn: Connection, owner_id: int) -> None:
+        """Hold, until the transaction ends, the owner's lock on adding rows: counting then inserting stays exact."""
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, $2))", self.table, owner_id)

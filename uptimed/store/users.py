@@ -87,3 +87,66 @@ async def get_with_password_hash(conn: PoolOrConnection, username: str) -> tuple
     values = dict(row)
     password_hash = values.pop("password_hash")
     return User(**values), password_hash
+
+
+@dataclass(frozen=True)
+class SecondFactor:
+    """A user's TOTP state: the confirmed secret, one awaiting confirmation, the last accepted time step."""
+
+    secret: str | None
+    pending: str | None
+    last_step: int | None
+
+
+async def second_factor(conn: PoolOrConnection, user_id: int) -> SecondFactor:
+    row = await conn.fetchrow(
+        "SELECT totp_secret, totp_pending_secret, totp_last_step FROM users WHERE id = $1", user_id
+    )
+    if row is None:
+        return SecondFactor(None, None, None)
+    return SecondFactor(row["totp_secret"], row["totp_pending_secret"], row["totp_last_step"])
+
+
+async def set_pending_totp(conn: PoolOrConnection, user_id: int, secret: str | None) -> None:
+    """Keep ``secret`` for enrolment until a code from it is entered (None: forget it)."""
+    await conn.execute("UPDATE users SET totp_pending_secret = $2 WHERE id = $1", user_id, secret)
+
+
+async def confirm_totp(conn: PoolOrConnection, user_id: int, secret: str, step: int) -> bool:
+    """Make the pending ``secret`` the user's second factor; False when it is no longer the pending one."""
+    row = await conn.fetchval(
+        """
+        UPDATE users SET totp_secret = totp_pending_secret, totp_pending_secret = NULL, totp_last_step = $3
+        WHERE id = $1 AND totp_pending_secret = $2 RETURNING id
+        """,
+        user_id,
+        secret,
+        step,
+    )
+    return row is not None
+
+
+async def disable_totp(conn: PoolOrConnection, user_id: int) -> None:
+    await conn.execute(
+        "UPDATE users SET totp_secret = NULL, totp_pending_secret = NULL, totp_last_step = NULL WHERE id = $1",
+        user_id,
+    )
+
+
+async def use_totp_step(conn: PoolOrConnection, user_id: int, step: int) -> bool:
+    """Record that the code of time step ``step`` signed in; False when it (or a later one) already did."""
+    row = await conn.fetchval(
+        """
+        UPDATE users SET totp_last_step = $2
+        WHERE id = $1 AND totp_secret IS NOT NULL AND (totp_last_step IS NULL OR totp_last_step < $2)
+        RETURNING id
+        """,
+        user_id,
+        step,
+    )
+    return row is not None
+
+
+async def get_password_hash(conn: PoolOrConnection, user_id: int) -> str | None:
+    hashed: str | None = await conn.fetchval("SELECT password_hash FROM users WHERE id = $1", user_id)
+    return hashed

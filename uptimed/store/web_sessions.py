@@ -98,3 +98,11 @@ async def delete_for_user(conn: PoolOrConnection, user_id: int) -> int:
     """Sign ``user_id`` out everywhere (after a password change); returns how many sessions ended."""
     result = await conn.execute("DELETE FROM web_sessions WHERE user_id = $1", user_id)
     return int(result.split()[-1])
+
+
+async def delete_others(conn: PoolOrConnection, user_id: int, token: str) -> int:
+    """Sign ``user_id`` out everywhere but the session of ``token``; returns how many sessions ended."""
+    result = await conn.execute(
+        "DELETE FROM web_sessions WHERE user_id = $1 AND token_hash <> $2", user_id, _digest(token)
+    )
+    return int(result.split()[-1])

@@ -11,6 +11,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from uptimed.web import (
+    account,
     assets,
     auth,
     badges,
@@ -28,6 +29,7 @@ from uptimed.web import (
 PAGES = (
     assets,
     auth,
+    account,
     dashboard,
     monitors,
     incidents,

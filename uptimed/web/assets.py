@@ -9,8 +9,11 @@ Nothing is fetched from elsewhere at run time.
 
 from __future__ import annotations
 
+import base64
+import functools
 import gzip
 import hashlib
+import re
 from dataclasses import dataclass
 from importlib import resources
 
@@ -96,13 +99,31 @@ async def swagger_ui_asset(file: str, request: Request) -> Response:
     return _serve(_VENDOR.get(file), request)
 
 
-@router.get("/docs")
-async def api_docs() -> HTMLResponse:
-    """The API's interactive docs (Swagger UI), served from uptimed itself."""
-    return get_swagger_ui_html(
+_INLINE_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.DOTALL)
+
+
+@functools.cache
+def _docs_page() -> tuple[bytes, dict[str, str]]:
+    """Swagger UI's page and the pages' security headers, its one inline script allowed by its hash."""
+    from uptimed.web.templates import CONTENT_SECURITY_POLICY, SECURITY_HEADERS  # templates imports this module
+
+    body = get_swagger_ui_html(
         openapi_url="/openapi.json",
         title="uptimed API",
         swagger_js_url=f"/assets/swagger-ui-{SWAGGER_UI_VERSION}/swagger-ui-bundle.js",
         swagger_css_url=f"/assets/swagger-ui-{SWAGGER_UI_VERSION}/swagger-ui.css",
         swagger_favicon_url=url("icon.svg"),
+    ).body
+    hashes = " ".join(
+        f"'sha256-{base64.b64encode(hashlib.sha256(script).digest()).decode()}'"
+        for script in _INLINE_SCRIPT.findall(bytes(body))
     )
+    policy = CONTENT_SECURITY_POLICY.replace("script-src 'self'", f"script-src 'self' {hashes}")
+    return bytes(body), {**SECURITY_HEADERS, "Content-Security-Policy": policy, "Cache-Control": "no-cache"}
+
+
+@router.get("/docs")
+async def api_docs() -> HTMLResponse:
+    """The API's interactive docs (Swagger UI), served from uptimed itself with the pages' security headers."""
+    body, headers = _docs_page()
+    return HTMLResponse(body, headers=headers)

@@ -17,6 +17,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from uptimed.rules.errors import Conflict, DeclaredInFile, Invalid, NotFound, RuleError
+from uptimed.rules.quotas import QuotaExceeded, RateLimited
 from uptimed.web.session import PageError, SignInRequired, not_found, sign_in_url
 from uptimed.web.templates import render
 
@@ -48,6 +49,10 @@ def page_of(error: RuleError) -> PageError:
         return PageError(422, "Not accepted", str(error))
     if isinstance(error, Conflict):
         return PageError(409, "Not now", error.detail)
+    if isinstance(error, QuotaExceeded):
+        return PageError(409, "Limit reached", f"{error}. Nothing was changed.")
+    if isinstance(error, RateLimited):
+        return PageError(429, "Too many at once", f"{error}.")
     return PageError(400, "Bad request", str(error))
 
 

@@ -21,6 +21,7 @@ API answers) for the card to show in place.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -29,7 +30,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from uptimed.channels.registry import BrokenChannel
-from uptimed.rules import owned
+from uptimed.rules import admission, owned
 from uptimed.rules.errors import Invalid
 from uptimed.rules.integrations import (
     checked_name,
@@ -40,6 +41,7 @@ from uptimed.rules.integrations import (
     send_test,
     validated,
 )
+from uptimed.rules.quotas import QuotaExceeded, RateLimited
 from uptimed.rules.services import Services
 from uptimed.store import integrations, web_sessions
 from uptimed.store.integrations import Integration, LastDeliveries
@@ -188,21 +190,27 @@ async def add_integration(request: Request, visit: Visitor, form: Posted, contex
         name = checked_name(form.get("name"))
     except Invalid as exc:
         errors["name"] = exc.problems[0].msg
+    problem: str | None = None
     try:
-        config = validated(context.registry, chosen.type, read.config)
+        config = await admission.integration_config(context, validated(context.registry, chosen.type, read.config))
+        if not errors:
+            name = name or default_name(context.registry, chosen.type, config)
+            await admission.create_integration(context, visit.user.id, chosen.type, config, name=name)
     except Invalid as exc:
         for field_name, message in field_errors(chosen, exc.problems).items():
             errors.setdefault(field_name, message)
-    if errors:
+    except QuotaExceeded as exc:
+        problem = f"{exc}."
+    if errors or problem:
         values = {
             **initial_values(forms.values()),
             **entered(chosen, form.fields, secrets=True),
             "name": form.get("name"),
         }
-        adding = Adding(chosen=chosen.type, values=values, errors=errors, problem=_problem(chosen, errors), open=True)
-        return await _page(request, visit, context, forms, adding, status_code=422)
-    name = name or default_name(context.registry, chosen.type, config)
-    await owned.create_integration(context.pool, visit.user.id, chosen.type, config, name=name)
+        problem = problem or _problem(chosen, errors)
+        adding = Adding(chosen=chosen.type, values=values, errors=errors, problem=problem, open=True)
+        status_code = 409 if not errors else 422
+        return await _page(request, visit, context, forms, adding, status_code=status_code)
     await web_sessions.set_notice(context.pool, visit.token, f"Integration “{name}” added.")
     return _back()
 
@@ -297,7 +305,8 @@ async def edit_integration(
         if posted.get(f"remove.{item.name}"):
             read.config[item.key] = None  # explicitly empty: keep_secrets keeps only what is left out
     try:
-        config = validated(context.registry, integration.type, keep_secrets(context.registry, integration, read.config))
+        kept = keep_secrets(context.registry, integration, read.config)
+        config = await admission.integration_config(context, validated(context.registry, integration.type, kept))
     except Invalid as exc:
         for name, message in field_errors(form, exc.problems).items():
             errors.setdefault(name, message)
@@ -332,7 +341,14 @@ async def test_integration(
     request: Request, integration_id: IdPath, visit: Visitor, _: Posted, context: Context
 ) -> Response:
     integration = await owned.integration(context.pool, visit.user.id, integration_id)
-    result = await send_test(context, visit.user.id, integration)
+    try:
+        result = await send_test(context, visit.user.id, integration)
+    except RateLimited as exc:
+        if request.headers.get("X-Uptimed-Fetch"):
+            headers = {**SECURITY_HEADERS, "Cache-Control": "no-store", "Retry-After": str(math.ceil(exc.retry_after))}
+            return JSONResponse({"status": "failed", "error": f"{exc}."}, status_code=429, headers=headers)
+        await web_sessions.set_notice(context.pool, visit.token, f"Test not sent: {exc}.")
+        return _back()
     log.info(
         "integration.tested",
         integration_id=integration.id,

@@ -20,12 +20,14 @@ from uptimed.durations import format_duration
 from uptimed.monitor import Monitor, MonitorFields
 from uptimed.probe.heartbeat import HeartbeatOptions
 from uptimed.probe.kinds import default_kinds
-from uptimed.rules import badges, cursors, owned
+from uptimed.rules import admission, badges, cursors, owned
 from uptimed.rules import status as monitor_status
+from uptimed.rules.credentials import keep_credentials, masked_target
 from uptimed.rules.errors import Invalid, Loc, Problem, dotted
 from uptimed.rules.integrations import name_of
 from uptimed.rules.kinds import keep_secrets
 from uptimed.rules.monitors import validated
+from uptimed.rules.quotas import QuotaExceeded
 from uptimed.rules.services import Services
 from uptimed.store import checks, escalation_policies, incidents, integrations, stats, web_sessions
 from uptimed.store.checks import StoredCheck
@@ -307,7 +309,7 @@ def values_of(fields: MonitorFields, forms: dict[str, ChannelForm]) -> Values:
     """The form filled in with a monitor's fields: its own kind's options (and http's) as stored, the rest blank."""
     values: Values = {
         "name": fields.name,
-        "target": fields.target,
+        "target": masked_target(fields.target),  # a password in it stays on the server
         "kind": fields.kind,
         "interval": _duration_text(fields.interval),
         "timeout": _duration_text(fields.timeout),
@@ -421,14 +423,20 @@ def _field_of(problem: Problem, forms: dict[str, ChannelForm]) -> str:
     return name if name in FIELDS or name == "integrations" else "form"
 
 
-def validate(
+async def validate(
     context: Services, values: Values, form: Form, forms: dict[str, ChannelForm], *, base: Monitor | None
 ) -> MonitorFields | dict[str, str]:
-    """The monitor the form describes (a stored secret the form leaves empty kept), or each problem by its field."""
+    """The monitor the form describes, checked as the API checks it, or each problem by its field.
+
+    A stored secret the form leaves empty is kept, and so are credentials it sends back masked.
+    """
     read = _fields_data(values, form, forms, base=base)
     problems = dict(read.errors)
     try:
         fields = validated(read.config, context.settings.probe.all_regions)
+        if base is not None:
+            fields = keep_credentials(base, fields)
+        fields = await admission.monitor_fields(context, fields)
     except Invalid as invalid:
         return {**_problems(invalid, forms), **problems}
     if problems:
@@ -488,11 +496,13 @@ async def _form_page(
 async def create(request: Request, visit: Visitor, form: Posted, context: Context) -> Response:
     forms = _kind_forms()
     values = values_from(form, forms)
-    fields = validate(context, values, form, forms, base=None)
+    fields = await validate(context, values, form, forms, base=None)
     if isinstance(fields, dict):
         return await _form_page(request, context, visit.user.id, values, forms, monitor=None, errors=fields)
     try:
-        monitor = await owned.create_monitor(context.pool, visit.user.id, fields, notify=notify_of(values))
+        monitor = await admission.create_monitor(context, visit.user.id, fields, notify=notify_of(values))
+    except QuotaExceeded as exc:
+        return await _form_page(request, context, visit.user.id, values, forms, monitor=None, errors={"form": str(exc)})
     except Invalid as invalid:
         return await _form_page(
             request, context, visit.user.id, values, forms, monitor=None, errors=_problems(invalid, forms)
@@ -513,7 +523,7 @@ async def edit(request: Request, monitor_id: IdPath, visit: Visitor, form: Poste
     monitor = await owned.monitor(context.pool, visit.user.id, monitor_id, to_change=True)
     forms = _kind_forms()
     values = values_from(form, forms)
-    fields = validate(context, values, form, forms, base=monitor)
+    fields = await validate(context, values, form, forms, base=monitor)
     if isinstance(fields, dict):
         return await _form_page(request, context, visit.user.id, values, forms, monitor=monitor, errors=fields)
     try:

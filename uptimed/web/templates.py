@@ -19,6 +19,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup, escape
 
+from uptimed.rules.credentials import masked_target
 from uptimed.web import assets
 
 CONTENT_SECURITY_POLICY = (
@@ -122,7 +123,9 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(ms=ms, percent=percent, duration=duration, ago=ago, elapsed=elapsed, when=when)
+    env.filters.update(
+        ms=ms, percent=percent, duration=duration, ago=ago, elapsed=elapsed, when=when, masked_target=masked_target
+    )
     env.globals.update(asset=assets.url)
     return env
 
