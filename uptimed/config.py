@@ -282,6 +282,13 @@ class NotifySettings(Section):
         le=1000,
         description="connections open at once to one host:port; more requests wait, so one slow host cannot use up the pool",
     )
+    deliveries_per_user: int = Field(
+        20,
+        ge=1,
+        le=10_000,
+        description="deliveries to one user's integrations in flight at once (not the config file's); "
+        "more wait their turn, so one user's slow destinations cannot hold every delivery slot",
+    )
 
 
 class SecuritySettings(Section):

@@ -16,7 +16,10 @@ reminder, escalation) a signed link that acknowledges it
 
 Every delivery runs in its own task under a cap per channel type and a rate
 limit per destination, so one slow or failing destination never holds back
-another. Outcomes: SENT; RETRYING with the next attempt after an exponential
+another; and at most ``deliveries_per_user`` of one user's integrations are
+in flight at once (the rest are given back, due in :data:`USER_BUSY_RETRY_S`),
+so one user's many slow destinations cannot take every slot of a channel type.
+Outcomes: SENT; RETRYING with the next attempt after an exponential
 backoff with jitter, or after what the service asked for (``Retry-After`` and
 the like); FAILED for a permanent error or after the last attempt.
 """
@@ -34,11 +37,11 @@ import anyio
 import asyncpg
 import httpx
 import structlog
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from uptimed import links as public_links
 from uptimed import metrics
-from uptimed.channels.base import Links, Notification, NotificationKind
+from uptimed.channels.base import Channel, Links, Notification, NotificationKind
 from uptimed.channels.registry import ChannelRegistry, InvalidConfigError, UnknownChannelError
 from uptimed.config import NotifySettings, SmtpSettings
 from uptimed.event import MonitorEvent
@@ -73,6 +76,8 @@ def backoff_delay(attempt: int, settings: NotifySettings, *, retry_after: float 
 
 IDLE_MAX_S = 5.0
 """The longest an idle dispatcher waits before it asks PostgreSQL again (this process's notifier wakes it at once)."""
+USER_BUSY_RETRY_S = 1.0
+"""A delivery of a user with ``deliveries_per_user`` in flight comes due again this much later."""
 
 
 class Dispatcher:
@@ -115,6 +120,8 @@ class Dispatcher:
             lambda: anyio.Semaphore(settings.per_channel_concurrency)
         )
         self._next_allowed: dict[int, float] = {}
+        self._per_user: dict[int, int] = {}
+        """Deliveries in flight to each user's own integrations (only users with one)."""
 
     def wake(self) -> None:
         """New intents were written: look for due rows now."""
@@ -230,15 +237,34 @@ class Dispatcher:
             log.error("delivery.failed", error=message, **context)
             return
 
-        rate = getattr(channel, "rate_limit_per_s", None)
-        if rate:
-            now = time.monotonic()
-            allowed = self._next_allowed.get(delivery.integration_id, 0.0)
-            if now < allowed:
-                await notification_log.postpone(self.pool, delivery.id, owner=self.owner, delay_s=allowed - now)
+        user = None if delivery.declared else event.userId
+        if user is not None:
+            if self._per_user.get(user, 0) >= self.settings.deliveries_per_user:
+                # Given back rather than waited for here: a waiting row would still hold a slot of its channel.
+                await notification_log.postpone(self.pool, delivery.id, owner=self.owner, delay_s=USER_BUSY_RETRY_S)
                 return
-            self._next_allowed[delivery.integration_id] = now + 1 / rate
+            self._per_user[user] = self._per_user.get(user, 0) + 1
+        try:
+            rate = getattr(channel, "rate_limit_per_s", None)
+            if rate:
+                now = time.monotonic()
+                allowed = self._next_allowed.get(delivery.integration_id, 0.0)
+                if now < allowed:
+                    await notification_log.postpone(self.pool, delivery.id, owner=self.owner, delay_s=allowed - now)
+                    return
+                self._next_allowed[delivery.integration_id] = now + 1 / rate
+            await self._send(delivery, channel, config, event, context)
+        finally:
+            if user is not None:
+                left = self._per_user[user] - 1
+                if left:
+                    self._per_user[user] = left
+                else:
+                    del self._per_user[user]
 
+    async def _send(
+        self, delivery: Delivery, channel: Channel, config: BaseModel, event: MonitorEvent, context: dict[str, object]
+    ) -> None:
         kind = NotificationKind.of(event)
         found_links = await self._links(event, kind, delivery.integration_id)
         async with self._per_channel[delivery.type]:
