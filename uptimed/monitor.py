@@ -264,7 +264,7 @@ class MonitorFields(BaseModel):
         if self.kind in kinds:
             problem = kinds.target_problem(self.kind, self.target)
             if problem is not None:
-                raise Across("target", f"target {self.target!r}: {problem}" if self.target else f"target: {problem}")
+                raise Across("target", problem)  # never the target itself: it may hold a password
         return self
 
     # No return annotation on purpose: with one, pydantic documents the output as that type, not as the model.

@@ -22,7 +22,7 @@ BAD = [
     ({"target": "https://shop.example/\r\nX-Injected: 1"}, "target", "control characters"),
     ({"target": "https://shop.example:99999/"}, "target", "port must be a number from 1 to 65535"),
     ({"target": "https://shop.example:0/"}, "target", "port must be a number from 1 to 65535"),
-    ({"kind": "tcp", "target": "db.example:99999"}, "target", "port from 1 to 65535"),
+    ({"kind": "tcp", "target": "db.example:99999"}, "target", "a number from 1 to 65535"),
     ({"target": "https://shop example/"}, "target", "may not contain spaces"),
     ({"name": "   "}, "name", "must not be blank"),
     ({"name": "x" * 201}, "name", "at most 200 characters"),

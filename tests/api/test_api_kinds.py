@@ -72,7 +72,7 @@ async def test_each_kinds_options_round_trip(alice: Person, kind: str, target: s
         ),
         ({"kind": "dns", "target": "example.com", "ping": {"count": 3}}, "form", ""),
         ({"kind": "tcp", "target": "db.internal:5432", "smtp": {}}, "smtp", "is not a field here"),
-        ({"kind": "tls", "target": "x:notaport"}, "body", "target 'x:notaport': a tls monitor needs host:port"),
+        ({"kind": "tls", "target": "x:notaport"}, "target", "a tls monitor needs host:port"),
         ({"kind": "heartbeat", "heartbeat": {"period": "0s"}}, "heartbeat.period", "must be from 1 s to 366 days"),
     ],
 )

@@ -11,9 +11,10 @@ from aiohttp import web
 
 from tests.probe.conftest import make_monitor
 from uptimed.check import CheckStatus, ErrorClass
+from uptimed.probe.base import policed_resolve, resolve_any
 from uptimed.probe.http import make_session
 from uptimed.probe.kinds import run_probe
-from uptimed.rules.targets import TRUSTED, TargetPolicy
+from uptimed.rules.targets import TargetPolicy
 
 # 127.0.0.2 plays a host on an allowed network; 127.0.0.1 (loopback) stays refused.
 ALLOWED = TargetPolicy(allow_networks=(ipaddress.ip_network("127.0.0.2/32"),))
@@ -60,7 +61,9 @@ async def policed() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 async def probe(session: aiohttp.ClientSession, target: str, **fields: object) -> tuple[CheckStatus, str | None]:
-    result = await run_probe(make_monitor(target, **fields), region="r", session=session, policy=ALLOWED)  # type: ignore[arg-type]
+    result = await run_probe(
+        make_monitor(target, **fields), region="r", session=session, resolve=policed_resolve(ALLOWED)
+    )  # type: ignore[arg-type]
     return result.status, result.error
 
 
@@ -98,7 +101,10 @@ async def test_the_session_of_config_file_monitors_reaches_loopback(servers: dic
     session = make_session(limit=10)
     try:
         result = await run_probe(
-            make_monitor(f"http://127.0.0.1:{servers['127.0.0.1']}/secret"), region="r", session=session, policy=TRUSTED
+            make_monitor(f"http://127.0.0.1:{servers['127.0.0.1']}/secret"),
+            region="r",
+            session=session,
+            resolve=resolve_any,
         )
     finally:
         await session.close()
@@ -113,12 +119,39 @@ async def test_tcp_monitors_cannot_scan_internal_ports(servers: dict[str, int]) 
             (f"localhost:{servers['127.0.0.1']}", False),
             (f"127.0.0.2:{servers['127.0.0.2']}", True),
         ):
-            result = await run_probe(make_monitor(target, kind="tcp"), region="r", session=session, policy=ALLOWED)
+            result = await run_probe(
+                make_monitor(target, kind="tcp"), region="r", session=session, resolve=policed_resolve(ALLOWED)
+            )
             assert (result.status is CheckStatus.UP) is allowed, (target, result.error)
             if not allowed:
                 assert result.error_class is ErrorClass.CONNECT
                 assert result.error is not None and "refused by the target policy" in result.error
-            trusted = await run_probe(make_monitor(target, kind="tcp"), region="r", session=session, policy=TRUSTED)
+            trusted = await run_probe(
+                make_monitor(target, kind="tcp"), region="r", session=session, resolve=resolve_any
+            )
             assert trusted.status is CheckStatus.UP
     finally:
         await session.close()
+
+
+@pytest.mark.parametrize(
+    ("kind", "target", "options"),
+    [
+        ("tls", "127.0.0.1:8443", None),
+        ("postgres", "127.0.0.1:5999", None),
+        ("redis", "localhost:6999", None),
+        ("ping", "127.0.0.1", None),
+        ("dns", "shop.example.com", {"server": "127.0.0.1:5353"}),
+    ],
+)
+async def test_every_kind_that_connects_is_held_to_the_policy(
+    kind: str, target: str, options: dict[str, object] | None
+) -> None:
+    """Each built-in kind reaches its target through the check's resolve, the one place the policy applies."""
+    monitor = make_monitor(target, kind=kind, options=options)
+    result = await run_probe(monitor, region="r", resolve=policed_resolve(ALLOWED))
+    assert result.status is CheckStatus.DOWN and result.error_class is ErrorClass.CONNECT, result
+    assert result.error is not None and result.error.startswith("refused by the target policy: 127.0.0.1:"), (
+        result.error
+    )
+    assert "is a loopback address" in result.error and result.error.endswith("allow it with [security] allow_networks")

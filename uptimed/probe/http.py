@@ -173,12 +173,11 @@ async def check_http(
     *,
     region: str,
     session: aiohttp.ClientSession,
-    policy: TargetPolicy | None = None,
     scheduled_at_ms: int | None = None,
 ) -> CheckResult:
     """Request the monitor's URL and judge status, certificate, keyword and JSON.
 
-    ``policy`` is enforced by ``session`` (:func:`make_session`), on every connection and redirect.
+    A target policy is the session's (:func:`make_session`), enforced on every connection and redirect.
     """
     options = monitor.http
     checked_at_ms = now_ms()
