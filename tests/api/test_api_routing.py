@@ -13,12 +13,19 @@ from functools import partial
 import anyio
 import pytest
 
-from tests.api.conftest import Api, Person, monitor_body
+from tests.api.conftest import Api, Person, monitor_body, running_api
 from tests.support import Stack, Target, WebhookReceiver
 from uptimed import daemon
 from uptimed.channels.registry import default_registry
 
 pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture
+async def api(stack: Stack) -> AsyncIterator[Api]:
+    """The API with monitors checked every second allowed (below ``[quotas] min_interval``'s default)."""
+    async with running_api(stack, quotas={"min_interval": 1}) as state:
+        yield state
 
 
 @pytest.fixture
