@@ -34,8 +34,13 @@ from uptimed.store import escalation_policies, incidents
 pytestmark = pytest.mark.kafka
 
 
-async def monitor_with_policy(pool: asyncpg.Pool, delays: list[float], **policy: object) -> tuple[int, list[int]]:
-    """A monitor (1 s, down at the first failure) whose policy's step n notifies integration n."""
+async def monitor_with_policy(
+    pool: asyncpg.Pool, evaluators: Running, delays: list[float], **policy: object
+) -> tuple[int, list[int]]:
+    """A monitor (1 s, down at the first failure) whose policy's step n notifies integration n.
+
+    Returned once the evaluators' monitor feed has the policy: the change reaches it by a notification.
+    """
     (mid,) = await make_monitors(pool, 1)
     owner = await pool.fetchval("SELECT owner_id FROM monitors WHERE id = $1", mid)
     hooks = [
@@ -55,13 +60,19 @@ async def monitor_with_policy(pool: asyncpg.Pool, delays: list[float], **policy:
     )
     stored = await escalation_policies.create(pool, owner, fields)
     await pool.execute("UPDATE monitors SET escalation_policy_id = $1 WHERE id = $2", stored.id, mid)
+
+    async def fed() -> bool:
+        known = evaluators.feed.get(mid)
+        return known is not None and known.escalation_policy_id == stored.id
+
+    await eventually(fed)
     return mid, hooks
 
 
 async def test_a_step_due_while_no_evaluator_ran_fires_once_when_one_starts(
     pool: asyncpg.Pool, feed: Feed, evaluators: Running, events: EventReader
 ) -> None:
-    mid, hooks = await monitor_with_policy(pool, [0, 2, 30])
+    mid, hooks = await monitor_with_policy(pool, evaluators, [0, 2, 30])
     first = evaluators.start()
     await feed.send([result(mid, False, now_ms())])
     [down] = await events.wait_for("website.down")
@@ -89,7 +100,7 @@ async def test_a_step_due_while_no_evaluator_ran_fires_once_when_one_starts(
 async def test_an_acknowledgement_stored_while_no_evaluator_ran_is_announced_by_the_next_and_stops_the_steps(
     pool: asyncpg.Pool, feed: Feed, evaluators: Running, events: EventReader
 ) -> None:
-    mid, hooks = await monitor_with_policy(pool, [0, 1, 4])
+    mid, hooks = await monitor_with_policy(pool, evaluators, [0, 1, 4])
     first = evaluators.start()
     await feed.send([result(mid, False, now_ms())])
     [down] = await events.wait_for("website.down")
@@ -121,7 +132,7 @@ async def test_a_policy_edited_or_chosen_while_the_evaluator_runs_applies_to_the
 ) -> None:
     # The daemon reads a policy again every 5 s; half a second keeps this test short, the mechanism is the same.
     monkeypatch.setattr(evaluator_module, "POLICY_CACHE_S", 0.5)
-    mid, [first_hook] = await monitor_with_policy(pool, [0])
+    mid, [first_hook] = await monitor_with_policy(pool, evaluators, [0])
     owner, policy_id = await pool.fetchrow("SELECT owner_id, escalation_policy_id FROM monitors WHERE id = $1", mid)
     second_hook = await pool.fetchval(
         "INSERT INTO integrations (owner_id, type, config) VALUES ($1, 'webhook', $2) RETURNING id",
