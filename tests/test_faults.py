@@ -125,12 +125,12 @@ async def test_a_broker_outage_neither_stops_checking_nor_loses_or_doubles_an_al
                 assert -0.1 <= event["timestamp"] / 1000 - flipped_at <= 1.3, (name, event, flipped_at)
                 assert event["lateReason"] == "the message bus was unavailable"
                 assert event["detectedAt"] / 1000 >= restarted_at
-            # downtime from check times: within one interval of the outage the target really had
+            # downtime from check times: each end within the bound above (one interval plus a check's start lag)
             real = [
                 up_at - down_at for (_, down_at), (_, up_at) in zip(flips[name][::2], flips[name][1::2], strict=True)
             ]
             told = [e["downtimeSeconds"] for e in mine if e["type"] == "website.up"]
-            assert all(abs(t - r) <= 1.0 for t, r in zip(told, real, strict=True)), (name, told, real)
+            assert all(abs(t - r) <= 1.3 for t, r in zip(told, real, strict=True)), (name, told, real)
         assert not any(d["data"]["name"].startswith("s") for d in sent)
     finally:
         await conn.close()
