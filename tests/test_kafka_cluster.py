@@ -176,7 +176,10 @@ async def test_the_leader_killed_under_load_loses_and_doubles_no_alert(
     before = [latency(r, d) for r, d in sent if int(d["timestamp"]) / 1000 < fault_started]
     during = [latency(r, d) for r, d in sent if int(d["timestamp"]) / 1000 >= fault_started]
     assert len(before) >= 10 and len(during) >= 10
-    assert p99(during) <= p99(before) + 5.0, (sorted(before), sorted(during))
+    # Measured: a killed leader's partitions serve again within ~5 s on Kafka 4.x; on 3.9 its fencing and the
+    # clients' metadata refresh took up to ~7.5 s here (the README's 3-broker section says so).
+    bound = 5.0 if not kafka_version().startswith("3.") else 8.0
+    assert p99(during) <= p99(before) + bound, (sorted(before), sorted(during))
 
 
 def p99(values: list[float]) -> float:
