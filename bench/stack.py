@@ -228,26 +228,10 @@ async def prepare(env: dict[str, str], config: Config, port: int) -> tuple[str, 
 
 
 async def cleanup(env: dict[str, str], prefix: str, path: Path) -> None:
-    import asyncpg
-    import redis.asyncio as aioredis
-    from aiokafka.admin import AIOKafkaAdminClient
+    """The run's topics, Redis keys and database (named after its prefix), then its config file."""
+    from monitoring import cleanup as remove_run
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=env["UPTIMED_KAFKA__BOOTSTRAP_SERVERS"].split(","))
-    await admin.start()
-    try:
-        mine = [t for t in await admin.list_topics() if t.startswith(f"{prefix}.")]
-        if mine:
-            await admin.delete_topics(mine)
-    finally:
-        await admin.close()
-    redis = aioredis.from_url(env["UPTIMED_REDIS__URL"])
-    keys = [key async for key in redis.scan_iter(match=f"{prefix}:*", count=1000)]
-    if keys:
-        await redis.delete(*keys)
-    await redis.aclose()
-    conn = await asyncpg.connect(env["UPTIMED_DATABASE__DSN"])
-    await conn.execute(f"DROP DATABASE IF EXISTS {prefix} WITH (FORCE)")
-    await conn.close()
+    await remove_run(env, prefix, prefix)
     path.unlink(missing_ok=True)
 
 
