@@ -394,15 +394,19 @@ class KafkaCluster:
         """The topic's partitions as the cluster's metadata has them now (leader, replicas, in-sync replicas).
 
         A topic just created may be unknown to the broker asked for a moment
-        (its metadata reaches the brokers after the controller): that is awaited.
+        (its metadata reaches the brokers after the controller), and the broker
+        asked may be one a test killed: both are asked again.
         """
         from aiokafka.admin import AIOKafkaAdminClient
+        from aiokafka.errors import KafkaError
 
         async def described() -> dict[str, Any] | None:
             admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
-            await admin.start()
             try:
+                await admin.start()
                 [found] = await admin.describe_topics([topic])
+            except KafkaError:  # asked a node that a fault test killed: ask again
+                return None
             finally:
                 await admin.close()
             return None if found["error_code"] else found

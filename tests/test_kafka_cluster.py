@@ -16,7 +16,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from tests.support import EventReader, KafkaCluster, Stack, Target, WebhookReceiver, kafka_version, to_toml
+from tests.support import EventReader, KafkaCluster, Stack, Target, WebhookReceiver, eventually, kafka_version, to_toml
 from tests.test_monitoring import monitor, target  # noqa: F401 - the target fixture
 from uptimed.bus.kafka import partition_of
 
@@ -112,6 +112,23 @@ async def test_a_killed_leader_is_replaced_writes_go_on_and_it_catches_up_after_
         await kafka_cluster.start(leader)  # whatever happened, the next test gets three brokers
 
 
+UPTIMED_FAILOVER_S = 2.5
+"""How much later than the brokers' own failover alerts may arrive: each client's metadata refresh
+and next fetch from the new leader (a fetch in flight to that broker may wait FETCH_MAX_WAIT_MS
+first). Measured on Kafka 4.4 here: -0.2 to +1.1 s over failovers of 3.1 to 4.8 s."""
+
+
+async def _leaders_moved(cluster: KafkaCluster, topics: list[str], partition: int, dead: int) -> float:
+    """When every one of ``topics``' ``partition`` is led by a live broker again (monotonic time)."""
+
+    async def moved() -> bool:
+        leaders = [await cluster.leader_of(topic, partition) for topic in topics]
+        return all(leader not in (dead, -1) for leader in leaders)
+
+    await eventually(moved, timeout=60, interval=0.1)
+    return time.monotonic()
+
+
 async def test_the_leader_killed_under_load_loses_and_doubles_no_alert(
     kafka_cluster: KafkaCluster, cluster_stack: Stack, start_daemon
 ) -> None:
@@ -153,9 +170,13 @@ async def test_the_leader_killed_under_load_loses_and_doubles_no_alert(
         fault_started = time.time()
         # The broker leading the checks and events of the first flapper (and of whoever shares its partition).
         partition = partition_of(int(await _monitor_id(cluster_stack.dsn, "f0")), 3)
-        killed = await kafka_cluster.leader_of(f"{cluster_stack.prefix}.checks", partition)
+        topics = [f"{cluster_stack.prefix}.checks", f"{cluster_stack.prefix}.website.events"]
+        killed = await kafka_cluster.leader_of(topics[0], partition)
         await kafka_cluster.kill(killed)
+        killed_at = time.monotonic()
+        moved = asyncio.create_task(_leaders_moved(kafka_cluster, topics, partition, killed))
         await flips(16)  # under the fault
+        failover = await moved - killed_at
         await receiver.wait_for("/hook", count=len(flipped), timeout=60)
     finally:
         if killed is not None:
@@ -176,10 +197,11 @@ async def test_the_leader_killed_under_load_loses_and_doubles_no_alert(
     before = [latency(r, d) for r, d in sent if int(d["timestamp"]) / 1000 < fault_started]
     during = [latency(r, d) for r, d in sent if int(d["timestamp"]) / 1000 >= fault_started]
     assert len(before) >= 10 and len(during) >= 10
-    # Measured: a killed leader's partitions serve again within ~5 s on Kafka 4.x; on 3.9 its fencing and the
-    # clients' metadata refresh took up to ~7.5 s here (the README's 3-broker section says so).
-    bound = 5.0 if not kafka_version().startswith("3.") else 8.0
-    assert p99(during) <= p99(before) + bound, (sorted(before), sorted(during))
+    # The cluster's own failover (fencing the dead node, electing a new controller when it was the
+    # active one, then new leaders) is the brokers' to answer for and varied here from 3 to 6.5 s;
+    # uptimed answers for what comes on top of it: its clients finding the new leaders.
+    bound = failover + UPTIMED_FAILOVER_S
+    assert p99(during) <= p99(before) + bound, (failover, sorted(before), sorted(during))
 
 
 def p99(values: list[float]) -> float:

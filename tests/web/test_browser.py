@@ -55,7 +55,7 @@ def monitor_toml(name: str, target: str, **extra: object) -> str:
 
 
 @pytest.fixture
-async def launch(stack: Stack, start_daemon) -> AsyncIterator[Callable[[str], Awaitable[Uptimed]]]:
+async def launch(stack: Stack, start_daemon, browser: Browser) -> AsyncIterator[Callable[[str], Awaitable[Uptimed]]]:
     """``await launch(extra_toml)``: alice (with a password) and `uptimed run` serving its pages."""
     pool = await asyncpg.create_pool(stack.dsn, min_size=1, max_size=2)
 
@@ -71,6 +71,10 @@ async def launch(stack: Stack, start_daemon) -> AsyncIterator[Callable[[str], Aw
         return Uptimed(url=f"http://127.0.0.1:{listening['port']}", pool=pool)
 
     yield start
+    # The pages close before the daemon stops: a page that refreshes itself would
+    # otherwise find the server gone mid-request and report a reset connection.
+    for context in browser.contexts:
+        await context.close()
     await pool.close()
 
 
