@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from uptimed.monitor import Monitor
+from uptimed.probe import worker as worker_module
 from uptimed.probe.http import make_session
 from uptimed.probe.queue import GROUP, EncodedMonitor, ProbeJob, ProbeQueue
 from uptimed.probe.worker import READ_BATCH_SHARE, ProbeWorker
@@ -200,3 +201,67 @@ async def test_the_jobs_of_a_dead_worker_are_reclaimed_and_stale_ones_dropped(
     assert sorted(r["monitor_id"] for r in await stored_results(redis, queue)) == [1, 2, 3]
     assert sorted(slow_target.paths) == ["/m1", "/m2", "/m3"]
     assert await settled(redis, queue) == (0, 0)
+
+
+async def wait_stored(redis: aioredis.Redis, queue: ProbeQueue, count: int, *, timeout: float = 10.0) -> None:
+    """Until the result stream holds ``count`` results (XREAD blocks until the next one arrives)."""
+    with anyio.fail_after(timeout):
+        while len(await stored_results(redis, queue)) < count:
+            await redis.xread({queue.results: "$"}, block=200)
+
+
+async def test_a_steady_result_waits_for_company_and_anything_else_is_stored_at_once(
+    redis: aioredis.Redis,
+    key_prefix: str,
+    slow_target: SlowTarget,
+    session: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Long enough that only a result worth telling (or a stop) can be what stores a held one.
+    monkeypatch.setattr(worker_module, "STEADY_HOLD_S", 30.0)
+    shop, blog = monitor(1, slow_target), monitor(2, slow_target)
+    blog_down = blog.model_copy(update={"target": "http://127.0.0.1:9/closed"})
+    queue = RecordingQueue(redis, prefix=key_prefix)
+    await queue.ensure_group()
+    probe = worker(queue, session)
+
+    def statuses() -> list[tuple[int, str]]:
+        return [(r["monitor_id"], r["status"]) for r in queue.completed]
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(probe.run)
+        await enqueue(queue, [shop])  # its first result here: nothing known before it, so stored at once
+        await wait_stored(redis, queue, 1)
+        await enqueue(queue, [shop])  # up again, as before: steady, it waits
+        await wait_until(lambda: probe.checks_done == 2)
+        assert statuses() == [(1, "up")]
+
+        await enqueue(queue, [blog_down])  # down: stored at once, and the steady result that waited goes with it
+        await wait_stored(redis, queue, 3)
+        assert statuses() == [(1, "up"), (1, "up"), (2, "down")]
+
+        await enqueue(queue, [blog])  # the first up after a down is news: at once
+        await wait_stored(redis, queue, 4)
+        await enqueue(queue, [shop])  # steady again; a graceful stop stores what waits
+        await wait_until(lambda: probe.checks_done == 5)
+        assert len(queue.completed) == 4
+        await probe.drain()
+        tg.cancel_scope.cancel()
+
+    assert statuses() == [(1, "up"), (1, "up"), (2, "down"), (2, "up"), (1, "up")]
+    assert await settled(redis, queue) == (0, 0)  # every job acknowledged with its result
+
+
+async def test_a_held_result_is_stored_within_a_tenth_of_its_interval(
+    redis: aioredis.Redis, key_prefix: str, slow_target: SlowTarget, session: aiohttp.ClientSession
+) -> None:
+    shop = monitor(1, slow_target).model_copy(update={"interval": 1.0, "timeout": 0.5})
+    queue = RecordingQueue(redis, prefix=key_prefix)
+    await queue.ensure_group()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker(queue, session).run)
+        for n in range(1, 4):
+            await enqueue(queue, [shop])
+            # Stored by the hold's timer (0.1 s here), before the monitor's next check could be due.
+            await wait_stored(redis, queue, n, timeout=1.0)
+        tg.cancel_scope.cancel()

@@ -28,6 +28,7 @@ and wakes those of its monitors at once, to tell everyone notified.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import time
 from collections import Counter
@@ -79,6 +80,7 @@ from uptimed.store import (
 )
 from uptimed.store.escalation_policies import StoredPolicy
 from uptimed.store.monitor_feed import MonitorFeed
+from uptimed.store.statements import execute_together
 from uptimed.supervisor import progress
 
 log = structlog.get_logger()
@@ -420,18 +422,24 @@ class Evaluator:
                 rearm[mid] = next_wake_ms(before, monitor)
 
         events: list[MonitorEvent] = []
-        async with self.pool.acquire() as conn, conn.transaction():
-            await checks.insert_many(conn, stored, in_maintenance)
+        # A quiet batch (no change to record) is one statement, atomic on its own: one round trip.
+        async with self.pool.acquire() as conn, conn.transaction() if pending or applied else contextlib.nullcontext():
             for monitor, change, late_reason in pending:
                 event = await self._record(conn, states, monitor, change, now_ms, late_reason)
                 if event is not None:
                     events.append(event)
             wakes = {mid: next_wake_ms(states[mid], known[mid]) for mid in touched}
-            await monitor_state.save_many(conn, {mid: states[mid].to_json() for mid in touched}, wakes)
             await event_outbox.add_many(conn, events)
-            await regions.saw_results(conn, newest)
             await incidents.ack_applied(conn, applied)
-            await monitor_state.set_wakes(conn, {mid: wake for mid, wake in rearm.items() if mid not in touched})
+            await execute_together(
+                conn,
+                [
+                    checks.insert_statement(stored, in_maintenance),
+                    monitor_state.save_statement({mid: states[mid].to_json() for mid in touched}, wakes),
+                    monitor_state.wakes_statement({mid: w for mid, w in rearm.items() if mid not in touched}),
+                    regions.seen_statement(newest),
+                ],
+            )
         self.states.update({mid: states[mid] for mid in touched})
         for mid, wake in {**rearm, **wakes}.items():
             self._timers.set(mid, wake)

@@ -11,19 +11,18 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from uptimed.check import CheckResult
-from uptimed.store import Connection, PoolOrConnection
+from uptimed.store import PoolOrConnection
+from uptimed.store.statements import Statement, execute
 
 
-async def insert_many(
-    conn: Connection, results: Sequence[CheckResult], in_maintenance: Sequence[bool] | None = None
-) -> None:
-    """Write a batch of results in one round trip; a result already stored is skipped.
+def insert_statement(results: Sequence[CheckResult], in_maintenance: Sequence[bool] | None = None) -> Statement | None:
+    """Write a batch of results; a result already stored is skipped (None: no results).
 
     ``in_maintenance`` says, per result, whether a maintenance window of its monitor was on (uptime leaves it out).
     """
     if not results:
-        return
-    await conn.execute(
+        return None
+    return Statement(
         """
         INSERT INTO checks (monitor_id, region, checked_at, status, response_time_ms, status_code, error_class, error,
                             message, in_maintenance)
@@ -33,17 +32,26 @@ async def insert_many(
              AS x(m, r, t, s, rt, sc, ec, e, msg, im)
         ON CONFLICT (monitor_id, region, checked_at) DO NOTHING
         """,
-        [r.monitor_id for r in results],
-        [r.region for r in results],
-        [r.checked_at_ms for r in results],
-        [r.status.value for r in results],
-        [r.response_time_ms for r in results],
-        [r.status_code for r in results],
-        [r.error_class.value if r.error_class else None for r in results],
-        [r.error for r in results],
-        [r.message for r in results],
-        list(in_maintenance) if in_maintenance is not None else [False] * len(results),
+        (
+            [r.monitor_id for r in results],
+            [r.region for r in results],
+            [r.checked_at_ms for r in results],
+            [r.status.value for r in results],
+            [r.response_time_ms for r in results],
+            [r.status_code for r in results],
+            [r.error_class.value if r.error_class else None for r in results],
+            [r.error for r in results],
+            [r.message for r in results],
+            list(in_maintenance) if in_maintenance is not None else [False] * len(results),
+        ),
     )
+
+
+async def insert_many(
+    conn: PoolOrConnection, results: Sequence[CheckResult], in_maintenance: Sequence[bool] | None = None
+) -> None:
+    """Write a batch of results in one round trip (:func:`insert_statement`)."""
+    await execute(conn, insert_statement(results, in_maintenance))
 
 
 async def first_at(conn: PoolOrConnection, monitor_id: int) -> datetime | None:
