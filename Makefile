@@ -9,8 +9,8 @@ PY := $(VENV)/bin/python
 # KAFKA_VERSION (the default broker) and KAFKA_OLDEST_VERSION: chosen there only.
 include scripts/kafka/versions
 # The oldest broker runs beside the default one, on ports 10 above it.
-KAFKA_PORT := $(or $(UPTIMED_KAFKA_PORT),59092)
-KAFKA_CONTROLLER_PORT := $(or $(UPTIMED_KAFKA_CONTROLLER_PORT),59093)
+KAFKA_PORT := $(or $(UPTIMED_KAFKA_PORT),29092)
+KAFKA_CONTROLLER_PORT := $(or $(UPTIMED_KAFKA_CONTROLLER_PORT),29093)
 OLDEST := UPTIMED_KAFKA_VERSION=$(KAFKA_OLDEST_VERSION) \
 	UPTIMED_KAFKA_PORT=$(shell echo $$(($(KAFKA_PORT) + 10))) \
 	UPTIMED_KAFKA_CONTROLLER_PORT=$(shell echo $$(($(KAFKA_CONTROLLER_PORT) + 10)))

@@ -54,7 +54,7 @@ def kafka_cluster(services: dict[str, str]) -> Iterator[KafkaCluster]:
     Its own ports (from UPTIMED_KAFKA_PORT, see :data:`CLUSTER_PORT_OFFSET`) and
     data folder (``kafka/<version>-cluster``); stopped at the end of the session.
     """
-    port = int(os.environ.get("UPTIMED_KAFKA_PORT", "59092")) + CLUSTER_PORT_OFFSET
+    port = int(os.environ.get("UPTIMED_KAFKA_PORT", "29092")) + CLUSTER_PORT_OFFSET
     env = {
         "UPTIMED_KAFKA_BROKERS": "3",
         "UPTIMED_KAFKA_PORT": str(port),

@@ -25,7 +25,7 @@ class Switch:
 
     async def __call__(self) -> None:
         if self.down:
-            raise ConnectionRefusedError("[Errno 111] Connect call failed ('127.0.0.1', 59092)")
+            raise ConnectionRefusedError("[Errno 111] Connect call failed ('127.0.0.1', 29092)")
 
 
 @pytest.fixture

@@ -94,7 +94,7 @@ def test_check_config_connect_names_the_service_out_of_reach(stack: Stack, tmp_p
 @pytest.fixture(scope="module")
 def unsupported_broker(services: dict[str, str]) -> Iterator[str]:
     """A Kafka 3.8 broker of its own (UPTIMED_KAFKA_PORT + 40), stopped afterwards."""
-    port = int(os.environ.get("UPTIMED_KAFKA_PORT", "59092")) + 40
+    port = int(os.environ.get("UPTIMED_KAFKA_PORT", "29092")) + 40
     env = {
         **os.environ,
         "UPTIMED_KAFKA_VERSION": UNSUPPORTED_KAFKA,
