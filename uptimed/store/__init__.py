@@ -1,4 +1,8 @@
-"""SQL, grouped by table: each module holds the queries of one table (``owned`` those common to several)."""
+"""SQL, grouped by table: each module holds the queries of one table (``owned`` those common to several).
+
+``statements`` is the exception: it runs data-modifying statements that modules build
+(``checks.insert_statement``, ...) alone or joined into one round trip.
+"""
 
 from typing import TypeAlias
 
