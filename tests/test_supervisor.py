@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import anyio
 from structlog.testing import capture_logs
 
@@ -133,3 +135,59 @@ async def test_a_crash_during_an_outage_is_one_warning_per_part_and_restarts_whe
     assert not [e for e in logs if e["event"] == "part.crashed"]
     assert [e["event"] for e in logs if e["event"].startswith("service.")] == ["service.unreachable", "service.back"]
     assert next(e for e in logs if e["event"] == "service.back")["folded"] >= 5
+
+
+async def test_a_cancellation_nobody_asked_for_is_a_crash_of_that_part_not_a_silent_stop_of_all() -> None:
+    """A library may cancel a future a part awaits (aiokafka's requests, when the broker goes away): the part
+    then ends in CancelledError without anyone stopping it. Taken for a stop, it ended every part in silence."""
+    crashes = 0
+    restarted = anyio.Event()
+    api_running = anyio.Event()
+
+    async def evaluator() -> None:
+        nonlocal crashes
+        if crashes:
+            restarted.set()
+            await anyio.sleep_forever()
+        crashes += 1
+        request: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_soon(request.cancel)  # the client gives up on its request
+        await request
+
+    async def api() -> None:
+        api_running.set()
+        await anyio.sleep_forever()
+
+    supervisor = Supervisor([Part("evaluator", evaluator), Part("api", api)], backoff_initial=0.01)
+    with capture_logs() as logs:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(supervisor.run)
+            with anyio.fail_after(5):
+                await restarted.wait()
+            assert supervisor.part("api").healthy and api_running.is_set()
+            supervisor.stop()
+    crash = next(entry for entry in logs if entry["event"] == "part.crashed")
+    assert crash["part"] == "evaluator" and crash["exc_info"]
+    assert supervisor.part("evaluator").last_error == "StrayCancellation: cancelled by a library, not by a stop"
+
+
+async def test_a_part_that_returns_unasked_is_restarted_like_a_crash() -> None:
+    runs = 0
+    again = anyio.Event()
+
+    async def api() -> None:  # as when a server gives up by itself
+        nonlocal runs
+        runs += 1
+        if runs > 1:
+            again.set()
+            await anyio.sleep_forever()
+
+    supervisor = Supervisor([Part("api", api)], backoff_initial=0.01)
+    with capture_logs() as logs:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(supervisor.run)
+            with anyio.fail_after(5):
+                await again.wait()
+            supervisor.stop()
+    assert [entry["part"] for entry in logs if entry["event"] == "part.crashed"] == ["api"]
+    assert supervisor.part("api").last_error == "PartEnded: returned without being stopped"

@@ -17,6 +17,7 @@ traceback, and counted in the outage's own lines.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
@@ -123,6 +124,8 @@ class Supervisor:
                 tg.start_soon(self._keep_running, part, name=part.name)
             task_status.started()
             await anyio.sleep_forever()
+        if not self._stop_requested:  # never by design (see _crash); if it ever is, exit non-zero, loudly
+            raise RuntimeError("every part ended without a stop being asked for")
 
     async def shutdown(self, grace: float) -> None:
         """Let every part drain, for at most ``grace`` seconds, then cancel them all."""
@@ -158,9 +161,11 @@ class Supervisor:
             part.healthy = True
             try:
                 await part.run()
-                log.info("part.finished", part=part.name)
-                return
-            except Exception as exc:
+                if _stopping():
+                    return
+                raise PartEnded("returned without being stopped")  # a part runs until cancelled: restart it
+            except BaseException as raised:
+                exc = _crash(raised)
                 part.healthy = False
                 part.restarts += 1
                 part.last_error = f"{type(exc).__name__}: {exc}"
@@ -168,7 +173,7 @@ class Supervisor:
                     backoff = self.backoff_initial
                 part.restart_at = time.monotonic() + backoff
                 cause = await self.watch.unreachable_cause(exc) if self.watch is not None else None
-                if cause is None:
+                if cause is None or exc is not raised:  # a stray cancellation is a bug to see, outage or not
                     log.exception(
                         "part.crashed", part=part.name, restart_in_s=round(backoff, 2), restarts=part.restarts
                     )
@@ -193,6 +198,40 @@ class Supervisor:
                 backoff = min(backoff * 2, self.backoff_max)
             finally:
                 part.healthy = False
+
+
+class PartEnded(Exception):
+    """A part's coroutine returned: parts run until they are cancelled, so this is a bug, restarted like a crash."""
+
+
+class StrayCancellation(Exception):
+    """A part ended in CancelledError that no cancel scope sent: a library cancelled a future the part awaited."""
+
+
+def is_stray_cancellation(raised: BaseException) -> bool:
+    """A CancelledError that nobody stopping this task sent.
+
+    aiokafka, for one, can cancel a request's future when the broker goes away, and the task awaiting it sees
+    CancelledError although nobody stopped it. anyio takes such a task's end for a cancellation and cancels its
+    task group: in the supervisor's, every part ended, the API first, and the daemon exited 0 (CI saw it once
+    during a broker outage). A real stop always leaves a cancellation pending on the task (``Task.cancelling()``).
+    """
+    return isinstance(raised, asyncio.CancelledError) and not _stopping()
+
+
+def _stopping() -> bool:
+    """A cancellation is pending on this task: a cancel scope around it (a stop, a deadline) was cancelled."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def _crash(raised: BaseException) -> Exception:
+    """What ``raised`` is to the supervisor: a crash to log and restart from; re-raised when it is a real stop."""
+    if isinstance(raised, Exception):
+        return raised
+    if is_stray_cancellation(raised):
+        return StrayCancellation("cancelled by a library, not by a stop")
+    raise raised
 
 
 def _short(text: str, limit: int = 200) -> str:

@@ -34,6 +34,7 @@ import structlog
 from aiokafka.errors import KafkaError
 
 from uptimed.errors import ServiceUnavailable
+from uptimed.supervisor import is_stray_cancellation
 
 log = structlog.get_logger()
 
@@ -214,7 +215,9 @@ class ServiceWatch:
             try:
                 with anyio.fail_after(self.probe_timeout):
                     await service.probe()
-            except Exception as exc:  # noqa: BLE001 - any failure of a ping means out of reach
+            except BaseException as exc:  # any failure of a ping means out of reach; a stop goes on
+                if not isinstance(exc, Exception) and not is_stray_cancellation(exc):
+                    raise
                 self._failed(service, _describe(exc))
             else:
                 self._answered(service)
