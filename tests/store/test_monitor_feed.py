@@ -9,9 +9,10 @@ from collections.abc import AsyncIterator
 import anyio
 import asyncpg
 import pytest
+from pydantic import ValidationError
 
 from tests.support import eventually
-from uptimed.monitor import HttpOptions, MonitorFields
+from uptimed.monitor import HttpOptions, Monitor, MonitorFields
 from uptimed.store import monitors
 from uptimed.store.monitor_feed import MonitorFeed, MonitorListener
 
@@ -93,6 +94,24 @@ async def test_an_options_change_alone_makes_a_new_monitor(pool: asyncpg.Pool, o
     assert after is not before and after.monitor.http.json_equals is True and after.version != before.version
 
 
+async def test_monitors_share_equal_http_options_and_a_job_carries_only_what_is_not_a_default(
+    pool: asyncpg.Pool, owner: int, feed: MonitorFeed
+) -> None:
+    watching = feed.subscribe()
+    plain = [await monitors.create(pool, owner, fields(f"m{n}")) for n in range(3)]
+    api = await monitors.create(pool, owner, fields("api", http=HttpOptions(method="HEAD", accepted_statuses=["204"])))
+    await changed(watching, {m.id for m in [*plain, api]})
+    entries = [feed.entries[m.id] for m in [*plain, api]]
+
+    # One copy of the default options (about 1.5 KiB a monitor otherwise), another for the API's own.
+    assert len({id(entry.monitor.http) for entry in entries}) == 2
+    # A probe job (its JSON) leaves the defaults out; a worker in another process validates them back.
+    assert '"http"' not in entries[0].json and '"interval"' not in entries[0].json
+    assert '"method":"HEAD"' in entries[3].json
+    for entry in entries:
+        assert Monitor.model_validate_json(entry.json) == entry.monitor
+
+
 async def test_a_bulk_change_is_read_in_one_go(pool: asyncpg.Pool, owner: int, feed: MonitorFeed) -> None:
     watching = feed.subscribe()
     await pool.execute(
@@ -138,3 +157,17 @@ async def test_a_lost_connection_ends_the_part_and_the_next_run_reads_everything
 
         await eventually(caught_up, timeout=5)
         tg.cancel_scope.cancel()
+
+
+def test_a_copy_with_changes_leaves_the_monitors_it_shares_with_alone() -> None:
+    """Monitors share their options and their record of given fields: a copy must not change the others'."""
+    made = [
+        Monitor.model_validate({"id": n, "owner_id": 1, "name": f"m{n}", "target": "http://127.0.0.1:9/"})
+        for n in (1, 2)
+    ]
+    assert made[0].model_fields_set is made[1].model_fields_set and made[0].http is made[1].http
+    edited = made[0].model_copy(update={"http": HttpOptions(method="HEAD"), "tags": ["edge"]})
+    assert edited.http.method == "HEAD" and "tags" in edited.model_fields_set
+    assert made[1].http.method == "GET" and "tags" not in made[1].model_fields_set
+    with pytest.raises(ValidationError):
+        made[1].http.method = "POST"  # type: ignore[misc]  # frozen: nothing shared can change in place

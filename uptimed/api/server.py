@@ -28,16 +28,15 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import h11
 import structlog
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from uptimed.config import ApiSettings
 
 if TYPE_CHECKING:
     import uvicorn
     from fastapi import FastAPI
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+    from uvicorn.protocols.http.h11_impl import H11Protocol
 
 log = structlog.get_logger()
 
@@ -135,6 +134,8 @@ class ConnectionGuard:
 
 def guarded_protocol(guard: ConnectionGuard, request_timeout: float) -> type[H11Protocol]:
     """uvicorn's h11 protocol, with :class:`ConnectionGuard` at accept and a deadline on every request."""
+    import h11  # here, not at the top: the daemon imports this module before its probes start
+    from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class GuardedProtocol(H11Protocol):
         _address: str | None = None
