@@ -191,3 +191,35 @@ async def test_a_part_that_returns_unasked_is_restarted_like_a_crash() -> None:
             supervisor.stop()
     assert [entry["part"] for entry in logs if entry["event"] == "part.crashed"] == ["api"]
     assert supervisor.part("api").last_error == "PartEnded: returned without being stopped"
+
+
+async def test_a_stray_cancellation_during_an_outage_is_folded_into_it_with_its_traceback() -> None:
+    watch = ServiceWatch(probe_timeout=0.5)
+
+    async def broker() -> None:
+        raise ConnectionRefusedError("refused")
+
+    watch.add("kafka", broker)
+    attempts = 0
+    again = anyio.Event()
+
+    async def notifier() -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts > 1:
+            again.set()
+            await anyio.sleep_forever()
+        request: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_soon(request.cancel)
+        await request
+
+    supervisor = Supervisor([Part("notifier", notifier)], backoff_initial=0.01, watch=watch)
+    with capture_logs() as logs:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(supervisor.run)
+            with anyio.fail_after(5):
+                await again.wait()
+            supervisor.stop()
+    (interrupted,) = [e for e in logs if e["event"] == "part.interrupted"]
+    assert interrupted["service"] == "kafka" and interrupted["log_level"] == "warning" and interrupted["exc_info"]
+    assert not [e for e in logs if e["event"] == "part.crashed"]

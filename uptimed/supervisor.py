@@ -173,7 +173,7 @@ class Supervisor:
                     backoff = self.backoff_initial
                 part.restart_at = time.monotonic() + backoff
                 cause = await self.watch.unreachable_cause(exc) if self.watch is not None else None
-                if cause is None or exc is not raised:  # a stray cancellation is a bug to see, outage or not
+                if cause is None:
                     log.exception(
                         "part.crashed", part=part.name, restart_in_s=round(backoff, 2), restarts=part.restarts
                     )
@@ -189,6 +189,7 @@ class Supervisor:
                         service=cause.service,
                         error=_short(part.last_error),
                         restart_in_s=round(backoff, 2),
+                        exc_info=exc is not raised,  # a stray cancellation: where the library cancelled it
                     )
                 with anyio.move_on_after(backoff):
                     if cause is None:

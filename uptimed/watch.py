@@ -34,7 +34,7 @@ import structlog
 from aiokafka.errors import KafkaError
 
 from uptimed.errors import ServiceUnavailable
-from uptimed.supervisor import is_stray_cancellation
+from uptimed.supervisor import StrayCancellation, is_stray_cancellation
 
 log = structlog.get_logger()
 
@@ -332,7 +332,7 @@ def _services_of(exc: BaseException) -> set[str] | None:
         return {"redis"}
     if isinstance(exc, KafkaError):
         return {"kafka"}
-    if isinstance(exc, (OSError, TimeoutError)):
+    if isinstance(exc, (OSError, TimeoutError, StrayCancellation)):  # a client library's, any service's
         return set()
     return None
 
