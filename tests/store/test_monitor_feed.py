@@ -100,11 +100,22 @@ async def test_monitors_share_equal_http_options_and_a_job_carries_only_what_is_
     watching = feed.subscribe()
     plain = [await monitors.create(pool, owner, fields(f"m{n}")) for n in range(3)]
     api = await monitors.create(pool, owner, fields("api", http=HttpOptions(method="HEAD", accepted_statuses=["204"])))
-    await changed(watching, {m.id for m in [*plain, api]})
-    entries = [feed.entries[m.id] for m in [*plain, api]]
+    other_kinds = [
+        await monitors.create(pool, owner, MonitorFields(name="db", kind="tcp", target="127.0.0.1:5432")),
+        await monitors.create(
+            pool,
+            owner,
+            MonitorFields.model_validate(
+                {"name": "mx", "kind": "dns", "target": "example.com", "dns": {"record": "MX"}}
+            ),
+        ),
+    ]
+    await changed(watching, {m.id for m in [*plain, api, *other_kinds]})
+    entries = [feed.entries[m.id] for m in [*plain, api, *other_kinds]]
 
     # One copy of the default options (about 1.5 KiB a monitor otherwise), another for the API's own.
     assert len({id(entry.monitor.http) for entry in entries}) == 2
+    assert '"record":"MX"' in entries[5].json
     # A probe job (its JSON) leaves the defaults out; a worker in another process validates them back.
     assert '"http"' not in entries[0].json and '"interval"' not in entries[0].json
     assert '"method":"HEAD"' in entries[3].json
