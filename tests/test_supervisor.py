@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import anyio
 from structlog.testing import capture_logs
 
 from uptimed.supervisor import Part, Supervisor, progress
 from uptimed.watch import ServiceWatch
+
+
+async def logs_until(event: anyio.Event, supervisor: Supervisor) -> list[dict[str, Any]]:
+    """What ``supervisor`` logs from its start until ``event`` (within 5 s), when it is stopped."""
+    with capture_logs() as logs:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(supervisor.run)
+            with anyio.fail_after(5):
+                await event.wait()
+            supervisor.stop()
+    return logs
 
 
 async def test_a_crashed_part_is_logged_by_name_and_restarted_with_backoff() -> None:
@@ -23,12 +35,7 @@ async def test_a_crashed_part_is_logged_by_name_and_restarted_with_backoff() -> 
         await anyio.sleep_forever()
 
     supervisor = Supervisor([Part("probe:eu", flaky)], backoff_initial=0.05)
-    with capture_logs() as logs:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(supervisor.run)
-            with anyio.fail_after(5):
-                await running.wait()
-            supervisor.stop()
+    logs = await logs_until(running, supervisor)
     crashes = [entry for entry in logs if entry["event"] == "part.crashed"]
     assert [c["part"] for c in crashes] == ["probe:eu", "probe:eu"]
     assert supervisor.part("probe:eu").restarts == 2
@@ -183,12 +190,7 @@ async def test_a_part_that_returns_unasked_is_restarted_like_a_crash() -> None:
             await anyio.sleep_forever()
 
     supervisor = Supervisor([Part("api", api)], backoff_initial=0.01)
-    with capture_logs() as logs:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(supervisor.run)
-            with anyio.fail_after(5):
-                await again.wait()
-            supervisor.stop()
+    logs = await logs_until(again, supervisor)
     assert [entry["part"] for entry in logs if entry["event"] == "part.crashed"] == ["api"]
     assert supervisor.part("api").last_error == "PartEnded: returned without being stopped"
 
@@ -214,12 +216,7 @@ async def test_a_stray_cancellation_during_an_outage_is_folded_into_it_with_its_
         await request
 
     supervisor = Supervisor([Part("notifier", notifier)], backoff_initial=0.01, watch=watch)
-    with capture_logs() as logs:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(supervisor.run)
-            with anyio.fail_after(5):
-                await again.wait()
-            supervisor.stop()
+    logs = await logs_until(again, supervisor)
     (interrupted,) = [e for e in logs if e["event"] == "part.interrupted"]
     assert interrupted["service"] == "kafka" and interrupted["log_level"] == "warning" and interrupted["exc_info"]
     assert not [e for e in logs if e["event"] == "part.crashed"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -114,8 +114,21 @@ class HttpOptions(BaseModel):
 
 
 SHARED_MAX = 1024
-"""Distinct HTTP options (and sets of given fields) kept to share; past that, sharing starts again."""
+"""Distinct values kept to share per table below; past that, a table starts again."""
+K = TypeVar("K")
+V = TypeVar("V")
 _SHARED_HTTP: dict[str, HttpOptions] = {}
+_SHARED_FIELDS_SETS: dict[frozenset[str], set[str]] = {}
+
+
+def _shared(table: dict[K, V], key: K, value: V) -> V:
+    """The one copy of ``value`` kept under ``key`` (``value`` itself the first time)."""
+    shared = table.get(key)
+    if shared is None:
+        if len(table) >= SHARED_MAX:
+            table.clear()  # many distinct ones: sharing saves little; start again
+        shared = table[key] = value
+    return shared
 
 
 def shared_http(options: HttpOptions) -> HttpOptions:
@@ -123,13 +136,7 @@ def shared_http(options: HttpOptions) -> HttpOptions:
 
     A copy is about 1.5 KiB: 15 MiB of a daemon's memory at 10,000 monitors (issue 18).
     """
-    key = options.model_dump_json()
-    shared = _SHARED_HTTP.get(key)
-    if shared is None:
-        if len(_SHARED_HTTP) >= SHARED_MAX:
-            _SHARED_HTTP.clear()  # many distinct ones: sharing saves little; start again
-        shared = _SHARED_HTTP[key] = options
-    return shared
+    return _shared(_SHARED_HTTP, options.model_dump_json(), options)
 
 
 PUSH_REGION = "push"
@@ -438,14 +445,5 @@ class Monitor(MonitorFields):
         a Monitor is frozen: nothing adds to its set, and ``model_copy`` copies the set before it updates it.
         """
         given = self.__pydantic_fields_set__
-        key = frozenset(given)
-        shared = _SHARED_FIELDS_SETS.get(key)
-        if shared is None:
-            if len(_SHARED_FIELDS_SETS) >= SHARED_MAX:
-                _SHARED_FIELDS_SETS.clear()
-            shared = _SHARED_FIELDS_SETS[key] = given
-        object.__setattr__(self, "__pydantic_fields_set__", shared)
+        object.__setattr__(self, "__pydantic_fields_set__", _shared(_SHARED_FIELDS_SETS, frozenset(given), given))
         return self
-
-
-_SHARED_FIELDS_SETS: dict[frozenset[str], set[str]] = {}
