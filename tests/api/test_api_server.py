@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 
 from tests.api.conftest import Api, Person
+from tests.support import eventually
 from uptimed.api.server import bind, serve
 from uptimed.config import ApiSettings
 
@@ -73,7 +74,11 @@ async def test_serves_on_a_real_socket_and_finishes_requests_in_flight_when_canc
             in_flight = asyncio.ensure_future(client.post(f"/api/v1/integrations/{integration['id']}/test"))
             await held.entered.wait()
             serving.cancel()  # as the supervisor does on SIGTERM
-            await anyio.wait_all_tasks_blocked()
+
+            async def stopped_listening() -> bool:
+                return sock.fileno() == -1  # uvicorn's shutdown closes it before it waits for requests
+
+            await eventually(stopped_listening, timeout=5, interval=0.01)
             held.release.set()
         # serve() returned: the request that was in flight got its answer, new connections are refused.
         response = await in_flight

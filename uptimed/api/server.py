@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger()
 
 GRACEFUL_SHUTDOWN_S = 5  # whole seconds: uvicorn takes an int
+TICKS_PER_S = 10  # uvicorn's on_tick(counter) does its once-a-second work when counter % 10 == 0
 
 
 class AccessLog:
@@ -195,7 +196,8 @@ def bind(settings: ApiSettings) -> socket.socket:
     return socket.create_server((settings.host, settings.port), family=family, backlog=1024)
 
 
-def _server(config: uvicorn.Config) -> uvicorn.Server:
+def _server(config: uvicorn.Config, exit_asked: asyncio.Event) -> uvicorn.Server:
+    """uvicorn's server, leaving signals to the daemon and waking for ``exit_asked`` (with should_exit) or once a second."""
     import uvicorn  # here, not at the top: the daemon imports this module before its probes start
 
     class Server(uvicorn.Server):
@@ -203,6 +205,16 @@ def _server(config: uvicorn.Config) -> uvicorn.Server:
         def capture_signals(self) -> Iterator[None]:
             # The daemon handles SIGTERM / SIGINT and cancels us; uvicorn must not take them over.
             yield
+
+        async def main_loop(self) -> None:
+            # uvicorn wakes ten times a second to refresh its Date header (once a second) and to
+            # notice should_exit: most of an idle daemon's wake-ups. Once a second, and at once on exit.
+            counter = 0
+            while not await self.on_tick(counter):
+                counter = (counter + TICKS_PER_S) % 864_000
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1.0):
+                        await exit_asked.wait()
 
     return Server(config)
 
@@ -225,7 +237,8 @@ async def serve(app: FastAPI, settings: ApiSettings, *, sock: socket.socket | No
         h11_max_incomplete_event_size=16 * 1024,
         http=guarded_protocol(ConnectionGuard(settings.max_connections_per_client), settings.request_timeout),
     )
-    server = _server(config)
+    exit_asked = asyncio.Event()
+    server = _server(config, exit_asked)
     log.info("api.listening", host=host, port=port)
     # Its own task, so that cancelling us starts uvicorn's graceful shutdown instead of interrupting it.
     task = asyncio.ensure_future(server.serve([sock]))
@@ -233,6 +246,7 @@ async def serve(app: FastAPI, settings: ApiSettings, *, sock: socket.socket | No
         await asyncio.shield(task)
     except asyncio.CancelledError:
         server.should_exit = True
+        exit_asked.set()
         with anyio.CancelScope(shield=True), anyio.move_on_after(GRACEFUL_SHUTDOWN_S + 2):
             await task  # past the deadline, cancelling this wait cancels the server too
         raise

@@ -67,6 +67,13 @@ FETCH_MAX_WAIT_MS = 2_000
 """How long the broker holds a fetch that finds nothing (Kafka's default is 500 ms)."""
 HEARTBEAT_INTERVAL_MS = 1_000
 """Well under a third of the session timeout, so two lost heartbeats do not end a session."""
+FETCHER_WAKE_MS = 1_000
+"""aiokafka's ``consumer_timeout_ms``: how often its fetch routine wakes with nothing to do (200 ms by default).
+
+The routine is otherwise woken by what it waits for (a fetch's answer, records
+consumed, a partition resumed or unassigned, fresh metadata), so this is a
+safety net; at 200 ms it was five wake-ups a second per consumer, a fifth of an
+idle daemon's (bench/README.md, the idle floor)."""
 
 
 def make_consumer(settings: KafkaSettings, *topics: str, group_id: str, **overrides: Any) -> AIOKafkaConsumer:
@@ -81,6 +88,7 @@ def make_consumer(settings: KafkaSettings, *topics: str, group_id: str, **overri
         # round trips for an idle daemon and its broker, no later alert.
         "fetch_max_wait_ms": FETCH_MAX_WAIT_MS,
         "max_poll_interval_ms": 300_000,
+        "consumer_timeout_ms": FETCHER_WAKE_MS,
         **overrides,
     }
     return AIOKafkaConsumer(*topics, **connection_options(settings), **options)
