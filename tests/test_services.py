@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, SERVICES, kafka_version, services_script
+from tests.support import ROOT, SERVICES, kafka_version, pid_listening_on, services_script
 
 
 def free_port() -> int:
@@ -84,6 +84,10 @@ async def test_the_session_stack_answers_with_the_configured_kafka(services: dic
     releases = await broker_releases(KafkaSettings(bootstrap_servers=bootstrap))
     major, minor, _ = configured.split(".")
     assert {r.release for r in releases.values()} == {(int(major), int(minor))}
+    # In the small profile: its JVM's native memory in two malloc arenas (README, "the small profile").
+    broker = pid_listening_on(int(bootstrap.rsplit(":", 1)[1]))
+    environment = Path(f"/proc/{broker}/environ").read_bytes().split(b"\0")
+    assert b"MALLOC_ARENA_MAX=2" in environment
 
 
 @pytest.mark.kafka
