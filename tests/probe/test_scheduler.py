@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 
 from uptimed.monitor import Monitor
 from uptimed.probe.queue import ProbeQueue
-from uptimed.probe.scheduler import ENQUEUE_TICK_S, Scheduler, phase_of
+from uptimed.probe.scheduler import ENQUEUE_TICK_S, Scheduler, next_due, phase_of
 from uptimed.store.monitor_feed import EncodedMonitor, MonitorFeed
 
 
@@ -85,6 +85,26 @@ async def test_due_monitors_are_enqueued_in_batches_each_at_its_exact_grid_time(
     # Nothing acknowledged them: each monitor is in flight after its first job, and not enqueued again.
     assert await redis.xlen(queue.stream) == len(monitors)
     assert scheduler.skipped_in_flight == len(jobs) - len(monitors)
+
+
+async def test_the_first_check_after_start_is_not_held_back_by_the_tick(redis: aioredis.Redis, key_prefix: str) -> None:
+    # A monitor due 60-120 ms from now: a tick from the start (250 ms) would enqueue it 130+ ms late.
+    now = time.time()
+    soon = next(
+        m for m in (monitor(mid, interval=30.0) for mid in itertools.count(1)) if 0.06 <= next_due(m, now) - now <= 0.12
+    )
+    queue = RecordingQueue(redis, prefix=key_prefix)
+    feed = MonitorFeed()
+    feed.put([soon])
+    feed.ready.set()
+    scheduler = Scheduler(redis=redis, queue=queue, feed=feed, configured_regions=["default"], prefix=key_prefix)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(scheduler.run)
+        with anyio.fail_after(5):
+            await queue.wait_for_jobs(soon.id, 1)
+        tg.cancel_scope.cancel()
+    [(enqueued_ms, _, due_ms)] = queue.jobs()
+    assert 0 <= enqueued_ms - due_ms < 60
 
 
 async def test_edits_are_picked_up_as_they_happen_and_unchanged_monitors_keep_their_encoding(

@@ -17,6 +17,8 @@ reads at most :data:`MAX_RESPONSE_BYTES` of an answer.
 
 from __future__ import annotations
 
+import functools
+import ssl
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -122,15 +124,24 @@ class _Bounded(httpx.AsyncByteStream):
                 self.release()
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The certificate store deliveries verify against (certifi's), loaded once and shared by every client.
+
+    Loading it costs ~17 ms of start-up and its memory each time; httpx would load it per transport.
+    """
+    return httpx.create_ssl_context(trust_env=False)
+
+
 class DeliveryTransport(httpx.AsyncHTTPTransport):
     """httpx's transport with the target policy at the socket and a cap of connections per destination."""
 
     def __init__(self, *, policy: TargetPolicy, per_destination: int, limits: httpx.Limits) -> None:
-        super().__init__(limits=limits, trust_env=False)
+        super().__init__(limits=limits, trust_env=False, verify=tls_context())
         if policy.enforced:
             # The same pool httpx builds, on a network backend that checks each address it connects to.
             self._pool = httpcore.AsyncConnectionPool(
-                ssl_context=httpx.create_ssl_context(trust_env=False),
+                ssl_context=tls_context(),
                 max_connections=limits.max_connections,
                 max_keepalive_connections=limits.max_keepalive_connections,
                 keepalive_expiry=limits.keepalive_expiry,
