@@ -134,7 +134,15 @@ class Migration:
 
 
 async def _current_version(conn: Connection) -> int:
-    if not await conn.fetchval("SELECT to_regclass('schema_version') IS NOT NULL"):
+    # From pg_class itself, not to_regclass(): a backend's cache may still say "no such table" after another
+    # process created it while this one waited for the migration lock (it holds no lock on the table).
+    exists = await conn.fetchval(
+        """
+        SELECT EXISTS (SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                       WHERE c.relname = 'schema_version' AND n.nspname = ANY (current_schemas(false)))
+        """
+    )
+    if not exists:
         return 0
     return int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_version"))
 
@@ -149,6 +157,14 @@ async def migrate(pool: asyncpg.Pool, *, plan: Sequence[Step] | None = None) -> 
     """
     known = list(plan) if plan is not None else steps()
     latest = known[-1].version
+    async with pool.acquire() as conn:
+        # At every start but the first after an upgrade there is nothing to do: one look, without the lock
+        # (stepping through every step's transaction to find that out took ~60 ms of start-up).
+        current = await _current_version(conn)
+    if current > latest:
+        raise DatabaseTooNew(current, latest)
+    if current == latest:
+        return Migration(latest, ())
     applied: list[str] = []
     for step in known:
         async with pool.acquire() as conn, conn.transaction():
