@@ -87,7 +87,10 @@ async def test_the_session_stack_answers_with_the_configured_kafka(services: dic
     # In the small profile: its JVM's native memory in two malloc arenas (README, "the small profile").
     broker = pid_listening_on(int(bootstrap.rsplit(":", 1)[1]))
     environment = Path(f"/proc/{broker}/environ").read_bytes().split(b"\0")
-    assert b"MALLOC_ARENA_MAX=2" in environment
+    assert b"MALLOC_ARENA_MAX=2" in environment, (
+        "the broker was started without the small profile's malloc arenas (by an older scripts/services?): "
+        "scripts/services down kafka && scripts/services up kafka"
+    )
 
 
 @pytest.mark.kafka
