@@ -141,6 +141,24 @@ def test_a_service_that_cannot_start_is_named_with_its_log(own_services: dict[st
     assert str(Path(own_services["UPTIMED_DATA_DIR"]) / "postgres" / "postgres.log") in result.stderr
 
 
+def test_kafka_storage_is_formatted_even_when_the_cluster_id_starts_with_a_dash(tmp_path: Path, services) -> None:
+    # One id in 64 starts with "-" (a UUID in URL-safe base64); the storage
+    # tool once read such an id as an option and the first start failed.
+    script = services_script()
+    kafka = script.Kafka()
+    kafka.libs = script.DATA / "kafka" / f"libs-{kafka.version}"  # the session's jars, already fetched
+    kafka.home = tmp_path
+    node = script.KafkaNode(1, free_port(), free_port(), tmp_path)
+    kafka.nodes = kafka.selected = [node]
+    kafka.write_config(node)
+    (tmp_path / "cluster-id").write_text("-Xc3BSBWSGm0HIvTvsXWRQ")
+
+    kafka.format_storage([node])
+
+    assert "cluster.id=-Xc3BSBWSGm0HIvTvsXWRQ" in (node.logdir / "meta.properties").read_text()
+    assert not any(script.new_cluster_id().startswith("-") for _ in range(2_000))
+
+
 def test_unknown_service_is_refused() -> None:
     result = subprocess.run([sys.executable, str(SERVICES), "up", "mysql"], capture_output=True, text=True)
     assert result.returncode == 2
