@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.support import EventReader, eventually
+from uptimed.metrics import REGISTRY
 from uptimed.probe.forwarder import Forwarder
 from uptimed.probe.queue import results_stream
 
@@ -44,6 +45,10 @@ async def fill(redis: aioredis.Redis, stream: str, count: int, *, start: int = 0
         for i in range(start, start + count):
             pipe.xadd(stream, {"k": str(i % 7), "v": json.dumps({"monitor_id": i % 7, "n": i})})
         await pipe.execute()
+
+
+def buffered() -> float | None:
+    return REGISTRY.get_sample_value("uptimed_results_buffered", {"region": "eu"})
 
 
 def forwarder(redis: aioredis.Redis, producer: AIOKafkaProducer, topic: str, prefix: str, **options: int) -> Forwarder:
@@ -109,6 +114,7 @@ async def test_while_the_bus_is_away_results_wait_bounded_then_go_on_in_order(
 
             await eventually(bounded, timeout=30)
             assert await redis.xlen(stream) == 100 and forward.dropped == 50  # the oldest went
+            assert buffered() == 100  # what /metrics shows while the bus is away
             await fill(redis, stream, 20, start=150)  # checking goes on meanwhile
             await create_topic(bootstrap, topic)  # the bus is back
             reader = await EventReader(bootstrap, topic).start()
@@ -118,6 +124,11 @@ async def test_while_the_bus_is_away_results_wait_bounded_then_go_on_in_order(
                 return await redis.xlen(stream) == 0 and any(e["n"] == 169 for e in reader.events)
 
             await eventually(delivered, timeout=60)
+
+            async def emptied() -> bool:
+                return buffered() == 0  # what /metrics shows once it caught up
+
+            await eventually(emptied)
             tg.cancel_scope.cancel()
         # The newest 100 to 120 (more may have been dropped before the topic came), none twice,
         # each monitor's in the order they were checked.

@@ -113,6 +113,8 @@ class Dispatcher:
         """Seconds without a claim or a finished delivery after which the dispatcher counts as stuck."""
         self.in_flight = 0
         self._held: set[int] = set()
+        self._holding = anyio.Event()
+        """Set when ``_held`` gets a row: the renewals sleep while nothing is held."""
         self.draining = False
         self._wake = anyio.Event()
         self._slot_freed = anyio.Event()
@@ -145,6 +147,7 @@ class Dispatcher:
                 for delivery in claimed:
                     self.in_flight += 1
                     self._held.add(delivery.id)
+                    self._holding.set()
                     tg.start_soon(self._deliver, delivery)
                 if len(claimed) < free:
                     await self._idle()
@@ -153,6 +156,9 @@ class Dispatcher:
     async def _renew_leases(self) -> None:
         """Keep the rows this process holds from coming due for another process while it works on them."""
         while True:
+            if not self._held:
+                self._holding = anyio.Event()
+                await self._holding.wait()
             await anyio.sleep(RENEW_EVERY_S)
             if self._held:
                 await notification_log.renew(self.pool, list(self._held), owner=self.owner, lease_s=self.lease_s)

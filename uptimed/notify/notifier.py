@@ -35,6 +35,9 @@ from uptimed.supervisor import progress
 
 log = structlog.get_logger()
 
+POLL_MS = 1000
+"""The longest a poll waits when no event comes: events end it at once, so this only paces an idle loop."""
+
 
 class Notifier:
     def __init__(
@@ -53,7 +56,7 @@ class Notifier:
         try:
             await consumer.start()  # inside the try: a stop during the start still leaves the group
             while True:
-                batch = await consumer.getmany(timeout_ms=500, max_records=500)
+                batch = await consumer.getmany(timeout_ms=POLL_MS, max_records=500)
                 progress()
                 metrics.observe_consumer_lag(consumer, self.settings.kafka.notification_group, batch)
                 if not batch:

@@ -106,8 +106,9 @@ class Forwarder:
             entries = read_entries(await self.redis.xread({self.stream: cursor}, count=BATCH, block=1000))
             progress()
             if not entries:
+                # Caught up: nothing after the cursor, and what is before it was trimmed with the cursor's move.
                 self._caught_up.set()
-                await self._measure()
+                metrics.RESULTS_BUFFERED.labels(self.region).set(0)
                 continue
             try:
                 await self._publish(entries)
@@ -134,6 +135,7 @@ class Forwarder:
                 pipe.xtrim(self.stream, minid=_after(cursor))
                 pipe.xlen(self.stream)
                 *_, left = await pipe.execute()
+            metrics.RESULTS_BUFFERED.labels(self.region).set(left)
             self.forwarded += len(entries)
             if not left:
                 self._caught_up.set()
@@ -152,6 +154,7 @@ class Forwarder:
         dropped = await self.redis.xtrim(self.stream, maxlen=self.buffer_max, approximate=False)
         if not dropped:
             return
+        metrics.RESULTS_BUFFERED.labels(self.region).set(backlog - dropped)
         self.dropped += dropped
         self._dropped_unlogged += dropped
         metrics.RESULTS_DROPPED.labels(self.region).inc(dropped)
