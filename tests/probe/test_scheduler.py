@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 
 from uptimed.monitor import Monitor
 from uptimed.probe.queue import ProbeQueue
-from uptimed.probe.scheduler import ENQUEUE_TICK_S, Scheduler, next_due, phase_of
+from uptimed.probe.scheduler import ENQUEUE_TICK_S, Scheduler, enqueue_tick, next_due, phase_of
 from uptimed.store.monitor_feed import EncodedMonitor, MonitorFeed
 
 
@@ -37,6 +37,11 @@ class RecordingQueue(ProbeQueue):
         """Until the scheduler has asked for ``count`` jobs of ``monitor_id``."""
         async with self._changed:
             await self._changed.wait_for(lambda: sum(e.monitor.id == monitor_id for _, e, _ in self.jobs()) >= count)
+
+    async def wait_for_batches(self, count: int) -> None:
+        """Until the scheduler has enqueued ``count`` batches."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: len(self.batches) >= count)
 
     def jobs(self) -> list[tuple[int, EncodedMonitor, int]]:
         """(enqueued at ms, monitor, due ms) of every job the scheduler asked for."""
@@ -67,8 +72,10 @@ async def test_due_monitors_are_enqueued_in_batches_each_at_its_exact_grid_time(
 
     jobs = queue.jobs()
     assert len(jobs) >= 600  # 300 monitors a second
+    tick = enqueue_tick(EncodedMonitor.of(m) for m in monitors)
+    assert tick == 0.25  # a quarter of their 1 s interval
     # Phases are spread, so one wake-up per due monitor would be ~300 a second; a tick batches them.
-    assert len(queue.batches) <= elapsed / ENQUEUE_TICK_S + 2
+    assert len(queue.batches) <= elapsed / tick + 2
     due_by_monitor: dict[int, list[int]] = defaultdict(list)
     for enqueued_ms, encoded, due_ms in jobs:
         m = encoded.monitor
@@ -80,15 +87,40 @@ async def test_due_monitors_are_enqueued_in_batches_each_at_its_exact_grid_time(
         due_by_monitor[m.id].append(due_ms)
     for dues in due_by_monitor.values():
         assert all(abs(later - earlier - 1000) <= 1 for earlier, later in itertools.pairwise(dues))  # no drift
-    assert statistics.median(enqueued - due for enqueued, _, due in jobs) <= ENQUEUE_TICK_S * 1000 + 50
+    assert statistics.median(enqueued - due for enqueued, _, due in jobs) <= tick * 1000 + 50
 
     # Nothing acknowledged them: each monitor is in flight after its first job, and not enqueued again.
     assert await redis.xlen(queue.stream) == len(monitors)
     assert scheduler.skipped_in_flight == len(jobs) - len(monitors)
 
 
+async def test_ordinary_intervals_get_fuller_batches_and_a_one_second_monitor_is_at_most_a_quarter_late(
+    redis: aioredis.Redis, key_prefix: str
+) -> None:
+    quiet = [monitor(mid, interval=60.0) for mid in range(1, 601)]  # 10 due a second
+    quick = monitor(1000, interval=1.0)
+    queue = RecordingQueue(redis, prefix=key_prefix)
+    feed = MonitorFeed()
+    feed.put(quiet)
+    feed.ready.set()
+    scheduler = Scheduler(redis=redis, queue=queue, feed=feed, configured_regions=["default"], prefix=key_prefix)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(scheduler.run)
+        with anyio.fail_after(10):
+            await queue.wait_for_batches(4)
+            before = len(queue.batches)
+            feed.put([quick])
+            await queue.wait_for_jobs(quick.id, 4)
+        tg.cancel_scope.cancel()
+    times = [at for at, _ in queue.batches]
+    quiet_gaps = [later - earlier for earlier, later in itertools.pairwise(times[:before])]
+    assert min(quiet_gaps) >= ENQUEUE_TICK_S * 1000 - 20, quiet_gaps  # a tick apart: a few more jobs in each
+    late = [enqueued - due for enqueued, encoded, due in queue.jobs() if encoded.monitor.id == quick.id]
+    assert max(late) <= 250 + 60, late  # a quarter of its interval, whatever the others' tick was
+
+
 async def test_the_first_check_after_start_is_not_held_back_by_the_tick(redis: aioredis.Redis, key_prefix: str) -> None:
-    # A monitor due 100-150 ms from now: a tick from the start (250 ms) would enqueue it 100+ ms late; without
+    # A monitor due 100-150 ms from now: a tick from the start (250+ ms) would enqueue it 100+ ms late; without
     # one it goes when due, unless starting the scheduler (two Redis round trips) took 190 ms.
     now = time.time()
     soon = next(

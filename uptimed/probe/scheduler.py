@@ -5,7 +5,8 @@ another process takes over within about the TTL. Each monitor's checks fall
 on a fixed grid, ``phase + k * interval``, with the phase spread by the
 monitor's id: 10,000 monitors at 60 s arrive evenly, a slow check never
 shifts the next one (no drift), and a new leader keeps the same grid. Due
-monitors are enqueued in batches, at most every ``ENQUEUE_TICK_S``; each job
+monitors are enqueued in batches, at most every ``ENQUEUE_TICK_S`` (a quarter of
+the shortest interval when that is less); each job
 still carries its exact grid time. The monitors come from this process's
 :class:`~uptimed.store.monitor_feed.MonitorFeed`: a created, edited, paused
 or deleted monitor is rescheduled within a moment of the change, and nothing
@@ -20,7 +21,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import redis.asyncio as aioredis
 import structlog
@@ -36,8 +37,8 @@ log = structlog.get_logger()
 INFLIGHT_GRACE_S = 5.0
 """How long past its timeout a check still counts as in flight (publishing, a slow worker)."""
 
-ENQUEUE_TICK_S = 0.25
-"""The shortest sleep of the enqueue loop.
+ENQUEUE_TICK_S = 0.5
+"""The shortest sleep of the enqueue loop, unless a monitor's interval asks for less (:func:`enqueue_tick`).
 
 Phases are spread evenly, so without it the loop woke, and made a Redis round
 trip, for nearly every due monitor: 167 times a second at 10,000 monitors /
@@ -45,11 +46,22 @@ trip, for nearly every due monitor: 167 times a second at 10,000 monitors /
 tick adds at most its length to the schedule lag, against TARGETS.md's p99 <
 1 s; the due time of each job stays its grid point, only the wake-up is
 batched. 10 ms -> 50 ms halved the CPU per check at 10,000 monitors / 60 s;
-50 ms -> 250 ms (a quarter of the shortest interval) puts 4 jobs instead of
-one in a batch at 1,000 monitors / 60 s, where a batch of one was the rule
-(bench/README.md). Not before the first batch: the first check after start (or
-after taking over the lead) goes when it is due, not up to a tick later.
+50 ms -> 250 ms put 4 jobs instead of one in a batch at 1,000 monitors / 60 s,
+where a batch of one was the rule, and 250 -> 500 ms took another ~10% off
+the daemon's CPU per check there (bench/README.md). Not before the first
+batch: the first check after start (or after taking over the lead) goes when
+it is due, not up to a tick later.
 """
+
+
+def enqueue_tick(monitors: Iterable[EncodedMonitor]) -> float:
+    """The tick for these monitors: :data:`ENQUEUE_TICK_S`, or a quarter of the shortest interval among them.
+
+    A monitor checked every second is then at most a quarter of its interval
+    late; at ordinary intervals the longer tick makes fewer, fuller batches.
+    """
+    shortest = min((entry.monitor.interval for entry in monitors), default=4 * ENQUEUE_TICK_S)
+    return min(ENQUEUE_TICK_S, shortest / 4)
 
 
 def phase_of(monitor_id: int, interval: float) -> float:
@@ -126,12 +138,13 @@ class Scheduler:
         heap = [(t, mid) for mid, t in due.items()]
         heapq.heapify(heap)
         log.info("scheduler.started", region=self.region, monitors=len(monitors))
-        tick = 0.0  # ENQUEUE_TICK_S once the first batch went
+        tick, tick_s = 0.0, enqueue_tick(monitors.values())  # tick = tick_s once the first batch went
         while True:
             progress()
             now = self.clock()
             if changed := subscription.take():
                 self._follow(changed, monitors, due, heap, now)
+                tick_s = enqueue_tick(monitors.values())
             batch: list[tuple[EncodedMonitor, int, int]] = []
             while heap and heap[0][0] <= now:
                 at, mid = heapq.heappop(heap)
@@ -150,7 +163,7 @@ class Scheduler:
                 added = await self.queue.enqueue(batch, now_ms=int(now * 1000))
                 self.enqueued += added
                 self.skipped_in_flight += len(batch) - added
-                tick = ENQUEUE_TICK_S
+                tick = tick_s
             wake = heap[0][0] if heap else now + 1.0
             await subscription.wait(max(tick, min(wake - self.clock(), 1.0)))
 
