@@ -5,9 +5,9 @@ another process takes over within about the TTL. Each monitor's checks fall
 on a fixed grid, ``phase + k * interval``, with the phase spread by the
 monitor's id: 10,000 monitors at 60 s arrive evenly, a slow check never
 shifts the next one (no drift), and a new leader keeps the same grid. Due
-monitors are enqueued in batches, at most every ``ENQUEUE_TICK_S`` (a quarter of
-the shortest interval when that is less); each job
-still carries its exact grid time. The monitors come from this process's
+monitors are enqueued in batches, at most every ``ENQUEUE_TICK_S`` (or a
+quarter of the shortest interval, when that is less); each job still carries
+its exact grid time. The monitors come from this process's
 :class:`~uptimed.store.monitor_feed.MonitorFeed`: a created, edited, paused
 or deleted monitor is rescheduled within a moment of the change, and nothing
 is re-read while nothing changes.
