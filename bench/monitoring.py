@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # this checkout's uptimed, not the one installed (two checkouts are compared)
 SERVICES = ROOT / "scripts" / "services"
 BODY = b"<html><body>All systems operational</body></html>"
 REGION = "default"

@@ -42,6 +42,7 @@ from urllib.parse import urlsplit
 BODY = b"<html><body>All systems operational</body></html>"
 KINDS = ("http", "tcp", "tls", "dns", "ping", "postgres", "redis")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)  # this checkout's uptimed, not the one installed (two checkouts are compared)
 
 
 def serve(close: bool) -> None:
