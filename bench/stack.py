@@ -13,7 +13,12 @@ asked), a config file, and ``uptimed run`` started as a subprocess. Then:
   for PostgreSQL, whose processes share their buffers), and what else the
   machine was doing meanwhile (cores used by other processes);
 - with ``--processes 2`` (or more) several daemons share the work, as the
-  README's scale-out section runs them.
+  README's scale-out section runs them; with ``--parts ROLES`` once per
+  process each runs only those roles (``uptimed run --parts``), and every
+  process's checks per CPU-second is printed too;
+- with ``--python`` the daemons run on another interpreter, such as a
+  virtualenv holding only uptimed's runtime dependencies (a user's install;
+  this one also holds the test tools), still on this checkout's code.
 
 Medians of ``--repeat`` runs are printed, with each run's figures and load.
 The services come from ``scripts/services`` (started if down); each run
@@ -22,6 +27,7 @@ removes its database, topics and Redis keys.
     python bench/stack.py --monitors 10000 --interval 60 --window 60 --repeat 3
     python bench/stack.py --monitors 1000 --interval 60
     python bench/stack.py --monitors 10000 --interval 1 --window 30          # the ceiling
+    python bench/stack.py --monitors 10000 --interval 1 --window 30 --parts probe --parts evaluate,notify,api,retention
     python bench/stack.py --monitors 0 --window 30                           # idle
     python bench/stack.py --suite                                            # the rows of TARGETS.md
 """
@@ -118,10 +124,22 @@ class Config:
     interval: float
     window: float
     processes: int = 1
+    parts: tuple[str, ...] = ()
+    """Per process, the roles it runs (``--parts`` of ``uptimed run``); empty: every process runs all of them."""
 
     def label(self) -> str:
-        procs = f" x{self.processes} processes" if self.processes > 1 else ""
+        if self.parts:
+            procs = " as " + " + ".join(self.parts)
+        else:
+            procs = f" x{self.processes} processes" if self.processes > 1 else ""
         return f"{self.monitors:>6} @ {self.interval:g} s{procs}"
+
+    def commands(self, python: str, path: Path) -> list[list[str]]:
+        """The command line of each daemon."""
+        run = [python, "-m", "uptimed", "run", "-c", str(path)]
+        if self.parts:
+            return [[*run, "--parts", roles] for roles in self.parts]
+        return [run] * self.processes
 
 
 SUITE = [
@@ -243,14 +261,15 @@ async def one_run(env: dict[str, str], config: Config, args: argparse.Namespace)
     port = int(target.stdout.readline())
     prefix, _, path = await prepare(env, config, port)
     daemons: list[subprocess.Popen[bytes]] = []
-    logs = [path.with_suffix(f".{i}.log") for i in range(config.processes)]
+    commands = config.commands(args.python, path)
+    logs = [path.with_suffix(f".{i}.log") for i in range(len(commands))]
     try:
         started = time.time()
-        for log_path in logs:
+        for command, log_path in zip(commands, logs, strict=True):
             with log_path.open("wb") as log:
                 daemons.append(
                     subprocess.Popen(
-                        [sys.executable, "-m", "uptimed", "run", "-c", str(path)],
+                        command,
                         stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
                         env={k: v for k, v in os.environ.items() if not k.startswith("UPTIMED_")},
                     )
@@ -272,6 +291,7 @@ async def one_run(env: dict[str, str], config: Config, args: argparse.Namespace)
         roots = service_roots(env)
         groups = lambda: {  # noqa: E731 - re-read: daemons fork nothing, but PostgreSQL does
             "daemon": [p for d in daemons for p in tree(d.pid)],
+            **{f"daemon {i}": tree(d.pid) for i, d in enumerate(daemons)},
             "kafka": roots["kafka"],
             "postgres": tree(roots["postgres"][0]),
             "redis": roots["redis"],
@@ -308,7 +328,16 @@ async def one_run(env: dict[str, str], config: Config, args: argparse.Namespace)
             "postgres": memory_kib(after_groups["postgres"], "Pss") / 1024,
             "redis": memory_kib(after_groups["redis"]) / 1024,
         }
-        measured = sum(cpu.values())
+        measured = sum(cpu[name] for name in ("daemon", "kafka", "postgres", "redis", "target"))
+        # Checks per CPU-second of a process of each kind (a role set): every check passes through one process
+        # of each kind, so its figure is the checks divided by the CPU its processes used together.
+        kinds = list(config.parts) if config.parts else ["all"] * len(daemons)
+        per_process = {
+            f"process {kind}": checks / cpu_kind
+            if (cpu_kind := sum(cpu[f"daemon {i}"] for i, k in enumerate(kinds) if k == kind))
+            else float("nan")
+            for kind in dict.fromkeys(kinds)
+        }
         return {
             "checks_per_s": checks / seconds,
             "due_per_s": config.monitors / config.interval,
@@ -327,6 +356,7 @@ async def one_run(env: dict[str, str], config: Config, args: argparse.Namespace)
             "first_check_s": first if first is not None else float("nan"),
             "all_checked_s": all_checked,
             "other_cores": max(0.0, (busy_1 - busy_0) - measured) / seconds,
+            **per_process,
         }
     finally:
         for daemon in daemons:
@@ -346,6 +376,7 @@ async def one_run(env: dict[str, str], config: Config, args: argparse.Namespace)
 
 def show(label: str, figures: dict[str, float]) -> str:
     f = figures
+    per_process = {k.removeprefix("process "): v for k, v in f.items() if k.startswith("process ")}
     return (
         f"{label}: {f['checks_per_s']:,.0f} checks/s (due {f['due_per_s']:,.0f}); CPU s/1000 checks daemon "
         f"{f['daemon_cpu_per_1000']:.3f} stack {f['stack_cpu_per_1000']:.3f}; cores daemon {f['daemon_cores']:.3f} "
@@ -353,6 +384,11 @@ def show(label: str, figures: dict[str, float]) -> str:
         f"{f['daemon_mib']:.0f} kafka {f['kafka_mib']:.0f} postgres(PSS) {f['postgres_pss_mib']:.0f} redis "
         f"{f['redis_mib']:.0f} stack {f['stack_mib']:.0f}; start -> first check {f['first_check_s']:.2f} s, "
         f"-> all {f['all_checked_s']:.2f} s; other load {f['other_cores']:.2f} cores"
+        + (
+            f"; checks per CPU-s by the processes of each kind: {', '.join(f'{k} {v:,.0f}' for k, v in per_process.items())}"
+            if len(per_process) > 1
+            else ""
+        )
     )
 
 
@@ -361,7 +397,8 @@ async def main_async(args: argparse.Namespace) -> None:
     if args.suite:
         configs = [c if args.window is None else replace(c, window=args.window) for c in SUITE]
     else:
-        configs = [Config(args.monitors, args.interval, args.window or 60.0, args.processes)]
+        parts = tuple(args.parts or ())
+        configs = [Config(args.monitors, args.interval, args.window or 60.0, len(parts) or args.processes, parts)]
     results: dict[Config, list[dict[str, float]]] = {c: [] for c in configs}
     for run in range(args.repeat):
         for config in configs:  # interleaved: each round runs every configuration once
@@ -382,6 +419,19 @@ def main() -> None:
         "--window", type=float, help="seconds measured after every monitor was checked (60; the suite's own per row)"
     )
     parser.add_argument("--processes", type=int, default=1, help="uptimed processes sharing the work")
+    parser.add_argument(
+        "--parts",
+        action="append",
+        metavar="ROLES",
+        help="one process running these roles (uptimed run --parts); repeat for each process: "
+        "--parts probe --parts evaluate,notify,api,retention",
+    )
+    parser.add_argument(
+        "--python",
+        default=sys.executable,
+        help="the interpreter that runs the daemons (default: this one); for example a virtualenv with only "
+        "uptimed's runtime dependencies, as users install it (`pip install .`): the checkout's code still runs",
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--suite", action="store_true", help="every row of TARGETS.md, interleaved")
     parser.add_argument("--keep-logs", action="store_true", help="keep the daemons' logs under .data/bench/")
