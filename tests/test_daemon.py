@@ -5,9 +5,14 @@ from __future__ import annotations
 import signal
 
 import pytest
+import redis.asyncio as aioredis
 from aiokafka.admin import AIOKafkaAdminClient
+from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
+from redis.exceptions import DataError
 
 from tests.support import Stack, kafka_version, to_toml
+from uptimed.config import RedisSettings
+from uptimed.daemon import connect_redis, packing_with_hiredis
 
 
 async def test_run_connects_and_stops_cleanly_on_sigterm(stack: Stack, start_daemon) -> None:
@@ -116,3 +121,48 @@ async def test_roles_split_across_processes_still_make_one_pipeline(topics: Stac
     finally:
         await events.stop()
         await target.stop()
+
+
+async def test_the_redis_client_packs_commands_in_c_to_the_same_bytes(services: dict[str, str]) -> None:
+    """The daemon's Redis client packs with hiredis (redis-py's asyncio one packs in Python): same bytes, same checks."""
+    redis = await connect_redis(RedisSettings(url=services["UPTIMED_REDIS__URL"]))
+    try:
+        packed = redis.connection_pool.make_connection()
+        assert type(packed).pack_command is not Connection.pack_command
+        python = Connection()
+        commands: list[tuple[object, ...]] = [
+            ("SET", "k\u20acy", b"\x00\xff", 1.5, 10**20, -3, 0.1),
+            ("CONFIG GET", "maxmemory"),  # a command of two words
+            (b"CLIENT SETNAME", b"x"),
+            ("XADD", "s", "*", "v", memoryview(b"ab"), "w", bytearray(b"cd")),
+        ]
+        for command in commands:
+            assert b"".join(packed.pack_command(*command)) == b"".join(python.pack_command(*command)), command
+        assert b"".join(packed.pack_commands(commands)) == b"".join(python.pack_commands(commands))
+        for bad in (True, None, object()):
+            with pytest.raises(DataError):
+                python.pack_command("SET", "k", bad)
+            with pytest.raises(DataError):
+                packed.pack_command("SET", "k", bad)
+
+        # And Redis reads them: a script with many arguments, a pipeline, a value that is not ASCII.
+        key = "uptimed-test:packing"
+        count = redis.register_script("return #ARGV")
+        assert await count(keys=[key], args=list(range(5_000))) == 5_000
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.set(key, "\u20ac\x00", px=10_000)
+            pipe.get(key)
+            assert (await pipe.execute())[1] == "\u20ac\x00".encode()
+        await redis.delete(key)
+    finally:
+        await redis.aclose()
+
+
+def test_packing_in_c_keeps_the_connection_the_url_chose() -> None:
+    """TLS (``rediss://``) and Unix sockets stay what they are."""
+    for url, kind in (
+        ("rediss://127.0.0.1:1/0", SSLConnection),
+        ("unix:///tmp/redis.sock", UnixDomainSocketConnection),
+    ):
+        chosen = aioredis.ConnectionPool.from_url(url).connection_class
+        assert issubclass(packing_with_hiredis(chosen), kind)

@@ -21,6 +21,10 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from anyio.abc import TaskStatus
+from redis.asyncio.connection import AbstractConnection
+from redis.connection import HiredisRespSerializer
+from redis.typing import EncodableT
+from redis.utils import HIREDIS_AVAILABLE
 
 from uptimed import __version__, metrics
 from uptimed import log as uptimed_log
@@ -63,12 +67,14 @@ one that has not for this long is stuck (readiness says so)."""
 
 
 async def connect_redis(settings: RedisSettings) -> aioredis.Redis:
-    client = aioredis.from_url(
+    pool = aioredis.ConnectionPool.from_url(
         settings.url.get_secret_value(),
         socket_connect_timeout=settings.connect_timeout,
         health_check_interval=15,
         retry_on_timeout=True,
     )
+    pool.connection_class = packing_with_hiredis(pool.connection_class)  # the class the URL chose (TLS, socket)
+    client = aioredis.Redis.from_pool(pool)
     try:
         with anyio.fail_after(settings.connect_timeout):
             await client.ping()
@@ -76,6 +82,25 @@ async def connect_redis(settings: RedisSettings) -> aioredis.Redis:
         await client.aclose()
         raise ServiceUnavailable("redis", f"cannot connect: {exc or type(exc).__name__}") from exc
     return client
+
+
+def packing_with_hiredis(cls: type[AbstractConnection]) -> type[AbstractConnection]:
+    """``cls``, packing commands with hiredis (C) when it is installed, as redis-py's own sync client does.
+
+    redis-py's asyncio connections pack every argument in Python. An enqueue of
+    2,500 jobs (five arguments each) took 8.8 ms so, 1.7 ms with hiredis: at the
+    probe path's ceiling that packing was about a tenth of its CPU (bench/README.md).
+    The bytes are the same; redis-py's checks of the arguments are kept.
+    """
+    if not HIREDIS_AVAILABLE:
+        return cls
+    serializer = HiredisRespSerializer()
+
+    def pack_command(self: AbstractConnection, *args: EncodableT) -> list[bytes]:
+        packed: list[bytes] = serializer.pack(*args)  # type: ignore[arg-type]  # redis-py types *args as a list
+        return packed
+
+    return type(cls.__name__, (cls,), {"pack_command": pack_command, "__doc__": cls.__doc__})
 
 
 async def start_producer(settings: Settings) -> AIOKafkaProducer:
