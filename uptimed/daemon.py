@@ -88,9 +88,10 @@ def packing_with_hiredis(cls: type[AbstractConnection]) -> type[AbstractConnecti
     """``cls``, packing commands with hiredis (C) when it is installed, as redis-py's own sync client does.
 
     redis-py's asyncio connections pack every argument in Python. An enqueue of
-    2,500 jobs (five arguments each) took 8.8 ms so, 1.7 ms with hiredis: at the
-    probe path's ceiling that packing was about a tenth of its CPU (bench/README.md).
-    The bytes are the same; redis-py's checks of the arguments are kept.
+    2,500 jobs (five arguments each) took 8.8 ms so, 1.7 ms with hiredis; a
+    probe-only process at its ceiling made a few percent more checks per
+    CPU-second (bench/README.md). The bytes are the same; redis-py's checks of
+    the arguments are kept.
     """
     if not HIREDIS_AVAILABLE:
         return cls
