@@ -332,12 +332,10 @@ async def one_run(env: dict[str, str], config: Config, args: argparse.Namespace)
         # Checks per CPU-second of a process of each kind (a role set): every check passes through one process
         # of each kind, so its figure is the checks divided by the CPU its processes used together.
         kinds = list(config.parts) if config.parts else ["all"] * len(daemons)
-        per_process = {
-            f"process {kind}": checks / cpu_kind
-            if (cpu_kind := sum(cpu[f"daemon {i}"] for i, k in enumerate(kinds) if k == kind))
-            else float("nan")
-            for kind in dict.fromkeys(kinds)
-        }
+        cpu_by_kind: dict[str, float] = {}
+        for i, kind in enumerate(kinds):
+            cpu_by_kind[kind] = cpu_by_kind.get(kind, 0.0) + cpu[f"daemon {i}"]
+        per_process = {f"process {kind}": checks / used if used else float("nan") for kind, used in cpu_by_kind.items()}
         return {
             "checks_per_s": checks / seconds,
             "due_per_s": config.monitors / config.interval,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import uuid
 
 import pytest
 import redis.asyncio as aioredis
@@ -146,7 +147,7 @@ async def test_the_redis_client_packs_commands_in_c_to_the_same_bytes(services: 
                 packed.pack_command("SET", "k", bad)
 
         # And Redis reads them: a script with many arguments, a pipeline, a value that is not ASCII.
-        key = "uptimed-test:packing"
+        key = f"uptimed-test:packing:{uuid.uuid4().hex}"
         count = redis.register_script("return #ARGV")
         assert await count(keys=[key], args=list(range(5_000))) == 5_000
         async with redis.pipeline(transaction=True) as pipe:
