@@ -98,7 +98,6 @@ async def test_ordinary_intervals_get_fuller_batches_and_a_one_second_monitor_is
     redis: aioredis.Redis, key_prefix: str
 ) -> None:
     quiet = [monitor(mid, interval=60.0) for mid in range(1, 601)]  # 10 due a second
-    quick = monitor(1000, interval=1.0)
     queue = RecordingQueue(redis, prefix=key_prefix)
     feed = MonitorFeed()
     feed.put(quiet)
@@ -109,6 +108,14 @@ async def test_ordinary_intervals_get_fuller_batches_and_a_one_second_monitor_is
         with anyio.fail_after(10):
             await queue.wait_for_batches(4)
             before = len(queue.batches)
+            # Added just after a batch of the 0.5 s tick and first due 50-100 ms later: waiting out the old tick
+            # from the wake-up the addition caused would make its first check ~0.45 s late.
+            now = time.time()
+            quick = next(
+                m
+                for m in (monitor(mid, interval=1.0) for mid in itertools.count(1000))
+                if 0.05 <= next_due(m, now) - now <= 0.1
+            )
             feed.put([quick])
             await queue.wait_for_jobs(quick.id, 4)
         tg.cancel_scope.cancel()

@@ -38,7 +38,7 @@ INFLIGHT_GRACE_S = 5.0
 """How long past its timeout a check still counts as in flight (publishing, a slow worker)."""
 
 ENQUEUE_TICK_S = 0.5
-"""The shortest sleep of the enqueue loop, unless a monitor's interval asks for less (:func:`enqueue_tick`).
+"""The shortest time between two batches, unless a monitor's interval asks for less (:func:`enqueue_tick`).
 
 Phases are spread evenly, so without it the loop woke, and made a Redis round
 trip, for nearly every due monitor: 167 times a second at 10,000 monitors /
@@ -50,7 +50,9 @@ batched. 10 ms -> 50 ms halved the CPU per check at 10,000 monitors / 60 s;
 where a batch of one was the rule, and 250 -> 500 ms took another ~10% off
 the daemon's CPU per check there (bench/README.md). Not before the first
 batch: the first check after start (or after taking over the lead) goes when
-it is due, not up to a tick later.
+it is due, not up to a tick later. The tick counts from the last batch, so a
+change that wakes the loop neither adds a batch between ticks nor pushes the
+next one later, and a shorter tick (a new one-second monitor) applies at once.
 """
 
 
@@ -138,7 +140,8 @@ class Scheduler:
         heap = [(t, mid) for mid, t in due.items()]
         heapq.heapify(heap)
         log.info("scheduler.started", region=self.region, monitors=len(monitors))
-        tick, tick_s = 0.0, enqueue_tick(monitors.values())  # tick = tick_s once the first batch went
+        tick_s = enqueue_tick(monitors.values())
+        last_batch = -math.inf  # the first batch is not held back by a tick
         while True:
             progress()
             now = self.clock()
@@ -146,7 +149,7 @@ class Scheduler:
                 self._follow(changed, monitors, due, heap, now)
                 tick_s = enqueue_tick(monitors.values())
             batch: list[tuple[EncodedMonitor, int, int]] = []
-            while heap and heap[0][0] <= now:
+            while heap and heap[0][0] <= now and now >= last_batch + tick_s:
                 at, mid = heapq.heappop(heap)
                 encoded = monitors.get(mid)
                 if encoded is None or due.get(mid) != at:
@@ -163,9 +166,12 @@ class Scheduler:
                 added = await self.queue.enqueue(batch, now_ms=int(now * 1000))
                 self.enqueued += added
                 self.skipped_in_flight += len(batch) - added
-                tick = tick_s
+                last_batch = self.clock()
+            # The tick counts from the last batch, not from this wake-up: a change that woke the loop (or made the
+            # tick shorter, a one-second monitor among minute ones) must not hold the next batch back further.
             wake = heap[0][0] if heap else now + 1.0
-            await subscription.wait(max(tick, min(wake - self.clock(), 1.0)))
+            clock = self.clock()
+            await subscription.wait(max(last_batch + tick_s - clock, min(wake - clock, 1.0), 0.0))
 
     def _follow(
         self,
