@@ -6,8 +6,20 @@ import json
 from datetime import UTC, datetime
 
 from uptimed.check import CheckResult, CheckStatus, ErrorClass
+from uptimed.evaluate.escalation import Acknowledgement, Policy, Step
+from uptimed.evaluate.events import event_id_for
 from uptimed.evaluate.maintenance import Hold, Windows, hold_back, retarget
-from uptimed.evaluate.state import ChangeKind, Evaluation, MonitorState, MonitorStatus, evaluate, next_wake_ms, tick
+from uptimed.evaluate.state import (
+    ChangeKind,
+    Evaluation,
+    MonitorState,
+    MonitorStatus,
+    StateChange,
+    acknowledge,
+    evaluate,
+    next_wake_ms,
+    tick,
+)
 from uptimed.maintenance import MaintenanceWindow
 from uptimed.monitor import Monitor
 
@@ -35,11 +47,14 @@ def check(ok: bool, at: int) -> CheckResult:
 class Machine:
     """The evaluator's loop in miniature: results, a window [start, end), and the timer."""
 
-    def __init__(self, window: tuple[int, int], monitor: Monitor = MONITOR) -> None:
+    def __init__(self, window: tuple[int, int], monitor: Monitor = MONITOR, policy: Policy | None = None) -> None:
         self.window = window
         self.monitor = monitor
+        self.policy = policy
         self.state = MonitorState()
         self.announced: list[tuple[ChangeKind, str, int]] = []
+        self.changes: list[StateChange] = []
+        """The announced changes themselves (audience, step)."""
         self.held: list[ChangeKind] = []
 
     def _take(self, before: MonitorState, outcome: Evaluation, at: int) -> None:
@@ -54,16 +69,23 @@ class Machine:
                 self.held.append(change.kind)
             else:
                 self.announced.append((change.kind, change.reason, change.at_ms))
+                self.changes.append(change)
 
     def result(self, ok: bool, at: int) -> None:
         before = self.state
-        self._take(before, evaluate(before, check(ok, at), monitor=self.monitor, regions=REGIONS), at)
+        outcome = evaluate(before, check(ok, at), monitor=self.monitor, regions=REGIONS, policy=self.policy)
+        self._take(before, outcome, at)
 
     def timer(self, now: int) -> None:
         wake = next_wake_ms(self.state, self.monitor)
         if wake is not None and wake <= now:
             before = self.state
-            self._take(before, tick(before, monitor=self.monitor, regions=REGIONS, now_ms=now), now)
+            self._take(before, tick(before, monitor=self.monitor, regions=REGIONS, now_ms=now, policy=self.policy), now)
+
+    def run_timer(self, until: int) -> None:
+        """The timer as the evaluator runs it: whenever the state asks, up to ``until``."""
+        while (wake := next_wake_ms(self.state, self.monitor)) is not None and wake <= until:
+            self.timer(wake)
 
     def kinds(self) -> list[ChangeKind]:
         return [kind for kind, _, _ in self.announced]
@@ -170,6 +192,61 @@ def test_a_hold_follows_its_windows_when_they_change() -> None:
     assert m.announced == [(ChangeKind.DOWN, "still down after maintenance: status: HTTP 503", T0 + 4 * STEP)]
     # A hold already over is left to its release.
     assert retarget(held, end_ms=None, at_ms=T0 + 10 * STEP) is held
+
+
+ON_CALL = Policy(id=9, name="ops", steps=(Step(0, (1,), "on call"), Step(5 * STEP, (2,), "lead")))
+
+
+def test_an_outage_that_outlasts_the_window_pages_the_policy_from_its_first_step_at_the_end() -> None:
+    m = Machine((T0 + 2 * STEP, T0 + 30 * STEP), policy=ON_CALL)
+    m.result(True, T0)
+    m.result(False, T0 + 3 * STEP)  # opens inside the window: held, and so is its first step
+    # Nobody is paged while the window is on, the lead's step included (due 5 minutes in).
+    assert next_wake_ms(m.state, MONITOR) == T0 + 30 * STEP
+    m.run_timer(T0 + 29 * STEP)
+    assert m.announced == [] and m.held == [ChangeKind.DOWN]
+
+    m.run_timer(T0 + 30 * STEP)
+    (still,) = m.changes
+    assert still.kind is ChangeKind.DOWN and still.reason == "still down after maintenance: status: HTTP 503"
+    assert still.audience == (1,) and still.step is not None and (still.step.number, still.step.name) == (1, "on call")
+    # The lead is paged if nobody acknowledges within the step's 5 minutes, counted from the window's end.
+    assert next_wake_ms(m.state, MONITOR) == T0 + 35 * STEP
+    m.run_timer(T0 + 35 * STEP)
+    assert [(c.kind, c.audience) for c in m.changes[1:]] == [(ChangeKind.ESCALATED, (2,))]
+    assert m.changes[1].reason.startswith("still down for 32m, escalated to step 2 of 2 (lead)")
+    m.result(True, T0 + 36 * STEP)
+    assert m.changes[-1].kind is ChangeKind.UP and m.changes[-1].audience == (1, 2)  # those who really heard
+
+
+def test_an_announced_outage_pages_again_after_the_window_with_new_event_ids() -> None:
+    m = Machine((T0 + 2 * STEP, T0 + 10 * STEP), policy=ON_CALL)
+    m.result(False, T0)  # announced before the window: step 1 pages at once
+    assert m.changes[0].audience == (1,)
+    (unheld_step_2,) = tick(m.state, monitor=MONITOR, regions=REGIONS, now_ms=T0 + 5 * STEP, policy=ON_CALL).changes
+    m.run_timer(T0 + 9 * STEP)  # step 2 fell due inside the window: held back, once
+    assert len(m.changes) == 1 and m.held == [ChangeKind.ESCALATED]
+    assert m.state.escalation is not None and m.state.escalation.notified == (1,)  # the lead heard nothing
+    m.run_timer(T0 + 15 * STEP)
+    assert [(c.kind, c.audience, c.at_ms) for c in m.changes[1:]] == [
+        (ChangeKind.DOWN, (1,), T0 + 10 * STEP),
+        (ChangeKind.ESCALATED, (2,), T0 + 15 * STEP),
+    ]
+    # Each step after the window is an event of its own: had step 2 gone out before the window, the
+    # notifier's (event, integration) key would otherwise drop this one as already sent.
+    assert event_id_for(m.changes[2], 42) != event_id_for(unheld_step_2, 42)
+    assert len({event_id_for(c, 42) for c in m.changes}) == len(m.changes)
+
+
+def test_an_incident_acknowledged_during_the_window_stays_with_whoever_took_it() -> None:
+    m = Machine((T0 + 2 * STEP, T0 + 10 * STEP), policy=ON_CALL)
+    m.result(False, T0)
+    m.run_timer(T0 + 6 * STEP)  # step 2 (due at 5 minutes, inside the window) is held back
+    ack = Acknowledgement(at_ms=T0 + 7 * STEP, by="alice", via="page")
+    m.state = acknowledge(m.state, ack, regions=REGIONS, now_ms=T0 + 7 * STEP).state
+    m.run_timer(T0 + 20 * STEP)
+    assert [(c.kind, c.audience, c.step) for c in m.changes[1:]] == [(ChangeKind.DOWN, (1,), None)]
+    assert next_wake_ms(m.state, MONITOR) is None  # alice has it: no step, no reminder
 
 
 def at(*parts: int) -> int:

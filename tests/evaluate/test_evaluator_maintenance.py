@@ -35,23 +35,25 @@ async def owner_of(pool: asyncpg.Pool, monitor_id: int) -> int:
     return owner
 
 
+async def one_off_window(pool: asyncpg.Pool, start_ms: int, end_ms: int, monitor_ids: list[int]) -> int:
+    """A one-off window "deploy" of the monitors' owner, on from ``start_ms`` to ``end_ms``; its id."""
+    owner = await owner_of(pool, monitor_ids[0])
+    window = MaintenanceIn(
+        name="deploy",
+        start=datetime.fromtimestamp(start_ms / 1000, UTC),
+        end=datetime.fromtimestamp(end_ms / 1000, UTC),
+        monitor_ids=monitor_ids,
+    )
+    return await maintenance.create(pool, owner, window)
+
+
 async def test_a_window_holds_a_flapping_monitor_and_one_still_down_at_its_end_is_alerted_once(
     pool: asyncpg.Pool, feed: Feed, evaluators: Running, events: EventReader
 ) -> None:
     flapping, broken, outside = await make_monitors(pool, 3)
-    owner = await owner_of(pool, flapping)
     start = now_ms()
     end = start + 6000
-    await maintenance.create(
-        pool,
-        owner,
-        MaintenanceIn(
-            name="deploy",
-            start=datetime.fromtimestamp((start - 1000) / 1000, UTC),
-            end=datetime.fromtimestamp(end / 1000, UTC),
-            monitor_ids=[flapping, broken],
-        ),
-    )
+    await one_off_window(pool, start - 1000, end, [flapping, broken])
     evaluators.start()
     # Inside the window: both flap; the first ends up, the second ends down. A third, not in the window, goes down.
     await feed.send([result(flapping, i % 2 == 0, start + i * 200) for i in range(11)])
@@ -100,16 +102,7 @@ async def test_a_window_created_and_deleted_while_the_evaluator_runs_applies_wit
     await eventually(lambda: pool.fetchval("SELECT state FROM monitor_state WHERE monitor_id = $1", mid))
     # Planned while the evaluator runs: it holds what follows, once the windows were read again.
     start = now_ms()
-    window_id = await maintenance.create(
-        pool,
-        owner,
-        MaintenanceIn(
-            name="deploy",
-            start=datetime.fromtimestamp(start / 1000, UTC),
-            end=datetime.fromtimestamp((start + 3_600_000) / 1000, UTC),
-            monitor_ids=[mid],
-        ),
-    )
+    window_id = await one_off_window(pool, start, start + 3_600_000, [mid])
 
     async def in_maintenance() -> bool:
         await feed.send([result(mid, True, now_ms())])

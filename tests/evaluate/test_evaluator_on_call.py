@@ -26,6 +26,7 @@ from tests.evaluate.test_evaluator import (  # noqa: F401 - fixtures
     now_ms,
     result,
 )
+from tests.evaluate.test_evaluator_maintenance import one_off_window
 from tests.support import EventReader, eventually
 from uptimed.escalation_policy import PolicyFields
 from uptimed.evaluate import evaluator as evaluator_module
@@ -94,6 +95,25 @@ async def test_a_step_due_while_no_evaluator_ran_fires_once_when_one_starts(
     # One step 2. Its event may be published twice when the partition moves between storing and marking it
     # published (the next owner publishes the outbox again): the same event id, which the notifier records once.
     assert len({e["eventId"] for e in events.of("incident.escalated")}) == 1
+    assert not evaluators.crashes
+
+
+async def test_an_outage_that_outlasts_a_maintenance_window_pages_the_policy_from_its_first_step_at_the_end(
+    pool: asyncpg.Pool, feed: Feed, evaluators: Running, events: EventReader
+) -> None:
+    mid, hooks = await monitor_with_policy(pool, evaluators, [0, 2])
+    start = now_ms()
+    end = start + 3_000
+    await one_off_window(pool, start - 1_000, end, [mid])
+    evaluators.start()
+    await feed.send([result(mid, False, start)])  # down inside the window; step 2 would be due in it too
+    [down] = await events.wait_for("website.down", timeout=20)
+    assert down["timestamp"] == end and down["reason"] == "still down after maintenance: status: HTTP 500"
+    assert down["integrationIds"] == [hooks[0]] and down["escalation"]["step"] == 1
+    [step] = await events.wait_for("incident.escalated", timeout=20)
+    assert step["integrationIds"] == [hooks[1]] and step["escalation"]["step"] == 2
+    assert step["timestamp"] >= end + 2_000  # counted from the window's end, not from the outage's start
+    assert [e["type"] for e in events.events] == ["website.down", "incident.escalated"]
     assert not evaluators.crashes
 
 

@@ -16,6 +16,11 @@ and a policy edited meanwhile changes the next incidents, not a running one.
 - Acknowledged, nothing further is due; the acknowledgement itself goes to
   every integration reached so far (:attr:`Escalation.audience`), and so does
   the resolution.
+- While a maintenance window holds the monitor, no step is due: planned work
+  pages nobody. An incident still open and unacknowledged when the window
+  ends starts its policy again from the first step, counted from the window's
+  end (:func:`restart`; ``Escalation.since_ms``), so an outage that outlasts
+  the work pages the on-call as a fresh one would.
 
 Each step (and each repeat) of an incident is numbered, so the evaluator
 derives one event id for it whoever fires it, and whenever.
@@ -131,6 +136,8 @@ class FiredStep:
     """0 for the step itself; 1, 2, ... for the repeats of the last step."""
     policy_id: int | None = None
     policy_name: str = ""
+    since_ms: int | None = None
+    """When the steps count from, if not the incident's opening: the end of a maintenance window (:func:`restart`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +153,9 @@ class Escalation:
     notified: tuple[int, ...] = ()
     """Integrations reached by the steps sent so far, in id order."""
     acknowledged: Acknowledgement | None = None
+    since_ms: int | None = None
+    """When the steps count from: None for the incident's opening, else the end of the maintenance window that
+    held the incident (:func:`restart`)."""
 
     @property
     def audience(self) -> tuple[int, ...] | None:
@@ -153,13 +163,16 @@ class Escalation:
         return None if self.policy is None else self.notified
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "policy": self.policy.to_json() if self.policy else None,
             "fired": self.fired,
             "repeats": self.repeats,
             "notified": list(self.notified),
             "acknowledged": self.acknowledged.to_json() if self.acknowledged else None,
         }
+        if self.since_ms is not None:
+            data["since_ms"] = self.since_ms
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Escalation:
@@ -171,6 +184,7 @@ class Escalation:
             repeats=int(data.get("repeats") or 0),
             notified=tuple(int(i) for i in data.get("notified") or ()),
             acknowledged=Acknowledgement.from_json(ack) if ack else None,
+            since_ms=None if data.get("since_ms") is None else int(data["since_ms"]),
         )
 
 
@@ -182,16 +196,37 @@ def start(policy: Policy | None) -> tuple[Escalation, FiredStep | None]:
     return _fire(escalation, policy, 0, repeat=0)
 
 
+def restart(escalation: Escalation, at_ms: int, *, keep_notified: bool) -> tuple[Escalation, FiredStep | None]:
+    """The escalation of an incident still open when the maintenance window that held it ends at ``at_ms``.
+
+    Unacknowledged, its policy starts again from the first step, counted from
+    ``at_ms``; the step that goes out at once (if any) is returned, for the
+    "still down after maintenance" change. ``keep_notified``: whether those
+    reached so far really heard (the incident was announced before the
+    window) or only would have (it opened inside it, held). Acknowledged, or
+    without a policy, it is returned as it was: someone has the incident.
+    """
+    if escalation.policy is None or escalation.acknowledged is not None:
+        return escalation, None
+    restarted = Escalation(
+        policy=escalation.policy, notified=escalation.notified if keep_notified else (), since_ms=at_ms
+    )
+    if not escalation.policy.steps or escalation.policy.steps[0].after_ms > 0:
+        return restarted, None
+    return _fire(restarted, escalation.policy, 0, repeat=0)
+
+
 def next_due_ms(escalation: Escalation | None, opened_at_ms: int) -> int | None:
     """When the next step (or repeat) is due, None when none will be."""
     if escalation is None or escalation.acknowledged is not None or escalation.policy is None:
         return None
     policy = escalation.policy
+    origin = _origin(escalation, opened_at_ms)
     if escalation.fired < len(policy.steps):
-        return opened_at_ms + policy.steps[escalation.fired].after_ms
+        return origin + policy.steps[escalation.fired].after_ms
     if policy.repeat_ms is None or not policy.steps:
         return None
-    return opened_at_ms + policy.steps[-1].after_ms + (escalation.repeats + 1) * policy.repeat_ms
+    return origin + policy.steps[-1].after_ms + (escalation.repeats + 1) * policy.repeat_ms
 
 
 def fire_due(escalation: Escalation, opened_at_ms: int, now_ms: int) -> tuple[Escalation, list[FiredStep]]:
@@ -207,7 +242,7 @@ def fire_due(escalation: Escalation, opened_at_ms: int, now_ms: int) -> tuple[Es
     due = next_due_ms(escalation, opened_at_ms)
     if policy is None or policy.repeat_ms is None or due is None or due > now_ms:
         return escalation, fired
-    last = opened_at_ms + policy.steps[-1].after_ms
+    last = _origin(escalation, opened_at_ms) + policy.steps[-1].after_ms
     repeat = (now_ms - last) // policy.repeat_ms  # the latest one due; those missed before it are not sent
     escalation, step = _fire(escalation, policy, len(policy.steps) - 1, repeat=repeat)
     fired.append(step)
@@ -217,6 +252,11 @@ def fire_due(escalation: Escalation, opened_at_ms: int, now_ms: int) -> tuple[Es
 def acknowledge(escalation: Escalation | None, ack: Acknowledgement | None) -> Escalation:
     """The escalation with ``ack`` (None: acknowledgement withdrawn, the escalation goes on)."""
     return replace(escalation or Escalation(), acknowledged=ack)
+
+
+def _origin(escalation: Escalation, opened_at_ms: int) -> int:
+    """When the steps count from: the incident's opening, or the end of the window that restarted them."""
+    return escalation.since_ms if escalation.since_ms is not None else opened_at_ms
 
 
 def _fire(escalation: Escalation, policy: Policy, index: int, *, repeat: int) -> tuple[Escalation, FiredStep]:
@@ -235,4 +275,5 @@ def _fire(escalation: Escalation, policy: Policy, index: int, *, repeat: int) ->
         repeat=repeat,
         policy_id=policy.id,
         policy_name=policy.name,
+        since_ms=escalation.since_ms,
     )

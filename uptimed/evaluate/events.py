@@ -43,6 +43,8 @@ def event_id_for(change: StateChange, monitor_id: int) -> uuid.UUID:
         trigger = f"incident@{change.incident_opened_at_ms}#step{change.step.number}"
         if change.step.repeat:
             trigger += f"r{change.step.repeat}"
+        if change.step.since_ms is not None:  # the steps again after a maintenance window: new events
+            trigger += f"@{change.step.since_ms}"
     elif change.kind is ChangeKind.ACKNOWLEDGED and change.acknowledgement is not None:
         # Each acknowledgement of an incident (it may be withdrawn and given again) is its own event.
         trigger = f"incident@{change.incident_opened_at_ms}/ack@{change.acknowledgement.at_ms}"

@@ -9,6 +9,9 @@ the recipients last heard), and the one timer of the evaluator
 monitor's partition) wakes the monitor when the window ends:
 
 - still down then: announced once, as down ("still down after maintenance");
+  with an escalation policy, to its first step, and the steps run again from
+  the window's end unless someone acknowledged (none is due during the
+  window: :mod:`uptimed.evaluate.escalation`);
 - up again after the recipients last heard "down": announced up;
 - otherwise (it went down and came back inside the window): nothing.
 
@@ -37,6 +40,7 @@ from typing import Any
 import asyncpg
 import structlog
 
+from uptimed.evaluate import escalation
 from uptimed.evaluate import state as machine
 from uptimed.maintenance import MaintenanceWindow
 from uptimed.monitor import Monitor
@@ -87,6 +91,11 @@ def release(state: machine.MonitorState, *, regions: Sequence[str], now_ms: int)
     incident = state.incident
     if state.status is machine.MonitorStatus.DOWN:
         cause = f": {incident.cause}" if incident and incident.cause else ""
+        escalated, step = (
+            escalation.restart(state.escalation, hold.until_ms, keep_notified=hold.announced_down)
+            if state.escalation is not None
+            else (None, None)
+        )
         change = machine.StateChange(
             kind=machine.ChangeKind.DOWN,
             at_ms=hold.until_ms,
@@ -94,9 +103,11 @@ def release(state: machine.MonitorState, *, regions: Sequence[str], now_ms: int)
             regions=statuses,
             incident_opened_at_ms=incident.opened_at_ms if incident else None,
             incident_id=incident.id if incident else None,
+            audience=escalated.audience if escalated is not None else None,
+            step=step,
         )
-        # Reminders count from this announcement.
-        return machine.Evaluation(replace(after, last_reminder_at_ms=hold.until_ms), (change,))
+        # Reminders count from this announcement; an escalation policy starts again from its first step.
+        return machine.Evaluation(replace(after, last_reminder_at_ms=hold.until_ms, escalation=escalated), (change,))
     if state.status is machine.MonitorStatus.UP and hold.announced_down:
         change = machine.StateChange(
             kind=machine.ChangeKind.UP,
@@ -134,7 +145,11 @@ def hold_back(before: machine.MonitorState, outcome: machine.Evaluation, *, unti
         announced_down=previous.announced_down if previous else before.status is machine.MonitorStatus.DOWN,
     )
     changes = tuple(replace(change, held=True) for change in outcome.changes)
-    return replace(outcome, state=replace(outcome.state, hold=hold), changes=changes)
+    state = replace(outcome.state, hold=hold)
+    if any(change.kind is machine.ChangeKind.ESCALATED for change in changes):
+        # A step held back reached nobody: the escalation stays where it was, and restarts when the window ends.
+        state = replace(state, escalation=before.escalation)
+    return replace(outcome, state=state, changes=changes)
 
 
 @dataclass

@@ -621,7 +621,8 @@ def _reminder(state: MonitorState, now_ms: int, change: _MakeChange) -> StateCha
 
 
 def _escalation_due_ms(state: MonitorState) -> int | None:
-    if state.status is not MonitorStatus.DOWN or state.incident is None:
+    # Held by a maintenance window, no step is due: its end wakes the monitor and restarts them (maintenance.release).
+    if state.status is not MonitorStatus.DOWN or state.incident is None or state.hold is not None:
         return None
     return escalation.next_due_ms(state.escalation, state.incident.opened_at_ms)
 
@@ -631,7 +632,7 @@ def _escalate(state: MonitorState, now_ms: int, change: _MakeChange) -> tuple[Mo
     incident = state.incident
     if state.status is not MonitorStatus.DOWN or incident is None or state.escalation is None:
         return state, []
-    if state.escalation.acknowledged is not None:
+    if state.escalation.acknowledged is not None or state.hold is not None:
         return state, []
     progressed, steps = escalation.fire_due(state.escalation, incident.opened_at_ms, now_ms)
     if not steps:
