@@ -15,12 +15,13 @@ import pytest
 from uptimed.channels.registry import default_registry
 from uptimed.cli import main
 from uptimed.config import DatabaseSettings
+from uptimed.escalation_policy import PolicyFields
 from uptimed.maintenance import MaintenanceIn
 from uptimed.monitor import MonitorFields
 from uptimed.rules import maintenance as windows
 from uptimed.rules import owned
 from uptimed.rules.integrations import name_of
-from uptimed.store import integrations, maintenance, monitors, users
+from uptimed.store import escalation_policies, integrations, maintenance, monitors, users
 from uptimed.store.database import connect
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -65,6 +66,20 @@ async def seed(pool: asyncpg.Pool) -> int:
     )
     mail = await owned.create_integration(pool, alice.id, "email", {"email": "oncall@example.com"}, name=None)
     await owned.toggle(pool, mail)
+    on_call = await escalation_policies.create(
+        pool,
+        alice.id,
+        PolicyFields.model_validate(
+            {
+                "name": "Ops on call",
+                "repeat_every": "15m",
+                "steps": [
+                    {"name": "on call", "after": 0, "integrations": [hook.id]},
+                    {"after": "10m", "integrations": [mail.id, hook.id]},
+                ],
+            }
+        ),
+    )
     shop = await owned.create_monitor(
         pool,
         alice.id,
@@ -76,6 +91,7 @@ async def seed(pool: asyncpg.Pool) -> int:
                 "regions": ["eu"],
                 "tags": ["eu", "payments"],
                 "repeat_interval": "1h",
+                "escalation_policy_id": on_call.id,
                 "http": {"method": "HEAD", "accepted_statuses": ["200-299", "418"], "keyword": "ok"},
             }
         ),
@@ -98,6 +114,15 @@ async def seed(pool: asyncpg.Pool) -> int:
     return alice.id
 
 
+async def counts(dsn: str, *tables: str) -> list[int]:
+    """How many rows each of ``tables`` holds in the database at ``dsn``."""
+    target = await connect(DatabaseSettings(dsn=dsn))
+    try:
+        return [await target.fetchval(f"SELECT count(*) FROM {table}") for table in tables]
+    finally:
+        await target.close()
+
+
 async def snapshot(pool: asyncpg.Pool) -> dict[str, Any]:
     """What a user has, by names: comparable across databases whose ids differ."""
     alice = await users.get_by_username(pool, "alice")
@@ -109,10 +134,13 @@ async def snapshot(pool: asyncpg.Pool) -> dict[str, Any]:
     routed: dict[int, set[str]] = {}
     for r in await pool.fetch("SELECT * FROM monitor_integrations"):
         routed.setdefault(r["integration_id"], set()).add(names[r["monitor_id"]])
+    policies = await escalation_policies.list_for_owner(pool, alice.id)
+    policy_names = {p.id: p.name for p in policies}
     return {
         "monitors": sorted(
             (
-                m.model_dump_json(include=set(MonitorFields.model_fields)),
+                m.model_dump_json(include=set(MonitorFields.model_fields) - {"escalation_policy_id"}),
+                policy_names.get(m.escalation_policy_id or 0),
                 # routing, as the one rule says it: the integrations each monitor reaches
                 tuple(
                     sorted(
@@ -127,6 +155,16 @@ async def snapshot(pool: asyncpg.Pool) -> dict[str, Any]:
         ),
         "integrations": sorted(
             (hook_names[h.id], h.type, h.enabled, tuple(sorted(h.config.items(), key=str))) for h in hooks
+        ),
+        "escalation_policies": sorted(
+            (
+                p.name,
+                p.repeat_every_s,
+                tuple(
+                    (st.name, st.after_s, tuple(sorted(hook_names[i] for i in st.integration_ids))) for st in p.steps
+                ),
+            )
+            for p in policies
         ),
         "maintenance": sorted(
             (
@@ -158,9 +196,20 @@ async def test_export_then_import_into_an_empty_database_gives_the_same_objects(
     assert (hook["name"], "monitors" in hook) == ("Ops hook", False)
     assert (mail["name"], mail["monitors"], mail["enabled"]) == ("Email to oncall@example.com", ["db", "shop-2"], False)
     assert {w["name"] for w in parsed["maintenance"]} == {"backups", "deploy"}
+    # The policy and the monitor that uses it name each other and their integrations by key, as the config file does.
+    [policy] = parsed["escalation_policies"]
+    assert (policy["key"], policy["repeat_every"]) == ("Ops on call", 900.0)
+    assert [(s.get("name"), s["after"], s["integrations"]) for s in policy["steps"]] == [
+        ("on call", 0.0, [hook["key"]]),
+        (None, 600.0, [hook["key"], mail["key"]]),  # in id order
+    ]
+    assert parsed["monitors"][0]["escalation_policy"] == "Ops on call" and "escalation_policy_id" not in text
 
     assert await run(["import", str(exported), "-c", config(tmp_path, empty, "b")]) == 0
-    assert "imported 3 monitors, 2 integrations, 2 maintenance windows, users created: alice" in capsys.readouterr().out
+    assert (
+        "imported 3 monitors, 2 integrations, 2 maintenance windows, 1 escalation policy, users created: alice"
+        in capsys.readouterr().out
+    )
     target = await connect(DatabaseSettings(dsn=empty))
     try:
         after, before = await snapshot(target), await snapshot(pool)
@@ -188,12 +237,7 @@ async def test_without_the_flag_no_secret_leaves_and_the_import_says_what_is_mis
     err = capsys.readouterr().err
     assert "integrations[0].config.webhookUrl: is required" in err
     assert f"{exported}:" in err  # with the line
-    target = await connect(DatabaseSettings(dsn=empty))
-    try:
-        assert await target.fetchval("SELECT count(*) FROM monitors") == 0
-        assert await target.fetchval("SELECT count(*) FROM users") == 0
-    finally:
-        await target.close()
+    assert await counts(empty, "monitors", "users") == [0, 0]
 
 
 async def test_import_as_another_user(pool: asyncpg.Pool, database: str, tmp_path: Path) -> None:
@@ -206,3 +250,22 @@ async def test_import_as_another_user(pool: asyncpg.Pool, database: str, tmp_pat
     assert bob is not None
     assert len(await monitors.owned_ids(pool, bob.id)) == 3
     assert await run(["export", "--user", "nobody", "-c", cfg]) == 1
+
+
+async def test_an_import_whose_policy_names_an_unknown_integration_writes_nothing(
+    empty: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exported = tmp_path / "alice.toml"
+    exported.write_text(
+        '[[monitors]]\nowner = "alice"\nkey = "shop"\nname = "shop"\ntarget = "https://shop.example/"\n'
+        'escalation_policy = "ops"\n\n'
+        '[[escalation_policies]]\nowner = "alice"\nkey = "ops"\nname = "Ops"\n'
+        '[[escalation_policies.steps]]\nafter = 0\nintegrations = ["pager"]\n'
+    )
+    assert await run(["import", str(exported), "-c", config(tmp_path, empty, "b")]) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"{exported}:14: escalation_policies[0].steps[0].integrations: "
+        "'alice' has no integration with key 'pager' in this file"
+    ) in err
+    assert await counts(empty, "monitors", "integrations", "escalation_policies", "users") == [0, 0, 0, 0]

@@ -38,8 +38,8 @@ def _load(args: argparse.Namespace) -> Settings:
     return load_settings(_config_path(args))
 
 
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'s' * (count != 1)}"
+def _plural(count: int, noun: str, nouns: str | None = None) -> str:
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -392,7 +392,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         made = f", users created: {', '.join(done.users_created)}" if done.users_created else ""
         print(
             f"imported {_plural(done.monitors, 'monitor')}, {_plural(done.integrations, 'integration')}, "
-            f"{_plural(done.maintenance, 'maintenance window')}{made}"
+            f"{_plural(done.maintenance, 'maintenance window')}, "
+            f"{_plural(done.escalation_policies, 'escalation policy', 'escalation policies')}{made}"
         )
         return EXIT_OK
 
@@ -440,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     export = add(
         "export",
         cmd_export,
-        "write a user's monitors, integrations and maintenance windows as TOML (the config format)",
+        "write a user's monitors, integrations, escalation policies and maintenance windows as TOML (the config format)",
     )
     export.add_argument("--user", required=True, metavar="USER", help="username")
     export.add_argument("--secrets", action="store_true", help="include secrets (webhook URLs, tokens, passwords)")

@@ -361,32 +361,30 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _monitors(self) -> Self:
         check_declared(self.monitors, self.integrations, self.maintenance, self.probe.all_regions)
-        self._policies({(integration.owner, integration.key) for integration in self.integrations})
+        check_policies(self.escalation_policies, self.integrations, self.monitors)
         return self
 
-    def _policies(self, integrations: set[tuple[str, str]]) -> None:
-        """Each policy's integrations and each monitor's policy are the owner's, in this file."""
-        policies: set[tuple[str, str]] = set()
-        for index, policy in enumerate(self.escalation_policies):
-            if (policy.owner, policy.key) in policies:
-                raise Located(
-                    ("escalation_policies", index, "key"),
-                    f"two escalation policies of {policy.owner!r} share the key {policy.key!r}",
-                )
-            policies.add((policy.owner, policy.key))
-            for number, step in enumerate(policy.steps):
-                for key in step.integrations:
-                    if (policy.owner, key) not in integrations:
-                        raise Located(
-                            ("escalation_policies", index, "steps", number, "integrations"),
-                            f"{policy.owner!r} has no integration with key {key!r} in this file",
-                        )
-        for index, spec in enumerate(self.monitors):
-            if spec.escalation_policy is not None and (spec.owner, spec.escalation_policy) not in policies:
-                raise Located(
-                    ("monitors", index, "escalation_policy"),
-                    f"{spec.owner!r} has no escalation policy with key {spec.escalation_policy!r} in this file",
-                )
+
+def check_policies(
+    escalation_policies: list[PolicySpec], integrations: list[IntegrationSpec], monitors: list[MonitorSpec]
+) -> None:
+    """Each policy's integrations and each monitor's policy are the owner's, in this file."""
+    declared = {(integration.owner, integration.key) for integration in integrations}
+    policies = _distinct("escalation_policies", [(p.owner, p.key) for p in escalation_policies], "escalation policies")
+    for index, policy in enumerate(escalation_policies):
+        for number, step in enumerate(policy.steps):
+            for key in step.integrations:
+                if (policy.owner, key) not in declared:
+                    raise Located(
+                        ("escalation_policies", index, "steps", number, "integrations"),
+                        f"{policy.owner!r} has no integration with key {key!r} in this file",
+                    )
+    for index, spec in enumerate(monitors):
+        if spec.escalation_policy is not None and (spec.owner, spec.escalation_policy) not in policies:
+            raise Located(
+                ("monitors", index, "escalation_policy"),
+                f"{spec.owner!r} has no escalation policy with key {spec.escalation_policy!r} in this file",
+            )
 
 
 def check_declared(
@@ -412,28 +410,16 @@ def check_declared(
             )
         seen.add(identity)
     keys = {(spec.owner, spec.stable_key) for spec in monitors}
-    declared: set[tuple[str, str]] = set()
+    _distinct("integrations", [(i.owner, i.key) for i in integrations], "integrations")
     for index, integration in enumerate(integrations):
-        if (integration.owner, integration.key) in declared:
-            raise Located(
-                ("integrations", index, "key"),
-                f"two integrations of {integration.owner!r} share the key {integration.key!r}",
-            )
-        declared.add((integration.owner, integration.key))
         for key in integration.monitors or []:
             if (integration.owner, key) not in keys:
                 raise Located(
                     ("integrations", index, "monitors"),
                     f"{integration.owner!r} has no monitor with key {key!r} in this file",
                 )
-    windows: set[tuple[str, str]] = set()
+    _distinct("maintenance", [(w.owner, w.stable_key) for w in maintenance], "maintenance windows")
     for index, window in enumerate(maintenance):
-        if (window.owner, window.stable_key) in windows:
-            raise Located(
-                ("maintenance", index, "key"),
-                f"two maintenance windows of {window.owner!r} share the key {window.stable_key!r}",
-            )
-        windows.add((window.owner, window.stable_key))
         for key in window.monitors:
             if (window.owner, key) not in keys:
                 raise Located(
@@ -442,14 +428,26 @@ def check_declared(
                 )
 
 
+def _distinct(section: str, identities: list[tuple[str, str]], what: str) -> set[tuple[str, str]]:
+    """The (owner, key) of each entry of ``section``; :class:`Located` at the first key its owner uses twice."""
+    seen: set[tuple[str, str]] = set()
+    for index, (owner, key) in enumerate(identities):
+        if (owner, key) in seen:
+            raise Located((section, index, "key"), f"two {what} of {owner!r} share the key {key!r}")
+        seen.add((owner, key))
+    return seen
+
+
 class Declared(BaseModel):
-    """A file of only ``[[monitors]]``, ``[[integrations]]`` and ``[[maintenance]]``: what ``uptimed export`` writes."""
+    """A file of only ``[[monitors]]``, ``[[integrations]]``, ``[[maintenance]]`` and ``[[escalation_policies]]``:
+    what ``uptimed export`` writes."""
 
     model_config = ConfigDict(extra="forbid")
 
     monitors: list[MonitorSpec] = Field(default_factory=list)
     integrations: list[IntegrationSpec] = Field(default_factory=list)
     maintenance: list[MaintenanceSpec] = Field(default_factory=list)
+    escalation_policies: list[PolicySpec] = Field(default_factory=list)
 
 
 def parse_declared(text: str, path: Path, regions: list[str]) -> Declared:
@@ -461,6 +459,7 @@ def parse_declared(text: str, path: Path, regions: list[str]) -> Declared:
         @model_validator(mode="after")
         def _across(self) -> Self:
             check_declared(self.monitors, self.integrations, self.maintenance, regions)
+            check_policies(self.escalation_policies, self.integrations, self.monitors)
             return self
 
     try:

@@ -1,4 +1,5 @@
-"""``/api/v1/export``: the caller's monitors, integrations and maintenance windows as TOML, the config file's format.
+"""``/api/v1/export``: the caller's monitors, integrations, escalation policies and maintenance windows as TOML, the
+config file's format.
 
 What ``uptimed export --user NAME`` writes; secrets only with ``?secrets=true``.
 ``uptimed import`` reads it back.
@@ -23,7 +24,7 @@ router = APIRouter(prefix="/api/v1/export", tags=["export"], responses={**MALFOR
     "",
     response_model=None,
     responses={**INVALID, 200: {"description": "TOML", "content": {"application/toml": {}}}},
-    summary="Export your monitors, integrations and maintenance windows as TOML",
+    summary="Export your monitors, integrations, escalation policies and maintenance windows as TOML",
 )
 async def export(
     user: Caller,

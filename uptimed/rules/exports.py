@@ -1,12 +1,14 @@
-"""A user's monitors, integrations and maintenance windows as TOML in the config file's format, and back.
+"""A user's monitors, integrations, escalation policies and maintenance windows as TOML in the config file's format,
+and back.
 
 ``uptimed export --user alice`` (and ``GET /api/v1/export``) writes
-``[[monitors]]``, ``[[integrations]]`` and ``[[maintenance]]`` tables exactly
-as ``uptimed.toml`` declares them: tags, routing (an integration's
-``monitors = [...]``) and windows included. Secrets are left out unless asked
-for (``--secrets``); a line says which. Every monitor gets a ``key`` (its
-config key, else its name, made unique), which the integrations and windows
-use to name it.
+``[[monitors]]``, ``[[integrations]]``, ``[[escalation_policies]]`` and
+``[[maintenance]]`` tables exactly as ``uptimed.toml`` declares them: tags,
+routing (an integration's ``monitors = [...]``), each monitor's policy
+(``escalation_policy = KEY``) and windows included. Secrets are left out
+unless asked for (``--secrets``); a line says which. Every monitor,
+integration and policy gets a ``key`` (its config key, else its name, made
+unique), which the others use to name it.
 
 ``uptimed import FILE`` reads such a file back, validated as a whole (the
 config file's models and cross-checks, each integration by its channel, with
@@ -30,11 +32,13 @@ import structlog
 
 from uptimed.channels.registry import ChannelRegistry, UnknownChannelError
 from uptimed.config import ConfigError, ConfigProblem, Declared, parse_declared
+from uptimed.escalation_policy import PolicyFields, StepFields
 from uptimed.maintenance import MaintenanceFields, MaintenanceIn, MaintenanceWindow
 from uptimed.monitor import Monitor, MonitorFields
 from uptimed.rules.declared import declared_integrations
 from uptimed.rules.integrations import name_of
-from uptimed.store import integrations, maintenance, monitors, users
+from uptimed.store import escalation_policies, integrations, maintenance, monitors, users
+from uptimed.store.escalation_policies import StoredPolicy
 from uptimed.store.integrations import Integration
 
 log = structlog.get_logger()
@@ -53,14 +57,35 @@ def _key(wanted: str, taken: set[str]) -> str:
     return key
 
 
-def _monitor_table(owner: str, key: str, monitor: Monitor) -> dict[str, Any]:
+def _monitor_table(owner: str, key: str, monitor: Monitor, policy: str | None) -> dict[str, Any]:
     fields = monitor.model_dump(include=set(MonitorFields.model_fields), exclude_defaults=True, mode="json")
     http = fields.get("http")
     if http and "accepted_statuses" in http:
         http["accepted_statuses"] = [str(s) for s in monitor.http.accepted_statuses]
     table: dict[str, Any] = {"owner": owner, "key": key, "name": monitor.name, "target": monitor.target}
-    table.update({k: v for k, v in fields.items() if k not in ("name", "target")})
+    # A file names the policy by its key (ids are not stable across databases).
+    table.update({k: v for k, v in fields.items() if k not in ("name", "target", "escalation_policy_id")})
+    if policy is not None:
+        table["escalation_policy"] = policy
     return table
+
+
+def _policy_lines(owner: str, key: str, policy: StoredPolicy, hook_keys: Mapping[int, str]) -> list[str] | None:
+    """The ``[[escalation_policies]]`` table of ``policy``; None when no step notifies an integration any more."""
+    steps: list[list[str]] = []
+    for step in policy.steps:
+        named = [hook_keys[i] for i in step.integration_ids if i in hook_keys]
+        if not named:
+            continue  # its integrations were all deleted: it notifies nobody
+        table: dict[str, Any] = {"name": step.name or None, "after": step.after_s, "integrations": named}
+        steps.append(["[[escalation_policies.steps]]", *_table(table)])
+    if not steps:
+        return None
+    table = {"owner": owner, "key": key, "name": policy.name, "repeat_every": policy.repeat_every_s}
+    lines = ["", "[[escalation_policies]]", *_table(table)]
+    if len(steps) < len(policy.steps):
+        lines.append(f"# {len(policy.steps) - len(steps)} step(s) left out: they notify no integration any more")
+    return lines + [line for step in steps for line in step]
 
 
 def _window_table(owner: str, key: str, window: MaintenanceWindow, keys: Mapping[int, str]) -> dict[str, Any]:
@@ -96,9 +121,18 @@ async def export(pool: asyncpg.Pool, registry: ChannelRegistry, username: str, *
     owned = [o.monitor for o in await monitors.page_overviews(pool, user.id, after_id=None, limit=MAX_OBJECTS)]
     hooks = list(reversed(await integrations.page_for_owner(pool, user.id, before_id=None, limit=MAX_OBJECTS)))
     windows = await maintenance.for_owner(pool, user.id)
+    policies = await escalation_policies.list_for_owner(pool, user.id)
 
     taken: set[str] = set()
     keys = {m.id: _key(m.config_key or m.name, taken) for m in owned}
+    taken_hooks: set[str] = set()
+    hook_keys = {hook.id: _key(hook.config_key or f"{hook.type}-{hook.id}", taken_hooks) for hook in hooks}
+    taken_policies: set[str] = set()
+    policy_tables: dict[int, tuple[str, list[str]]] = {}
+    for policy in policies:
+        key = _key(policy.config_key or policy.name, taken_policies)
+        if (lines_of := _policy_lines(user.username, key, policy, hook_keys)) is not None:
+            policy_tables[policy.id] = (key, lines_of)
     lines = [
         f"# uptimed export of {user.username}, {datetime.now(UTC).isoformat(timespec='seconds')}",
         "# `uptimed import` reads it back; it could as well go into uptimed.toml.",
@@ -107,13 +141,16 @@ async def export(pool: asyncpg.Pool, registry: ChannelRegistry, username: str, *
         else "# Secrets are left out (uptimed export --secrets includes them): fill them in before importing.",
     ]
     for monitor in owned:
-        lines += ["", "[[monitors]]", *_table(_monitor_table(user.username, keys[monitor.id], monitor))]
-    hook_keys: set[str] = set()
+        policy_id = monitor.escalation_policy_id
+        policy_key = policy_tables[policy_id][0] if policy_id in policy_tables else None
+        lines += ["", "[[monitors]]", *_table(_monitor_table(user.username, keys[monitor.id], monitor, policy_key))]
+        if policy_id is not None and policy_key is None:
+            lines.append("# its escalation policy notifies no integration any more: left out")
     for hook in hooks:
         config, left_out = _config(registry, hook, secrets=secrets)
         table: dict[str, Any] = {
             "owner": user.username,
-            "key": _key(hook.config_key or f"{hook.type}-{hook.id}", hook_keys),
+            "key": hook_keys[hook.id],
             "name": name_of(registry, hook),
             "type": hook.type,
         }
@@ -128,6 +165,8 @@ async def export(pool: asyncpg.Pool, registry: ChannelRegistry, username: str, *
             lines.append(f"# left out, secret: {', '.join(left_out)}")
         if reached == []:
             lines.append("# notifies about none of the monitors: `monitors` cannot say so, mind it after importing")
+    for _, policy_lines in policy_tables.values():
+        lines += policy_lines
     window_keys: set[str] = set()
     for window in windows:
         key = _key(window.config_key or window.name, window_keys)
@@ -187,6 +226,7 @@ class Imported:
     monitors: int
     integrations: int
     maintenance: int
+    escalation_policies: int
     users_created: list[str]
 
 
@@ -216,6 +256,7 @@ async def write(pool: asyncpg.Pool, registry: ChannelRegistry, declared: Declare
         {s.owner for s in declared.monitors}
         | {s.owner for s in declared.integrations}
         | {s.owner for s in declared.maintenance}
+        | {s.owner for s in declared.escalation_policies}
     )
     async with pool.acquire() as conn, conn.transaction():
         created = await conn.fetch(
@@ -235,10 +276,12 @@ async def write(pool: asyncpg.Pool, registry: ChannelRegistry, declared: Declare
             fields = MonitorFields.model_validate(spec.model_dump(include=set(MonitorFields.model_fields)))
             made = await monitors.create(conn, owner_ids[spec.owner], fields)
             ids[(spec.owner, spec.stable_key)] = made.id
+        hook_ids: dict[tuple[str, str], int] = {}
         for config in configs:
             hook = await integrations.create(
                 conn, owner_ids[config.owner], config.type, config.config, name=config.name, enabled=config.enabled
             )
+            hook_ids[(config.owner, config.key)] = hook.id
             for key in config.monitor_keys or []:
                 await conn.execute(
                     "INSERT INTO monitor_integrations (monitor_id, integration_id) VALUES ($1, $2)",
@@ -253,12 +296,41 @@ async def write(pool: asyncpg.Pool, registry: ChannelRegistry, declared: Declare
                 }
             )
             await maintenance.create(conn, owner_ids[window.owner], fields_in)
-    result = Imported(len(declared.monitors), len(configs), len(declared.maintenance), [r["username"] for r in created])
+        policy_ids: dict[tuple[str, str], int] = {}
+        for policy in declared.escalation_policies:
+            steps = [
+                StepFields(
+                    name=step.name,
+                    after=step.after,
+                    # A key listed twice is one integration notified once.
+                    integrations=list(dict.fromkeys(hook_ids[(policy.owner, key)] for key in step.integrations)),
+                )
+                for step in policy.steps
+            ]
+            fields_of = PolicyFields(name=policy.name, steps=steps, repeat_every=policy.repeat_every)
+            policy_ids[(policy.owner, policy.key)] = await escalation_policies.insert(
+                conn, owner_ids[policy.owner], fields_of
+            )
+        for spec in declared.monitors:
+            if spec.escalation_policy is not None:
+                await conn.execute(
+                    "UPDATE monitors SET escalation_policy_id = $1 WHERE id = $2",
+                    policy_ids[(spec.owner, spec.escalation_policy)],
+                    ids[(spec.owner, spec.stable_key)],
+                )
+    result = Imported(
+        len(declared.monitors),
+        len(configs),
+        len(declared.maintenance),
+        len(declared.escalation_policies),
+        [r["username"] for r in created],
+    )
     log.info(
         "config.imported",
         monitors=result.monitors,
         integrations=result.integrations,
         maintenance=result.maintenance,
+        escalation_policies=result.escalation_policies,
         users_created=result.users_created,
     )
     return result

@@ -126,17 +126,22 @@ def _steps(fields: PolicyFields) -> list[tuple[str, float, Sequence[int]]]:
     return [(step.name, step.after, step.integrations) for step in fields.steps]
 
 
+async def insert(conn: Connection, owner_id: int, fields: PolicyFields) -> int:
+    """Store a policy whose integrations were checked to be the owner's, inside the caller's transaction; its id."""
+    policy_id: int = await conn.fetchval(
+        "INSERT INTO escalation_policies (owner_id, name, repeat_every_s) VALUES ($1, $2, $3) RETURNING id",
+        owner_id,
+        fields.name,
+        fields.repeat_every,
+    )
+    await _write_steps(conn, policy_id, _steps(fields))
+    return policy_id
+
+
 async def create(pool: asyncpg.Pool, owner_id: int, fields: PolicyFields) -> StoredPolicy:
     """Store a policy whose integrations were checked to be the owner's."""
     async with pool.acquire() as conn, conn.transaction():
-        policy_id = await conn.fetchval(
-            "INSERT INTO escalation_policies (owner_id, name, repeat_every_s) VALUES ($1, $2, $3) RETURNING id",
-            owner_id,
-            fields.name,
-            fields.repeat_every,
-        )
-        await _write_steps(conn, policy_id, _steps(fields))
-        found = await get_owned(conn, owner_id, policy_id)
+        found = await get_owned(conn, owner_id, await insert(conn, owner_id, fields))
     assert found is not None
     return found
 
