@@ -3,7 +3,7 @@
 -- applies the steps of migrations/ a database lacks, and a test keeps this
 -- file equal to what the steps build. A schema change goes in both: see
 -- migrations/README.md. The version is that of the last step.
--- schema-version: 10
+-- schema-version: 11
 
 CREATE TABLE IF NOT EXISTS schema_version (
     version     integer PRIMARY KEY,
@@ -344,6 +344,18 @@ CREATE TABLE IF NOT EXISTS sign_in_challenges (
     expires_at  timestamptz NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sign_in_challenges_expiry ON sign_in_challenges (expires_at);
+
+-- One row per failed sign-in for each thing it counts against: the
+-- (username, address) pair, the username, the address; only a SHA-256 of the
+-- key is kept. Every process counts the same failures (uptimed/web/auth.py);
+-- rows older than the window are deleted as new failures arrive.
+CREATE TABLE IF NOT EXISTS sign_in_failures (
+    scope     text NOT NULL CHECK (scope IN ('pair', 'username', 'address')),
+    key_hash  bytea NOT NULL,
+    at        timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS sign_in_failures_key ON sign_in_failures (scope, key_hash, at);
+CREATE INDEX IF NOT EXISTS sign_in_failures_at ON sign_in_failures (at);
 
 -- A user's public status page (opt-in): shown at /status/<slug> without
 -- sign-in, with only the monitors listed here.

@@ -98,20 +98,29 @@ class Site:
         return person
 
 
+def app_for(pool: asyncpg.Pool, settings: Settings, http: httpx.AsyncClient) -> Any:
+    """The API and the pages over these connections, as a process of the daemon builds them."""
+
+    async def readiness() -> dict[str, bool]:
+        return {"postgresql": True}
+
+    return create_app(
+        pool=pool,
+        registry=default_registry(),
+        settings=settings,
+        http=http,
+        readiness=readiness,
+        policy=policy_for(settings),
+    )
+
+
 @pytest.fixture
 async def site(stack: Stack) -> AsyncIterator[Site]:
     settings = stack.settings(probe={"regions": REGIONS}, notify={"delivery_timeout": 5})
     pool = await connect(DatabaseSettings(dsn=stack.dsn))
     policy = policy_for(settings)
     http = delivery_client(timeout=5.0, policy=policy, per_destination=settings.notify.connections_per_destination)
-
-    async def readiness() -> dict[str, bool]:
-        return {"postgresql": True}
-
-    app = create_app(
-        pool=pool, registry=default_registry(), settings=settings, http=http, readiness=readiness, policy=policy
-    )
-    state = Site(app=app, pool=pool, settings=settings, http=http)
+    state = Site(app=app_for(pool, settings, http), pool=pool, settings=settings, http=http)
     yield state
     for client in state.clients:
         await client.aclose()

@@ -7,8 +7,9 @@ username locks it only for themselves. Beside it, caps per username (all
 addresses together) and per address (all usernames) stop guessing spread
 wide. A username no account can have (over 64 characters, or characters a
 username never holds) is refused at once: never counted, never logged.
-The counts live in memory in :class:`SignInThrottle`, which is bounded and
-forgets what is older than the window (per process).
+:class:`SignInThrottle` counts in PostgreSQL (``sign_in_failures``, hashed
+keys), so every process of a cluster counts the same failures; what is older
+than the window is deleted as new failures arrive.
 
 With two-factor sign-in on, a right password leads to a second page asking
 for the authenticator's code or a recovery code (``/login/verify``); five
@@ -18,10 +19,7 @@ wrong codes, or five minutes, and the password has to be entered again.
 from __future__ import annotations
 
 import re
-import time
-from collections import OrderedDict, deque
-from collections.abc import Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import structlog
@@ -30,7 +28,7 @@ from fastapi.responses import RedirectResponse
 
 from uptimed import passwords
 from uptimed.rules import accounts
-from uptimed.store import sign_in_challenges, users, web_sessions
+from uptimed.store import PoolOrConnection, sign_in_challenges, sign_in_failures, users, web_sessions
 from uptimed.web.context import Context
 from uptimed.web.session import (
     SESSION_COOKIE,
@@ -57,8 +55,6 @@ MAX_FAILURES_PER_USERNAME = 100
 MAX_FAILURES_PER_ADDRESS = 50
 """Of every username together: one address spraying a password over many usernames."""
 FAILURE_WINDOW_S = 600.0
-MAX_TRACKED = 10_000
-"""Keys each count keeps at most; beyond it the longest quiet ones are forgotten first."""
 SIGN_IN_TOKEN_AGE_S = 3600
 CHALLENGE_COOKIE = "uptimed_2fa"
 CHALLENGE_LIFETIME_S = 300
@@ -68,90 +64,42 @@ USERNAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 """What the users table allows: any other name belongs to nobody."""
 
 
-@dataclass
-class FailureCount:
-    """Failures per key within a window: at most ``limit`` kept per key and ``max_keys`` keys, oldest forgotten."""
-
-    limit: int
-    window_s: float = FAILURE_WINDOW_S
-    max_keys: int = MAX_TRACKED
-    _keys: OrderedDict[Hashable, deque[float]] = field(default_factory=OrderedDict)
-
-    def recent(self, key: Hashable, now: float) -> deque[float]:
-        found = self._keys.get(key)
-        if found is None:
-            return deque(maxlen=self.limit)
-        while found and found[0] <= now - self.window_s:
-            found.popleft()
-        return found
-
-    def locked_for(self, key: Hashable, now: float) -> float | None:
-        """Seconds until ``key`` may try again, or None when it may now."""
-        recent = self.recent(key, now)
-        return recent[0] + self.window_s - now if len(recent) >= self.limit else None
-
-    def add(self, key: Hashable, now: float) -> bool:
-        """Count a failure of ``key``; True when it just reached the limit."""
-        recent = self._keys.pop(key, None)
-        if recent is None:
-            recent = deque(maxlen=self.limit)
-        while recent and recent[0] <= now - self.window_s:
-            recent.popleft()
-        recent.append(now)
-        self._keys[key] = recent  # the most recent last
-        self._forget(now)
-        return len(recent) == self.limit
-
-    def clear(self, key: Hashable) -> None:
-        self._keys.pop(key, None)
-
-    def _forget(self, now: float) -> None:
-        while self._keys:
-            key, oldest = next(iter(self._keys.items()))
-            if len(self._keys) <= self.max_keys and oldest and oldest[-1] > now - self.window_s:
-                break
-            del self._keys[key]
-
-    def __len__(self) -> int:
-        return len(self._keys)
+_LOCKED_BY = {"pair": "username and address", "username": "username", "address": "address"}
 
 
-@dataclass
+@dataclass(frozen=True)
 class SignInThrottle:
-    """The failed sign-ins this process has seen, by (username, address), username and address."""
+    """Failed sign-ins by (username, address), username and address: how many lock each, within what window."""
 
-    pair: FailureCount = field(default_factory=lambda: FailureCount(MAX_FAILURES))
-    username: FailureCount = field(default_factory=lambda: FailureCount(MAX_FAILURES_PER_USERNAME))
-    address: FailureCount = field(default_factory=lambda: FailureCount(MAX_FAILURES_PER_ADDRESS))
+    per_pair: int = MAX_FAILURES
+    per_username: int = MAX_FAILURES_PER_USERNAME
+    per_address: int = MAX_FAILURES_PER_ADDRESS
+    window_s: float = FAILURE_WINDOW_S
 
-    def locked_for(self, username: str, address: str, now: float) -> float | None:
-        waits = [
-            self.pair.locked_for((username, address), now),
-            self.username.locked_for(username, now),
-            self.address.locked_for(address, now),
+    def _keys(self, username: str, address: str) -> list[sign_in_failures.Key]:
+        return [
+            ("pair", sign_in_failures.key_hash(f"{username} {address}"), self.per_pair),
+            ("username", sign_in_failures.key_hash(username), self.per_username),
+            ("address", sign_in_failures.key_hash(address), self.per_address),
         ]
-        found = [w for w in waits if w is not None]
-        return max(found) if found else None
 
-    def fail(self, username: str, address: str, now: float) -> None:
-        reached = [
-            name
-            for name, count, key in (
-                ("username and address", self.pair, (username, address)),
-                ("username", self.username, username),
-                ("address", self.address, address),
-            )
-            if count.add(key, now)
-        ]
+    async def locked_for(self, conn: PoolOrConnection, username: str, address: str) -> float | None:
+        """Seconds until this username may try again from this address, or None when it may now."""
+        return await sign_in_failures.locked_for(conn, self._keys(username, address), self.window_s)
+
+    async def fail(self, conn: PoolOrConnection, username: str, address: str) -> None:
+        reached = await sign_in_failures.fail(conn, self._keys(username, address), self.window_s)
         if reached:  # once, when a lock begins: never a line per refused attempt
-            log.warning("web.sign_in_locked", username=username, client=address, by=reached)
+            log.warning(
+                "web.sign_in_locked", username=username, client=address, by=[_LOCKED_BY[scope] for scope in reached]
+            )
 
-    def succeed(self, username: str, address: str) -> None:
-        self.pair.clear((username, address))
+    async def succeed(self, conn: PoolOrConnection, username: str, address: str) -> None:
+        await sign_in_failures.clear(conn, "pair", sign_in_failures.key_hash(f"{username} {address}"))
 
 
 def throttle_of_app(app: Any) -> SignInThrottle:
-    """The app's throttle (one per process, as the app is)."""
+    """The app's throttle: its limits (the counts are in the database)."""
     state = app.state
     if not hasattr(state, "sign_in_throttle"):
         state.sign_in_throttle = SignInThrottle()
@@ -236,8 +184,8 @@ async def sign_in(request: Request, context: Context) -> Response:
         raise forgery()
     if not USERNAME.fullmatch(username):
         return _wrong(request, context, next_path, "")  # nobody's name: not counted, not logged, not shown again
-    throttle, address, now = throttle_of(request), client_address(request), time.monotonic()
-    wait = throttle.locked_for(username, address, now)
+    throttle, address = throttle_of(request), client_address(request)
+    wait = await throttle.locked_for(context.pool, username, address)
     if wait is not None:
         log.debug("web.sign_in_throttled", username=username, client=address)
         return _sign_in_page(
@@ -251,10 +199,10 @@ async def sign_in(request: Request, context: Context) -> Response:
     found = await users.get_with_password_hash(context.pool, username)
     user, stored = found if found else (None, None)
     if not await passwords.verify_async(password, stored) or user is None:
-        throttle.fail(username, address, now)
+        await throttle.fail(context.pool, username, address)
         log.info("web.sign_in_failed", username=username, client=address)
         return _wrong(request, context, next_path, username)
-    throttle.succeed(username, address)
+    await throttle.succeed(context.pool, username, address)
     if not await accounts.has_second_factor(context.pool, user.id):
         return await _signed_in(request, context, user.id, next_path)
     challenge = await sign_in_challenges.create(context.pool, user.id, next_path, lifetime_s=CHALLENGE_LIFETIME_S)
