@@ -271,31 +271,13 @@ async def write(pool: asyncpg.Pool, registry: ChannelRegistry, declared: Declare
             r["username"]: r["id"]
             for r in await conn.fetch("SELECT username, id FROM users WHERE username = ANY($1::text[])", owners)
         }
-        ids: dict[tuple[str, str], int] = {}
-        for spec in declared.monitors:
-            fields = MonitorFields.model_validate(spec.model_dump(include=set(MonitorFields.model_fields)))
-            made = await monitors.create(conn, owner_ids[spec.owner], fields)
-            ids[(spec.owner, spec.stable_key)] = made.id
+        # Integrations first, then the policies that name them, then the monitors with their policy; routing last.
         hook_ids: dict[tuple[str, str], int] = {}
         for config in configs:
             hook = await integrations.create(
                 conn, owner_ids[config.owner], config.type, config.config, name=config.name, enabled=config.enabled
             )
             hook_ids[(config.owner, config.key)] = hook.id
-            for key in config.monitor_keys or []:
-                await conn.execute(
-                    "INSERT INTO monitor_integrations (monitor_id, integration_id) VALUES ($1, $2)",
-                    ids[(config.owner, key)],
-                    hook.id,
-                )
-        for window in declared.maintenance:
-            fields_in = MaintenanceIn.model_validate(
-                {
-                    **window.model_dump(include=set(MaintenanceFields.model_fields)),
-                    "monitor_ids": [ids[(window.owner, key)] for key in window.monitors],
-                }
-            )
-            await maintenance.create(conn, owner_ids[window.owner], fields_in)
         policy_ids: dict[tuple[str, str], int] = {}
         for policy in declared.escalation_policies:
             steps = [
@@ -311,13 +293,31 @@ async def write(pool: asyncpg.Pool, registry: ChannelRegistry, declared: Declare
             policy_ids[(policy.owner, policy.key)] = await escalation_policies.insert(
                 conn, owner_ids[policy.owner], fields_of
             )
+        ids: dict[tuple[str, str], int] = {}
         for spec in declared.monitors:
-            if spec.escalation_policy is not None:
+            fields = MonitorFields.model_validate(
+                {
+                    **spec.model_dump(include=set(MonitorFields.model_fields)),
+                    "escalation_policy_id": policy_ids.get((spec.owner, spec.escalation_policy or "")),
+                }
+            )
+            made = await monitors.create(conn, owner_ids[spec.owner], fields)
+            ids[(spec.owner, spec.stable_key)] = made.id
+        for config in configs:
+            for key in config.monitor_keys or []:
                 await conn.execute(
-                    "UPDATE monitors SET escalation_policy_id = $1 WHERE id = $2",
-                    policy_ids[(spec.owner, spec.escalation_policy)],
-                    ids[(spec.owner, spec.stable_key)],
+                    "INSERT INTO monitor_integrations (monitor_id, integration_id) VALUES ($1, $2)",
+                    ids[(config.owner, key)],
+                    hook_ids[(config.owner, config.key)],
                 )
+        for window in declared.maintenance:
+            fields_in = MaintenanceIn.model_validate(
+                {
+                    **window.model_dump(include=set(MaintenanceFields.model_fields)),
+                    "monitor_ids": [ids[(window.owner, key)] for key in window.monitors],
+                }
+            )
+            await maintenance.create(conn, owner_ids[window.owner], fields_in)
     result = Imported(
         len(declared.monitors),
         len(configs),

@@ -78,7 +78,7 @@ class SignInThrottle:
 
     def _keys(self, username: str, address: str) -> list[sign_in_failures.Key]:
         return [
-            ("pair", sign_in_failures.key_hash(f"{username} {address}"), self.per_pair),
+            ("pair", _pair_hash(username, address), self.per_pair),
             ("username", sign_in_failures.key_hash(username), self.per_username),
             ("address", sign_in_failures.key_hash(address), self.per_address),
         ]
@@ -95,7 +95,11 @@ class SignInThrottle:
             )
 
     async def succeed(self, conn: PoolOrConnection, username: str, address: str) -> None:
-        await sign_in_failures.clear(conn, "pair", sign_in_failures.key_hash(f"{username} {address}"))
+        await sign_in_failures.clear(conn, "pair", _pair_hash(username, address))
+
+
+def _pair_hash(username: str, address: str) -> bytes:
+    return sign_in_failures.key_hash(f"{username} {address}")  # a username holds no space
 
 
 def throttle_of_app(app: Any) -> SignInThrottle:
